@@ -1,0 +1,35 @@
+# Two entry points on a fresh machine with Python >= 3.10:
+#   make demo   install into .venv, then run the whole workflow on the bundled demo scene (CPU)
+#   make test   install into .venv (with test extras), then run the test suite
+# GPU users: create .venv and install the CUDA torch build from pytorch.org first; `make` keeps it.
+PYTHON ?= python3
+VENV   ?= .venv
+TORCH  ?= torch==2.13.0
+CORES  ?= 2
+BIN    := $(VENV)/bin
+
+.PHONY: install demo test bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install --quiet "$(TORCH)"
+	$(BIN)/pip install --quiet -e ".[test]"
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	$(BIN)/snakemake --cores $(CORES)
+	$(BIN)/snakemake --report results/report.html
+
+test: install
+	$(BIN)/python -m pytest
+
+bench: install
+	for b in bench/*.py; do $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf results logs benchmarks .snakemake

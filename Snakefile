@@ -1,0 +1,27 @@
+# matchforge: photos -> SfM -> aligned depth -> MegaDepth-format datasets -> trained models.
+# Run: snakemake --cores 2            (demo scene, CPU; the default profile is profiles/default)
+#      snakemake --cores 16 --resources gpu=4
+#      snakemake --workflow-profile slurm
+from snakemake.utils import min_version
+
+min_version("9.1")
+
+
+configfile: "config/config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/sfm.smk"
+include: "rules/depth.smk"
+include: "rules/dataset.smk"
+include: "rules/loftr.smk"
+include: "rules/posfeat.smk"
+include: "rules/shiftfocal.smk"
+include: "rules/report.smk"
+
+
+rule all:
+    input:
+        all_targets,
+    default_target: True
+    localrule: True

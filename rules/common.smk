@@ -1,0 +1,34 @@
+# Shared helpers: config validation, per-scene options, the CLI command, and the default targets.
+import sys
+from pathlib import Path
+
+from snakemake.utils import validate
+
+from matchforge.conf import scene_conf, to_json
+from matchforge.workflow import validate_config
+
+# The matchforge CLI of the environment that runs Snakemake (works without activating the venv).
+MF = f"{sys.executable} -m matchforge"
+SCHEMAS = Path(workflow.basedir) / "workflow" / "schemas"
+
+validate(config, schema=SCHEMAS / "config.schema.yaml")
+validate_config(config, SCHEMAS)  # stage defaults filled in; per-scene overrides checked by name
+
+SCENES = list(config["scenes"])
+
+
+wildcard_constraints:
+    scene="|".join(SCENES) if SCENES else "(?!)",
+
+
+def stage_params(stage):
+    """params: value: the merged options of `stage` for the job's scene, as canonical JSON."""
+    return lambda wc: to_json(scene_conf(config, wc.scene, stage))
+
+
+# Each rules/*.smk registers what `rule all` builds for its stage family: TARGETS[name] = fn() -> list.
+TARGETS = {}
+
+
+def all_targets(wildcards):
+    return [path for name in TARGETS for path in TARGETS[name]()]

@@ -1,0 +1,1 @@
+# dataset rules: see issue / docs/dataset.md (filled in by the stage's owner)

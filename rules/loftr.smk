@@ -1,0 +1,1 @@
+# loftr rules: see issue / docs/loftr.md (filled in by the stage's owner)

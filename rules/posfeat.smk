@@ -1,0 +1,1 @@
+# posfeat rules: see issue / docs/posfeat.md (filled in by the stage's owner)

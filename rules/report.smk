@@ -1,0 +1,1 @@
+# report rules: see issue / docs/report.md (filled in by the stage's owner)

@@ -1,0 +1,51 @@
+# SfM: photos -> undistorted PINHOLE COLMAP model. A checkpoint, because later stages fan out over
+# the registered images, whose number is known only afterwards.
+
+
+def sfm_inputs(wc):
+    scene = config["scenes"][wc.scene]
+    inputs = {"images": scene["images"]}
+    colmap = scene.get("colmap") or {}
+    inputs.update({k: colmap[k] for k in ("sparse", "database") if colmap.get(k)})
+    return inputs
+
+
+def sfm_existing(wc):
+    return to_json(config["scenes"][wc.scene].get("colmap") or {})
+
+
+checkpoint sfm:
+    input:
+        unpack(sfm_inputs),
+    output:
+        sparse=directory("results/{scene}/sfm/sparse"),
+        images=directory("results/{scene}/sfm/images"),
+        stats="results/{scene}/sfm/stats.json",
+    params:
+        conf=stage_params("sfm"),
+        existing=sfm_existing,
+        work="results/{scene}/sfm/work",
+    log:
+        "logs/{scene}/sfm.log",
+    benchmark:
+        "benchmarks/{scene}/sfm.tsv"
+    threads: workflow.cores
+    resources:
+        mem_mb=8000,
+    shell:
+        "{MF} sfm --scene {wildcards.scene} --images {input.images:q} --out results/{wildcards.scene}/sfm"
+        " --conf {params.conf:q} --existing {params.existing:q} --num-threads {threads} > {log:q} 2>&1"
+
+
+def sfm_outputs(scene):
+    """Outputs of the SfM checkpoint for `scene` (raises IncompleteCheckpointException until it ran)."""
+    return checkpoints.sfm.get(scene=scene).output
+
+
+def registered_stems(scene):
+    """Stems of the undistorted images of `scene`, known once its SfM checkpoint has run."""
+    images = Path(sfm_outputs(scene).images)
+    return sorted(p.stem for p in images.iterdir() if p.is_file())
+
+
+TARGETS["sfm"] = lambda: expand("results/{scene}/sfm/stats.json", scene=SCENES)

@@ -1,0 +1,1 @@
+# shiftfocal rules: see issue / docs/shiftfocal.md (filled in by the stage's owner)

@@ -1,0 +1,69 @@
+"""Config validation used by the Snakefile (and by the CLI for ``--conf`` files).
+
+The top-level schema (``workflow/schemas/config.schema.yaml``) checks the shape of the config; each
+stage section ``X`` is then checked, and its defaults filled in, by ``workflow/schemas/X.schema.yaml``.
+Per-scene overrides (``scenes.<name>.X``) are merged over the section and checked with the same
+schema, so a typo in one scene's options fails with that scene's name in the message.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping, MutableMapping
+
+import jsonschema
+import yaml
+
+from matchforge.conf import deep_merge
+from matchforge.errors import MatchforgeError
+
+# Stages whose options a scene may override.
+SCENE_STAGES = ("sfm", "depth", "scene_info")
+
+
+def _with_defaults(cls):
+    validate_properties = cls.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for name, sub in properties.items():
+                if isinstance(sub, dict) and "default" in sub and name not in instance:
+                    instance[name] = sub["default"]
+        yield from validate_properties(validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(cls, {"properties": set_defaults})
+
+
+DefaultFillingValidator = _with_defaults(jsonschema.Draft202012Validator)
+
+
+def load_schema(path: str | Path) -> dict[str, Any]:
+    return yaml.safe_load(Path(path).read_text())
+
+
+def check(instance: MutableMapping[str, Any], schema: Mapping[str, Any], where: str) -> None:
+    """Validate ``instance`` in place (filling defaults); raise one readable error naming ``where``."""
+    errors = sorted(DefaultFillingValidator(schema).iter_errors(instance), key=lambda e: list(e.absolute_path))
+    if errors:
+        err = errors[0]
+        key = ".".join(str(p) for p in err.absolute_path) or "(top level)"
+        raise MatchforgeError(
+            f"invalid config at {where}.{key}: {err.message}" if key != "(top level)" else f"invalid config at {where}: {err.message}",
+            fix=f"edit config/config.yaml ({where}); options and defaults are listed in config/README.md",
+        )
+
+
+def validate_config(config: MutableMapping[str, Any], schema_dir: str | Path) -> None:
+    """Fill stage defaults in ``config`` and check every scene's merged overrides."""
+    schema_dir = Path(schema_dir)
+    for stage_schema in sorted(schema_dir.glob("*.schema.yaml")):
+        stage = stage_schema.name.removesuffix(".schema.yaml")
+        if stage == "config":
+            continue
+        schema = load_schema(stage_schema)
+        section = config.setdefault(stage, {})
+        check(section, schema, stage)
+        if stage in SCENE_STAGES:
+            for scene, scene_entry in (config.get("scenes") or {}).items():
+                if scene_entry.get(stage):
+                    check(deep_merge(section, scene_entry[stage]), schema, f"scenes.{scene}.{stage}")

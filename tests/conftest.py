@@ -1,0 +1,55 @@
+"""Shared test fixtures: where the repo and the real data are, and the demo scene's SfM (computed once)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+# CI clones the repo with shared/ beside it; MATCHFORGE_SHARED_DATA overrides.
+SHARED_DATA = Path(os.environ.get("MATCHFORGE_SHARED_DATA", REPO.parent / "shared" / "data"))
+DEMO_IMAGES = REPO / "resources" / "demo" / "sacre_coeur" / "images"
+
+
+def shared(*parts: str) -> Path:
+    """Path under the shared real-data folder; skips the test with a reason when it is absent."""
+    p = SHARED_DATA.joinpath(*parts)
+    if not p.exists():
+        pytest.skip(f"real test data not found: {p} (set MATCHFORGE_SHARED_DATA)")
+    return p
+
+
+@pytest.fixture(scope="session")
+def demo_sfm(tmp_path_factory) -> Path:
+    """SfM of the demo scene (sacre_coeur) with the shipped config's options, run once per session.
+
+    Returns the folder holding ``sparse/``, ``images/`` and ``stats.json`` (DESIGN.md layout).
+    Set MATCHFORGE_DEMO_SFM to an existing such folder to skip the computation while developing.
+    """
+    if os.environ.get("MATCHFORGE_DEMO_SFM"):
+        return Path(os.environ["MATCHFORGE_DEMO_SFM"])
+    from matchforge.conf import scene_conf
+    from matchforge.sfm.reconstruct import main as sfm_main
+    from matchforge.workflow import validate_config
+    import yaml
+
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    validate_config(config, REPO / "workflow" / "schemas")
+    out = tmp_path_factory.mktemp("demo") / "sacre_coeur" / "sfm"
+    sfm_main(scene_conf(config, "sacre_coeur", "sfm"), DEMO_IMAGES, out, scene="sacre_coeur")
+    return out
+
+
+@pytest.fixture
+def clean_copy(tmp_path):
+    """Copy a folder into tmp_path (for tests that modify their inputs)."""
+
+    def _copy(src: Path, name: str | None = None) -> Path:
+        dst = tmp_path / (name or src.name)
+        shutil.copytree(src, dst)
+        return dst
+
+    return _copy
