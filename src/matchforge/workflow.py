@@ -67,3 +67,17 @@ def validate_config(config: MutableMapping[str, Any], schema_dir: str | Path) ->
             for scene, scene_entry in (config.get("scenes") or {}).items():
                 if scene_entry.get(stage):
                     check(deep_merge(section, scene_entry[stage]), schema, f"scenes.{scene}.{stage}")
+
+
+SCHEMA_DIR = Path(__file__).resolve().parents[2] / "workflow" / "schemas"
+
+
+def with_defaults(stage: str, conf: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """``conf`` checked against ``workflow/schemas/<stage>.schema.yaml`` with its defaults filled in.
+
+    The schema is the single place where option defaults live; the CLI and ``main`` functions use
+    this so that a stage run by hand behaves exactly like the workflow's job.
+    """
+    out = deep_merge(conf or {}, {})
+    check(out, load_schema(SCHEMA_DIR / f"{stage}.schema.yaml"), stage)
+    return out

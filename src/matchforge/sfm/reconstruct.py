@@ -1,0 +1,239 @@
+"""Photos -> COLMAP sparse model -> undistorted PINHOLE model, with pycolmap (CPU or CUDA).
+
+Outputs in ``out`` (DESIGN.md): ``sparse/`` (binary PINHOLE model), ``images/`` (the undistorted
+images it refers to), ``stats.json``. Intermediate files (database, distorted models, staged photos)
+stay in ``out/work/`` for inspection and reuse.
+
+A scene may reuse an existing COLMAP project (``existing``): a sparse model (distorted, or already
+undistorted) and/or a database with features and matches.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import pycolmap
+
+from matchforge.conf import load_conf
+from matchforge.errors import MatchforgeError
+from matchforge.workflow import with_defaults
+from matchforge.sfm.inputs import StagedImages, stage_images
+
+logger = logging.getLogger(__name__)
+
+CAMERA_MODES = {"auto": pycolmap.CameraMode.AUTO, "single": pycolmap.CameraMode.SINGLE,
+                "per_folder": pycolmap.CameraMode.PER_FOLDER, "per_image": pycolmap.CameraMode.PER_IMAGE}
+
+
+def choose_matcher(conf: dict[str, Any], num_images: int, has_gps: bool) -> str:
+    """The matcher ``auto`` resolves to: exhaustive for small scenes, else spatial (GPS), vocab tree, sequential."""
+    if conf["matcher"] != "auto":
+        return conf["matcher"]
+    if num_images <= conf["exhaustive_max_images"]:
+        return "exhaustive"
+    if has_gps:
+        return "spatial"
+    return "vocab_tree" if conf["vocab_tree_path"] else "sequential"
+
+
+def extract_and_match(conf: dict[str, Any], database: Path, images: StagedImages, scene: str) -> str:
+    """SIFT features and geometrically verified matches into ``database``; returns the matcher used."""
+    device = pycolmap.Device.cuda if conf["use_gpu"] else pycolmap.Device.cpu
+    reader = pycolmap.ImageReaderOptions()
+    reader.camera_model = conf["camera_model"]
+    extraction = pycolmap.FeatureExtractionOptions()
+    extraction.max_image_size = conf["max_image_size"]
+    extraction.num_threads = conf["num_threads"]
+    extraction.use_gpu = conf["use_gpu"]
+    extraction.sift.max_num_features = conf["max_num_features"]
+    t = time.time()
+    pycolmap.extract_features(database, images.folder, image_names=images.names,
+                              camera_mode=CAMERA_MODES[conf["camera_mode"]], reader_options=reader,
+                              extraction_options=extraction, device=device)
+    logger.info("extracted features of %d images in %.1f s", len(images.names), time.time() - t)
+
+    matching = pycolmap.FeatureMatchingOptions()
+    matching.max_num_matches = conf["max_num_matches"]
+    matching.num_threads = conf["num_threads"]
+    matching.use_gpu = conf["use_gpu"]
+    matcher = choose_matcher(conf, len(images.names), images.has_gps)
+    t = time.time()
+    if matcher == "exhaustive":
+        pycolmap.match_exhaustive(database, matching_options=matching, device=device)
+    elif matcher == "sequential":
+        pairing = pycolmap.SequentialPairingOptions()
+        pairing.overlap = conf["sequential_overlap"]
+        pycolmap.match_sequential(database, matching_options=matching, pairing_options=pairing, device=device)
+    elif matcher == "spatial":
+        pycolmap.match_spatial(database, matching_options=matching, device=device)
+    elif matcher == "vocab_tree":
+        if not conf["vocab_tree_path"] or not Path(conf["vocab_tree_path"]).exists():
+            raise MatchforgeError("matcher 'vocab_tree' needs a vocabulary tree file", scene=scene,
+                                  path=conf["vocab_tree_path"],
+                                  fix="set sfm.vocab_tree_path to a COLMAP vocabulary tree (.bin), or use matcher: sequential")
+        pairing = pycolmap.VocabTreePairingOptions()
+        pairing.vocab_tree_path = str(conf["vocab_tree_path"])
+        pycolmap.match_vocabtree(database, matching_options=matching, pairing_options=pairing, device=device)
+    logger.info("%s matching in %.1f s", matcher, time.time() - t)
+    return matcher
+
+
+def map_scene(conf: dict[str, Any], database: Path, image_dir: Path, out: Path) -> dict[int, pycolmap.Reconstruction]:
+    """Incremental or global mapping; returns all models found (possibly several, possibly none)."""
+    out.mkdir(parents=True, exist_ok=True)
+    if conf["mapper"] == "global":
+        options = pycolmap.GlobalPipelineOptions()
+        options.min_num_matches = conf["min_num_matches"]
+        options.num_threads = conf["num_threads"]
+        options.random_seed = conf["seed"]
+        return pycolmap.global_mapping(database, image_dir, out, options=options)
+    options = pycolmap.IncrementalPipelineOptions()
+    options.min_num_matches = conf["min_num_matches"]
+    options.num_threads = conf["num_threads"]
+    options.random_seed = conf["seed"]
+    options.ba_global_function_tolerance = conf["ba_global_function_tolerance"]
+    return pycolmap.incremental_mapping(database, image_dir, out, options=options)
+
+
+def undistort(conf: dict[str, Any], model_dir: Path, image_dir: Path, out: Path) -> None:
+    """PINHOLE undistortion into ``out/sparse`` and ``out/images`` (replacing what was there)."""
+    tmp = out / "work" / "undistorted"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    options = pycolmap.UndistortCameraOptions()
+    options.max_image_size = conf["undistort_max_image_size"]
+    pycolmap.undistort_images(tmp, model_dir, image_dir, output_type="COLMAP", undistort_options=options)
+    for name in ("sparse", "images"):
+        if (out / name).exists():
+            shutil.rmtree(out / name)
+        shutil.move(tmp / name, out / name)
+    shutil.rmtree(tmp)
+
+
+def model_summary(rec: pycolmap.Reconstruction) -> dict[str, Any]:
+    return {"num_registered": rec.num_reg_images(), "num_points3D": rec.num_points3D(),
+            "mean_reprojection_error": rec.compute_mean_reprojection_error(),
+            "mean_track_length": rec.compute_mean_track_length(),
+            "mean_observations_per_image": rec.compute_mean_observations_per_reg_image()}
+
+
+def _copy_undistorted(rec: pycolmap.Reconstruction, image_dir: Path, out: Path, scene: str) -> None:
+    for cam in rec.cameras.values():
+        if cam.model.name not in ("PINHOLE", "SIMPLE_PINHOLE"):
+            raise MatchforgeError(f"colmap.undistorted is true but camera {cam.camera_id} is {cam.model.name}",
+                                  scene=scene, fix="set colmap.undistorted: false so that matchforge undistorts it")
+    for name in ("sparse", "images"):
+        if (out / name).exists():
+            shutil.rmtree(out / name)
+    (out / "sparse").mkdir(parents=True)
+    rec.write(out / "sparse")
+    for image in rec.images.values():
+        src = image_dir / image.name
+        if not src.exists():
+            raise MatchforgeError(f"the model refers to image '{image.name}' which is not in the images folder",
+                                  scene=scene, path=src, fix="point `images` at the folder the model was built from")
+        (out / "images" / image.name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src, out / "images" / image.name)
+
+
+def main(conf: dict[str, Any], images: str | Path, out: str | Path, scene: str = "scene",
+         existing: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Run SfM for one scene and write ``out/{sparse,images,stats.json}``; returns the stats.
+
+    Args:
+        conf: SfM options (see ``workflow/schemas/sfm.schema.yaml``); missing keys take the defaults.
+        images: folder of photos (searched recursively).
+        out: output folder, ``results/{scene}/sfm`` in the workflow.
+        scene: scene name, for messages.
+        existing: optional ``{"sparse": dir, "database": file, "undistorted": bool}`` to reuse a COLMAP project.
+    """
+    conf = with_defaults("sfm", conf)
+    images, out = Path(images), Path(out)
+    existing = existing or {}
+    start = time.time()
+    pycolmap.set_random_seed(conf["seed"])
+    if not images.is_dir():
+        raise MatchforgeError("the images folder does not exist", scene=scene, path=images,
+                              fix="set scenes.<scene>.images in config/config.yaml to a folder of photos")
+    work = out / "work"
+    work.mkdir(parents=True, exist_ok=True)
+    stats: dict[str, Any] = {"scene": scene, "pycolmap": pycolmap.__version__, "options": conf}
+
+    if existing.get("sparse"):
+        sparse = Path(existing["sparse"])
+        if not sparse.is_dir():
+            raise MatchforgeError("the existing sparse model folder does not exist", scene=scene, path=sparse,
+                                  fix="fix scenes.<scene>.colmap.sparse")
+        rec = pycolmap.Reconstruction(sparse)
+        stats.update(source="existing sparse model", num_images=rec.num_images(), skipped=[], models=[])
+        if existing.get("undistorted"):
+            _copy_undistorted(rec, images, out, scene)
+        else:
+            undistort(conf, sparse, images, out)
+    else:
+        staged = stage_images(images, work / "input")
+        stats.update(num_images=staged.num_found, skipped=staged.skipped, rotated_from_exif=staged.rotated)
+        if not staged.names:
+            raise MatchforgeError(f"no readable photos ({staged.num_found} image files found, "
+                                  f"{len(staged.skipped)} skipped)", scene=scene, path=images,
+                                  fix="put JPEG/PNG photos of the scene in this folder (see stats.json for skipped files)")
+        if len(staged.names) < 2:
+            raise MatchforgeError(f"only {len(staged.names)} readable photo; SfM needs at least 2 overlapping photos",
+                                  scene=scene, path=images, fix="add more photos of the scene taken from different positions")
+        database = work / "database.db"
+        if existing.get("database"):
+            shutil.copy2(existing["database"], database)
+            stats["matcher"] = "existing database"
+        else:
+            database.unlink(missing_ok=True)
+            stats["matcher"] = extract_and_match(conf, database, staged, scene)
+        distorted = work / "distorted"
+        if distorted.exists():
+            shutil.rmtree(distorted)
+        t = time.time()
+        models = map_scene(conf, database, staged.folder, distorted)
+        logger.info("%s mapping: %d model(s) in %.1f s", conf["mapper"], len(models), time.time() - t)
+        if not models or max(m.num_reg_images() for m in models.values()) < 2:
+            raise MatchforgeError(
+                f"no model could be built: none of the {len(staged.names)} photos registered "
+                f"(not enough overlapping views or matches)", scene=scene, path=images,
+                fix="use photos that overlap (each scene point seen from several positions), try sfm.matcher: "
+                    "exhaustive, sfm.camera_mode: single, or a larger sfm.max_image_size")
+        best = max(models, key=lambda k: models[k].num_reg_images())
+        stats["models"] = [{"index": int(k), **model_summary(m)} for k, m in sorted(models.items())]
+        stats["kept_model"] = int(best)
+        registered = {img.name for img in models[best].images.values() if img.has_pose}
+        stats["unregistered"] = sorted(set(staged.names) - registered)
+        undistort(conf, distorted / str(best), staged.folder, out)
+
+    final = pycolmap.Reconstruction(out / "sparse")
+    stats.update(model_summary(final))
+    stats["seconds"] = round(time.time() - start, 2)
+    (out / "stats.json").write_text(json.dumps(stats, indent=2))
+    logger.info("scene %s: %d/%d images registered, %d points, reprojection error %.3f px",
+                scene, stats["num_registered"], stats["num_images"], stats["num_points3D"],
+                stats["mean_reprojection_error"])
+    return stats
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--images", required=True, type=Path, help="folder of photos")
+    parser.add_argument("--out", required=True, type=Path, help="output folder (results/{scene}/sfm)")
+    parser.add_argument("--scene", default="scene", help="scene name, for messages")
+    parser.add_argument("--conf", help="SfM options as inline JSON or a YAML file (defaults: config/README.md)")
+    parser.add_argument("--existing", help="existing COLMAP project as JSON: {sparse, database, undistorted}")
+    parser.add_argument("--num-threads", type=int, help="overrides conf num_threads")
+
+
+def run(args: argparse.Namespace) -> None:
+    conf = load_conf(args.conf)
+    if args.num_threads:
+        conf["num_threads"] = args.num_threads
+    existing = json.loads(args.existing) if args.existing else None
+    main(conf, args.images, args.out, scene=args.scene, existing=existing)

@@ -1,0 +1,144 @@
+"""SfM stage on real photos: accuracy against Image Matching Challenge poses, and bad input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from PIL import Image
+
+from matchforge.errors import MatchforgeError
+from matchforge.scene import load_scene
+from matchforge.sfm.inputs import stage_images
+from matchforge.sfm.reconstruct import main as sfm_main
+
+from conftest import DEMO_IMAGES, shared
+
+FAST = {"max_image_size": 800, "max_num_features": 4096}
+# Internet photos: every photo its own camera (different phones, zooms, crops).
+INTERNET = {"camera_mode": "per_image"}
+
+
+def umeyama(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """Similarity (s, R, t) minimising |dst - (s R src + t)|^2 (Umeyama 1991)."""
+    mu_s, mu_d = src.mean(0), dst.mean(0)
+    a, b = src - mu_s, dst - mu_d
+    U, S, Vt = np.linalg.svd(b.T @ a / len(src))
+    D = np.eye(3)
+    D[2, 2] = np.sign(np.linalg.det(U @ Vt))
+    R = U @ D @ Vt
+    s = np.trace(np.diag(S) @ D) / a.var(0).sum()
+    return s, R, mu_d - s * R @ mu_s
+
+
+def rotation_angle_deg(R: np.ndarray) -> float:
+    return float(np.degrees(np.arccos(np.clip((np.trace(R) - 1) / 2, -1, 1))))
+
+
+def test_reichstag_matches_ground_truth(tmp_path):
+    root = shared("reichstag")
+    stats = sfm_main(INTERNET, root / "images", tmp_path / "sfm", scene="reichstag")
+    assert stats["num_registered"] == stats["num_images"] == 10
+    assert stats["skipped"] == []
+    scene = load_scene(tmp_path / "sfm" / "sparse")
+    assert len(scene.views) == 10
+    names = sorted(scene.views)
+    R_est, C_est, R_gt, C_gt = [], [], [], []
+    for name in names:
+        view = scene.views[name]
+        with h5py.File(root / "calibration" / f"calibration_{Path(name).stem}.h5") as f:
+            R, T = f["R"][()], f["T"][()]
+        R_gt.append(R)
+        C_gt.append(-R.T @ T)
+        R_est.append(view.T_cw[:3, :3])
+        C_est.append(view.center)
+        # undistorted images keep the photo's aspect and the model is PINHOLE
+        assert view.K[0, 1] == 0 and view.K[2, 2] == 1
+        assert (tmp_path / "sfm" / "images" / name).exists()
+    s, R_s, _ = umeyama(np.array(C_est), np.array(C_gt))
+    errors = [rotation_angle_deg(Rg.T @ (Re @ R_s.T)) for Re, Rg in zip(R_est, R_gt)]
+    assert max(errors) < 2.0, errors
+    assert stats["mean_reprojection_error"] < 1.5
+    written = json.loads((tmp_path / "sfm" / "stats.json").read_text())
+    for key in ("num_images", "num_registered", "num_points3D", "mean_reprojection_error",
+                "mean_track_length", "skipped", "seconds"):
+        assert key in written
+
+
+def test_stage_images_skips_broken_and_honours_exif(tmp_path):
+    src = tmp_path / "photos"
+    src.mkdir()
+    good = sorted(DEMO_IMAGES.glob("*.jpg"))[:2]
+    shutil.copy(good[0], src / "ok.jpg")
+    # a truncated JPEG, a text file pretending to be a JPEG, and a non-image file (ignored)
+    data = good[1].read_bytes()
+    (src / "truncated.jpg").write_bytes(data[: len(data) // 3])
+    (src / "notes.jpg").write_text("not an image")
+    (src / "readme.txt").write_text("ignored")
+    # a photo stored sideways with EXIF orientation 6 (rotate 90 deg clockwise to view)
+    upright = Image.open(good[1]).convert("RGB")
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    upright.transpose(Image.Transpose.ROTATE_90).save(src / "sideways.jpg", exif=exif, quality=95)
+
+    staged = stage_images(src, tmp_path / "staged")
+    assert sorted(staged.names) == ["ok.jpg", "sideways.jpg"]
+    skipped = {s["file"]: s["reason"] for s in staged.skipped}
+    assert set(skipped) == {"truncated.jpg", "notes.jpg"}
+    assert all(r.startswith("unreadable") for r in skipped.values())
+    assert staged.rotated == ["sideways.jpg"]
+    fixed = Image.open(tmp_path / "staged" / "sideways.jpg")
+    assert fixed.size == upright.size
+    diff = np.abs(np.asarray(fixed, dtype=float) - np.asarray(upright, dtype=float)).mean()
+    assert diff < 4.0  # JPEG re-encoding only
+
+
+def test_empty_folder_fails_with_scene_and_fix(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(MatchforgeError) as err:
+        sfm_main({}, tmp_path / "empty", tmp_path / "out", scene="empty_scene")
+    msg = str(err.value)
+    assert "scene 'empty_scene'" in msg and "no readable photos" in msg and "Fix:" in msg
+
+
+def test_single_image_fails(tmp_path):
+    (tmp_path / "one").mkdir()
+    shutil.copy(next(DEMO_IMAGES.glob("*.jpg")), tmp_path / "one")
+    with pytest.raises(MatchforgeError, match=r"scene 'lonely'.*at least 2 overlapping photos.*Fix: add more photos"):
+        sfm_main({}, tmp_path / "one", tmp_path / "out", scene="lonely")
+
+
+def test_unrelated_photos_fail_to_register(tmp_path):
+    root = shared("phototourism_samples")
+    src = tmp_path / "mixed"
+    src.mkdir()
+    # one photo each of three different landmarks: nothing can be matched
+    for prefix in ("london_bridge", "st_pauls_cathedral", "united_states_capitol"):
+        shutil.copy(sorted(root.glob(f"{prefix}*.jpg"))[0], src)
+    with pytest.raises(MatchforgeError, match=r"scene 'mixed'.*no model could be built.*Fix: use photos that overlap"):
+        sfm_main(FAST, src, tmp_path / "out", scene="mixed")
+
+
+def test_existing_undistorted_model_is_reused(tmp_path, demo_sfm):
+    stats = sfm_main({}, demo_sfm / "images", tmp_path / "reuse", scene="reuse",
+                     existing={"sparse": str(demo_sfm / "sparse"), "undistorted": True})
+    original = load_scene(demo_sfm / "sparse")
+    reused = load_scene(tmp_path / "reuse" / "sparse")
+    assert stats["source"] == "existing sparse model"
+    assert sorted(reused.views) == sorted(original.views)
+    for name, view in original.views.items():
+        np.testing.assert_allclose(reused.views[name].T_cw, view.T_cw)
+        np.testing.assert_allclose(reused.views[name].K, view.K)
+
+
+def test_existing_distorted_model_is_undistorted(tmp_path, demo_sfm):
+    distorted = demo_sfm / "work" / "distorted"
+    model = next(p for p in sorted(distorted.iterdir()) if p.is_dir())
+    stats = sfm_main({}, demo_sfm / "work" / "input", tmp_path / "und", scene="und",
+                     existing={"sparse": str(model)})
+    scene = load_scene(tmp_path / "und" / "sparse")  # raises unless PINHOLE
+    assert stats["num_registered"] == len(scene.views) >= 2
