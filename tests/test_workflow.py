@@ -1,0 +1,96 @@
+"""The workflow as users run it: Snakemake on real photos, incremental rebuilds, failing scenes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import DEMO_IMAGES, REPO, shared
+
+
+def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
+           "--configfile", str(workdir / "config.yaml"), "--workflow-profile", "none", "--cores", "2", *args]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
+    return proc
+
+
+def planned_jobs(proc: subprocess.CompletedProcess) -> dict[str, int]:
+    """Rule -> count from the job-stats table that `snakemake -n` prints."""
+    text = proc.stdout + proc.stderr
+    if "Nothing to be done" in text:
+        return {}
+    jobs, in_table = {}, False
+    for line in text.splitlines():
+        parts = line.split()
+        if parts[:2] == ["job", "count"]:
+            in_table = True
+            continue
+        if in_table:
+            if len(parts) == 2 and parts[1].isdigit():
+                if parts[0] != "total":
+                    jobs[parts[0]] = int(parts[1])
+            elif parts and not set(line.strip()) <= {"-", " "}:
+                in_table = False
+    return jobs
+
+
+def write_config(workdir: Path, scenes: dict) -> None:
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "config.yaml").write_text(yaml.safe_dump({"scenes": scenes}))
+
+
+@pytest.mark.slow
+def test_sfm_jobs_keep_going_and_rebuild_only_stale_scene(tmp_path):
+    """Two good scenes and an empty one: the empty one fails with a message, the others finish;
+    afterwards nothing is stale, and editing one scene's SfM option replans only that scene."""
+    work = tmp_path / "w"
+    (tmp_path / "empty").mkdir()
+    fast = {"max_image_size": 640, "max_num_features": 2048, "camera_mode": "per_image"}
+    scenes = {"demo": {"images": str(DEMO_IMAGES), "sfm": fast},
+              "reichstag": {"images": str(shared("reichstag", "images")), "sfm": fast},
+              "empty": {"images": str(tmp_path / "empty")}}
+    write_config(work, scenes)
+    targets = [f"results/{s}/sfm/stats.json" for s in scenes]
+    proc = snakemake(work, "--keep-going", *targets, check=False)
+    assert proc.returncode != 0
+    for good in ("demo", "reichstag"):
+        stats = json.loads((work / "results" / good / "sfm" / "stats.json").read_text())
+        assert stats["num_registered"] >= 8
+    assert not (work / "results" / "empty" / "sfm" / "stats.json").exists()
+    log = (work / "logs" / "empty" / "sfm.log").read_text()
+    assert "scene 'empty'" in log and "no readable photos" in log and "Fix:" in log
+
+    good_targets = targets[:2]
+    assert planned_jobs(snakemake(work, "-n", *good_targets)) == {}
+
+    scenes["reichstag"]["sfm"] = {**fast, "max_num_features": 3000}
+    write_config(work, scenes)
+    proc = snakemake(work, "-n", *good_targets)
+    assert planned_jobs(proc) == {"sfm": 1}
+    outputs = [line for line in (proc.stdout + proc.stderr).splitlines() if line.strip().startswith("output:")]
+    assert len(outputs) == 1 and "results/reichstag/sfm/stats.json" in outputs[0]
+
+
+def test_wrong_option_names_the_scene(tmp_path):
+    work = tmp_path / "w"
+    write_config(work, {"demo": {"images": str(DEMO_IMAGES), "sfm": {"max_image_sise": 640}}})
+    proc = snakemake(work, "-n", check=False)
+    assert proc.returncode != 0
+    out = proc.stdout + proc.stderr
+    assert "scenes.demo.sfm" in out and "max_image_sise" in out and "config/README.md" in out
+
+
+def test_cli_lists_every_stage():
+    out = subprocess.run([sys.executable, "-m", "matchforge", "--help"], capture_output=True, text=True, check=True).stdout
+    for command in ("sfm", "depth", "align-depth", "scene-info", "dataset", "loftr-train", "posfeat-train", "shiftfocal-train"):
+        assert f"  {command} " in out
