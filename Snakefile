@@ -10,6 +10,9 @@ min_version("9.1")
 configfile: "config/config.yaml"
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "rules/common.smk"
 include: "rules/sfm.smk"
 include: "rules/depth.smk"

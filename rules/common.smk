@@ -7,8 +7,13 @@ from snakemake.utils import validate
 from matchforge.conf import scene_conf, to_json
 from matchforge.workflow import validate_config
 
-# The matchforge CLI of the environment that runs Snakemake (works without activating the venv).
-MF = f"{sys.executable} -m matchforge"
+from snakemake_interface_executor_plugins.settings import DeploymentMethod
+
+# The matchforge CLI: with --software-deployment-method conda, the `python` of each rule's env
+# (envs/*.yaml); otherwise the interpreter that runs Snakemake (no need to activate the venv).
+USE_CONDA = DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
+MF = "python -m matchforge" if USE_CONDA else f"{sys.executable} -m matchforge"
+ENVS = Path(workflow.basedir) / "envs"
 SCHEMAS = Path(workflow.basedir) / "workflow" / "schemas"
 
 validate(config, schema=SCHEMAS / "config.schema.yaml")

@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "shiftfocal-data": ("matchforge.shiftfocal.data", "generate shift/focal training data from RGB-D datasets"),
     "shiftfocal-train": ("matchforge.shiftfocal.train", "train the shift/focal point-cloud model"),
     "shiftfocal-eval": ("matchforge.shiftfocal.evaluate", "evaluate shift/focal recovery on held-out items"),
+    "summarize": ("matchforge.summary", "tables and a plot of every scene's SfM/depth stats and every evaluation"),
     "recover-shape": ("matchforge.shiftfocal.recover", "recover focal and depth shift of one relative depth map"),
 }
 

@@ -1,0 +1,101 @@
+"""One table per kind of result, for people and for the Snakemake report.
+
+- ``scenes.csv``: one row per scene from ``results/{scene}/sfm/stats.json`` and ``depth/qa.json``.
+- ``evaluations.csv``: one row per ``results/eval/{family}/{run}/{testset}.json``.
+- ``evaluations.png``: the pose AUCs (and any other ``auc``/``mma`` metrics) as grouped bars.
+
+Only scalar numbers and strings are tabulated (nested dicts are flattened with ``.``; lists skipped).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+
+def flatten(d: dict[str, Any], prefix: str = "", depth: int = 2) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in d.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and depth > 0:
+            out.update(flatten(value, f"{name}.", depth - 1))
+        elif isinstance(value, (int, float, str, bool)) or value is None:
+            out[name] = value
+    return out
+
+
+def scene_table(results: Path) -> pd.DataFrame:
+    rows = []
+    for stats_path in sorted(results.glob("*/sfm/stats.json")):
+        scene = stats_path.parents[1].name
+        stats = json.loads(stats_path.read_text())
+        row: dict[str, Any] = {"scene": scene}
+        row.update({k: stats.get(k) for k in ("num_images", "num_registered", "num_points3D",
+                                              "mean_reprojection_error", "mean_track_length", "seconds")})
+        row["num_skipped"] = len(stats.get("skipped", []))
+        qa_path = results / scene / "depth" / "qa.json"
+        if qa_path.exists():
+            qa = {k: v for k, v in json.loads(qa_path.read_text()).items() if k not in ("scene", "images")}
+            row.update({f"depth.{k}": v for k, v in flatten(qa, depth=1).items()})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def eval_table(results: Path) -> pd.DataFrame:
+    rows = []
+    for path in sorted((results / "eval").glob("*/*/*.json")):
+        family, run, testset = path.parts[-3], path.parts[-2], path.stem
+        row = {"family": family, "run": run, "testset": testset}
+        result = json.loads(path.read_text())
+        row.update(flatten({k: v for k, v in result.items() if k not in ("conf", "options", "config")}))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def plot_evaluations(table: pd.DataFrame, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    metrics = [c for c in table.columns if any(k in c.lower() for k in ("auc@", "mma")) and
+               pd.api.types.is_numeric_dtype(table[c])] if len(table) else []
+    fig, ax = plt.subplots(figsize=(max(6, 1.2 * max(len(table), 1)), 4))
+    if metrics:
+        labels = table["family"] + "/" + table["run"] + "\n" + table["testset"]
+        table.set_index(labels)[metrics].plot.bar(ax=ax, rot=0)
+        ax.set_ylabel("percent")
+        ax.legend(fontsize=7)
+    else:
+        ax.text(0.5, 0.5, "no evaluation results yet", ha="center", va="center")
+        ax.set_axis_off()
+    ax.set_title("matchforge evaluations")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(results: str | Path, out: str | Path) -> None:
+    results, out = Path(results), Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    scenes = scene_table(results)
+    scenes.to_csv(out / "scenes.csv", index=False)
+    evals = eval_table(results)
+    evals.to_csv(out / "evaluations.csv", index=False)
+    plot_evaluations(evals, out / "evaluations.png")
+    with pd.option_context("display.width", 200, "display.max_columns", 12):
+        print(scenes.to_string(index=False) if len(scenes) else "no scenes")
+        print(evals.to_string(index=False) if len(evals) else "no evaluations")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--results", type=Path, default=Path("results"), help="results folder")
+    parser.add_argument("--out", type=Path, default=Path("results/summary"), help="where the tables go")
+
+
+def run(args: argparse.Namespace) -> None:
+    main(args.results, args.out)
