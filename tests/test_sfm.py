@@ -142,3 +142,14 @@ def test_existing_distorted_model_is_undistorted(tmp_path, demo_sfm):
                      existing={"sparse": str(model)})
     scene = load_scene(tmp_path / "und" / "sparse")  # raises unless PINHOLE
     assert stats["num_registered"] == len(scene.views) >= 2
+
+
+def test_existing_database_with_global_mapper(tmp_path, demo_sfm):
+    """Reuse the features/matches of a COLMAP database and map them with the global mapper."""
+    stats = sfm_main({"mapper": "global"}, DEMO_IMAGES, tmp_path / "glob", scene="glob",
+                     existing={"database": str(demo_sfm / "work" / "database.db")})
+    assert stats["matcher"] == "existing database"
+    assert stats["num_registered"] >= 8
+    scene = load_scene(tmp_path / "glob" / "sparse")
+    assert len(scene.views) == stats["num_registered"]
+    assert stats["mean_reprojection_error"] < 2.0
