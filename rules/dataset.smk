@@ -1,1 +1,84 @@
-# dataset rules: see issue / docs/dataset.md (filled in by the stage's owner)
+# Datasets (issue 4, docs/dataset.md): per scene, MegaDepth scene-info files bucketed by D2-Net overlap;
+# per dataset, splits + MegaDepth layout (links) + LoFTR data config + dataset.json.
+from matchforge.errors import MatchforgeError
+
+DATASETS = list(config.get("datasets") or {})
+
+for _name, _entry in (config.get("datasets") or {}).items():
+    _unknown = [s for s in _entry["scenes"] if s not in config["scenes"]]
+    if _unknown:
+        raise MatchforgeError(
+            f"dataset '{_name}' lists unknown scene(s) {_unknown}",
+            fix="add them under `scenes:` in config/config.yaml or remove them from datasets." + _name,
+        )
+
+
+wildcard_constraints:
+    dataset="|".join(DATASETS) if DATASETS else "(?!)",
+
+
+rule scene_info:
+    input:
+        sparse="results/{scene}/sfm/sparse",
+        images="results/{scene}/sfm/images",
+        depth="results/{scene}/depth/h5",
+    output:
+        directory("results/{scene}/scene_info"),
+    params:
+        conf=stage_params("scene_info"),
+    log:
+        "logs/{scene}/scene_info.log",
+    conda:
+        "../envs/sfm.yaml"
+    benchmark:
+        "benchmarks/{scene}/scene_info.tsv"
+    resources:
+        mem_mb=2000,
+    shell:
+        "{MF} scene-info --scene {wildcards.scene} --sparse {input.sparse:q} --images {input.images:q}"
+        " --depth {input.depth:q} --out {output:q} --conf {params.conf:q} > {log:q} 2>&1"
+
+
+def dataset_scenes(wc):
+    return config["datasets"][wc.dataset]["scenes"]
+
+
+def dataset_inputs(wc):
+    scenes = dataset_scenes(wc)
+    return {
+        "scene_info": [f"results/{s}/scene_info" for s in scenes],
+        "images": [f"results/{s}/sfm/images" for s in scenes],
+        "depth": [f"results/{s}/depth/h5" for s in scenes],
+    }
+
+
+def dataset_args(wc, input):
+    scenes = dataset_scenes(wc)
+    pairs = lambda key: " ".join(f"{s}={p}" for s, p in zip(scenes, input[key]))
+    return f"--scene-info {pairs('scene_info')} --images {pairs('images')} --depth {pairs('depth')}"
+
+
+rule dataset:
+    input:
+        unpack(dataset_inputs),
+    output:
+        json="results/datasets/{dataset}/dataset.json",
+        loftr_config="results/datasets/{dataset}/loftr_data_config.py",
+        index=directory("results/datasets/{dataset}/index"),
+        train=directory("results/datasets/{dataset}/train"),
+        test=directory("results/datasets/{dataset}/test"),
+    params:
+        conf=lambda wc: to_json(config["datasets"][wc.dataset]),
+        args=dataset_args,
+        out="results/datasets/{dataset}",
+    log:
+        "logs/datasets/{dataset}.log",
+    conda:
+        "../envs/sfm.yaml"
+    localrule: True
+    shell:
+        "{MF} dataset --dataset {wildcards.dataset} {params.args} --out {params.out:q}"
+        " --conf {params.conf:q} > {log:q} 2>&1"
+
+
+TARGETS["dataset"] = lambda: expand("results/datasets/{dataset}/dataset.json", dataset=DATASETS)

@@ -15,6 +15,8 @@ rule summary:
         plot=report("results/summary/evaluations.png", category="Summary", caption="../workflow/report/evaluations.rst"),
     log:
         "logs/summary.log",
+    conda:
+        "../envs/sfm.yaml"
     localrule: True
     shell:
         "{MF} summarize --results results --out results/summary > {log:q} 2>&1"

@@ -27,6 +27,8 @@ checkpoint sfm:
         work="results/{scene}/sfm/work",
     log:
         "logs/{scene}/sfm.log",
+    conda:
+        "../envs/sfm.yaml"
     benchmark:
         "benchmarks/{scene}/sfm.tsv"
     threads: workflow.cores

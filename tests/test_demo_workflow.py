@@ -1,0 +1,55 @@
+"""The README's demo: the shipped config, the whole default DAG, on CPU, then a report."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    """Run `snakemake --cores 2` with the shipped config in a scratch copy of the working directory."""
+    work = tmp_path_factory.mktemp("demo_run")
+    (work / "config").mkdir()
+    (work / "config" / "config.yaml").write_text((REPO / "config" / "config.yaml").read_text())
+    (work / "resources").symlink_to(REPO / "resources")
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(work),
+           "--cores", "2", "--workflow-profile", "none"]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    logs = "\n".join(f"--- {p}\n{p.read_text()[-1500:]}" for p in sorted((work / "logs").rglob("*.log"))) \
+        if (work / "logs").exists() else ""
+    assert proc.returncode == 0, f"{proc.stderr[-6000:]}\n{logs[-8000:]}"
+    return work, cmd
+
+
+@pytest.mark.slow
+def test_every_stage_runs_on_the_demo(demo_run):
+    work, _ = demo_run
+    results = work / "results"
+    stats = json.loads((results / "sacre_coeur" / "sfm" / "stats.json").read_text())
+    assert stats["num_registered"] == stats["num_images"] == 10
+    assert sorted((results / "sacre_coeur" / "depth" / "h5").glob("*.h5"))
+    assert (results / "sacre_coeur" / "depth" / "qa.json").exists()
+    assert sorted((results / "sacre_coeur" / "scene_info").glob("sacre_coeur_*.npz"))
+    assert (results / "datasets" / "demo" / "index" / "trainvaltest_list" / "train_list.txt").exists()
+    families = {p.name for p in (results / "models").iterdir()}
+    assert {"loftr", "posfeat", "shiftfocal"} <= families
+    evaluated = {p.name for p in (results / "eval").iterdir()}
+    assert {"loftr", "posfeat", "shiftfocal", "sift"} <= evaluated
+    table = (results / "summary" / "evaluations.csv").read_text().splitlines()
+    assert len(table) > 4
+
+
+@pytest.mark.slow
+def test_demo_is_up_to_date_and_reports(demo_run):
+    work, cmd = demo_run
+    proc = subprocess.run(cmd + ["-n"], capture_output=True, text=True, check=True)
+    assert "Nothing to be done" in proc.stdout + proc.stderr
+    report = work / "report.html"
+    subprocess.run(cmd + ["--report", str(report)], capture_output=True, text=True, check=True)
+    assert report.stat().st_size > 10_000
