@@ -8,6 +8,8 @@ schema, so a typo in one scene's options fails with that scene's name in the mes
 
 from __future__ import annotations
 
+import functools
+import json
 from pathlib import Path
 from typing import Any, Mapping, MutableMapping
 
@@ -81,3 +83,13 @@ def with_defaults(stage: str, conf: Mapping[str, Any] | None = None) -> dict[str
     out = deep_merge(conf or {}, {})
     check(out, load_schema(SCHEMA_DIR / f"{stage}.schema.yaml"), stage)
     return out
+
+
+@functools.lru_cache(maxsize=None)
+def _schema_defaults(stage: str) -> str:
+    return json.dumps(with_defaults(stage, {}))
+
+
+def schema_defaults(stage: str) -> dict[str, Any]:
+    """A fresh copy of every default of ``stage`` (nested sections included), from its schema."""
+    return json.loads(_schema_defaults(stage))

@@ -1,0 +1,183 @@
+"""The depth stage end to end on the demo scene's real SfM: sparse backend, QA, the seed recipe's depth,
+and the depth_anything path (tiny random model) through alignment and its poor-fit policies."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+import pytest
+import yaml
+
+from conftest import REPO
+from matchforge.conf import scene_conf
+from matchforge.depth import align, predict, qa
+from matchforge.depth.rawpng import read_raw
+from matchforge.scene import load_scene
+from matchforge.workflow import validate_config
+
+
+@pytest.fixture(scope="module")
+def shipped_conf() -> dict:
+    """The demo scene's depth options exactly as the shipped config gives them."""
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    validate_config(config, REPO / "workflow" / "schemas")
+    return scene_conf(config, "sacre_coeur", "depth")
+
+
+@pytest.fixture(scope="module")
+def sparse_run(demo_sfm, shipped_conf, tmp_path_factory):
+    out = tmp_path_factory.mktemp("depth_sparse")
+    assert shipped_conf["backend"] == "sparse"
+    predict.main(shipped_conf, demo_sfm, out, scene="sacre_coeur")
+    report = align.main(shipped_conf, demo_sfm, out / "raw", out / "h5", out / "align.json", scene="sacre_coeur")
+    result = qa.main(shipped_conf, demo_sfm, out / "raw", out / "h5", out / "qa.json", out / "qa.png", scene="sacre_coeur")
+    return out, report, result
+
+
+def test_sparse_backend_outputs_follow_the_contract(demo_sfm, sparse_run):
+    out, report, _ = sparse_run
+    scene = load_scene(demo_sfm / "sparse")
+    assert report["num_ok"] == len(scene.views) and not report["invalid"] and not report["excluded"]
+    for view in scene.views.values():
+        raw, meta = read_raw(out / "raw" / f"{view.stem}.png")
+        assert raw.shape == (view.height, view.width) and meta["kind"] == "sfm"
+        assert (out / "preview" / f"{view.stem}.jpg").stat().st_size > 1000
+        with h5py.File(out / "h5" / f"{view.stem}.h5", "r") as f:
+            depth = np.array(f["depth"])
+        assert depth.dtype == np.float32 and depth.shape == (view.height, view.width)
+        assert np.isfinite(depth).all() and (depth >= 0).all()
+        # the SfM depth of each observed point is in the pixel that observes it (nearest surface wins)
+        z = scene.camera_points(view)[:, 2]
+        at = depth[np.floor(view.xy[:, 1]).astype(int), np.floor(view.xy[:, 0]).astype(int)]
+        assert np.mean(np.isclose(at, z, rtol=1e-3)) > 0.95
+
+
+def test_sparse_backend_track_transfer_on_demo(sparse_run):
+    _, _, result = sparse_run
+    tt = result["track_transfer"]
+    print("sparse backend track transfer:", tt)
+    assert tt["n"] > 1000
+    assert tt["within_2px"] >= 0.90
+    assert tt["median_px"] < 1.0
+    ref = result["track_transfer_sfm_depth_reference"]
+    assert tt["within_2px"] >= ref["within_2px"] - 0.01  # as good as the SfM depths themselves
+    # densified pixels are checked on SfM points they were not built from
+    assert result["holdout_abs_rel_median_of_images"] < 0.02
+    assert result["holdout_coverage_median_of_images"] > 0.3
+    assert (sparse_run[0] / "qa.png").stat().st_size > 10000
+
+
+def test_seed_recipe_depth_is_much_worse_on_the_same_scene(sparse_run):
+    _, _, result = sparse_run
+    ours, seed = result["track_transfer"], result["seed_recipe_baseline"]["track_transfer"]
+    print(f"track transfer within 2 px: matchforge {ours['within_2px']:.3f} vs seed recipe {seed['within_2px']:.3f}; "
+          f"median {ours['median_px']:.2f} px vs {seed['median_px']:.1f} px")
+    assert seed["n"] > 1000
+    assert seed["within_2px"] < 0.2
+    assert seed["median_px"] > 20 * ours["median_px"]
+
+
+@pytest.fixture(scope="module")
+def tiny_model_dir(tmp_path_factory):
+    from test_depth_anything import save_tiny_depth_anything
+
+    d = tmp_path_factory.mktemp("tiny_da_demo") / "model"
+    save_tiny_depth_anything(d, "relative")
+    return d
+
+
+@pytest.fixture(scope="module")
+def tiny_model_raw(demo_sfm, shipped_conf, tiny_model_dir, tmp_path_factory):
+    """Raw maps of the demo predicted by the depth_anything backend with an untrained tiny model."""
+    conf = {**shipped_conf, "backend": "depth_anything",
+            "depth_anything": {**shipped_conf["depth_anything"], "model": str(tiny_model_dir), "device": "cpu"}}
+    out = tmp_path_factory.mktemp("depth_da")
+    summary = predict.main(conf, demo_sfm, out, scene="sacre_coeur")
+    assert summary["kind"] == "disparity" and summary["num_images"] == len(load_scene(demo_sfm / "sparse").views)
+    return conf, out
+
+
+@pytest.mark.parametrize("policy", ["invalid", "exclude"])
+def test_depth_anything_path_on_demo_and_poor_fit_policy(demo_sfm, tiny_model_raw, tmp_path, policy):
+    conf, out = tiny_model_raw
+    conf = {**conf, "align": {**conf["align"], "on_poor_fit": policy}}
+    report = align.main(conf, demo_sfm, out / "raw", tmp_path / "h5", tmp_path / "align.json", scene="sacre_coeur")
+    assert json.loads((tmp_path / "align.json").read_text())["images"].keys() == report["images"].keys()
+    poor = [s for s, e in report["images"].items() if not e["fit"]["ok"]]
+    assert poor, "an untrained random network should not fit the SfM depths"
+    for stem, entry in report["images"].items():
+        h5 = tmp_path / "h5" / f"{stem}.h5"
+        if entry["fit"]["ok"]:
+            assert entry["status"] == "ok" and h5.is_file()
+        elif policy == "exclude":
+            assert entry["status"] == "excluded" and not h5.exists() and stem in report["excluded"]
+        else:
+            assert entry["status"] == "invalid" and stem in report["invalid"]
+            assert not (np.array(h5py.File(h5, "r")["depth"]) > 0).any()
+    result = qa.main(conf, demo_sfm, out / "raw", tmp_path / "h5", tmp_path / "qa.json", scene="sacre_coeur",
+                     align_report=tmp_path / "align.json")
+    assert result["num_with_depth"] == len(report["images"]) - len(report["excluded"])
+    assert set(result["poor_fits"]) == set(poor) and all(result["poor_fits"].values())
+
+
+def test_cli_reports_missing_sfm_without_traceback(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "matchforge", "depth", "--sfm", str(tmp_path / "nope"),
+                           "--out", str(tmp_path / "d"), "--scene", "demo"], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "scene 'demo'" in proc.stderr and "Fix:" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_track_transfer_is_sensitive_to_depth_errors(demo_sfm):
+    """Exact SfM depths transfer within the reprojection error; 5 % too far already moves many by > 2 px."""
+    from matchforge.depth.transfer import summarize, track_transfer
+
+    scene = load_scene(demo_sfm / "sparse")
+    exact = {n: scene.camera_points(v)[:, 2] for n, v in scene.views.items()}
+    good = summarize(track_transfer(scene, exact).all())
+    bad = summarize(track_transfer(scene, {n: 1.05 * z for n, z in exact.items()}).all())
+    none = track_transfer(scene, {n: np.zeros_like(z) for n, z in exact.items()})
+    assert good["within_2px"] > 0.9 and good["median_px"] < 1.0
+    assert bad["median_px"] > 2 * good["median_px"] and bad["within_2px"] < good["within_2px"] - 0.05
+    assert len(none.all()) == 0 and sum(none.n_invalid.values()) == sum(len(z) for z in exact.values())
+
+
+def test_align_applies_the_oversize_policy_to_real_images(demo_sfm, sparse_run, shipped_conf, tmp_path):
+    """The demo's undistorted images are ~1000 px; a 600 px limit stands in for LoFTR's 2000 px pad."""
+    from matchforge.errors import MatchforgeError
+
+    raw = sparse_run[0] / "raw"
+    small = {**shipped_conf, "h5": {**shipped_conf["h5"], "max_long_side": 600}}
+    with pytest.raises(MatchforgeError, match="undistort_max_image_size"):
+        align.main(small, demo_sfm, raw, tmp_path / "h5", tmp_path / "a.json", scene="sacre_coeur")
+    skip = {**small, "h5": {**small["h5"], "oversize": "skip"}}
+    report = align.main(skip, demo_sfm, raw, tmp_path / "h5s", tmp_path / "s.json", scene="sacre_coeur")
+    assert len(report["oversize_skipped"]) == report["num_images"] and not list((tmp_path / "h5s").iterdir())
+    allow = {**small, "h5": {**small["h5"], "oversize": "allow"}}
+    report = align.main(allow, demo_sfm, raw, tmp_path / "h5a", tmp_path / "l.json", scene="sacre_coeur")
+    assert len(list((tmp_path / "h5a").glob("*.h5"))) == report["num_images"]
+
+
+def test_relative_raw_maps_are_aligned_back_to_sfm_scale(demo_sfm, sparse_run, shipped_conf, tmp_path):
+    """Stand-in for a relative network on the real scene: each image's depth becomes disparity under its own
+    unknown affine map plus 0.5 % noise; align-depth must bring every image back to SfM units."""
+    from matchforge.depth.rawpng import write_raw
+
+    rng = np.random.default_rng(0)
+    scene = load_scene(demo_sfm / "sparse")
+    for view in scene.views.values():
+        depth, _ = read_raw(sparse_run[0] / "raw" / f"{view.stem}.png")
+        inv = 1.0 / depth
+        a, b = rng.uniform(1, 100), -rng.uniform(0.1, 0.5) * np.nanmin(inv)
+        disp = a * (inv + b)
+        write_raw(tmp_path / "raw" / f"{view.stem}.png", disp * (1 + 0.005 * rng.standard_normal(disp.shape)),
+                  "disparity")
+    report = align.main(shipped_conf, demo_sfm, tmp_path / "raw", tmp_path / "h5", tmp_path / "a.json")
+    assert report["num_ok"] == len(scene.views), report["images"]
+    assert all(e["fit"]["model"] == "inverse_affine" for e in report["images"].values())
+    result = qa.main(shipped_conf, demo_sfm, tmp_path / "raw", tmp_path / "h5", tmp_path / "qa.json")
+    assert result["holdout_abs_rel_median_of_images"] < 0.01
+    assert result["track_transfer"]["within_2px"] > 0.8
