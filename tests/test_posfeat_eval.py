@@ -1,0 +1,176 @@
+"""Extraction and evaluation: MMA by hand, the homogr direction, SIFT on real homography pairs,
+PoSFeat extraction from a checkpoint, pose evaluation through the shared metrics, reconstruction."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import REPO, shared
+from matchforge.errors import MatchforgeError
+from matchforge.evaluation.homography import (SCORE_WEIGHTS, evaluate, find_pairs, mma_curve,
+                                              mma_score, project)
+from matchforge.posfeat.detect import detect_keypoints, mutual_nn
+
+
+def test_mma_of_known_matches_equals_the_hand_value():
+    pair = next(p for p in find_pairs(shared("homography")) if p.name == "homogr/adam")
+    rng = np.random.default_rng(0)
+    kp0 = rng.uniform(50, 400, (6, 2))
+    offsets = np.array([0.0, 0.5, 1.5, 2.5, 3.8, 12.0])  # known errors, along varied directions
+    angle = rng.uniform(0, 2 * np.pi, 6)
+    kp1 = project(pair.H, kp0 - 0.5) + 0.5 + offsets[:, None] * np.c_[np.cos(angle), np.sin(angle)]
+    desc = np.eye(6, dtype=np.float32)  # one-hot: mutual NN pairs i with i
+    order = rng.permutation(6)  # shuffle image 1 so the matcher must find the pairing
+    feats = {pair.image0: {"keypoints": kp0, "descriptors": desc},
+             pair.image1: {"keypoints": kp1[order], "descriptors": desc[order]}}
+    res = evaluate([pair], feats.__getitem__, mutual_nn, thresholds=tuple(range(1, 11)))
+    hand = [2 / 6, 3 / 6, 4 / 6, 5 / 6, 5 / 6, 5 / 6, 5 / 6, 5 / 6, 5 / 6, 5 / 6]  # errors <= 1, 2, ..., 10 px
+    assert res["overall"]["mma"] == pytest.approx(hand)
+    assert res["overall"]["mma@3"] == pytest.approx(4 / 6)
+    w = [1.9, 1.8, 1.7, 1.6, 1.5, 1.4, 1.3, 1.2, 1.1, 1.0]
+    assert res["overall"]["mma_score"] == pytest.approx(sum(a * b for a, b in zip(w, hand)) / sum(w))
+    assert list(SCORE_WEIGHTS) == pytest.approx(w)
+    assert res["overall"]["num_matches"] == 6
+    assert mma_curve(np.zeros(0), (1, 2)).tolist() == [0.0, 0.0]  # no matches counts as 0
+    assert mma_score([1.0] * 10) == pytest.approx(1.0)
+
+
+def test_homogr_models_are_inverted_to_map_a_to_b():
+    """The validation points shipped with homogr (A in rows 0-1, B in rows 3-4) confirm the direction."""
+    from scipy.io import loadmat
+
+    root = shared("homography")
+    pairs = {p.name: p for p in find_pairs(root)}
+    assert len(pairs) == 9 and "oxford_graf/img1-img2" in pairs
+    for name in ("adam", "boat", "WhiteBoard"):
+        v = loadmat(root / "homogr" / f"{name}_vpts.mat")["validation"][0, 0][0]
+        a, b = v[:2].T, v[3:5].T
+        assert np.abs(project(pairs[f"homogr/{name}"].H, a) - b).max() < 0.01
+        assert np.abs(project(pairs[f"homogr/{name}"].H, b) - a).max() > 20
+
+
+def test_find_pairs_reads_the_hpatches_layout(tmp_path):
+    import cv2
+
+    seq = tmp_path / "v_test"
+    seq.mkdir()
+    img = np.zeros((40, 50, 3), np.uint8)
+    for k in (1, 2, 3):
+        cv2.imwrite(str(seq / f"{k}.ppm"), img)
+    np.savetxt(seq / "H_1_2", np.eye(3))
+    np.savetxt(seq / "H_1_3", np.diag([2.0, 2.0, 1.0]))
+    (tmp_path / "i_dc").mkdir()  # excluded by the D2-Net protocol
+    cv2.imwrite(str(tmp_path / "i_dc" / "1.ppm"), img)
+    cv2.imwrite(str(tmp_path / "i_dc" / "2.ppm"), img)
+    np.savetxt(tmp_path / "i_dc" / "H_1_2", np.eye(3))
+    pairs = find_pairs(tmp_path)
+    assert [p.name for p in pairs] == ["v_test/1-2", "v_test/1-3"]
+    assert pairs[1].category == "viewpoint" and pairs[1].image1 == "v_test/3.ppm"
+    with pytest.raises(MatchforgeError, match="folder not found"):
+        find_pairs(seq / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(MatchforgeError, match="no image pairs"):
+        find_pairs(tmp_path / "empty")
+
+
+def test_detect_keypoints_nms_threshold_and_refinement():
+    s = torch.zeros(1, 1, 20, 30)
+    s[0, 0, 5, 7] = 2.0
+    s[0, 0, 5, 8] = 1.0  # neighbour: suppressed, but pulls the refined position right
+    s[0, 0, 15, 20] = 1.5
+    s[0, 0, 2, 25] = 0.5  # below thr
+    kp, sc = detect_keypoints(s, nms_radius=1, thr=0.9, num_pts=10, min_pts=0)
+    assert sc.tolist() == [2.0, 1.5]
+    assert kp[0].tolist() == pytest.approx([7.5 + 1 / 3, 5.5])
+    assert kp[1].tolist() == pytest.approx([20.5, 15.5])
+    kp, _ = detect_keypoints(s, thr=0.9, num_pts=10, min_pts=3)  # at least 3, even below thr
+    assert len(kp) == 3
+
+
+@pytest.mark.slow
+def test_sift_on_shared_homography_pairs_gives_a_sensible_curve(tmp_path):
+    from matchforge.posfeat.evaluate import main as evaluate_main, testset_images
+    from matchforge.posfeat.extract import main as extract_main
+
+    spec = {"type": "homography", "path": str(shared("homography"))}
+    feats = extract_main({"method": "sift", "max_size": 1024, "num_pts": 8192}, testset_images(spec),
+                         tmp_path / "sift.h5")
+    res = evaluate_main(spec, feats, tmp_path / "sift.json", "sift")
+    curve = np.array(res["overall"]["mma"])
+    assert res["num_pairs"] == 9
+    assert np.all(np.diff(curve) >= 0)  # cumulative in the threshold
+    assert 0.05 < curve[0] < curve[2] < curve[9] < 0.95
+    by_pair = {r["pair"]: r for r in res["pairs"]}
+    assert by_pair["oxford_graf/img1-img2"]["mma"][4] > 0.5  # graf 1-2: easy for SIFT
+    assert by_pair["homogr/adam"]["mma"][4] > 0.5
+    assert (tmp_path / "sift.png").stat().st_size > 10000
+    stored = json.loads((tmp_path / "sift.json").read_text())
+    assert stored["overall"]["mma_score"] == pytest.approx(res["overall"]["mma_score"])
+
+
+def test_posfeat_extraction_from_a_checkpoint(tmp_path):
+    from matchforge.posfeat.extract import main as extract_main, read_features
+    from matchforge.posfeat.networks import PoSFeat
+
+    torch.manual_seed(0)
+    model = PoSFeat("resnet18", 32)
+    conf = {"model": {"arch": "resnet18", "desc_dim": 32}}
+    torch.save({"model": model.state_dict(), "conf": conf, "stage": "kp", "step": 1}, tmp_path / "model.pt")
+    root = REPO / "resources" / "testsets" / "homography"
+    images = [("adamA.png", root / "homogr" / "adamA.png")]
+    out = extract_main({"max_size": 160, "num_pts": 300, "min_pts": 50}, images, tmp_path / "f.h5", tmp_path / "model.pt")
+    f = read_features(out, "adamA.png")
+    assert f["image_size"].tolist() == [600, 450]
+    assert 50 <= len(f["keypoints"]) <= 300 and f["descriptors"].shape == (len(f["keypoints"]), 32)
+    assert np.allclose(np.linalg.norm(f["descriptors"], axis=1), 1, atol=1e-4)
+    # keypoints are reported in the original image's pixels (the network saw a 160 px version)
+    assert f["keypoints"][:, 0].max() > 300 and f["keypoints"].min() >= 0 and f["keypoints"][:, 1].max() <= 450
+    sift = extract_main({"max_size": 160, "use_sift": True}, images, tmp_path / "npz", tmp_path / "model.pt")
+    g = read_features(sift, "adamA.png")
+    assert g["descriptors"].shape[1] == 32 and len(g["keypoints"]) == len(g["scores"]) > 10
+    with pytest.raises(MatchforgeError, match="needs a trained model"):
+        extract_main({}, images, tmp_path / "x.h5")
+
+
+def test_pose_evaluation_uses_the_shared_metrics(tmp_path, monkeypatch):
+    """Features whose matches are exact projections of 3D points give ~zero pose error and AUC ~100."""
+    from matchforge.dataset import indices
+    from matchforge.posfeat import evaluate as ev
+    from matchforge.posfeat.data import pairs_from_imc
+
+    pair = pairs_from_imc(shared("reichstag"))[0]
+    rng = np.random.default_rng(0)
+    rays = np.c_[rng.uniform(0, 1000, (300, 2)), np.ones(300)] @ np.linalg.inv(pair.K0).T
+    Xc = rays * rng.uniform(5, 15, (300, 1))
+    X = (Xc - pair.T0[:3, 3]) @ pair.T0[:3, :3]
+    proj = lambda K, T: (lambda x: x[:, :2] / x[:, 2:])((X @ T[:3, :3].T + T[:3, 3]) @ K.T)
+    rec = indices.PairRecord("reichstag", tmp_path / "a.jpg", tmp_path / "b.jpg", None, None, pair.K0, pair.K1,
+                             pair.T0, pair.T1, pair.T1 @ np.linalg.inv(pair.T0), 0.5)
+    monkeypatch.setattr(indices, "read_dataset", lambda *a, **k: [rec])
+    desc = np.eye(300, dtype=np.float32)
+    feats = {"a.jpg": {"keypoints": proj(pair.K0, pair.T0), "descriptors": desc},
+             "b.jpg": {"keypoints": proj(pair.K1, pair.T1), "descriptors": desc}}
+    res = ev.evaluate_pose({"type": "pose", "dataset": str(tmp_path / "dataset.json")}, feats.__getitem__)
+    assert res["num_pairs"] == 1 and res["num_matches"] == 300 and res["precision"] == 1.0
+    assert res["auc@5"] > 95
+
+
+@pytest.mark.slow
+def test_reconstruction_from_sift_features_on_a_real_scene(tmp_path):
+    from matchforge.evaluation.reconstruction import main as reconstruct
+    from matchforge.posfeat.extract import list_images, main as extract_main, read_features
+
+    images = shared("reichstag", "images")
+    listed = list_images(images)[:6]
+    feats = extract_main({"method": "sift", "max_size": None, "num_pts": 4096}, listed, tmp_path / "f.h5")
+    stats = reconstruct(images, [n for n, _ in listed], lambda n: read_features(feats, n), mutual_nn,
+                        tmp_path / "rec", num_threads=1)
+    assert stats["num_images"] == 6 and stats["num_pairs"] == 15
+    assert stats["num_registered"] >= 5  # all 6 with seeds 0, 1, 2 when this was written
+    assert stats["num_points3D"] > 200 and stats["mean_track_length"] > 2.5
+    assert 0 < stats["mean_reprojection_error"] < 2.0
+    assert (tmp_path / "rec" / "database.db").is_file()
