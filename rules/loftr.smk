@@ -1,1 +1,133 @@
-# loftr rules: see issue / docs/loftr.md (filled in by the stage's owner)
+# LoFTR (issue 5, docs/loftr.md): train each run of `loftr.runs`, evaluate it on each of its test sets,
+# and evaluate the SIFT baseline on the same test sets.
+# Checkpoints live in results/models/loftr/{run}/checkpoints/ (not an output): an interrupted job resumes.
+from matchforge.errors import MatchforgeError
+from matchforge.loftr.testsets import testset_available as _testset_available
+
+LOFTR = config["loftr"]
+LOFTR_RUNS = list(LOFTR["runs"])
+LOFTR_TESTSETS = list(LOFTR["testsets"])
+
+for _run, _rc in LOFTR["runs"].items():
+    if _rc["dataset"] not in (config.get("datasets") or {}):
+        raise MatchforgeError(f"loftr run '{_run}' trains on unknown dataset '{_rc['dataset']}'",
+                              fix="add it under `datasets:` or change loftr.runs." + _run + ".dataset")
+    for _ts in _rc["testsets"]:
+        if _ts not in LOFTR["testsets"]:
+            raise MatchforgeError(f"loftr run '{_run}' names unknown test set '{_ts}'",
+                                  fix="add it under loftr.testsets or remove it from loftr.runs." + _run + ".testsets")
+for _name, _ts in LOFTR["testsets"].items():
+    if _ts["kind"] == "dataset" and _ts.get("dataset") not in (config.get("datasets") or {}):
+        raise MatchforgeError(f"loftr test set '{_name}' uses unknown dataset '{_ts.get('dataset')}'",
+                              fix="set loftr.testsets." + _name + ".dataset to a name under `datasets:`")
+
+
+wildcard_constraints:
+    run="|".join(LOFTR_RUNS) if LOFTR_RUNS else "(?!)",
+    testset="|".join(LOFTR_TESTSETS) if LOFTR_TESTSETS else "(?!)",
+
+
+# Options that do not change the trained model: editing them must not retrain.
+_NOT_TRAINING = ("testsets", "gpus", "eval_gpus")
+
+
+def loftr_run_conf(wc):
+    return to_json({k: v for k, v in LOFTR["runs"][wc.run].items() if k not in _NOT_TRAINING})
+
+
+def loftr_testset_conf(wc):
+    return to_json(LOFTR["testsets"][wc.testset])
+
+
+def loftr_testset_inputs(wc):
+    """dataset.json for test sets of kind 'dataset'; nothing else is produced by the workflow."""
+    ts = LOFTR["testsets"][wc.testset]
+    return {"dataset": f"results/datasets/{ts['dataset']}/dataset.json"} if ts["kind"] == "dataset" else {}
+
+
+def loftr_dataset_arg(wc, input):
+    return f"--dataset {input.dataset}" if "dataset" in input.keys() else ""
+
+
+rule loftr_train:
+    input:
+        dataset=lambda wc: f"results/datasets/{LOFTR['runs'][wc.run]['dataset']}/dataset.json",
+    output:
+        weights="results/models/loftr/{run}/weights.pt",
+        official="results/models/loftr/{run}/weights_official.ckpt",
+        meta="results/models/loftr/{run}/model.json",
+        metrics="results/models/loftr/{run}/metrics.csv",
+        curve="results/models/loftr/{run}/curve.png",
+    params:
+        conf=loftr_run_conf,
+        out="results/models/loftr/{run}",
+    log:
+        "logs/loftr/{run}/train.log",
+    benchmark:
+        "benchmarks/loftr/{run}/train.tsv"
+    threads: 2
+    resources:
+        gpu=lambda wc: LOFTR["runs"][wc.run]["gpus"],
+        mem_mb=16000,
+    shell:
+        "{MF} loftr-train --run {wildcards.run} --dataset {input.dataset:q} --out {params.out:q}"
+        " --conf {params.conf:q} > {log:q} 2>&1"
+
+
+rule loftr_eval:
+    input:
+        unpack(loftr_testset_inputs),
+        weights="results/models/loftr/{run}/weights.pt",
+        meta="results/models/loftr/{run}/model.json",
+    output:
+        "results/eval/loftr/{run}/{testset}.json",
+    params:
+        testset=loftr_testset_conf,
+        dataset=loftr_dataset_arg,
+    log:
+        "logs/loftr/{run}/eval_{testset}.log",
+    benchmark:
+        "benchmarks/loftr/{run}/eval_{testset}.tsv"
+    resources:
+        gpu=lambda wc: LOFTR["runs"][wc.run]["eval_gpus"],
+        mem_mb=8000,
+    shell:
+        "{MF} loftr-eval --name {wildcards.testset} --testset {params.testset:q} --weights {input.weights:q}"
+        " {params.dataset} --out {output:q} > {log:q} 2>&1"
+
+
+rule loftr_sift_eval:
+    input:
+        unpack(loftr_testset_inputs),
+    output:
+        "results/eval/sift/relpose/{testset}.json",
+    params:
+        testset=loftr_testset_conf,
+        baseline=lambda wc: to_json(LOFTR["baseline"]),
+        dataset=loftr_dataset_arg,
+    log:
+        "logs/sift/relpose_{testset}.log",
+    benchmark:
+        "benchmarks/sift/relpose_{testset}.tsv"
+    resources:
+        mem_mb=4000,
+    shell:
+        "{MF} loftr-eval --name {wildcards.testset} --testset {params.testset:q} --baseline sift"
+        " --baseline-conf {params.baseline:q} {params.dataset} --out {output:q} > {log:q} 2>&1"
+
+
+def loftr_targets():
+    """Trained runs, their evaluations on available test sets, and the baseline on the same test sets."""
+    out, used = [], set()
+    for run, rc in LOFTR["runs"].items():
+        out.append(f"results/models/loftr/{run}/weights.pt")
+        for ts in rc["testsets"]:
+            if _testset_available(LOFTR["testsets"][ts]):
+                out.append(f"results/eval/loftr/{run}/{ts}.json")
+                used.add(ts)
+    if LOFTR["baseline"]["enabled"]:
+        out += [f"results/eval/sift/relpose/{ts}.json" for ts in sorted(used)]
+    return out
+
+
+TARGETS["loftr"] = loftr_targets

@@ -1,0 +1,88 @@
+"""Relative-pose metrics on hand-computable cases, and the evaluation loop on the shipped Reichstag test set."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.spatial.transform import Rotation
+
+from conftest import REPO
+from matchforge.evaluation.pose import pose_auc, relative_pose_error
+from matchforge.loftr.evaluate import evaluate
+from matchforge.loftr.testsets import load_testset, read_reichstag
+
+REICHSTAG = REPO / "resources" / "testsets" / "reichstag"
+
+
+def test_auc_hand_computed():
+    # recall 1/4 at 1 deg, 2/4 at 3 deg, two failures: area up to 5 deg = 0.125 + 0.75 + 1.0 = 1.875 -> 37.5 %
+    auc = pose_auc([1.0, 3.0, np.inf, np.inf])
+    assert auc["auc@5"] == pytest.approx(37.5)
+    # up to 10: + 0.5 * 5 = 4.375 / 10
+    assert auc["auc@10"] == pytest.approx(43.75)
+    assert pose_auc([0.0, 0.0])["auc@5"] == pytest.approx(100.0)
+    assert pose_auc([np.inf])["auc@20"] == 0.0
+
+
+def test_pose_error_hand_computed():
+    T = np.eye(4)
+    T[:3, 3] = [1.0, 0, 0]
+    R = Rotation.from_euler("z", 10, degrees=True).as_matrix()
+    err_t, err_R = relative_pose_error(T, R, np.array([0.0, 1.0, 0.0]))
+    assert err_R == pytest.approx(10.0) and err_t == pytest.approx(90.0)
+    err_t, _ = relative_pose_error(T, np.eye(3), np.array([-1.0, 0.1, 0.0]))  # sign of t is ignored
+    assert err_t == pytest.approx(np.degrees(np.arctan(0.1)))
+
+
+def _perfect_matcher(records):
+    """Projections of random 3D points seen by both cameras: exact correspondences."""
+    by_pair = {(str(r.image0), str(r.image1)): r for r in records}
+    rng = np.random.default_rng(0)
+
+    def match(p0, p1):
+        r = by_pair[(str(p0), str(p1))]
+        X0 = np.c_[rng.uniform(-1, 1, (300, 2)), rng.uniform(4, 8, 300)]  # in camera 0
+        X1 = X0 @ r.T_0to1[:3, :3].T + r.T_0to1[:3, 3]
+        x0 = X0 @ r.K0.T
+        x1 = X1 @ r.K1.T
+        ok = X1[:, 2] > 0
+        return x0[ok, :2] / x0[ok, 2:], x1[ok, :2] / x1[ok, 2:]
+
+    return match
+
+
+def test_perfect_matches_give_auc_100():
+    records = read_reichstag(REICHSTAG)[:5]
+    res = evaluate(_perfect_matcher(records), records)
+    assert res["auc@5"] == pytest.approx(100.0, abs=0.5) and res["precision"] == pytest.approx(100.0)
+    assert res["failed"] == 0 and res["num_pairs"] == 5
+
+
+def test_reichstag_testset_and_sift_baseline():
+    records = load_testset({"kind": "reichstag", "root": str(REICHSTAG), "max_pairs": 3})
+    assert len(records) == 3
+    r = records[0]
+    assert np.allclose(r.T_0to1, r.T1 @ np.linalg.inv(r.T0)) and np.allclose(r.T0[3], [0, 0, 0, 1])
+    from matchforge.loftr.baseline import SiftMatcher
+
+    res = evaluate(SiftMatcher({"max_keypoints": 2048}, img_resize=640), records)
+    assert res["num_matches"] > 30 and res["auc@20"] > 20  # real photos, real ground truth
+
+
+def test_match_pair_and_video_headless(tmp_path):
+    import cv2
+
+    from matchforge.loftr.match import main as match_main
+    from matchforge.loftr.match import video
+
+    r = read_reichstag(REICHSTAG)[0]
+    res = match_main(r.image0, r.image1, tmp_path / "pair", img_resize=480, sift=True)
+    assert res["num_matches"] > 20 and cv2.imread(str(tmp_path / "pair" / "matches.jpg")) is not None
+    # a short clip: the same photo, shifted a little more in every frame
+    img = cv2.resize(cv2.imread(str(r.image0)), (320, 192))
+    writer = cv2.VideoWriter(str(tmp_path / "clip.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 5, (320, 192))
+    for s in range(4):
+        writer.write(np.roll(img, 4 * s, axis=1))
+    writer.release()
+    n = video(str(tmp_path / "clip.avi"), tmp_path / "video", img_resize=None, sift=True, max_frames=3)
+    assert n == 3 and len(list((tmp_path / "video" / "frames").glob("*.jpg"))) == 3

@@ -1,0 +1,151 @@
+"""LoFTR training: overfitting one real pair (DS and OT), resume after a crash, export into kornia."""
+
+from __future__ import annotations
+
+import json
+
+import kornia.feature as KF
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import default_collate
+
+from conftest import shared
+from loftr_helpers import SMALL_MODEL, tiny_dataset, tum_pair
+from matchforge.loftr.data import PairDataset
+from matchforge.loftr.losses import LoFTRLoss
+from matchforge.loftr.model import build_model, export_state_dict, forward, kornia_config, load_weights
+from matchforge.loftr.supervision import coarse_supervision, fine_supervision
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("match_type", ["dual_softmax", "sinkhorn"])
+def test_overfit_one_real_pair(tmp_path, match_type):
+    rec = tum_pair(shared("tum_rgbd"), tmp_path)
+    sample = PairDataset([rec], img_resize=192, depth_max_size=640)[0]
+    torch.manual_seed(0)
+    conf = {**SMALL_MODEL, "block_dims": [16, 24, 32], "initial_dim": 16, "match_type": match_type}
+    model = build_model(conf)
+    loss_fn = LoFTRLoss(conf, model.coarse_matching.match_type)
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(12):
+        b = coarse_supervision(default_collate([sample]))
+        forward(model, b)
+        fine_supervision(b)
+        loss_fn(b)
+        b["loss"].backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 0.5)
+        opt.step()
+        opt.zero_grad()
+        losses.append([float(b["loss"]), float(b["loss_scalars"]["loss_c"])])
+    losses = np.array(losses)
+    assert np.isfinite(losses).all()
+    # the coarse loss covers the whole confidence matrix (no random sampling): it must fall steadily
+    assert losses[-3:, 1].mean() < 0.7 * losses[:3, 1].mean(), losses
+    assert losses[-3:, 0].mean() < losses[:3, 0].mean(), losses
+
+
+def test_export_loads_strictly_into_kornia():
+    for match_type in ("dual_softmax", "sinkhorn"):
+        state = export_state_dict(build_model({"match_type": match_type}))
+        official = {f"matcher.{k}": v for k, v in state.items()}
+        if match_type == "dual_softmax":
+            target = KF.LoFTR(pretrained=None)  # kornia's default (official outdoor) architecture
+            assert len(state) == len(target.state_dict())
+        else:
+            target = KF.LoFTR(pretrained=None, config=kornia_config({"match_type": "sinkhorn"}))
+            assert "coarse_matching.bin_score" in state
+        target.load_state_dict(state, strict=True)
+        target.load_state_dict(official, strict=True)  # official Lightning layout, prefix stripped by kornia
+        assert torch.equal(target.state_dict()["backbone.conv1.weight"], state["backbone.conv1.weight"])
+
+
+def test_training_forward_matches_kornia_inference():
+    torch.manual_seed(0)
+    conf = {**SMALL_MODEL, "thr": 0.0}  # an untrained model has no confident match; keep every mutual one
+    model = build_model(conf).eval()
+    ref = KF.LoFTR(pretrained=None, config=kornia_config(conf)).eval()
+    ref.load_state_dict(model.state_dict(), strict=True)
+    g = torch.Generator().manual_seed(1)
+    img = torch.rand(1, 1, 160, 160, generator=g)
+    img1 = torch.roll(img, shifts=(8, 16), dims=(2, 3))
+    with torch.inference_mode():
+        ours = forward(model, {"image0": img, "image1": img1})
+        theirs = ref({"image0": img, "image1": img1})
+    assert len(theirs["keypoints0"]) > 10
+    assert torch.allclose(ours["mkpts0_f"], theirs["keypoints0"]) and torch.allclose(ours["mkpts1_f"], theirs["keypoints1"], atol=1e-4)
+
+
+@pytest.mark.slow
+def test_train_resume_export_and_evaluate(tmp_path, monkeypatch):
+    from matchforge.loftr import lightning_module
+    from matchforge.loftr.evaluate import main as eval_main
+    from matchforge.loftr.match import main as match_main
+    from matchforge.loftr.train import main as train_main
+
+    dataset = tiny_dataset(shared("tum_rgbd"), tmp_path / "ds")
+    conf = {"dataset": "tiny", **SMALL_MODEL, "img_resize": 256, "depth_max_size": 640, "n_samples_per_subset": 2,
+            "max_epochs": 2, "warmup_step": 2, "num_workers": 0, "checkpoint_every_n_steps": 1, "accelerator": "cpu"}
+    out = tmp_path / "run"
+
+    original = lightning_module.LoFTRModule.training_step
+
+    def crash_at_step_3(self, batch, batch_idx):
+        if self.global_step == 3:
+            raise RuntimeError("simulated node failure")
+        return original(self, batch, batch_idx)
+
+    monkeypatch.setattr(lightning_module.LoFTRModule, "training_step", crash_at_step_3)
+    with pytest.raises(RuntimeError, match="simulated"):
+        train_main(conf, dataset, out, run="t")
+    assert (out / "checkpoints" / "last.ckpt").is_file() and not (out / "weights.pt").exists()
+    monkeypatch.setattr(lightning_module.LoFTRModule, "training_step", original)
+
+    summary = train_main(conf, dataset, out, run="t")
+    assert summary["resumed_from"] and summary["global_step"] == 4  # 2 epochs x 2 pairs, none repeated
+    import pandas as pd
+
+    metrics = pd.read_csv(out / "metrics.csv")
+    assert metrics.dropna(subset=["train/loss"])["step"].tolist() == [0, 1, 2, 3]  # before and after the crash, once each
+    assert (out / "curve.png").stat().st_size > 1000
+    meta = json.loads((out / "model.json").read_text())
+    assert meta["conf"]["block_dims"] == SMALL_MODEL["block_dims"]
+
+    # changed options -> fresh start, not a resume
+    summary = train_main({**conf, "max_epochs": 1}, dataset, out, run="t")
+    assert summary["resumed_from"] is None and summary["global_step"] == 2
+    # a finished run that is run again (forced rerun) retrains rather than "resuming" a finished job
+    summary = train_main({**conf, "max_epochs": 1}, dataset, out, run="t")
+    assert summary["resumed_from"] is None and summary["global_step"] == 2
+
+    state = torch.load(out / "weights.pt")
+    KF.LoFTR(pretrained=None, config=kornia_config(meta["conf"])).load_state_dict(state, strict=True)
+    assert load_weights(str(out / "weights.pt"), meta["conf"]).training is False
+
+    res = eval_main({"kind": "dataset", "img_resize": 256}, tmp_path / "eval.json", weights=out / "weights.pt",
+                    model_conf=meta["conf"], dataset_json=dataset, name="tiny")
+    saved = json.loads((tmp_path / "eval.json").read_text())
+    assert saved["num_pairs"] == 1 and {"auc@5", "auc@10", "auc@20", "precision", "num_matches"} <= set(saved)
+    assert res["pairs"][0]["num_matches"] >= 0
+
+    rec = tum_pair(shared("tum_rgbd"), tmp_path)
+    m = match_main(rec.image0, rec.image1, tmp_path / "m", weights=str(out / "weights.pt"), img_resize=256)
+    assert (tmp_path / "m" / "matches.jpg").is_file() and np.load(tmp_path / "m" / "matches.npz")["kpts0"].shape[0] == m["num_matches"]
+
+
+def test_non_finite_loss_is_skipped(tmp_path):
+    from matchforge.loftr.lightning_module import LoFTRModule
+
+    rec = tum_pair(shared("tum_rgbd"), tmp_path)
+    b = default_collate([PairDataset([rec], img_resize=192, depth_max_size=640)[0]])
+    b["image0"][0, 0, 40:60, 40:60] = float("nan")  # a corrupt image
+    torch.manual_seed(0)
+    module = LoFTRModule({**SMALL_MODEL, "block_dims": [16, 24, 32], "initial_dim": 16})
+    before = {k: v.clone() for k, v in module.matcher.named_buffers() if "running" in k}
+    loss = module.training_step(b, 0)
+    assert all(torch.equal(before[k], v) for k, v in module.matcher.named_buffers() if k in before)  # BN stats not poisoned
+    assert not torch.isfinite(b["loss"])  # the raw loss is NaN ...
+    assert float(loss.detach()) == 0.0  # ... the step's loss is a zero that reaches every parameter
+    loss.backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() and not p.grad.any() for p in module.parameters())
