@@ -1,0 +1,163 @@
+"""shiftfocal-data -> shiftfocal-train (checkpoint, resume, decaying lr) -> shiftfocal-eval and
+recover-shape, on the real TUM frames, through the CLI where a user would call it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+import pytest
+
+from conftest import REPO, shared
+from matchforge.errors import MatchforgeError
+from matchforge.shiftfocal import train as sf_train
+from matchforge.shiftfocal.ply import read_ply, write_ply
+from matchforge.shiftfocal.readers import read_matchforge
+from matchforge.shiftfocal.sampling import list_items
+
+TINY = {"steps": 2, "batch_size": 2, "num_points": 256, "resolution": 16, "channels": [4, 4, 8, 8, 16],
+        "val_every": 1, "checkpoint_every": 1}
+
+
+def mf(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "matchforge", *args], capture_output=True, text=True, cwd=REPO)
+
+
+@pytest.fixture(scope="module")
+def tum_data(tmp_path_factory):
+    out = tmp_path_factory.mktemp("sf") / "data" / "tum"
+    r = mf("shiftfocal-data", "--source", "tum", "--path", str(shared("tum_rgbd")), "--out", str(out),
+           "--conf", json.dumps({"type": "tum", "max_side": 96, "holdout": 0.25}))
+    assert r.returncode == 0, r.stderr
+    return out
+
+
+def test_data_layout(tum_data):
+    index = json.loads((tum_data / "index.json").read_text())
+    assert len(index["items"]) == 4 and [e["split"] for e in index["items"]].count("test") == 1
+    focals, scales = np.load(tum_data / "focals.npy"), np.load(tum_data / "scales.npy")
+    for e, f, s in zip(index["items"], focals, scales):
+        with np.load(tum_data / "depths" / f"{e['key']}.npz") as z:
+            depth = z["arr_0"]  # np.savez_compressed(path, depth): key arr_0 (Train-3D layout)
+            assert z["rgb"].shape == depth.shape + (3,)
+        K = np.load(tum_data / "intrinsics" / f"{e['key']}.npy")
+        assert depth.shape == (72, 96) and K.shape == (3, 3)
+        assert K[0, 0] == pytest.approx(f) and f == pytest.approx((517.3 if "1305" in e["name"] else 535.4) * 96 / 640)
+        assert s == pytest.approx(depth.max()) and 2 < s < 10
+    assert (tum_data / "histograms.png").stat().st_size > 1000
+    assert len(list_items(tum_data, "train")) == 3
+
+
+def test_train_checkpoints_resumes_and_decays_lr(tum_data, tmp_path):
+    out = tmp_path / "run"
+    m1 = sf_train.main({**TINY, "targets": ["shift"]}, [tum_data], out)
+    assert (out / "shift.pt").exists() and (out / "ckpt" / "shift_last.pt").exists() and (out / "curves.png").exists()
+    lrs = [lr for _, lr in m1["targets"]["shift"]["history"]["lr"]]
+    assert lrs[1] < lrs[0]
+    # more steps with otherwise the same options: resumes at step 2 instead of starting over
+    m2 = sf_train.main({**TINY, "targets": ["shift"], "steps": 3}, [tum_data], out)
+    assert [s for s, _ in m2["targets"]["shift"]["history"]["train_loss"]] == [1, 2, 3]
+    # changed options: the checkpoint is ignored
+    m3 = sf_train.main({**TINY, "targets": ["shift"], "lr": 5e-4}, [tum_data], out)
+    assert [s for s, _ in m3["targets"]["shift"]["history"]["train_loss"]] == [1, 2]
+    factors = [sf_train.lr_factor(s, 100, "linear", 0.1) for s in range(0, 101, 10)]
+    assert factors == sorted(factors, reverse=True) and factors[-1] == pytest.approx(0.1)
+    assert sf_train.lr_factor(100, 100, "cosine", 0.01) == pytest.approx(0.01)
+
+
+def test_eval_and_recover_cli(tum_data, tmp_path):
+    run = tmp_path / "run"
+    r = mf("shiftfocal-train", "--data", str(tum_data), "--out", str(run), "--conf", json.dumps(TINY))
+    assert r.returncode == 0, r.stderr
+    assert (run / "focal.pt").exists() and (run / "shift.pt").exists()
+    out = tmp_path / "eval" / "tum"
+    r = mf("shiftfocal-eval", "--model-dir", str(run), "--data", str(tum_data), "--out", str(out), "--conf", '{"num_points": 256}')
+    assert r.returncode == 0, r.stderr
+    res = json.loads(out.with_suffix(".json").read_text())
+    assert res["num_items"] == 1 and res["items"][0]["split"] == "test"
+    row = res["items"][0]
+    assert row["focal_err_guess"] == pytest.approx(abs((72 // 2) / np.tan(np.pi / 6) / row["focal_true"] - 1))
+    assert row["absrel_before"] > 0.01  # the simulated input really is shifted
+    pts, cols = read_ply(f"{out}_before.ply")
+    gt, _ = read_ply(f"{out}_gt.ply")
+    assert len(pts) == len(gt) > 1000 and cols is not None
+    # recover-shape on a 16-bit PNG (inverse-depth input, as a relative depth network gives)
+    import cv2
+
+    with np.load(tum_data / "depths" / "000000.npz") as z:
+        depth = z["arr_0"]
+    disp = np.where(depth > 0, 1000.0 / np.maximum(depth, 1e-6), 0).astype(np.uint16)
+    cv2.imwrite(str(tmp_path / "disp.png"), disp)
+    r = mf("recover-shape", "--model-dir", str(run), "--depth", str(tmp_path / "disp.png"), "--inverse",
+           "--num-points", "256", "--out", str(tmp_path / "rec"))
+    assert r.returncode == 0, r.stderr
+    info = json.loads((tmp_path / "rec" / "recovery.json").read_text())
+    assert info["focal0_px"] == pytest.approx(36 / np.tan(np.pi / 6)) and info["focal_px"] > 0
+    assert read_ply(tmp_path / "rec" / "after.ply")[0].shape[1] == 3
+
+
+def test_missing_model_is_a_clear_cli_error(tum_data, tmp_path):
+    r = mf("recover-shape", "--model-dir", str(tmp_path / "nothing"), "--depth", "x.npy", "--out", str(tmp_path))
+    assert r.returncode == 2 and "train it first" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_ply_round_trip(tmp_path):
+    pts = np.random.default_rng(0).normal(size=(50, 3)).astype(np.float32)
+    cols = np.random.default_rng(1).integers(0, 255, (50, 3)).astype(np.uint8)
+    write_ply(tmp_path / "a.ply", pts, cols)
+    p, c = read_ply(tmp_path / "a.ply")
+    np.testing.assert_array_equal(p, pts)
+    np.testing.assert_array_equal(c, cols)
+    assert (tmp_path / "a.ply").read_bytes().startswith(b"ply\nformat binary_little_endian 1.0\n")
+
+
+def test_matchforge_scene_reader_unprojects_to_sfm_points(demo_sfm, tmp_path):
+    """Project each view's SfM points and write them as a sparse depth H5 (the depth stage's format);
+    the reader gives K from the model, and unprojecting those pixels reproduces the SfM points in the
+    camera frame (up to the half-pixel of rasterisation)."""
+    from matchforge.scene import load_scene
+
+    scene = load_scene(demo_sfm / "sparse")
+    h5_dir = tmp_path / "h5"
+    h5_dir.mkdir()
+    views = list(scene.views.values())[:3]
+    def rasterise(v):
+        """SfM points of ``v`` in its camera frame and the pixel (row, col) each projects into."""
+        Xc = scene.camera_points(v)
+        uvw = Xc @ v.K.T
+        u, w = uvw[:, 0] / uvw[:, 2], uvw[:, 1] / uvw[:, 2]
+        ok = (Xc[:, 2] > 0) & (u >= 0) & (u < v.width) & (w >= 0) & (w < v.height)
+        return Xc[ok], np.floor(w[ok]).astype(int), np.floor(u[ok]).astype(int)
+
+    for v in views:
+        Xc, r, c = rasterise(v)
+        depth = np.zeros((v.height, v.width), np.float32)
+        depth[r, c] = Xc[:, 2]
+        with h5py.File(h5_dir / f"{v.stem}.h5", "w") as f:
+            f["depth"] = depth
+    items = read_matchforge(h5_dir, demo_sfm / "sparse", demo_sfm / "images", scene="demo")
+    assert len(items) == 3 and not items[0].metric and items[0].rgb is not None
+    from matchforge.shiftfocal.geometry import unproject
+
+    for it, v in zip(items, views):
+        np.testing.assert_allclose(it.K, v.K)
+        pts, _ = unproject(it.depth, it.K)
+        Xc, r, c = rasterise(v)
+        order = np.argsort(r * v.width + c, kind="stable")
+        keep = np.ones(len(order), bool)
+        flat = (r * v.width + c)[order]
+        keep[:-1] = flat[:-1] != flat[1:]  # the last write wins per pixel
+        ref = Xc[order][keep]
+        assert len(pts) == len(ref)
+        np.testing.assert_allclose(pts[:, 2], ref[:, 2], rtol=1e-5)
+        half_px = 0.5 * ref[:, 2:3] / np.array([it.K[0, 0], it.K[1, 1]]) * 1.001 + 1e-9  # half a pixel at that depth
+        assert (np.abs(pts[:, :2] - ref[:, :2]) <= half_px).all()
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    with h5py.File(bad / "not_an_image.h5", "w") as f:
+        f["depth"] = np.ones((4, 4), np.float32)
+    with pytest.raises(MatchforgeError, match="no registered image"):
+        read_matchforge(bad, demo_sfm / "sparse", scene="demo")
