@@ -39,6 +39,7 @@ def plain_pycolmap(conf: dict, images: Path, out: Path) -> None:
                               extraction_options=extraction, device=pycolmap.Device.cpu)
     matching = pycolmap.FeatureMatchingOptions()
     matching.max_num_matches = conf["max_num_matches"]
+    matching.guided_matching = conf["guided_matching"]
     matching.use_gpu = False
     pycolmap.match_exhaustive(db, matching_options=matching, device=pycolmap.Device.cpu)
     options = pycolmap.IncrementalPipelineOptions()

@@ -97,7 +97,7 @@ rule posfeat_desc:
         "../envs/train.yaml"
     benchmark:
         "benchmarks/posfeat/{pfrun}/desc.tsv"
-    threads: min(workflow.cores, 8)
+    threads: 8  # capped by --cores
     resources:
         gpu=1,
         mem_mb=16000,
@@ -121,7 +121,7 @@ rule posfeat_kp:
         "../envs/train.yaml"
     benchmark:
         "benchmarks/posfeat/{pfrun}/kp.tsv"
-    threads: min(workflow.cores, 8)
+    threads: 8  # capped by --cores
     resources:
         gpu=1,
         mem_mb=16000,

@@ -31,7 +31,7 @@ checkpoint sfm:
         "../envs/sfm.yaml"
     benchmark:
         "benchmarks/{scene}/sfm.tsv"
-    threads: workflow.cores
+    threads: 16  # capped by --cores
     resources:
         mem_mb=8000,
     shell:

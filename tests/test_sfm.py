@@ -19,20 +19,27 @@ from matchforge.sfm.reconstruct import main as sfm_main
 from conftest import DEMO_IMAGES, shared
 
 FAST = {"max_image_size": 800, "max_num_features": 4096}
-# Internet photos: every photo its own camera (different phones, zooms, crops).
+# Internet photos: every photo its own camera (different phones, zooms, crops); guided matching pins
+# the focal of poorly constrained cameras (docs/sfm.md).
 INTERNET = {"camera_mode": "per_image"}
+ACCURATE = {**INTERNET, "guided_matching": True}
 
 
-def umeyama(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-    """Similarity (s, R, t) minimising |dst - (s R src + t)|^2 (Umeyama 1991)."""
-    mu_s, mu_d = src.mean(0), dst.mean(0)
-    a, b = src - mu_s, dst - mu_d
-    U, S, Vt = np.linalg.svd(b.T @ a / len(src))
-    D = np.eye(3)
-    D[2, 2] = np.sign(np.linalg.det(U @ Vt))
-    R = U @ D @ Vt
-    s = np.trace(np.diag(S) @ D) / a.var(0).sum()
-    return s, R, mu_d - s * R @ mu_s
+def align_cameras(R_est: np.ndarray, C_est: np.ndarray, R_gt: np.ndarray, C_gt: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """Similarity (s, G, t) with ``X_gt = s G X_est + t`` from N cameras (world->camera R, centres C).
+
+    The rotation G is the mean of ``R_gt_i^T R_est_i`` over the cameras, then s and t fit the centres.
+    Fitting G to the centres alone (Umeyama) is ill-conditioned for photos taken from one plaza (centres
+    nearly coplanar): on Reichstag it tilts the whole model by 1-4 degrees from run to run, which then
+    shows up as the same error on every camera.
+    """
+    from scipy.spatial.transform import Rotation
+
+    G = Rotation.from_matrix(np.einsum("nji,njk->nik", R_gt, R_est)).mean().as_matrix()
+    a = (C_est - C_est.mean(0)) @ G.T
+    b = C_gt - C_gt.mean(0)
+    s = float((a * b).sum() / (a * a).sum())
+    return s, G, C_gt.mean(0) - s * G @ C_est.mean(0)
 
 
 def rotation_angle_deg(R: np.ndarray) -> float:
@@ -41,7 +48,7 @@ def rotation_angle_deg(R: np.ndarray) -> float:
 
 def test_reichstag_matches_ground_truth(tmp_path):
     root = shared("reichstag")
-    stats = sfm_main(INTERNET, root / "images", tmp_path / "sfm", scene="reichstag")
+    stats = sfm_main(ACCURATE, root / "images", tmp_path / "sfm", scene="reichstag")
     assert stats["num_registered"] == stats["num_images"] == 10
     assert stats["skipped"] == []
     scene = load_scene(tmp_path / "sfm" / "sparse")
@@ -59,9 +66,13 @@ def test_reichstag_matches_ground_truth(tmp_path):
         # undistorted images keep the photo's aspect and the model is PINHOLE
         assert view.K[0, 1] == 0 and view.K[2, 2] == 1
         assert (tmp_path / "sfm" / "images" / name).exists()
-    s, R_s, _ = umeyama(np.array(C_est), np.array(C_gt))
-    errors = [rotation_angle_deg(Rg.T @ (Re @ R_s.T)) for Re, Rg in zip(R_est, R_gt)]
+    R_est, C_est, R_gt, C_gt = map(np.array, (R_est, C_est, R_gt, C_gt))
+    s, G, t = align_cameras(R_est, C_est, R_gt, C_gt)
+    errors = [rotation_angle_deg(Rg.T @ Re @ G.T) for Re, Rg in zip(R_est, R_gt)]
     assert max(errors) < 2.0, errors
+    # camera centres land where the ground truth has them (relative to the spread of the cameras)
+    centre_err = np.linalg.norm(s * C_est @ G.T + t - C_gt, axis=1) / np.linalg.norm(C_gt - C_gt.mean(0), axis=1).mean()
+    assert np.median(centre_err) < 0.15, centre_err
     assert stats["mean_reprojection_error"] < 1.5
     written = json.loads((tmp_path / "sfm" / "stats.json").read_text())
     for key in ("num_images", "num_registered", "num_points3D", "mean_reprojection_error",

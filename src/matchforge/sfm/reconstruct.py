@@ -62,6 +62,7 @@ def extract_and_match(conf: dict[str, Any], database: Path, images: StagedImages
     matching.max_num_matches = conf["max_num_matches"]
     matching.num_threads = conf["num_threads"]
     matching.use_gpu = conf["use_gpu"]
+    matching.guided_matching = conf["guided_matching"]
     matcher = choose_matcher(conf, len(images.names), images.has_gps)
     t = time.time()
     if matcher == "exhaustive":
