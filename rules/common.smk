@@ -20,10 +20,20 @@ validate(config, schema=SCHEMAS / "config.schema.yaml")
 validate_config(config, SCHEMAS)  # stage defaults filled in; per-scene overrides checked by name
 
 SCENES = list(config["scenes"])
+# single_images scenes have no SfM: only depth (and the shape step) run on them.
+SINGLE_SCENES = [s for s in SCENES if config["scenes"][s].get("single_images")]
+SFM_SCENES = [s for s in SCENES if s not in SINGLE_SCENES]
+
+
+def one_of(names):
+    """Wildcard regex matching exactly these names (never matching when there are none)."""
+    import re
+
+    return "|".join(map(re.escape, names)) if names else "(?!)"
 
 
 wildcard_constraints:
-    scene="|".join(SCENES) if SCENES else "(?!)",
+    scene=one_of(SCENES),
 
 
 def stage_params(stage):

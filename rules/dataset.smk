@@ -11,6 +11,12 @@ for _name, _entry in (config.get("datasets") or {}).items():
             f"dataset '{_name}' lists unknown scene(s) {_unknown}",
             fix="add them under `scenes:` in config/config.yaml or remove them from datasets." + _name,
         )
+    _single = [s for s in _entry["scenes"] if s in SINGLE_SCENES]
+    if _single:
+        raise MatchforgeError(
+            f"dataset '{_name}' lists scene(s) {_single} without SfM (single_images: true); datasets need poses",
+            fix="remove them from datasets." + _name + ".scenes, or drop single_images so that they go through SfM",
+        )
 
 
 wildcard_constraints:

@@ -1,5 +1,28 @@
-# Depth (issue 3, docs/depth.md): raw depth per undistorted image -> aligned MegaDepth H5 -> QA.
-# One job per scene and step: the model is loaded once per scene and run batched.
+# Depth (issue 3, docs/depth.md): raw depth per undistorted image -> aligned MegaDepth H5 -> QA;
+# optionally focal + point cloud per image from a shift/focal model (depth.shape.run, issue 7), which is
+# all that single_images scenes (no SfM) get. One job per scene and step: the model is loaded once per
+# scene and run batched.
+from matchforge.errors import MatchforgeError
+
+
+def depth_conf(scene):
+    return scene_conf(config, scene, "depth")
+
+
+def shape_run(scene):
+    return depth_conf(scene)["shape"]["run"]
+
+
+for _s in SCENES:
+    _fix = f"edit scenes.{_s} in config/config.yaml (config/README.md, section depth)"
+    if _s in SINGLE_SCENES and depth_conf(_s)["backend"] != "depth_anything":
+        raise MatchforgeError(f"scene '{_s}' has single_images: true, so it has no SfM points for the "
+                              f"'{depth_conf(_s)['backend']}' depth backend", fix="set depth.backend: depth_anything; " + _fix)
+    if _s in SINGLE_SCENES and config["scenes"][_s].get("colmap"):
+        raise MatchforgeError(f"scene '{_s}' has single_images: true and a COLMAP project", fix="drop one of them; " + _fix)
+    if shape_run(_s) is not None and shape_run(_s) not in (config["shiftfocal"].get("runs") or {}):
+        raise MatchforgeError(f"scene '{_s}': depth.shape.run names unknown shift/focal run '{shape_run(_s)}'",
+                              fix="use a name under shiftfocal.runs, or null; " + _fix)
 
 
 def depth_params(*keys):
@@ -15,6 +38,8 @@ def depth_predict_params(wc):
 
 
 rule depth_predict:
+    wildcard_constraints:
+        scene=one_of(SFM_SCENES),
     input:
         sparse="results/{scene}/sfm/sparse",
         images="results/{scene}/sfm/images",
@@ -68,7 +93,8 @@ rule depth_qa:
         report="results/{scene}/depth/align.json",
     output:
         qa="results/{scene}/depth/qa.json",
-        plot="results/{scene}/depth/qa.png",
+        plot=report("results/{scene}/depth/qa.png", category="Depth", subcategory="{scene}",
+                    caption="../workflow/report/depth_qa.rst"),
     params:
         conf=depth_params("align", "sparse", "qa"),
     log:
@@ -85,4 +111,76 @@ rule depth_qa:
         " --conf {params.conf:q} > {log:q} 2>&1"
 
 
-TARGETS["depth"] = lambda: expand("results/{scene}/depth/{f}", scene=SCENES, f=["qa.json", "align.json"])
+rule depth_predict_single:
+    """Scenes without SfM: depth of every readable photo (upright, as staged into depth/images/)."""
+    wildcard_constraints:
+        scene=one_of(SINGLE_SCENES),
+    input:
+        images=lambda wc: config["scenes"][wc.scene]["images"],
+    output:
+        raw=directory("results/{scene}/depth/raw"),
+        preview=directory("results/{scene}/depth/preview"),
+        images=directory("results/{scene}/depth/images"),
+        inputs="results/{scene}/depth/inputs.json",
+    params:
+        conf=depth_predict_params,
+    log:
+        "logs/{scene}/depth_predict.log",
+    conda:
+        "../envs/train.yaml"
+    benchmark:
+        "benchmarks/{scene}/depth_predict.tsv"
+    threads: 2
+    resources:
+        gpu=1,
+        mem_mb=8000,
+    shell:
+        "{MF} depth --scene {wildcards.scene} --images {input.images:q}"
+        " --out results/{wildcards.scene}/depth --conf {params.conf:q} > {log:q} 2>&1"
+
+
+def shape_inputs(wc):
+    model = f"results/models/shiftfocal/{shape_run(wc.scene)}"
+    inputs = {"raw": f"results/{wc.scene}/depth/raw", "focal": f"{model}/focal.pt", "shift": f"{model}/shift.pt"}
+    if wc.scene in SINGLE_SCENES:
+        inputs["images"] = f"results/{wc.scene}/depth/images"
+    else:
+        inputs.update(sparse=f"results/{wc.scene}/sfm/sparse", images=f"results/{wc.scene}/sfm/images")
+    return inputs
+
+
+rule depth_shape:
+    input:
+        unpack(shape_inputs),
+    output:
+        json="results/{scene}/depth/shape.json",
+        plot=report("results/{scene}/depth/shape.png", category="Depth", subcategory="{scene}",
+                    caption="../workflow/report/shape.rst"),
+        clouds=directory("results/{scene}/depth/shape"),
+    params:
+        conf=depth_params("shape"),
+        model_dir=lambda wc, input: Path(input.focal).parent,
+        sparse=lambda wc, input: f"--sparse {input.sparse}" if "sparse" in input.keys() else "",
+    log:
+        "logs/{scene}/depth_shape.log",
+    conda:
+        "../envs/train.yaml"
+    benchmark:
+        "benchmarks/{scene}/depth_shape.tsv"
+    resources:
+        gpu=1,
+        mem_mb=4000,
+    shell:
+        "{MF} depth-shape --scene {wildcards.scene} --raw {input.raw:q} --model-dir {params.model_dir:q}"
+        " --images {input.images:q} {params.sparse} --out {output.json:q} --clouds {output.clouds:q}"
+        " --plot {output.plot:q} --conf {params.conf:q} > {log:q} 2>&1"
+
+
+def depth_targets():
+    out = expand("results/{scene}/depth/{f}", scene=SFM_SCENES, f=["qa.json", "align.json"])
+    out += expand("results/{scene}/depth/inputs.json", scene=SINGLE_SCENES)
+    out += [f"results/{s}/depth/shape.json" for s in SCENES if shape_run(s) is not None]
+    return out
+
+
+TARGETS["depth"] = depth_targets

@@ -57,7 +57,8 @@ rule loftr_train:
         official="results/models/loftr/{run}/weights_official.ckpt",
         meta="results/models/loftr/{run}/model.json",
         metrics="results/models/loftr/{run}/metrics.csv",
-        curve="results/models/loftr/{run}/curve.png",
+        curve=report("results/models/loftr/{run}/curve.png", category="Training", subcategory="LoFTR",
+                     caption="../workflow/report/training.rst"),
     params:
         conf=loftr_run_conf,
         out="results/models/loftr/{run}",
@@ -80,7 +81,9 @@ rule loftr_eval:
         weights="results/models/loftr/{run}/weights.pt",
         meta="results/models/loftr/{run}/model.json",
     output:
-        "results/eval/loftr/{run}/{testset}.json",
+        json="results/eval/loftr/{run}/{testset}.json",
+        vis=report("results/eval/loftr/{run}/{testset}_matches.jpg", category="Matches", subcategory="{testset}",
+                   caption="../workflow/report/matches.rst"),
     params:
         testset=loftr_testset_conf,
         dataset=loftr_dataset_arg,
@@ -93,14 +96,16 @@ rule loftr_eval:
         mem_mb=8000,
     shell:
         "{MF} loftr-eval --name {wildcards.testset} --testset {params.testset:q} --weights {input.weights:q}"
-        " {params.dataset} --out {output:q} > {log:q} 2>&1"
+        " {params.dataset} --out {output.json:q} --vis {output.vis:q} > {log:q} 2>&1"
 
 
 rule loftr_sift_eval:
     input:
         unpack(loftr_testset_inputs),
     output:
-        "results/eval/sift/relpose/{testset}.json",
+        json="results/eval/sift/relpose/{testset}.json",
+        vis=report("results/eval/sift/relpose/{testset}_matches.jpg", category="Matches", subcategory="{testset}",
+                   caption="../workflow/report/matches.rst"),
     params:
         testset=loftr_testset_conf,
         baseline=lambda wc: to_json(LOFTR["baseline"]),
@@ -113,7 +118,7 @@ rule loftr_sift_eval:
         mem_mb=4000,
     shell:
         "{MF} loftr-eval --name {wildcards.testset} --testset {params.testset:q} --baseline sift"
-        " --baseline-conf {params.baseline:q} {params.dataset} --out {output:q} > {log:q} 2>&1"
+        " --baseline-conf {params.baseline:q} {params.dataset} --out {output.json:q} --vis {output.vis:q} > {log:q} 2>&1"
 
 
 def loftr_targets():

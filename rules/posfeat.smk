@@ -47,8 +47,8 @@ def _pf_check():
             raise MatchforgeError(f"posfeat test set '{name}' ({spec['type']}) needs '{need}'", fix=fix)
         if spec["type"] == "pose" and spec["dataset"] not in (config.get("datasets") or {}):
             raise MatchforgeError(f"posfeat test set '{name}' names unknown dataset '{spec['dataset']}'", fix=fix)
-        if spec.get("scene") and spec["scene"] not in config["scenes"]:
-            raise MatchforgeError(f"posfeat test set '{name}' names unknown scene '{spec['scene']}'", fix=fix)
+        if spec.get("scene") and spec["scene"] not in SFM_SCENES:
+            raise MatchforgeError(f"posfeat test set '{name}' names scene '{spec['scene']}', which is unknown or has no SfM", fix=fix)
     for run, spec in PF_RUNS.items():
         if not spec.get("dataset") and not spec.get("caps_root"):
             raise MatchforgeError(f"posfeat run '{run}' has no training data", fix="set dataset: or caps_root: ; " + fix)

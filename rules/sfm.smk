@@ -15,6 +15,8 @@ def sfm_existing(wc):
 
 
 checkpoint sfm:
+    wildcard_constraints:
+        scene=one_of(SFM_SCENES),
     input:
         unpack(sfm_inputs),
     output:
@@ -50,4 +52,4 @@ def registered_stems(scene):
     return sorted(p.stem for p in images.iterdir() if p.is_file())
 
 
-TARGETS["sfm"] = lambda: expand("results/{scene}/sfm/stats.json", scene=SCENES)
+TARGETS["sfm"] = lambda: expand("results/{scene}/sfm/stats.json", scene=SFM_SCENES)

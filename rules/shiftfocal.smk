@@ -18,8 +18,9 @@ def _sf_check():
 
     fix = "edit shiftfocal in config/config.yaml (config/README.md lists the options)"
     for name, src in SF_SOURCES.items():
-        if src["type"] == "matchforge" and src.get("scene") not in config["scenes"]:
-            raise MatchforgeError(f"shiftfocal source '{name}' needs `scene:` naming a key of scenes:", fix=fix)
+        if src["type"] == "matchforge" and src.get("scene") not in SFM_SCENES:
+            raise MatchforgeError(f"shiftfocal source '{name}' needs `scene:` naming a scene with SfM (a key of scenes:"
+                                  " without single_images)", fix=fix)
         if src["type"] != "matchforge" and not src.get("path"):
             raise MatchforgeError(f"shiftfocal source '{name}' ({src['type']}) needs `path:`", fix=fix)
     for run, spec in SF_RUNS.items():
@@ -81,7 +82,8 @@ rule shiftfocal_train:
         focal="results/models/shiftfocal/{sfrun}/focal.pt",
         shift="results/models/shiftfocal/{sfrun}/shift.pt",
         metrics="results/models/shiftfocal/{sfrun}/metrics.json",
-        curves="results/models/shiftfocal/{sfrun}/curves.png",
+        curves=report("results/models/shiftfocal/{sfrun}/curves.png", category="Training", subcategory="shift/focal",
+                      caption="../workflow/report/training.rst"),
     params:
         conf=lambda wc: to_json(sf_train_conf(wc.sfrun)),
         out="results/models/shiftfocal/{sfrun}",
@@ -106,7 +108,8 @@ rule shiftfocal_eval:
         data="results/shiftfocal/data/{source}",
     output:
         json="results/eval/shiftfocal/{sfrun}/{source}.json",
-        plot="results/eval/shiftfocal/{sfrun}/{source}.png",
+        plot=report("results/eval/shiftfocal/{sfrun}/{source}.png", category="Evaluations", subcategory="shift/focal",
+                    caption="../workflow/report/shiftfocal.rst"),
         before="results/eval/shiftfocal/{sfrun}/{source}_before.ply",
         after="results/eval/shiftfocal/{sfrun}/{source}_after.ply",
         gt="results/eval/shiftfocal/{sfrun}/{source}_gt.ply",

@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "depth": ("matchforge.depth.predict", "predict raw depth per undistorted image (Depth-Anything or sparse SfM)"),
     "align-depth": ("matchforge.depth.align", "align raw depth to the SfM scale and write MegaDepth H5"),
     "depth-qa": ("matchforge.depth.qa", "alignment residual, coverage and track-transfer error of depth maps"),
+    "depth-shape": ("matchforge.depth.shape", "focal length and point cloud per depth map from a shift/focal model"),
     "scene-info": ("matchforge.dataset.scene_info", "MegaDepth scene-info files with overlap buckets"),
     "dataset": ("matchforge.dataset.build", "splits, MegaDepth layout and LoFTR data config for a dataset"),
     "loftr-train": ("matchforge.loftr.train", "train LoFTR (dual-softmax or optimal transport)"),

@@ -1,6 +1,7 @@
 """One table per kind of result, for people and for the Snakemake report.
 
-- ``scenes.csv``: one row per scene from ``results/{scene}/sfm/stats.json`` and ``depth/qa.json``.
+- ``scenes.csv``: one row per scene from ``results/{scene}/sfm/stats.json`` (or ``depth/inputs.json`` for
+  scenes without SfM), ``depth/qa.json`` and ``depth/shape.json``.
 - ``evaluations.csv``: one row per ``results/eval/{family}/{run}/{testset}.json``.
 - ``evaluations.png``: the pose AUCs (and any other ``auc``/``mma`` metrics) as grouped bars.
 
@@ -29,18 +30,28 @@ def flatten(d: dict[str, Any], prefix: str = "", depth: int = 2) -> dict[str, An
 
 
 def scene_table(results: Path) -> pd.DataFrame:
+    """One row per scene: SfM stats (or, without SfM, the photos used), depth QA and the shape step's summary."""
     rows = []
-    for stats_path in sorted(results.glob("*/sfm/stats.json")):
-        scene = stats_path.parents[1].name
-        stats = json.loads(stats_path.read_text())
+    scenes = sorted({p.parents[1].name for p in results.glob("*/sfm/stats.json")}
+                    | {p.parents[1].name for p in results.glob("*/depth/inputs.json")})
+    for scene in scenes:
         row: dict[str, Any] = {"scene": scene}
-        row.update({k: stats.get(k) for k in ("num_images", "num_registered", "num_points3D",
-                                              "mean_reprojection_error", "mean_track_length", "seconds")})
-        row["num_skipped"] = len(stats.get("skipped", []))
+        stats_path = results / scene / "sfm" / "stats.json"
+        if stats_path.exists():
+            stats = json.loads(stats_path.read_text())
+            row.update({k: stats.get(k) for k in ("num_images", "num_registered", "num_points3D",
+                                                  "mean_reprojection_error", "mean_track_length", "seconds")})
+            row["num_skipped"] = len(stats.get("skipped", []))
+        else:  # single_images: no SfM
+            inputs = json.loads((results / scene / "depth" / "inputs.json").read_text())
+            row.update(num_images=inputs["num_images"] + len(inputs["skipped"]), num_skipped=len(inputs["skipped"]))
         qa_path = results / scene / "depth" / "qa.json"
         if qa_path.exists():
             qa = {k: v for k, v in json.loads(qa_path.read_text()).items() if k not in ("scene", "images")}
             row.update({f"depth.{k}": v for k, v in flatten(qa, depth=1).items()})
+        shape_path = results / scene / "depth" / "shape.json"
+        if shape_path.exists():
+            row.update({f"shape.{k}": v for k, v in json.loads(shape_path.read_text())["summary"].items()})
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -51,7 +62,9 @@ def eval_table(results: Path) -> pd.DataFrame:
         family, run, testset = path.parts[-3], path.parts[-2], path.stem
         row = {"family": family, "run": run, "testset": testset}
         result = json.loads(path.read_text())
-        row.update(flatten({k: v for k, v in result.items() if k not in ("conf", "options", "config")}))
+        # options and test-set descriptions are inputs, not results: they stay in the JSON files
+        row.update(flatten({k: v for k, v in result.items()
+                            if k not in ("conf", "options", "config", "testset_conf", "baseline", "testset")}))
         rows.append(row)
     return pd.DataFrame(rows)
 

@@ -3,6 +3,11 @@
 Writes ``<out>/raw/{stem}.png`` (16-bit, invertible, see :mod:`matchforge.depth.rawpng`) at the
 undistorted image size and ``<out>/preview/{stem}.jpg``. The model is loaded once per scene and run in
 batches; CUDA is used when available.
+
+Scenes without SfM (``single_images``, ``--images`` instead of ``--sfm``): the photos are checked and
+staged as for SfM (unreadable ones skipped, EXIF orientation applied) into ``<out>/images/``, depth is
+predicted at each photo's size (``depth_anything`` only: ``sparse`` needs SfM points), and
+``<out>/inputs.json`` lists the photos used and skipped.
 """
 
 from __future__ import annotations
@@ -24,6 +29,54 @@ from matchforge.depth.rawpng import write_raw
 from matchforge.depth.sparse import densify
 
 log = logging.getLogger(__name__)
+
+
+def predict_photos(conf: Mapping[str, Any], images: str | Path, out_dir: str | Path, scene: str | None = None) -> dict:
+    """Predict raw depth for every readable photo under ``images`` (no SfM; see the module docstring)."""
+    import cv2
+
+    from matchforge.depth.anything import DepthAnything
+    from matchforge.errors import MatchforgeError
+    from matchforge.sfm.inputs import stage_images
+
+    conf = with_defaults(conf)
+    images, out_dir = Path(images), Path(out_dir)
+    if conf["backend"] != "depth_anything":
+        raise MatchforgeError(f"depth backend '{conf['backend']}' needs SfM points, and this scene has no SfM",
+                              scene=scene, fix="set depth.backend: depth_anything for this scene (single_images scenes)")
+    if not images.is_dir():
+        raise MatchforgeError("the images folder does not exist", scene=scene, path=images,
+                              fix="set scenes.<scene>.images in config/config.yaml to a folder of photos")
+    staged = stage_images(images, out_dir / "images")
+    if not staged.names:
+        raise MatchforgeError(f"no readable photos ({staged.num_found} image files found, {len(staged.skipped)} skipped)",
+                              scene=scene, path=images, fix="put JPEG/PNG photos in this folder (see depth/inputs.json)")
+    raw_dir, preview_dir = out_dir / "raw", out_dir / "preview"
+    raw_dir.mkdir(parents=True, exist_ok=True)
+    preview_dir.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    net = DepthAnything(conf["depth_anything"])
+    meta = {"backend": "depth_anything", "model": net.model_id}
+
+    done: list[str] = []
+
+    def photos() -> Iterator[tuple[str, np.ndarray]]:
+        for name in staged.names:
+            bgr = cv2.imread(str(staged.folder / name), cv2.IMREAD_COLOR)
+            if bgr is None:  # decodable by Pillow but not by OpenCV
+                staged.skipped.append({"file": name, "reason": "OpenCV cannot decode it"})
+                continue
+            yield name, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+    for name, dmap in tqdm(net.predict(photos()), total=len(staged.names), desc=f"depth {scene or ''}", unit="img"):
+        _write(raw_dir, preview_dir, Path(name).stem, dmap, net.kind, meta)
+        done.append(name)
+    summary = {"scene": scene, "backend": "depth_anything", "kind": net.kind, "num_images": len(done),
+               "seconds": round(time.perf_counter() - t0, 3)}
+    (out_dir / "inputs.json").write_text(json.dumps({**summary, "images": done, "skipped": staged.skipped,
+                                                     "rotated_from_exif": staged.rotated}, indent=1))
+    log.info("%s", json.dumps(summary))
+    return summary
 
 
 def main(conf: Mapping[str, Any], sfm_dir: str | Path, out_dir: str | Path, scene: str | None = None) -> dict:
@@ -73,11 +126,16 @@ def _write(raw_dir: Path, preview_dir: Path, stem: str, dmap: np.ndarray, kind: 
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--sfm", required=True, type=Path, help="SfM folder with sparse/ and images/")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--sfm", type=Path, help="SfM folder with sparse/ and images/")
+    source.add_argument("--images", type=Path, help="folder of photos, for a scene without SfM (single_images)")
     parser.add_argument("--out", required=True, type=Path, help="depth folder; raw/ and preview/ are written in it")
     parser.add_argument("--scene", default=None, help="scene name (for messages)")
     parser.add_argument("--conf", default=None, help="depth options: inline JSON or a YAML file (config/README.md)")
 
 
 def run(args: argparse.Namespace) -> None:
-    main(load_conf(args.conf, DEFAULTS), args.sfm, args.out, scene=args.scene)
+    if args.images is not None:
+        predict_photos(load_conf(args.conf, DEFAULTS), args.images, args.out, scene=args.scene)
+    else:
+        main(load_conf(args.conf, DEFAULTS), args.sfm, args.out, scene=args.scene)
