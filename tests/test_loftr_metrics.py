@@ -58,15 +58,28 @@ def test_perfect_matches_give_auc_100():
     assert res["failed"] == 0 and res["num_pairs"] == 5
 
 
-def test_reichstag_testset_and_sift_baseline():
+def test_reichstag_testset_and_sift_baseline(tmp_path):
+    import cv2
+
     records = load_testset({"kind": "reichstag", "root": str(REICHSTAG), "max_pairs": 3})
     assert len(records) == 3
     r = records[0]
     assert np.allclose(r.T_0to1, r.T1 @ np.linalg.inv(r.T0)) and np.allclose(r.T0[3], [0, 0, 0, 1])
     from matchforge.loftr.baseline import SiftMatcher
 
-    res = evaluate(SiftMatcher({"max_keypoints": 2048}, img_resize=640), records)
+    res = evaluate(SiftMatcher({"max_keypoints": 2048}, img_resize=640), records, vis=(tmp_path / "m.jpg", "sift"))
     assert res["num_matches"] > 30 and res["auc@20"] > 20  # real photos, real ground truth
+    pic, im0, im1 = (cv2.imread(str(p)) for p in (tmp_path / "m.jpg", r.image0, r.image1))
+    assert pic.shape[1] == im0.shape[1] + im1.shape[1] and pic.shape[0] == max(im0.shape[0], im1.shape[0])
+    # matches are drawn green (epipolar-correct) or red (wrong) over the two photos side by side
+    plain = np.zeros_like(pic)
+    plain[: im0.shape[0], : im0.shape[1]] = im0
+    plain[: im1.shape[0], im0.shape[1]:] = im1
+    drawn = pic[60:].astype(int)[np.abs(pic[60:].astype(int) - plain[60:]).sum(-1) > 150]  # below the caption
+    green = ((drawn[:, 1] - drawn[:, 2] > 80) & (drawn[:, 1] - drawn[:, 0] > 80)).sum()
+    red = ((drawn[:, 2] - drawn[:, 1] > 80) & (drawn[:, 2] - drawn[:, 0] > 80)).sum()
+    precision = res["pairs"][0]["precision"]
+    assert 0 < precision < 1 and green > red > 0 and green > 1000
 
 
 def test_match_pair_and_video_headless(tmp_path):

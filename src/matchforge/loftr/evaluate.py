@@ -72,13 +72,33 @@ class LoFTRMatcher:
         return data["mkpts0_f"].float().cpu().numpy().astype(np.float64), data["mkpts1_f"].float().cpu().numpy().astype(np.float64)
 
 
+def draw_pair(rec: Any, k0: np.ndarray, k1: np.ndarray, epi_err_thr: float, title: str, path: str | Path) -> None:
+    """Picture of one evaluated pair: matches green where their epipolar error is below ``epi_err_thr``, else red."""
+    import cv2
+
+    from matchforge.evaluation.pose import essential_from_pose, symmetric_epipolar_distance
+    from matchforge.loftr.match import draw_matches
+
+    K0, K1 = np.asarray(rec.K0), np.asarray(rec.K1)
+    ok = symmetric_epipolar_distance(k0, k1, essential_from_pose(np.asarray(rec.T_0to1)), K0, K1) < epi_err_thr if len(k0) else np.zeros(0, bool)
+    colors = np.where(ok[:, None], [[60, 200, 60]], [[40, 40, 230]]).astype(np.uint8)
+    img0, img1 = cv2.imread(str(rec.image0)), cv2.imread(str(rec.image1))
+    text = f"{title}: {len(k0)} matches, {100 * ok.mean() if len(k0) else 0:.0f}% epipolar-correct"
+    cv2.imwrite(str(path), draw_matches(img0, img1, k0, k1, text, colors=colors))
+
+
 def evaluate(matcher: Callable[[Any, Any], tuple[np.ndarray, np.ndarray]], records: list[Any],
-             ransac_thresh: float = 0.5, epi_err_thr: float = 5e-4) -> dict[str, Any]:
-    """Aggregate and per-pair relative-pose metrics of ``matcher`` on ``records``."""
+             ransac_thresh: float = 0.5, epi_err_thr: float = 5e-4, vis: tuple[str | Path, str] | None = None) -> dict[str, Any]:
+    """Aggregate and per-pair relative-pose metrics of ``matcher`` on ``records``.
+
+    ``vis = (path, title)`` also draws the first pair's matches (see :func:`draw_pair`).
+    """
     rows = []
     t0 = time.time()
-    for rec in tqdm(records, desc="pairs", mininterval=5):
+    for n, rec in enumerate(tqdm(records, desc="pairs", mininterval=5)):
         k0, k1 = matcher(rec.image0, rec.image1)
+        if vis is not None and n == 0:
+            draw_pair(rec, k0, k1, epi_err_thr, vis[1], vis[0])
         r = evaluate_pair(k0, k1, np.asarray(rec.K0), np.asarray(rec.K1), np.asarray(rec.T_0to1), ransac_thresh, epi_err_thr)
         rows.append({"image0": Path(rec.image0).name, "image1": Path(rec.image1).name, "scene": str(rec.scene),
                      **{k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in r.items()}})
@@ -95,8 +115,10 @@ def evaluate(matcher: Callable[[Any, Any], tuple[np.ndarray, np.ndarray]], recor
 
 def main(testset: Mapping[str, Any], out_json: str | Path, *, weights: str | Path | None = None,
          model_conf: Mapping[str, Any] | None = None, baseline: Mapping[str, Any] | None = None,
-         dataset_json: str | Path | None = None, name: str = "", device: str | None = None) -> dict[str, Any]:
-    """Evaluate LoFTR ``weights`` (or, with ``baseline``, SIFT) on ``testset``; write ``out_json``."""
+         dataset_json: str | Path | None = None, name: str = "", device: str | None = None,
+         vis: str | Path | None = None) -> dict[str, Any]:
+    """Evaluate LoFTR ``weights`` (or, with ``baseline``, SIFT) on ``testset``; write ``out_json``
+    (and, with ``vis``, a picture of the first pair's matches)."""
     from matchforge.loftr.baseline import SiftMatcher
     from matchforge.loftr.testsets import load_testset
 
@@ -112,7 +134,8 @@ def main(testset: Mapping[str, Any], out_json: str | Path, *, weights: str | Pat
     else:
         raise MatchforgeError("nothing to evaluate", fix="pass --weights (LoFTR) or --baseline sift")
     log.info("evaluating %s on %s (%d pairs)", what["matcher"], name or ts["kind"], len(records))
-    res = evaluate(matcher, records, float(ts["ransac_thresh"]), float(ts["epi_err_thr"]))
+    res = evaluate(matcher, records, float(ts["ransac_thresh"]), float(ts["epi_err_thr"]),
+                   vis=(vis, f"{what['matcher']} on {name or ts['kind']}") if vis else None)
     result = {"testset": name, "testset_conf": ts, **what, **res}
     out_json = Path(out_json)
     out_json.parent.mkdir(parents=True, exist_ok=True)
@@ -132,6 +155,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--baseline-conf", default=None, help="baseline options (JSON/YAML; loftr.baseline)")
     parser.add_argument("--dataset", default=None, help="dataset.json, for test sets of kind 'dataset'")
     parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:1, ...")
+    parser.add_argument("--vis", default=None, help="also write a picture of the first pair's matches here (.jpg)")
 
 
 def run(args: argparse.Namespace) -> None:
@@ -143,4 +167,4 @@ def run(args: argparse.Namespace) -> None:
             model_conf = json.loads(meta.read_text()).get("conf")
     main(load_conf(args.testset), args.out, weights=weights, model_conf=model_conf,
          baseline=load_conf(args.baseline_conf) if args.baseline else None, dataset_json=args.dataset,
-         name=args.name, device=args.device)
+         name=args.name, device=args.device, vis=args.vis)

@@ -23,8 +23,9 @@ log = logging.getLogger(__name__)
 
 
 def draw_matches(img0: np.ndarray, img1: np.ndarray, k0: np.ndarray, k1: np.ndarray, text: str = "",
-                 max_lines: int = 500) -> np.ndarray:
-    """Side-by-side BGR picture with match lines coloured by their order (subsampled to ``max_lines``)."""
+                 max_lines: int = 500, colors: np.ndarray | None = None) -> np.ndarray:
+    """Side-by-side BGR picture of matches (subsampled to ``max_lines``), coloured by their order or by
+    ``colors`` ((M, 3) BGR uint8, e.g. green = correct, red = wrong)."""
     def bgr(im: np.ndarray) -> np.ndarray:
         return cv2.cvtColor(im, cv2.COLOR_GRAY2BGR) if im.ndim == 2 else im
 
@@ -37,8 +38,11 @@ def draw_matches(img0: np.ndarray, img1: np.ndarray, k0: np.ndarray, k1: np.ndar
     if len(idx) > max_lines:
         idx = np.random.default_rng(0).choice(idx, max_lines, replace=False)
     for n, i in enumerate(idx):
-        hue = int(180 * n / max(len(idx), 1))
-        color = cv2.cvtColor(np.uint8([[[hue, 255, 255]]]), cv2.COLOR_HSV2BGR)[0, 0].tolist()
+        if colors is not None:
+            color = [int(c) for c in colors[i]]
+        else:
+            hue = int(180 * n / max(len(idx), 1))
+            color = cv2.cvtColor(np.uint8([[[hue, 255, 255]]]), cv2.COLOR_HSV2BGR)[0, 0].tolist()
         p0 = tuple(int(round(v)) for v in k0[i])
         p1 = (int(round(k1[i][0])) + a.shape[1], int(round(k1[i][1])))
         cv2.line(canvas, p0, p1, color, 1, cv2.LINE_AA)
