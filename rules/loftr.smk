@@ -9,7 +9,10 @@ LOFTR_RUNS = list(LOFTR["runs"])
 LOFTR_TESTSETS = list(LOFTR["testsets"])
 
 for _run, _rc in LOFTR["runs"].items():
-    if _rc["dataset"] not in (config.get("datasets") or {}):
+    if bool(_rc.get("dataset")) == bool(_rc.get("scannet")):
+        raise MatchforgeError(f"loftr run '{_run}' needs exactly one of `dataset` (a matchforge dataset) and `scannet` (LoFTR's ScanNet indices)",
+                              fix="set one of them under loftr.runs." + _run)
+    if _rc.get("dataset") and _rc["dataset"] not in (config.get("datasets") or {}):
         raise MatchforgeError(f"loftr run '{_run}' trains on unknown dataset '{_rc['dataset']}'",
                               fix="add it under `datasets:` or change loftr.runs." + _run + ".dataset")
     for _ts in _rc["testsets"]:
@@ -49,9 +52,18 @@ def loftr_dataset_arg(wc, input):
     return f"--dataset {input.dataset}" if "dataset" in input.keys() else ""
 
 
+def loftr_train_inputs(wc):
+    """The dataset.json of a matchforge dataset, or the index files of a ScanNet run (its frames are the user's)."""
+    rc = LOFTR["runs"][wc.run]
+    if rc.get("dataset"):
+        return {"dataset": f"results/datasets/{rc['dataset']}/dataset.json"}
+    sc = rc["scannet"]
+    return {"index": [sc["list"], sc["intrinsics"]] + ([sc["val"]["list"], sc["val"]["intrinsics"]] if sc.get("val") else [])}
+
+
 rule loftr_train:
     input:
-        dataset=lambda wc: f"results/datasets/{LOFTR['runs'][wc.run]['dataset']}/dataset.json",
+        unpack(loftr_train_inputs),
     output:
         weights="results/models/loftr/{run}/weights.pt",
         official="results/models/loftr/{run}/weights_official.ckpt",
@@ -61,6 +73,7 @@ rule loftr_train:
                      caption="../workflow/report/training.rst"),
     params:
         conf=loftr_run_conf,
+        dataset=loftr_dataset_arg,
         out="results/models/loftr/{run}",
     log:
         "logs/loftr/{run}/train.log",
@@ -71,7 +84,7 @@ rule loftr_train:
         gpu=lambda wc: LOFTR["runs"][wc.run]["gpus"],
         mem_mb=16000,
     shell:
-        "{MF} loftr-train --run {wildcards.run} --dataset {input.dataset:q} --out {params.out:q}"
+        "{MF} loftr-train --run {wildcards.run} {params.dataset} --out {params.out:q}"
         " --conf {params.conf:q} > {log:q} 2>&1"
 
 

@@ -1,4 +1,5 @@
-"""Read pair indices: MegaDepth scene-info files (official LoFTR ones and ours) and ScanNet-1500.
+"""Read pair indices: MegaDepth scene-info files (official LoFTR ones and ours) and ScanNet indices
+(the ScanNet-1500 test index and LoFTR's ScanNet training indices).
 
 Every reader returns a list of :class:`PairRecord` with the same conventions:
 
@@ -7,7 +8,11 @@ Every reader returns a list of :class:`PairRecord` with the same conventions:
 - ``T0``/``T1``: 4x4 float64 **world->camera** poses; ``T_0to1 = T1 @ inv(T0)`` maps points from
   camera 0's frame to camera 1's frame. Translations are in the index's units (SfM units for ours,
   MegaDepth's SfM units for MegaDepth, metres for ScanNet).
-- ``overlap``: D2-Net overlap score stored in the index (NaN where the index has none, i.e. ScanNet).
+- ``overlap``: the overlap score stored in the index (D2-Net's for MegaDepth, ``score`` of LoFTR's
+  ScanNet training indices; NaN where the index has none, i.e. ScanNet-1500).
+- ``size0``/``size1``: the image size (w, h) ``K`` refers to, when it is not the size of the file on disk
+  (ScanNet: K is for 640x480 frames, the exported colour images are 1296x968); ``None`` otherwise.
+  Loaders resize such an image to that size first.
 - Paths are joined onto ``data_root`` (an absolute path in the index stays absolute).
 
 The overlap filter is the upstream loader's: a pair is kept when ``overlap > min_overlap``.
@@ -41,6 +46,8 @@ class PairRecord:
     T1: np.ndarray  # (4, 4) float64, world -> camera (ScanNet: T_0to1)
     T_0to1: np.ndarray  # (4, 4) float64 = T1 @ inv(T0)
     overlap: float  # NaN when the index has none
+    size0: tuple[int, int] | None = None  # (w, h) that K0 refers to; None = the image file's own size
+    size1: tuple[int, int] | None = None
 
 
 def load_scene_info(npz_path: str | Path) -> dict[str, Any]:
@@ -139,44 +146,67 @@ def read_megadepth_list(npz_root: str | Path, list_path: str | Path, data_root: 
     return out
 
 
-def read_scannet_index(test_npz: str | Path, intrinsics_npz: str | Path, data_root: str | Path,
-                       pose_dir: str | Path | None = None) -> list[PairRecord]:
-    """Pairs of the ScanNet-1500 test index (LoFTR's ``assets/scannet_test_1500``).
+SCANNET_SIZE = (640, 480)  # the frame size ScanNet's intrinsics.npz (and LoFTR's loader) refer to
 
-    ``test.npz`` holds ``name`` (N, 4) = (scene, sub-scene, frame0, frame1) and ``rel_pose`` (N, 12),
-    the row-major 3x4 ``T_0to1`` (metres); ``intrinsics.npz`` maps ``sceneXXXX_YY`` to its 3x3 K
-    (640x480 images). Images are ``data_root/<scene>/color/<frame>.jpg`` and depths
-    ``data_root/<scene>/depth/<frame>.png`` (LoFTR's ScanNet layout). ``T0`` is the identity and
-    ``T1 = T_0to1`` = ``rel_pose`` (the SuperGlue pairs-file convention).
 
-    With ``pose_dir`` (upstream LoFTR's ``*_POSE_ROOT``; it recomputes the relative pose from the
-    frames' poses), ``T0``/``T1`` are read from ``pose_dir/<scene>/pose/<frame>.txt`` (ScanNet
-    camera->world 4x4, inverted here to world->camera) and ``T_0to1 = T1 @ inv(T0)``.
+def read_scannet_index(index_npz: str | Path, intrinsics_npz: str | Path, data_root: str | Path,
+                       pose_dir: str | Path | None = None, min_overlap: float | None = None,
+                       group: str | None = None) -> list[PairRecord]:
+    """Pairs of a ScanNet index in LoFTR's format: the ScanNet-1500 test index or a training index.
+
+    Every index holds ``name`` (N, 4) = (scene, sub-scene, frame0, frame1). The test index
+    (``assets/scannet_test_1500/test.npz``) adds ``rel_pose`` (N, 12), the row-major 3x4 ``T_0to1``
+    (metres): then ``T0`` is the identity and ``T1 = T_0to1`` (the SuperGlue pairs-file convention).
+    Training indices (``scannet_indices/scene_data/train/*.npz``) add ``score`` (overlap; pairs with
+    ``score > min_overlap`` are kept when ``min_overlap`` is given) and no poses: ``T0``/``T1`` come from
+    ``pose_dir/<scene>/pose/<frame>.txt`` (ScanNet camera->world 4x4, inverted here to world->camera;
+    ``pose_dir`` defaults to ``data_root``, as upstream), ``T_0to1 = T1 @ inv(T0)``. ``pose_dir`` given
+    with a test index recomputes its poses the same way (upstream's ``*_POSE_ROOT``).
+
+    ``intrinsics.npz`` maps ``sceneXXXX_YY`` to its 3x3 K for 640x480 frames (``size0/1``). Images are
+    ``data_root/<scene>/color/<frame>.jpg``, depths ``data_root/<scene>/depth/<frame>.png`` (uint16 mm).
+    ``group`` names the records' ``scene`` (the sampler's unit; default: the ScanNet scene id).
     """
-    test_npz, intrinsics_npz, data_root = Path(test_npz), Path(intrinsics_npz), Path(data_root)
-    for p in (test_npz, intrinsics_npz):
+    index_npz, intrinsics_npz, data_root = Path(index_npz), Path(intrinsics_npz), Path(data_root)
+    for p in (index_npz, intrinsics_npz):
         if not p.is_file():
-            raise MatchforgeError("ScanNet index file not found", fix="point at LoFTR's assets/scannet_test_1500",
-                                  path=p)
-    with np.load(test_npz) as data:
-        names, rel = np.asarray(data["name"]), np.asarray(data["rel_pose"], dtype=np.float64)
+            raise MatchforgeError("ScanNet index file not found", path=p,
+                                  fix="point at LoFTR's assets/scannet_test_1500 or at the scannet_indices of its training data")
+    with np.load(index_npz) as data:
+        names = np.asarray(data["name"])
+        rel = np.asarray(data["rel_pose"], dtype=np.float64) if "rel_pose" in data.files else None
+        score = np.asarray(data["score"], dtype=np.float64) if "score" in data.files else np.full(len(names), np.nan)
     with np.load(intrinsics_npz) as data:
         intrinsics = {k: np.asarray(data[k], dtype=np.float64).reshape(3, 3) for k in data.files}
+    if rel is None and pose_dir is None:
+        pose_dir = data_root
     out: list[PairRecord] = []
-    for (scene, sub, f0, f1), T in zip(names.astype(np.int64), rel):
+    for n, (scene, sub, f0, f1) in enumerate(names.astype(np.int64)):
+        if min_overlap is not None and np.isfinite(score[n]) and not score[n] > min_overlap:
+            continue
         scene_id = f"scene{scene:04d}_{sub:02d}"
         if scene_id not in intrinsics:
-            raise MatchforgeError(f"no intrinsics for {scene_id}", fix="use the intrinsics.npz that ships with test.npz",
+            raise MatchforgeError(f"no intrinsics for {scene_id}", fix="use the intrinsics.npz that ships with the index",
                                   path=intrinsics_npz)
         K = intrinsics[scene_id]
         if pose_dir is None:
-            T0, T1 = np.eye(4), _as_pose(T.reshape(3, 4))
+            T0, T1 = np.eye(4), _as_pose(rel[n].reshape(3, 4))
         else:
             T0, T1 = (_scannet_pose(Path(pose_dir) / scene_id / "pose" / f"{f}.txt") for f in (f0, f1))
         base = data_root / scene_id
-        out.append(PairRecord(scene_id, base / "color" / f"{f0}.jpg", base / "color" / f"{f1}.jpg",
+        out.append(PairRecord(group or scene_id, base / "color" / f"{f0}.jpg", base / "color" / f"{f1}.jpg",
                               base / "depth" / f"{f0}.png", base / "depth" / f"{f1}.png",
-                              K.copy(), K.copy(), T0, T1, T1 @ np.linalg.inv(T0), float("nan")))
+                              K.copy(), K.copy(), T0, T1, T1 @ np.linalg.inv(T0), float(score[n]),
+                              SCANNET_SIZE, SCANNET_SIZE))
+    return out
+
+
+def read_scannet_list(npz_root: str | Path, list_path: str | Path, intrinsics_npz: str | Path, data_root: str | Path,
+                      pose_dir: str | Path | None = None, min_overlap: float | None = None) -> list[PairRecord]:
+    """Pairs of every index named in ``list_path`` (files ``npz_root/<name>.npz``), each its own sampler group."""
+    out: list[PairRecord] = []
+    for stem in read_list(list_path):
+        out += read_scannet_index(Path(npz_root) / f"{stem}.npz", intrinsics_npz, data_root, pose_dir, min_overlap, group=stem)
     return out
 
 

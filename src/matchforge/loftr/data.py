@@ -8,7 +8,8 @@ of different sizes batch together). Masks are returned at coarse resolution (1/8
 is what the coarse transformer and the matcher use.
 
 Depth files: MegaDepth-style HDF5 (dataset ``depth``, 0 = invalid) or 16-bit PNG in millimetres
-(ScanNet). ``K`` are the original-resolution intrinsics; ``T_0to1`` maps camera 0 to camera 1.
+(ScanNet). ``K`` are the original-resolution intrinsics (a record's ``size0/1`` when K refers to another
+size than the file's, as for ScanNet); ``T_0to1`` maps camera 0 to camera 1.
 """
 
 from __future__ import annotations
@@ -41,12 +42,18 @@ def divisible_wh(w: int, h: int, df: int | None) -> tuple[int, int]:
     return w // df * df, h // df * df
 
 
-def read_gray(path: str | Path, resize: int | None, df: int = 8, pad: bool = True
+def read_gray(path: str | Path, resize: int | None, df: int = 8, pad: bool = True, size: tuple[int, int] | None = None
               ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor, tuple[int, int]]:
-    """Image (1, H, W) float in [0, 1], pixel mask (H, W) bool or None, scale (2,) and original (w, h)."""
+    """Image (1, H, W) float in [0, 1], pixel mask (H, W) bool or None, scale (2,) and original (w, h).
+
+    ``size`` (w, h): the size the image's K refers to, when it is not the file's (ScanNet); the image
+    is first resized to it, and it counts as the original size.
+    """
     img = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
     if img is None:
         raise MatchforgeError("cannot read image", path=path, fix="check that the file exists and is a readable photo")
+    if size is not None and (img.shape[1], img.shape[0]) != tuple(size):
+        img = cv2.resize(img, tuple(size), interpolation=cv2.INTER_AREA)
     h, w = img.shape
     w_new, h_new = divisible_wh(*resized_wh(w, h, resize), df)
     img = cv2.resize(img, (w_new, h_new), interpolation=cv2.INTER_AREA if w_new < w else cv2.INTER_LINEAR)
@@ -105,8 +112,8 @@ class PairDataset(Dataset):
 
     def __getitem__(self, idx: int) -> dict[str, Any]:
         rec = self.records[idx]
-        img0, mask0, scale0, _ = read_gray(rec.image0, self.img_resize, self.df, self.pad)
-        img1, mask1, scale1, _ = read_gray(rec.image1, self.img_resize, self.df, self.pad)
+        img0, mask0, scale0, _ = read_gray(rec.image0, self.img_resize, self.df, self.pad, getattr(rec, "size0", None))
+        img1, mask1, scale1, _ = read_gray(rec.image1, self.img_resize, self.df, self.pad, getattr(rec, "size1", None))
         if self.load_depth:
             if rec.depth0 is None or rec.depth1 is None:
                 raise MatchforgeError("pair has no depth maps, which training needs", scene=rec.scene, path=rec.image0,

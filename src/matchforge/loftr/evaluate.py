@@ -72,6 +72,17 @@ class LoFTRMatcher:
         return data["mkpts0_f"].float().cpu().numpy().astype(np.float64), data["mkpts1_f"].float().cpu().numpy().astype(np.float64)
 
 
+def to_intrinsics_frame(kpts: np.ndarray, path: str | Path, size: tuple[int, int] | None) -> np.ndarray:
+    """Keypoints in pixels of the image file -> pixels of the ``size`` (w, h) its K refers to (if given)."""
+    if size is None:
+        return kpts
+    from PIL import Image
+
+    with Image.open(path) as im:
+        w, h = im.size
+    return kpts * np.array([size[0] / w, size[1] / h])
+
+
 def draw_pair(rec: Any, k0: np.ndarray, k1: np.ndarray, epi_err_thr: float, title: str, path: str | Path) -> None:
     """Picture of one evaluated pair: matches green where their epipolar error is below ``epi_err_thr``, else red."""
     import cv2
@@ -83,6 +94,9 @@ def draw_pair(rec: Any, k0: np.ndarray, k1: np.ndarray, epi_err_thr: float, titl
     ok = symmetric_epipolar_distance(k0, k1, essential_from_pose(np.asarray(rec.T_0to1)), K0, K1) < epi_err_thr if len(k0) else np.zeros(0, bool)
     colors = np.where(ok[:, None], [[60, 200, 60]], [[40, 40, 230]]).astype(np.uint8)
     img0, img1 = cv2.imread(str(rec.image0)), cv2.imread(str(rec.image1))
+    size0, size1 = getattr(rec, "size0", None), getattr(rec, "size1", None)
+    img0 = img0 if size0 is None else cv2.resize(img0, tuple(size0))  # keypoints are in K's frame
+    img1 = img1 if size1 is None else cv2.resize(img1, tuple(size1))
     text = f"{title}: {len(k0)} matches, {100 * ok.mean() if len(k0) else 0:.0f}% epipolar-correct"
     cv2.imwrite(str(path), draw_matches(img0, img1, k0, k1, text, colors=colors))
 
@@ -97,6 +111,8 @@ def evaluate(matcher: Callable[[Any, Any], tuple[np.ndarray, np.ndarray]], recor
     t0 = time.time()
     for n, rec in enumerate(tqdm(records, desc="pairs", mininterval=5)):
         k0, k1 = matcher(rec.image0, rec.image1)
+        k0 = to_intrinsics_frame(k0, rec.image0, getattr(rec, "size0", None))
+        k1 = to_intrinsics_frame(k1, rec.image1, getattr(rec, "size1", None))
         if vis is not None and n == 0:
             draw_pair(rec, k0, k1, epi_err_thr, vis[1], vis[0])
         r = evaluate_pair(k0, k1, np.asarray(rec.K0), np.asarray(rec.K1), np.asarray(rec.T_0to1), ransac_thresh, epi_err_thr)

@@ -138,7 +138,7 @@ class PairDataModule(L.LightningDataModule):
 
     def _dataset(self, records: list[Any]) -> PairDataset:
         c = self.conf
-        return PairDataset(records, img_resize=c.get("img_resize", 640), df=8, pad=True, load_depth=True,
+        return PairDataset(records, img_resize=c.get("img_resize", 640), df=8, pad=bool(c.get("pad", True)), load_depth=True,
                            depth_max_size=c.get("depth_max_size", 2000))
 
     def train_dataloader(self) -> DataLoader:

@@ -97,29 +97,53 @@ def merge_logs(logs_dir: Path, out_csv: Path) -> None:
     merged.to_csv(out_csv, index=False)
 
 
-def main(conf: Mapping[str, Any], dataset_json: str | Path, out_dir: str | Path, run: str = "run") -> dict[str, Any]:
-    """Train one run; returns the summary written into ``model.json``."""
+def training_pairs(conf: Mapping[str, Any], dataset_json: str | Path | None) -> tuple[list[Any], list[Any]]:
+    """(train, val) pairs: a matchforge/MegaDepth-format dataset, or LoFTR's ScanNet indices (``conf['scannet']``)."""
+    from matchforge.dataset.indices import read_dataset, read_scannet_list
+
+    sc = conf.get("scannet")
+    if sc:
+        train = read_scannet_list(sc["npz_root"], sc["list"], sc["intrinsics"], sc["data_root"], sc.get("pose_root"),
+                                  conf["min_overlap"])
+        val_conf = sc.get("val")
+        val = read_scannet_list(val_conf["npz_root"], val_conf["list"], val_conf["intrinsics"], val_conf["data_root"],
+                                val_conf.get("pose_root")) if val_conf else []
+        missing = [r.image0 for r in train[:1] + val[:1] if not Path(r.image0).is_file()]
+        if missing:
+            raise MatchforgeError("ScanNet frames not found", path=missing[0],
+                                  fix="export the ScanNet scenes (color/, depth/, pose/ per scene, LoFTR's python export) "
+                                      "under loftr.runs.<run>.scannet.data_root")
+        where: Any = sc["list"]
+    else:
+        if dataset_json is None:
+            raise MatchforgeError("no training data", fix="pass --dataset (a matchforge dataset.json) or set the run's `scannet:` index")
+        train = read_dataset(dataset_json, "train", conf["min_overlap"])
+        try:
+            val = read_dataset(dataset_json, "val", 0.0)
+        except MatchforgeError as err:
+            log.warning("no validation split (%s): training without validation", err)
+            val = []
+        where = dataset_json
+    if not train:
+        raise MatchforgeError("the training split has no pairs", path=where,
+                              fix="add images/scenes, or lower the run's min_overlap")
+    return train, val
+
+
+def main(conf: Mapping[str, Any], dataset_json: str | Path | None, out_dir: str | Path, run: str = "run") -> dict[str, Any]:
+    """Train one run on ``dataset_json`` (or the run's ``scannet`` indices); returns the summary written into ``model.json``."""
     import lightning as L
     import torch
     from lightning.pytorch.callbacks import ModelCheckpoint
     from lightning.pytorch.loggers import CSVLogger
 
-    from matchforge.dataset.indices import read_dataset
     from matchforge.loftr.lightning_module import LoFTRModule, PairDataModule, scaled_lr_and_warmup, true_batch_size
     from matchforge.loftr.model import export_state_dict
 
     conf = run_defaults(conf)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    train = read_dataset(dataset_json, "train", conf["min_overlap"])
-    if not train:
-        raise MatchforgeError("the dataset's train split has no pairs", path=dataset_json,
-                              fix="add images/scenes, or lower the dataset's min overlap")
-    try:
-        val = read_dataset(dataset_json, "val", 0.0)
-    except MatchforgeError as err:
-        log.warning("no validation split (%s): training without validation", err)
-        val = []
+    train, val = training_pairs(conf, dataset_json)
     log.info("run %s: %d train pairs (%d scenes), %d val pairs", run, len(train), len({r.scene for r in train}), len(val))
 
     L.seed_everything(int(conf["seed"]), workers=True)
@@ -186,7 +210,8 @@ def main(conf: Mapping[str, Any], dataset_json: str | Path, out_dir: str | Path,
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dataset", required=True, help="dataset.json of a dataset built by `matchforge dataset`")
+    parser.add_argument("--dataset", default=None, help="dataset.json of a dataset built by `matchforge dataset` "
+                        "(not needed when the run's options name a `scannet:` index)")
     parser.add_argument("--out", required=True, help="output folder (weights.pt, model.json, metrics.csv, curve.png, checkpoints/)")
     parser.add_argument("--run", default="run", help="run name (for logs)")
     parser.add_argument("--conf", default=None, help="run options: inline JSON or a YAML/JSON file (see config/README.md, loftr.runs)")
