@@ -105,14 +105,15 @@ class LoFTRModule(L.LightningModule):
             k1 = batch["mkpts1_f"][sel].detach().float().cpu().numpy()
             r = evaluate_pair(k0, k1, batch["K0"][b].double().cpu().numpy(), batch["K1"][b].double().cpu().numpy(),
                               batch["T_0to1"][b].double().cpu().numpy(), epi_thresh=float(self.conf.get("epi_err_thr", 5e-4)))
-            self._val.append({"pose_error": r["pose_error"], "precision": r["precision"], "num_matches": r["num_matches"]})
+            key = f"{batch['scene_id'][b]}:{batch['pair_names'][0][b]}#{batch['pair_names'][1][b]}"
+            self._val.append({"id": key, "pose_error": r["pose_error"], "precision": r["precision"], "num_matches": r["num_matches"]})
 
     def on_validation_epoch_end(self) -> None:
         rows = self._val
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             gathered: list[Any] = [None] * torch.distributed.get_world_size()
             torch.distributed.all_gather_object(gathered, rows)
-            rows = [r for part in gathered for r in part]
+            rows = list({r["id"]: r for part in gathered for r in part}.values())  # ranks may share padded pairs
         self._val = []
         if not rows:
             return
@@ -154,5 +155,8 @@ class PairDataModule(L.LightningDataModule):
     def val_dataloader(self) -> DataLoader:
         records = self.val_records[: self.conf.get("val_max_pairs") or None]
         rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer is not None else (0, 1)
-        records = records[rank::world]
+        # every rank gets ceil(n / world) pairs (wrapping around), so none has an empty loader; the
+        # duplicates are dropped when the ranks' results are gathered
+        per_rank = math.ceil(len(records) / world)
+        records = [records[(rank + k * world) % len(records)] for k in range(per_rank)] if records else []
         return DataLoader(self._dataset(records), batch_size=1, shuffle=False, num_workers=int(self.conf.get("num_workers", 0)))

@@ -168,7 +168,9 @@ def main(conf: Mapping[str, Any], dataset_json: str | Path | None, out_dir: str 
     lr, warmup = scaled_lr_and_warmup(conf)
     log.info("true batch size %d, lr %.3g, warm-up %d steps", true_batch_size(conf), lr, warmup)
     accelerator = _resolve_accelerator(conf)
-    devices = conf["devices"] if accelerator != "cpu" else 1
+    # `devices` counts GPUs; on a machine without one (accelerator auto -> cpu) train in one process. An explicit
+    # `accelerator: cpu` with devices > 1 runs DDP over CPU processes (gloo), which is how the DDP path is tested.
+    devices = conf["devices"] if accelerator != "cpu" or conf["accelerator"] == "cpu" else 1
     multi = (isinstance(devices, int) and devices > 1) or int(conf["num_nodes"]) > 1
     logger = CSVLogger(str(out_dir), name="logs")  # a new version per (resumed) job; merged below
 
@@ -184,7 +186,7 @@ def main(conf: Mapping[str, Any], dataset_json: str | Path | None, out_dir: str 
         strategy=conf["strategy"] if multi or conf["strategy"] != "auto" else "auto",
         precision=conf["precision"], max_epochs=int(conf["max_epochs"]), max_steps=int(conf["max_steps"]),
         gradient_clip_val=float(conf["gradient_clip_val"]), gradient_clip_algorithm="norm",
-        sync_batchnorm=multi, use_distributed_sampler=False, logger=logger, log_every_n_steps=1,
+        sync_batchnorm=multi and accelerator == "gpu", use_distributed_sampler=False, logger=logger, log_every_n_steps=1,
         callbacks=[_LogSteps(), ModelCheckpoint(dirpath=str(ckpt_dir), filename="step{step}", save_last=True, save_top_k=1,
                                    every_n_train_steps=int(conf["checkpoint_every_n_steps"]), auto_insert_metric_name=False)],
         limit_val_batches=(1.0 if val else 0), num_sanity_val_steps=0, check_val_every_n_epoch=int(conf["val_every_n_epochs"]),
