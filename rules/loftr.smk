@@ -141,10 +141,10 @@ def loftr_targets():
         out.append(f"results/models/loftr/{run}/weights.pt")
         for ts in rc["testsets"]:
             if _testset_available(LOFTR["testsets"][ts]):
-                out.append(f"results/eval/loftr/{run}/{ts}.json")
+                out += [f"results/eval/loftr/{run}/{ts}.json", f"results/eval/loftr/{run}/{ts}_matches.jpg"]
                 used.add(ts)
     if LOFTR["baseline"]["enabled"]:
-        out += [f"results/eval/sift/relpose/{ts}.json" for ts in sorted(used)]
+        out += [f"results/eval/sift/relpose/{ts}{f}" for ts in sorted(used) for f in (".json", "_matches.jpg")]
     return out
 
 
