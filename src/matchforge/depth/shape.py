@@ -43,15 +43,6 @@ from matchforge.errors import MatchforgeError
 log = logging.getLogger(__name__)
 
 
-def relative_depth(values: np.ndarray, kind: str) -> np.ndarray:
-    """Depth up to scale (and roughly shift) from a raw map: disparity is inverted; 0 = invalid."""
-    v = np.asarray(values, dtype=np.float64)
-    valid = np.isfinite(v) & (v > 0)
-    if kind == "disparity":
-        return np.where(valid, 1.0 / np.where(valid, v, 1.0), 0.0)
-    return np.where(valid, v, 0.0)
-
-
 def _colours(images_dir: Path | None, stem: str, shape: tuple[int, int]) -> np.ndarray | None:
     if images_dir is None:
         return None
@@ -103,7 +94,7 @@ def main(conf: Mapping[str, Any], raw_dir: str | Path, model_dir: str | Path, ou
     ``conf`` is the depth section (``conf['shape']`` is used); ``sparse`` the scene's undistorted model
     (optional: adds the SfM focal and the errors); ``images`` a folder of the photos (optional: colours).
     """
-    from matchforge.shiftfocal.geometry import guess_focal
+    from matchforge.shiftfocal.geometry import depth_from_disparity
     from matchforge.shiftfocal.model import flush_denormals
     from matchforge.shiftfocal.ply import write_ply
     from matchforge.shiftfocal.recover import load_model, recover_shape
@@ -127,7 +118,10 @@ def main(conf: Mapping[str, Any], raw_dir: str | Path, model_dir: str | Path, ou
     t0 = time.perf_counter()
     for path in tqdm(raws, desc=f"shape {scene or ''}", unit="img"):
         values, meta = read_raw(path)
-        depth = relative_depth(values, meta["kind"])
+        if meta["kind"] == "disparity":
+            depth = depth_from_disparity(values)
+        else:  # metric or SfM units: NaN = invalid
+            depth = np.where(np.isfinite(values) & (values > 0), values, 0.0).astype(np.float64)
         mask = depth > 0
         h, w = depth.shape
         try:
@@ -149,8 +143,8 @@ def main(conf: Mapping[str, Any], raw_dir: str | Path, model_dir: str | Path, ou
         write_ply(out_dir / f"{path.stem}.ply", points, colours)
         row: dict[str, Any] = {
             "stem": path.stem, "kind": meta["kind"], "width": w, "height": h, "valid": float(mask.mean()),
-            "focal_px": rec.focal, "focal_guess_px": guess_focal(h, opts["fov_deg"]), "focal_step1_px": rec.focal1,
-            "vfov_deg": float(np.degrees(2 * np.arctan(h / 2 / rec.focal))), "vfov_guess_deg": float(opts["fov_deg"]),
+            "focal_px": rec.focal, "focal_guess_px": rec.focal0, "focal_step1_px": rec.focal1,
+            "vfov_deg": rec.vfov_deg, "vfov_guess_deg": float(opts["fov_deg"]),
             "shift": rec.shift, "K": K.tolist(),
         }
         if path.stem in sfm_focal:

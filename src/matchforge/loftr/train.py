@@ -30,8 +30,6 @@ from matchforge.errors import MatchforgeError
 
 log = logging.getLogger(__name__)
 
-RUN_DEFAULTS_STAGE = "loftr"
-
 
 def run_defaults(conf: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """A run's options with the schema defaults filled in (``workflow/schemas/loftr.schema.yaml``)."""

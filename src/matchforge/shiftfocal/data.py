@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +23,7 @@ from tqdm import tqdm
 
 from matchforge.conf import load_conf
 from matchforge.errors import MatchforgeError
+from matchforge.shiftfocal.geometry import vfov_deg
 from matchforge.shiftfocal.readers import Item, iter_source, resize_item
 
 log = logging.getLogger(__name__)
@@ -72,7 +72,7 @@ def write_items(items: list[Item], out: str | Path, conf: dict, source: str) -> 
         focals.append(fx)
         scales.append(scale)
         entries.append({"key": key, "name": item.name, "height": h, "width": w, "focal": fx,
-                        "vfov_deg": math.degrees(2 * math.atan(h / 2 / float(item.K[1, 1]))),
+                        "vfov_deg": vfov_deg(float(item.K[1, 1]), h),
                         "scale": scale, "valid": float((item.depth > 0).mean()), "metric": item.metric, "split": split})
     np.save(out / "focals.npy", np.array(focals))
     np.save(out / "scales.npy", np.array(scales))

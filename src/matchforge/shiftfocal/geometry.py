@@ -20,6 +20,19 @@ def focal_from_fov(fov_deg: float, size_px: float) -> float:
     return (size_px / 2.0) / math.tan(math.radians(fov_deg) / 2.0)
 
 
+def vfov_deg(focal: float, height: float) -> float:
+    """Vertical field of view (degrees) of a pinhole camera with ``focal`` (pixels) over ``height`` pixels."""
+    return math.degrees(2.0 * math.atan(height / 2.0 / focal))
+
+
+def depth_from_disparity(disparity: np.ndarray) -> np.ndarray:
+    """``1 / d`` where ``d`` is finite and positive, 0 (invalid) elsewhere: relative depth from a
+    disparity-like map (MiDaS, Depth-Anything relative), up to scale and only roughly up to shift."""
+    d = np.asarray(disparity, dtype=np.float64)
+    valid = np.isfinite(d) & (d > 0)
+    return np.where(valid, 1.0 / np.where(valid, d, 1.0), 0.0)
+
+
 def guess_focal(height: int, fov_deg: float = DEFAULT_FOV_DEG) -> float:
     """LeReS's initial focal: ``(H // 2) / tan(fov / 2)`` (vertical field of view, default 60 degrees)."""
     return (height // 2) / math.tan(math.radians(fov_deg) / 2.0)

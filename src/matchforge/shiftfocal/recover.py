@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from matchforge.errors import MatchforgeError
-from matchforge.shiftfocal.geometry import centred_intrinsics, guess_focal, normalize_depth, unproject
+from matchforge.shiftfocal.geometry import centred_intrinsics, depth_from_disparity, guess_focal, normalize_depth, unproject, vfov_deg
 from matchforge.shiftfocal.model import PointVoxelRegressor, build_model, flush_denormals
 from matchforge.shiftfocal.sampling import p98, point_features
 
@@ -48,6 +48,11 @@ class Recovery:
     def K(self) -> np.ndarray:
         h, w = self.depth.shape
         return centred_intrinsics(self.focal, h, w)
+
+    @property
+    def vfov_deg(self) -> float:
+        """Vertical field of view (degrees) of the recovered focal."""
+        return vfov_deg(self.focal, self.depth.shape[0])
 
     def points(self) -> np.ndarray:
         """(N, 3) recovered point cloud (valid pixels, row-major)."""
@@ -140,7 +145,7 @@ def main(model_dir: str | Path, depth_path: str | Path, out: str | Path, image: 
     d = load_depth(depth_path)
     mask = np.isfinite(d) & (d > 0)
     if inverse:  # disparity-like output (MiDaS, Depth-Anything): larger = nearer
-        d = np.where(mask, 1.0 / np.where(mask, d, 1.0), 0.0)
+        d = depth_from_disparity(d)
     rec = recover_shape(d, focal_model, shift_model, mask, fov_deg, max_shift, num_points, tuple(alpha_range))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -158,7 +163,7 @@ def main(model_dir: str | Path, depth_path: str | Path, out: str | Path, image: 
     write_ply(out / "after.ply", rec.points(), None if colors is None else colors[valid])
     np.save(out / "depth.npy", rec.depth.astype(np.float32))
     info = {"focal0_px": rec.focal0, "focal1_px": rec.focal1, "focal_px": rec.focal, "shift": rec.shift,
-            "vfov_deg": float(np.degrees(2 * np.arctan(h / 2 / rec.focal))), "K": rec.K.tolist()}
+            "vfov_deg": rec.vfov_deg, "K": rec.K.tolist()}
     (out / "recovery.json").write_text(json.dumps(info, indent=1))
     log.info("focal %.1f px (guess %.1f), shift %.3f -> %s", rec.focal, rec.focal0, rec.shift, out)
     return rec
