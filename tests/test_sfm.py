@@ -147,12 +147,36 @@ def test_existing_undistorted_model_is_reused(tmp_path, demo_sfm):
 
 
 def test_existing_distorted_model_is_undistorted(tmp_path, demo_sfm):
-    distorted = demo_sfm / "work" / "distorted"
-    model = next(p for p in sorted(distorted.iterdir()) if p.is_dir())
+    model = demo_sfm / json.loads((demo_sfm / "stats.json").read_text())["distorted_model"]
     stats = sfm_main({}, demo_sfm / "work" / "input", tmp_path / "und", scene="und",
                      existing={"sparse": str(model)})
     scene = load_scene(tmp_path / "und" / "sparse")  # raises unless PINHOLE
     assert stats["num_registered"] == len(scene.views) >= 2
+
+
+def test_mapping_is_retried_until_enough_photos_register(tmp_path, demo_sfm):
+    """A photo of another landmark can never register, so with retry_below 1.0 every attempt runs;
+    the largest model over all runs is kept and each run is recorded."""
+    photos = tmp_path / "photos"
+    shutil.copytree(DEMO_IMAGES, photos)
+    foreign = sorted(shared("phototourism_samples").glob("london_bridge*.jpg"))[0]
+    shutil.copy(foreign, photos)
+    stats = sfm_main({"mapping_attempts": 3, "retry_below": 1.0, "seed": 5}, photos, tmp_path / "out", scene="retry",
+                     existing={"database": str(demo_sfm / "work" / "database.db")})
+    attempts = stats["attempts"]
+    assert [a["seed"] for a in attempts] == [5, 6, 7]
+    winners = [a for a in attempts if "kept_model" in a]
+    assert len(winners) == 1
+    largest = max(m["num_registered"] for a in attempts for m in a["models"])
+    kept = next(m for m in winners[0]["models"] if m["index"] == winners[0]["kept_model"])
+    assert kept["num_registered"] == largest == stats["num_registered"] >= 8
+    assert foreign.name in stats["unregistered"]
+    assert (tmp_path / "out" / stats["distorted_model"] / "images.bin").exists()
+
+    # a share that the first run reaches ends mapping after one run
+    stats = sfm_main({"retry_below": 0.1}, DEMO_IMAGES, tmp_path / "once", scene="once",
+                     existing={"database": str(demo_sfm / "work" / "database.db")})
+    assert len(stats["attempts"]) == 1
 
 
 def test_existing_database_with_global_mapper(tmp_path, demo_sfm):

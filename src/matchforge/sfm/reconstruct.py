@@ -85,21 +85,64 @@ def extract_and_match(conf: dict[str, Any], database: Path, images: StagedImages
     return matcher
 
 
-def map_scene(conf: dict[str, Any], database: Path, image_dir: Path, out: Path) -> dict[int, pycolmap.Reconstruction]:
-    """Incremental or global mapping; returns all models found (possibly several, possibly none)."""
+def map_scene(conf: dict[str, Any], database: Path, image_dir: Path, out: Path,
+              seed: int | None = None) -> dict[int, pycolmap.Reconstruction]:
+    """One incremental or global mapping run; returns all models found (possibly several, possibly none)."""
     out.mkdir(parents=True, exist_ok=True)
+    seed = conf["seed"] if seed is None else seed
+    pycolmap.set_random_seed(seed)
     if conf["mapper"] == "global":
         options = pycolmap.GlobalPipelineOptions()
         options.min_num_matches = conf["min_num_matches"]
         options.num_threads = conf["num_threads"]
-        options.random_seed = conf["seed"]
+        options.random_seed = seed
         return pycolmap.global_mapping(database, image_dir, out, options=options)
     options = pycolmap.IncrementalPipelineOptions()
     options.min_num_matches = conf["min_num_matches"]
     options.num_threads = conf["num_threads"]
-    options.random_seed = conf["seed"]
+    options.random_seed = seed
     options.ba_global_function_tolerance = conf["ba_global_function_tolerance"]
     return pycolmap.incremental_mapping(database, image_dir, out, options=options)
+
+
+def _model_size(rec: pycolmap.Reconstruction) -> tuple[int, int]:
+    return rec.num_reg_images(), rec.num_points3D()
+
+
+def map_with_retries(conf: dict[str, Any], database: Path, image_dir: Path, out: Path, num_photos: int,
+                     ) -> tuple[Path | None, list[dict[str, Any]]]:
+    """Map up to ``mapping_attempts`` times (seeds ``seed``, ``seed+1``, ...) until the largest model
+    registers at least ``retry_below`` of ``num_photos``.
+
+    A poor initial pair can end incremental mapping with a 2-3 image model and no second start, and
+    which pair is tried first depends on the seed and on thread timing. Returns the folder of the
+    largest model over all runs (most images, then most points; None when no run built one) and a
+    summary of every run for stats.json.
+    """
+    best: tuple[tuple[int, int], Path] | None = None
+    attempts: list[dict[str, Any]] = []
+    for attempt in range(conf["mapping_attempts"]):
+        seed = conf["seed"] + attempt
+        t = time.time()
+        run_dir = out / f"attempt{attempt}"
+        models = map_scene(conf, database, image_dir, run_dir, seed=seed)
+        logger.info("%s mapping (seed %d): %d model(s), sizes %s, in %.1f s", conf["mapper"], seed, len(models),
+                    [m.num_reg_images() for m in models.values()], time.time() - t)
+        attempts.append({"seed": seed, "seconds": round(time.time() - t, 2),
+                         "models": [{"index": int(k), **model_summary(m)} for k, m in sorted(models.items())]})
+        if models:
+            key = max(models, key=lambda k: _model_size(models[k]))
+            if best is None or _model_size(models[key]) > best[0]:
+                best = (_model_size(models[key]), run_dir / str(key))
+                attempts[-1]["kept_model"] = int(key)
+                for earlier in attempts[:-1]:
+                    earlier.pop("kept_model", None)
+        if best is not None and best[0][0] >= conf["retry_below"] * num_photos:
+            break
+        if attempt + 1 < conf["mapping_attempts"]:
+            logger.warning("largest model so far registers %d of %d photos; mapping again with seed %d",
+                           best[0][0] if best else 0, num_photos, seed + 1)
+    return (best[1] if best else None), attempts
 
 
 def undistort(conf: dict[str, Any], model_dir: Path, image_dir: Path, out: Path) -> None:
@@ -172,7 +215,7 @@ def main(conf: dict[str, Any], images: str | Path, out: str | Path, scene: str =
             raise MatchforgeError("the existing sparse model folder does not exist", scene=scene, path=sparse,
                                   fix="fix scenes.<scene>.colmap.sparse")
         rec = pycolmap.Reconstruction(sparse)
-        stats.update(source="existing sparse model", num_images=rec.num_images(), skipped=[], models=[])
+        stats.update(source="existing sparse model", num_images=rec.num_images(), skipped=[], attempts=[])
         if existing.get("undistorted"):
             _copy_undistorted(rec, images, out, scene)
         else:
@@ -197,21 +240,18 @@ def main(conf: dict[str, Any], images: str | Path, out: str | Path, scene: str =
         distorted = work / "distorted"
         if distorted.exists():
             shutil.rmtree(distorted)
-        t = time.time()
-        models = map_scene(conf, database, staged.folder, distorted)
-        logger.info("%s mapping: %d model(s) in %.1f s", conf["mapper"], len(models), time.time() - t)
-        if not models or max(m.num_reg_images() for m in models.values()) < 2:
+        best, stats["attempts"] = map_with_retries(conf, database, staged.folder, distorted, len(staged.names))
+        if best is None or pycolmap.Reconstruction(best).num_reg_images() < 2:
             raise MatchforgeError(
                 f"no model could be built: none of the {len(staged.names)} photos registered "
                 f"(not enough overlapping views or matches)", scene=scene, path=images,
                 fix="use photos that overlap (each scene point seen from several positions), try sfm.matcher: "
                     "exhaustive, sfm.camera_mode: single, or a larger sfm.max_image_size")
-        best = max(models, key=lambda k: models[k].num_reg_images())
-        stats["models"] = [{"index": int(k), **model_summary(m)} for k, m in sorted(models.items())]
-        stats["kept_model"] = int(best)
-        registered = {img.name for img in models[best].images.values() if img.has_pose}
+        kept = pycolmap.Reconstruction(best)
+        stats["distorted_model"] = str(best.relative_to(out))
+        registered = {img.name for img in kept.images.values() if img.has_pose}
         stats["unregistered"] = sorted(set(staged.names) - registered)
-        undistort(conf, distorted / str(best), staged.folder, out)
+        undistort(conf, best, staged.folder, out)
 
     final = pycolmap.Reconstruction(out / "sparse")
     stats.update(model_summary(final))
