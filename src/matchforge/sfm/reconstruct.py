@@ -119,30 +119,28 @@ def map_with_retries(conf: dict[str, Any], database: Path, image_dir: Path, out:
     largest model over all runs (most images, then most points; None when no run built one) and a
     summary of every run for stats.json.
     """
-    best: tuple[tuple[int, int], Path] | None = None
+    best: tuple[tuple[int, int], int, int] | None = None  # (size, attempt, model index)
     attempts: list[dict[str, Any]] = []
     for attempt in range(conf["mapping_attempts"]):
         seed = conf["seed"] + attempt
         t = time.time()
-        run_dir = out / f"attempt{attempt}"
-        models = map_scene(conf, database, image_dir, run_dir, seed=seed)
+        models = map_scene(conf, database, image_dir, out / f"attempt{attempt}", seed=seed)
         logger.info("%s mapping (seed %d): %d model(s), sizes %s, in %.1f s", conf["mapper"], seed, len(models),
                     [m.num_reg_images() for m in models.values()], time.time() - t)
         attempts.append({"seed": seed, "seconds": round(time.time() - t, 2),
                          "models": [{"index": int(k), **model_summary(m)} for k, m in sorted(models.items())]})
-        if models:
-            key = max(models, key=lambda k: _model_size(models[k]))
-            if best is None or _model_size(models[key]) > best[0]:
-                best = (_model_size(models[key]), run_dir / str(key))
-                attempts[-1]["kept_model"] = int(key)
-                for earlier in attempts[:-1]:
-                    earlier.pop("kept_model", None)
+        for key, model in models.items():
+            if best is None or _model_size(model) > best[0]:
+                best = (_model_size(model), attempt, int(key))
         if best is not None and best[0][0] >= conf["retry_below"] * num_photos:
             break
         if attempt + 1 < conf["mapping_attempts"]:
             logger.warning("largest model so far registers %d of %d photos; mapping again with seed %d",
                            best[0][0] if best else 0, num_photos, seed + 1)
-    return (best[1] if best else None), attempts
+    if best is None:
+        return None, attempts
+    attempts[best[1]]["kept_model"] = best[2]
+    return out / f"attempt{best[1]}" / str(best[2]), attempts
 
 
 def undistort(conf: dict[str, Any], model_dir: Path, image_dir: Path, out: Path) -> None:
@@ -241,13 +239,13 @@ def main(conf: dict[str, Any], images: str | Path, out: str | Path, scene: str =
         if distorted.exists():
             shutil.rmtree(distorted)
         best, stats["attempts"] = map_with_retries(conf, database, staged.folder, distorted, len(staged.names))
-        if best is None or pycolmap.Reconstruction(best).num_reg_images() < 2:
+        kept = pycolmap.Reconstruction(best) if best is not None else None
+        if kept is None or kept.num_reg_images() < 2:
             raise MatchforgeError(
                 f"no model could be built: none of the {len(staged.names)} photos registered "
                 f"(not enough overlapping views or matches)", scene=scene, path=images,
                 fix="use photos that overlap (each scene point seen from several positions), try sfm.matcher: "
                     "exhaustive, sfm.camera_mode: single, or a larger sfm.max_image_size")
-        kept = pycolmap.Reconstruction(best)
         stats["distorted_model"] = str(best.relative_to(out))
         registered = {img.name for img in kept.images.values() if img.has_pose}
         stats["unregistered"] = sorted(set(staged.names) - registered)
