@@ -86,10 +86,9 @@ def extract_and_match(conf: dict[str, Any], database: Path, images: StagedImages
 
 
 def map_scene(conf: dict[str, Any], database: Path, image_dir: Path, out: Path,
-              seed: int | None = None) -> dict[int, pycolmap.Reconstruction]:
+              seed: int) -> dict[int, pycolmap.Reconstruction]:
     """One incremental or global mapping run; returns all models found (possibly several, possibly none)."""
     out.mkdir(parents=True, exist_ok=True)
-    seed = conf["seed"] if seed is None else seed
     pycolmap.set_random_seed(seed)
     if conf["mapper"] == "global":
         options = pycolmap.GlobalPipelineOptions()
