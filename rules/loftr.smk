@@ -2,6 +2,7 @@
 # and evaluate the SIFT baseline on the same test sets.
 # Checkpoints live in results/models/loftr/{run}/checkpoints/ (not an output): an interrupted job resumes.
 from matchforge.errors import MatchforgeError
+from matchforge.loftr import PRETRAINED as _PRETRAINED
 from matchforge.loftr.testsets import testset_available as _testset_available
 
 LOFTR = config["loftr"]
@@ -19,6 +20,9 @@ for _run, _rc in LOFTR["runs"].items():
         if _ts not in LOFTR["testsets"]:
             raise MatchforgeError(f"loftr run '{_run}' names unknown test set '{_ts}'",
                                   fix="add it under loftr.testsets or remove it from loftr.runs." + _run + ".testsets")
+    if _rc["init_weights"] == _run:
+        raise MatchforgeError(f"loftr run '{_run}' starts from its own weights",
+                              fix=f"set loftr.runs.{_run}.init_weights to another run, a kornia name ({', '.join(_PRETRAINED)}) or a file")
 for _name, _ts in LOFTR["testsets"].items():
     if _ts["kind"] == "dataset" and _ts.get("dataset") not in (config.get("datasets") or {}):
         raise MatchforgeError(f"loftr test set '{_name}' uses unknown dataset '{_ts.get('dataset')}'",
@@ -34,8 +38,33 @@ wildcard_constraints:
 _NOT_TRAINING = ("testsets", "gpus", "eval_gpus")
 
 
+def loftr_init_file(run):
+    """The file a run starts from: another run's weights.pt (built first), a path, or None (kornia name, no init)."""
+    init = LOFTR["runs"][run]["init_weights"]
+    if not init or (init in _PRETRAINED and not Path(init).exists()):
+        return None
+    return f"results/models/loftr/{init}/weights.pt" if init in LOFTR["runs"] else init
+
+
 def loftr_run_conf(wc):
-    return to_json({k: v for k, v in LOFTR["runs"][wc.run].items() if k not in _NOT_TRAINING})
+    conf = {k: v for k, v in LOFTR["runs"][wc.run].items() if k not in _NOT_TRAINING}
+    conf["init_weights"] = loftr_init_file(wc.run) or conf["init_weights"]
+    return to_json(conf)
+
+
+def loftr_init_input(wc):
+    init = loftr_init_file(wc.run)
+    return {"init": init} if init else {}
+
+
+def loftr_before_arg(wc, input):
+    """--before: the run's initial weights, evaluated in the same job (kornia names download once)."""
+    init = LOFTR["runs"][wc.run]["init_weights"]
+    if not init:
+        return ""
+    import shlex
+
+    return f"--before {shlex.quote(input.init if 'init' in input.keys() else init)}"
 
 
 def loftr_testset_conf(wc):
@@ -64,6 +93,7 @@ def loftr_train_inputs(wc):
 rule loftr_train:
     input:
         unpack(loftr_train_inputs),
+        unpack(loftr_init_input),
     output:
         weights="results/models/loftr/{run}/weights.pt",
         official="results/models/loftr/{run}/weights_official.ckpt",
@@ -91,6 +121,7 @@ rule loftr_train:
 rule loftr_eval:
     input:
         unpack(loftr_testset_inputs),
+        unpack(loftr_init_input),
         weights="results/models/loftr/{run}/weights.pt",
         meta="results/models/loftr/{run}/model.json",
     output:
@@ -100,6 +131,7 @@ rule loftr_eval:
     params:
         testset=loftr_testset_conf,
         dataset=loftr_dataset_arg,
+        before=loftr_before_arg,
     log:
         "logs/loftr/{run}/eval_{testset}.log",
     benchmark:
@@ -109,7 +141,7 @@ rule loftr_eval:
         mem_mb=8000,
     shell:
         "{MF} loftr-eval --name {wildcards.testset} --testset {params.testset:q} --weights {input.weights:q}"
-        " {params.dataset} --out {output.json:q} --vis {output.vis:q} > {log:q} 2>&1"
+        " {params.before} {params.dataset} --out {output.json:q} --vis {output.vis:q} > {log:q} 2>&1"
 
 
 rule loftr_sift_eval:

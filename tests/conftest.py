@@ -53,3 +53,28 @@ def clean_copy(tmp_path):
         return dst
 
     return _copy
+
+
+@pytest.fixture(scope="session")
+def demo_dataset(demo_sfm, tmp_path_factory) -> Path:
+    """The demo scene as the shipped config builds it: sparse-backend depth aligned to the SfM, scene
+    info with overlap buckets, and dataset 'demo' (7 training photos, 3 test photos). Returns dataset.json."""
+    import yaml
+
+    from matchforge.conf import scene_conf
+    from matchforge.dataset import build, scene_info
+    from matchforge.depth import align, predict
+    from matchforge.workflow import validate_config
+
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    validate_config(config, REPO / "workflow" / "schemas")
+    root = tmp_path_factory.mktemp("demo_dataset")
+    depth_conf = scene_conf(config, "sacre_coeur", "depth")
+    predict.main(depth_conf, demo_sfm, root / "depth", scene="sacre_coeur")
+    align.main(depth_conf, demo_sfm, root / "depth" / "raw", root / "depth" / "h5", root / "depth" / "align.json",
+               scene="sacre_coeur")
+    scene_info.main(scene_conf(config, "sacre_coeur", "scene_info"), demo_sfm / "sparse", demo_sfm / "images",
+                    root / "depth" / "h5", root / "si", "sacre_coeur")
+    build.main(config["datasets"]["demo"], "demo", {"sacre_coeur": root / "si"}, {"sacre_coeur": demo_sfm / "images"},
+               {"sacre_coeur": root / "depth" / "h5"}, root / "demo")
+    return root / "demo" / "dataset.json"

@@ -24,7 +24,7 @@ def test_overfit_one_real_pair(tmp_path, match_type):
     rec = tum_pair(shared("tum_rgbd"), tmp_path)
     sample = PairDataset([rec], img_resize=192, depth_max_size=640)[0]
     torch.manual_seed(0)
-    conf = {**SMALL_MODEL, "block_dims": [16, 24, 32], "initial_dim": 16, "match_type": match_type}
+    conf = {**SMALL_MODEL, "block_dims": [16, 24, 32], "initial_dim": 16, "match_type": match_type, "coarse_positive": "log"}
     model = build_model(conf)
     loss_fn = LoFTRLoss(conf, model.coarse_matching.match_type)
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)

@@ -2,7 +2,9 @@
 
 - ``scenes.csv``: one row per scene from ``results/{scene}/sfm/stats.json`` (or ``depth/inputs.json`` for
   scenes without SfM), ``depth/qa.json`` and ``depth/shape.json``.
-- ``evaluations.csv``: one row per ``results/eval/{family}/{run}/{testset}.json``.
+- ``evaluations.csv``: one row per ``results/eval/{family}/{run}/{testset}.json``, plus a row
+  ``<run> (before)`` for a fine-tuned run's initial weights (its ``before`` key), so SIFT, before
+  and after stand side by side per test set.
 - ``evaluations.png``: the pose AUCs (and any other ``auc``/``mma`` metrics) as grouped bars.
 
 Only scalar numbers and strings are tabulated (nested dicts are flattened with ``.``; lists skipped).
@@ -64,7 +66,10 @@ def eval_table(results: Path) -> pd.DataFrame:
         result = json.loads(path.read_text())
         # options and test-set descriptions are inputs, not results: they stay in the JSON files
         row.update(flatten({k: v for k, v in result.items()
-                            if k not in ("conf", "options", "config", "testset_conf", "baseline", "testset")}))
+                            if k not in ("conf", "options", "config", "testset_conf", "baseline", "testset", "before")}))
+        if isinstance(result.get("before"), dict):  # a fine-tuned run: its initial weights, scored on the same pairs
+            rows.append({"family": family, "run": f"{run} (before)", "testset": testset,
+                         **{k: v for k, v in result["before"].items() if k != "weights"}})
         rows.append(row)
     return pd.DataFrame(rows)
 

@@ -5,3 +5,6 @@ official checkpoints); this package adds what training needs: a forward pass tha
 dict between the sub-modules, depth-based supervision, the losses, a MegaDepth-format data
 pipeline, an optimal-transport matcher, a Lightning module, and relative-pose evaluation.
 """
+
+# kornia's released weights, usable as ``init_weights`` / ``--weights`` (downloaded once)
+PRETRAINED = ("outdoor", "indoor", "indoor_new")

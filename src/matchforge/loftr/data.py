@@ -42,21 +42,28 @@ def divisible_wh(w: int, h: int, df: int | None) -> tuple[int, int]:
     return w // df * df, h // df * df
 
 
-def read_gray(path: str | Path, resize: int | None, df: int = 8, pad: bool = True, size: tuple[int, int] | None = None
-              ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor, tuple[int, int]]:
+INTERPOLATION = {"linear": cv2.INTER_LINEAR, "area": cv2.INTER_AREA}
+
+
+def read_gray(path: str | Path, resize: int | None, df: int = 8, pad: bool = True, size: tuple[int, int] | None = None,
+              interpolation: str = "linear") -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor, tuple[int, int]]:
     """Image (1, H, W) float in [0, 1], pixel mask (H, W) bool or None, scale (2,) and original (w, h).
 
     ``size`` (w, h): the size the image's K refers to, when it is not the file's (ScanNet); the image
-    is first resized to it, and it counts as the original size.
+    is first resized to it, and it counts as the original size. ``interpolation``: ``linear``
+    (``cv2.resize``'s default, as the official loaders, so a model sees the same pixels) or ``area``
+    (anti-aliased downsizing; upsizing stays linear).
     """
     img = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
     if img is None:
         raise MatchforgeError("cannot read image", path=path, fix="check that the file exists and is a readable photo")
+    flag = INTERPOLATION[interpolation]
     if size is not None and (img.shape[1], img.shape[0]) != tuple(size):
-        img = cv2.resize(img, tuple(size), interpolation=cv2.INTER_AREA)
+        img = cv2.resize(img, tuple(size), interpolation=flag)
     h, w = img.shape
     w_new, h_new = divisible_wh(*resized_wh(w, h, resize), df)
-    img = cv2.resize(img, (w_new, h_new), interpolation=cv2.INTER_AREA if w_new < w else cv2.INTER_LINEAR)
+    if (w_new, h_new) != (w, h):
+        img = cv2.resize(img, (w_new, h_new), interpolation=flag if w_new < w else cv2.INTER_LINEAR)
     scale = torch.tensor([w / w_new, h / h_new], dtype=torch.float32)
     mask = None
     if pad:
@@ -70,14 +77,27 @@ def read_gray(path: str | Path, resize: int | None, df: int = 8, pad: bool = Tru
 
 
 def read_depth(path: str | Path, pad_to: int | None) -> torch.Tensor:
-    """Depth (H, W) float32 at original resolution, 0 = invalid, zero-padded to ``pad_to`` square."""
+    """Depth (H, W) float32 at original resolution, 0 = invalid, zero-padded to ``pad_to`` square.
+
+    H5 maps are read straight into the padded buffer (one copy); non-finite values become 0.
+    """
     path = Path(path)
     if path.suffix.lower() in (".h5", ".hdf5"):
         import h5py
 
         try:
             with h5py.File(path, "r") as f:
-                depth = np.asarray(f["depth"], dtype=np.float32)
+                dset = f["depth"]
+                h, w = dset.shape
+                _check_pad(path, w, h, pad_to)
+                if pad_to:
+                    depth = np.zeros((pad_to, pad_to), dtype=np.float32)
+                    if dset.dtype == np.float32:
+                        dset.read_direct(depth, dest_sel=np.s_[:h, :w])
+                    else:
+                        depth[:h, :w] = dset[()]
+                else:
+                    depth = np.asarray(dset[()], dtype=np.float32)
         except (OSError, KeyError) as err:
             raise MatchforgeError(f"cannot read depth ({err})", path=path,
                                   fix="depth H5 files need a float dataset 'depth' (rebuild with `matchforge align-depth`)") from None
@@ -85,26 +105,30 @@ def read_depth(path: str | Path, pad_to: int | None) -> torch.Tensor:
         raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
         if raw is None:
             raise MatchforgeError("cannot read depth PNG", path=path, fix="check the dataset's depth folder")
-        depth = raw.astype(np.float32) / 1000.0  # ScanNet: millimetres
-    depth = np.nan_to_num(depth, nan=0.0, posinf=0.0, neginf=0.0)
-    if pad_to:
-        h, w = depth.shape
-        if h > pad_to or w > pad_to:
-            raise MatchforgeError(f"depth map is {w}x{h}, larger than depth_max_size={pad_to}", path=path,
-                                  fix="raise loftr data option depth_max_size, or undistort images to a smaller size")
-        out = np.zeros((pad_to, pad_to), dtype=np.float32)
-        out[:h, :w] = depth
-        depth = out
+        h, w = raw.shape[:2]
+        _check_pad(path, w, h, pad_to)
+        depth = np.zeros((pad_to, pad_to), dtype=np.float32) if pad_to else np.empty((h, w), dtype=np.float32)
+        np.divide(raw, 1000.0, out=depth[:h, :w], casting="unsafe")  # ScanNet: millimetres
+    valid = depth[:h, :w]
+    if not np.isfinite(valid).all():
+        np.nan_to_num(valid, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
     return torch.from_numpy(depth)
+
+
+def _check_pad(path: Path, w: int, h: int, pad_to: int | None) -> None:
+    if pad_to and (h > pad_to or w > pad_to):
+        raise MatchforgeError(f"depth map is {w}x{h}, larger than depth_max_size={pad_to}", path=path,
+                              fix="raise loftr data option depth_max_size, or undistort images to a smaller size")
 
 
 class PairDataset(Dataset):
     """LoFTR training/evaluation samples from ``PairRecord``s (see module docstring)."""
 
     def __init__(self, records: Sequence[Any], img_resize: int | None = 640, df: int = 8, pad: bool = True,
-                 load_depth: bool = True, depth_max_size: int | None = 2000, coarse_stride: int = 8) -> None:
+                 load_depth: bool = True, depth_max_size: int | None = 2000, coarse_stride: int = 8,
+                 interpolation: str = "linear") -> None:
         self.records = list(records)
-        self.img_resize, self.df, self.pad = img_resize, df, pad
+        self.img_resize, self.df, self.pad, self.interpolation = img_resize, df, pad, interpolation
         self.load_depth, self.depth_max_size, self.coarse_stride = load_depth, depth_max_size, coarse_stride
 
     def __len__(self) -> int:
@@ -112,8 +136,10 @@ class PairDataset(Dataset):
 
     def __getitem__(self, idx: int) -> dict[str, Any]:
         rec = self.records[idx]
-        img0, mask0, scale0, _ = read_gray(rec.image0, self.img_resize, self.df, self.pad, getattr(rec, "size0", None))
-        img1, mask1, scale1, _ = read_gray(rec.image1, self.img_resize, self.df, self.pad, getattr(rec, "size1", None))
+        img0, mask0, scale0, _ = read_gray(rec.image0, self.img_resize, self.df, self.pad, getattr(rec, "size0", None),
+                                           self.interpolation)
+        img1, mask1, scale1, _ = read_gray(rec.image1, self.img_resize, self.df, self.pad, getattr(rec, "size1", None),
+                                           self.interpolation)
         if self.load_depth:
             if rec.depth0 is None or rec.depth1 is None:
                 raise MatchforgeError("pair has no depth maps, which training needs", scene=rec.scene, path=rec.image0,

@@ -27,8 +27,14 @@ from matchforge.evaluation.pose import evaluate_pair, pose_auc
 
 log = logging.getLogger(__name__)
 
-TESTSET_DEFAULTS = {"split": "test", "vis_threshold": "0.1", "img_resize": 640, "pad": True, "max_pairs": None,
-                    "ransac_thresh": 0.5, "epi_err_thr": 5e-4}
+SUMMARY_KEYS = ("auc@5", "auc@10", "auc@20", "precision", "num_matches", "failed", "num_pairs")
+
+
+def testset_defaults(testset: Mapping[str, Any]) -> dict[str, Any]:
+    """A test set's options with the schema defaults filled in (``loftr.testsets`` entries)."""
+    from matchforge.workflow import with_defaults
+
+    return with_defaults("loftr", {"testsets": {"testset": dict(testset)}})["testsets"]["testset"]
 
 
 def pick_device(device: str | None = None) -> str:
@@ -45,12 +51,12 @@ class LoFTRMatcher:
     name = "loftr"
 
     def __init__(self, weights: str | Path, model_conf: Mapping[str, Any] | None = None, img_resize: int | None = 640,
-                 pad: bool = True, device: str | None = None) -> None:
+                 pad: bool = True, device: str | None = None, interpolation: str = "linear") -> None:
         from matchforge.loftr.model import load_weights
 
         self.device = pick_device(device)
         self.model = load_weights(str(weights), model_conf, self.device)
-        self.img_resize, self.pad = img_resize, pad
+        self.img_resize, self.pad, self.interpolation = img_resize, pad, interpolation
 
     def __call__(self, path0: str | Path, path1: str | Path) -> tuple[np.ndarray, np.ndarray]:
         import torch
@@ -60,7 +66,7 @@ class LoFTRMatcher:
 
         data: dict[str, Any] = {}
         for i, path in enumerate((path0, path1)):
-            img, mask, scale, _ = read_gray(path, self.img_resize, 8, self.pad)
+            img, mask, scale, _ = read_gray(path, self.img_resize, 8, self.pad, interpolation=self.interpolation)
             data[f"image{i}"] = img[None].to(self.device)
             data[f"scale{i}"] = scale[None].to(self.device)
             if mask is not None:
@@ -132,19 +138,23 @@ def evaluate(matcher: Callable[[Any, Any], tuple[np.ndarray, np.ndarray]], recor
 def main(testset: Mapping[str, Any], out_json: str | Path, *, weights: str | Path | None = None,
          model_conf: Mapping[str, Any] | None = None, baseline: Mapping[str, Any] | None = None,
          dataset_json: str | Path | None = None, name: str = "", device: str | None = None,
-         vis: str | Path | None = None) -> dict[str, Any]:
+         vis: str | Path | None = None, before: str | Path | None = None) -> dict[str, Any]:
     """Evaluate LoFTR ``weights`` (or, with ``baseline``, SIFT) on ``testset``; write ``out_json``
-    (and, with ``vis``, a picture of the first pair's matches)."""
+    (and, with ``vis``, a picture of the first pair's matches).
+
+    ``before``: the weights a fine-tuning started from (a file or a kornia name), evaluated on the same
+    pairs with the same options; their aggregate metrics go under the key ``before``.
+    """
     from matchforge.loftr.baseline import SiftMatcher
     from matchforge.loftr.testsets import load_testset
 
-    ts = {**TESTSET_DEFAULTS, **dict(testset)}
+    ts = testset_defaults(testset)
     records = load_testset(ts, dataset_json, name)
     if baseline is not None:
         matcher: Any = SiftMatcher(baseline, img_resize=ts["img_resize"])
         what = {"matcher": "sift", "baseline": dict(baseline)}
     elif weights is not None:
-        matcher = LoFTRMatcher(weights, model_conf, ts["img_resize"], bool(ts["pad"]), device)
+        matcher = LoFTRMatcher(weights, model_conf, ts["img_resize"], bool(ts["pad"]), device, ts["interpolation"])
         what = {"matcher": "loftr", "weights": str(weights), "match_type": matcher.model.coarse_matching.match_type,
                 "device": matcher.device}
     else:
@@ -153,6 +163,13 @@ def main(testset: Mapping[str, Any], out_json: str | Path, *, weights: str | Pat
     res = evaluate(matcher, records, float(ts["ransac_thresh"]), float(ts["epi_err_thr"]),
                    vis=(vis, f"{what['matcher']} on {name or ts['kind']}") if vis else None)
     result = {"testset": name, "testset_conf": ts, **what, **res}
+    if before is not None and baseline is None:
+        initial = LoFTRMatcher(before, model_conf, ts["img_resize"], bool(ts["pad"]), device, ts["interpolation"])
+        log.info("evaluating the initial weights %s on the same pairs", before)
+        res0 = evaluate(initial, records, float(ts["ransac_thresh"]), float(ts["epi_err_thr"]))
+        result["before"] = {"weights": str(before), **{k: res0[k] for k in SUMMARY_KEYS}}
+        log.info("before fine-tuning: AUC@5/10/20 = %.2f / %.2f / %.2f, precision %.1f %%, %.0f matches/pair",
+                 res0["auc@5"], res0["auc@10"], res0["auc@20"], res0["precision"], res0["num_matches"])
     out_json = Path(out_json)
     out_json.parent.mkdir(parents=True, exist_ok=True)
     out_json.write_text(json.dumps(result, indent=1, default=str))
@@ -172,6 +189,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", default=None, help="dataset.json, for test sets of kind 'dataset'")
     parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:1, ...")
     parser.add_argument("--vis", default=None, help="also write a picture of the first pair's matches here (.jpg)")
+    parser.add_argument("--before", default=None, help="also evaluate these initial weights (file or kornia name) of a "
+                        "fine-tuned model; written under `before`")
 
 
 def run(args: argparse.Namespace) -> None:
@@ -183,4 +202,4 @@ def run(args: argparse.Namespace) -> None:
             model_conf = json.loads(meta.read_text()).get("conf")
     main(load_conf(args.testset), args.out, weights=weights, model_conf=model_conf,
          baseline=load_conf(args.baseline_conf) if args.baseline else None, dataset_json=args.dataset,
-         name=args.name, device=args.device, vis=args.vis)
+         name=args.name, device=args.device, vis=args.vis, before=args.before)

@@ -5,6 +5,11 @@
 - Schedule: linear warm-up per step from ``warmup_ratio * lr`` to ``lr`` over ``warmup_step`` steps
   (default: ``canonical_warmup_step * canonical_bs / true_batch_size``), then ``MultiStepLR``
   (``milestones`` in epochs, factor ``gamma``).
+- Fine-tuning: ``freeze_backbone_steps`` keeps the CNN backbone fixed for the first N steps (its
+  gradients are dropped before clipping and the optimiser step, its BatchNorm statistics are not
+  updated); the initial weights themselves are loaded by ``matchforge.loftr.train``.
+- Logged per step: the losses, the number of ground-truth positives and of predicted and correct
+  coarse matches (``train/matches_c``, ``train/correct_c``, see ``count_coarse_matches``).
 - A non-finite loss is replaced by a zero loss that still touches every parameter, so one bad
   batch neither poisons the weights nor desynchronises DDP ranks.
 - Validation runs in eval mode (no ground-truth padding) and logs the losses and the pose AUC.
@@ -24,7 +29,7 @@ from torch.utils.data import DataLoader
 from matchforge.evaluation.pose import evaluate_pair, pose_auc
 from matchforge.loftr.data import PairDataset, SceneBalancedSampler
 from matchforge.loftr.losses import LoFTRLoss
-from matchforge.loftr.model import build_model, forward
+from matchforge.loftr.model import build_model, count_coarse_matches, forward, model_defaults
 from matchforge.loftr.supervision import coarse_supervision, fine_supervision
 
 log = logging.getLogger(__name__)
@@ -51,7 +56,7 @@ class LoFTRModule(L.LightningModule):
 
     def __init__(self, conf: Mapping[str, Any]) -> None:
         super().__init__()
-        self.conf = dict(conf)
+        self.conf = model_defaults(conf)
         self.save_hyperparameters({"conf": self.conf})
         self.matcher = build_model(self.conf)
         self.loss = LoFTRLoss(self.conf, self.matcher.coarse_matching.match_type)
@@ -82,8 +87,22 @@ class LoFTRModule(L.LightningModule):
         for k, v in batch["loss_scalars"].items():
             self.log(f"train/{k}", v.float(), on_step=True, on_epoch=False, prog_bar=k == "loss", batch_size=n)
         self.log("train/num_gt", float(batch["conf_matrix_gt"].sum()), on_step=True, batch_size=n)
+        matches, correct = count_coarse_matches(batch, float(self.conf["thr"]))
+        self.log("train/matches_c", float(matches), on_step=True, batch_size=n)
+        self.log("train/correct_c", float(correct), on_step=True, batch_size=n)
         self.log("lr", self.optimizers().param_groups[0]["lr"] if self._trainer is not None else self.lr, on_step=True, batch_size=n)
         return loss
+
+    def _frozen(self) -> bool:
+        return self._trainer is not None and self.trainer.global_step < int(self.conf.get("freeze_backbone_steps", 0))
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        self.matcher.backbone.train(not self._frozen())  # BatchNorm statistics fixed while frozen
+
+    def on_before_optimizer_step(self, optimizer: Any) -> None:
+        if self._frozen():
+            for p in self.matcher.backbone.parameters():
+                p.grad = None  # skipped by AdamW (no step, no weight decay) and by gradient clipping
 
     def optimizer_step(self, epoch: int, batch_idx: int, optimizer: Any, optimizer_closure: Any = None) -> None:
         step = self.trainer.global_step
@@ -99,6 +118,8 @@ class LoFTRModule(L.LightningModule):
         n = batch["image0"].size(0)
         for k, v in batch["loss_scalars"].items():
             self.log(f"val/{k}", v.float(), on_epoch=True, sync_dist=True, batch_size=n)
+        self.log("val/correct_c", float(count_coarse_matches(batch, float(self.conf["thr"]))[1]), on_epoch=True,
+                 sync_dist=True, batch_size=n)
         for b in range(n):
             sel = batch["m_bids"] == b
             k0 = batch["mkpts0_f"][sel].detach().float().cpu().numpy()
@@ -139,8 +160,8 @@ class PairDataModule(L.LightningDataModule):
 
     def _dataset(self, records: list[Any]) -> PairDataset:
         c = self.conf
-        return PairDataset(records, img_resize=c.get("img_resize", 640), df=8, pad=bool(c.get("pad", True)), load_depth=True,
-                           depth_max_size=c.get("depth_max_size", 2000))
+        return PairDataset(records, img_resize=c["img_resize"], df=8, pad=bool(c["pad"]), load_depth=True,
+                           depth_max_size=c["depth_max_size"], interpolation=c["interpolation"])
 
     def train_dataloader(self) -> DataLoader:
         ds = self._dataset(self.train_records)

@@ -128,6 +128,22 @@ def training_pairs(conf: Mapping[str, Any], dataset_json: str | Path | None) -> 
     return train, val
 
 
+def initial_weights(conf: Mapping[str, Any], run: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(state dict, run options) for a run with ``init_weights``: the weights are read (see
+    ``matchforge.loftr.model.read_weights``), their architecture is checked against the run's options,
+    and ``temp_bug_fix`` is set to what the weights were trained with where their source records it."""
+    from matchforge.loftr.model import check_architecture, read_weights
+
+    state, known = read_weights(conf["init_weights"])
+    check_architecture(known, conf, f"loftr.runs.{run}", f"'{conf['init_weights']}'")
+    conf = dict(conf)
+    if "temp_bug_fix" in known and known["temp_bug_fix"] != conf["temp_bug_fix"]:
+        log.info("temp_bug_fix follows the initial weights: %s", known["temp_bug_fix"])
+        conf["temp_bug_fix"] = bool(known["temp_bug_fix"])
+    log.info("initialised from %s (%d tensors)", conf["init_weights"], len(state))
+    return state, conf
+
+
 def main(conf: Mapping[str, Any], dataset_json: str | Path | None, out_dir: str | Path, run: str = "run") -> dict[str, Any]:
     """Train one run on ``dataset_json`` (or the run's ``scannet`` indices); returns the summary written into ``model.json``."""
     import lightning as L
@@ -161,7 +177,12 @@ def main(conf: Mapping[str, Any], dataset_json: str | Path | None, out_dir: str 
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     conf_file.write_text(to_json(conf))
 
+    init_state = None
+    if conf["init_weights"]:
+        init_state, conf = initial_weights(conf, run)
     module = LoFTRModule(conf)
+    if init_state is not None and resume is None:
+        module.matcher.load_state_dict(init_state, strict=True)
     data = PairDataModule(conf, train, val)
     lr, warmup = scaled_lr_and_warmup(conf)
     log.info("true batch size %d, lr %.3g, warm-up %d steps", true_batch_size(conf), lr, warmup)

@@ -1,0 +1,96 @@
+"""Fine-tuning LoFTR from existing weights (issue 12): init_weights, architecture check, freeze, before/after."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+import torch
+from torch.utils.data import default_collate
+
+from conftest import REPO
+from loftr_helpers import SMALL_MODEL, tiny_dataset, tum_pair
+from matchforge.errors import MatchforgeError
+from matchforge.loftr.data import PairDataset
+from matchforge.loftr.train import main as train_main
+
+TUM = REPO / "resources" / "testsets" / "tum_rgbd"
+BASE = {"dataset": "tiny", **SMALL_MODEL, "img_resize": 192, "depth_max_size": 640, "n_samples_per_subset": 2,
+        "max_epochs": 1, "warmup_step": 0, "num_workers": 0, "accelerator": "cpu", "canonical_bs": 1, "canonical_lr": 1e-3}
+
+
+@pytest.fixture(scope="module")
+def pretrained(tmp_path_factory):
+    """A run trained for 2 steps: the weights the tests fine-tune from."""
+    tmp = tmp_path_factory.mktemp("ft")
+    dataset = tiny_dataset(TUM, tmp / "ds")
+    train_main({**BASE, "temp_bug_fix": False}, dataset, tmp / "a", run="a")
+    return dataset, tmp / "a"
+
+
+def test_fine_tuning_starts_from_exactly_the_given_weights(pretrained, tmp_path):
+    from matchforge.loftr.lightning_module import LoFTRModule
+
+    dataset, a = pretrained
+    conf = {**BASE, "init_weights": str(a / "weights.pt"), "max_epochs": 1, "n_samples_per_subset": 1,
+            "freeze_backbone_steps": 1}
+    summary = train_main(conf, dataset, tmp_path / "b", run="b")
+    assert summary["global_step"] == 1
+    # temp_bug_fix follows the weights (run a used false; the schema default is true)
+    assert summary["conf"]["temp_bug_fix"] is False
+
+    # step-0 loss of the fine-tuning = the loss of the initial weights on the same (only) pair
+    metrics = pd.read_csv(tmp_path / "b" / "metrics.csv")
+    step0 = float(metrics.dropna(subset=["train/loss_c"]).iloc[0]["train/loss_c"])
+    module = LoFTRModule(summary["conf"])
+    module.matcher.load_state_dict(torch.load(a / "weights.pt"))
+    module.train()
+    module.matcher.backbone.eval()  # frozen at step 0: BatchNorm statistics fixed
+    rec = tum_pair(TUM, tmp_path)
+    batch = default_collate([PairDataset([rec], img_resize=192, depth_max_size=640)[0]])
+    with torch.no_grad():
+        module._step(batch)
+    assert abs(float(batch["loss_scalars"]["loss_c"]) - step0) <= 1e-5 * step0
+
+    # the backbone was frozen for that one step, the rest trained
+    init, tuned = torch.load(a / "weights.pt"), torch.load(tmp_path / "b" / "weights.pt")
+    assert all(torch.equal(init[k], tuned[k]) for k in init if k.startswith("backbone."))
+    assert any(not torch.equal(init[k], tuned[k]) for k in init if k.startswith("loftr_coarse."))
+
+
+def test_before_and_after_are_evaluated_on_the_same_pairs(pretrained, tmp_path):
+    from matchforge.loftr.evaluate import main as eval_main
+
+    dataset, a = pretrained
+    meta = json.loads((a / "model.json").read_text())
+    res = eval_main({"kind": "dataset", "img_resize": 192}, tmp_path / "e.json", weights=a / "weights.pt",
+                    model_conf=meta["conf"], dataset_json=dataset, name="tiny", before=a / "weights.pt")
+    saved = json.loads((tmp_path / "e.json").read_text())
+    assert {"auc@5", "auc@10", "auc@20", "precision", "num_matches"} <= set(saved["before"])
+    # the same weights before and after: identical numbers
+    assert all(saved["before"][k] == res[k] for k in ("auc@5", "auc@10", "auc@20", "precision", "num_matches"))
+
+
+def test_mismatched_architecture_is_refused_with_the_option_named(pretrained, tmp_path):
+    dataset, a = pretrained
+    conf = {**BASE, "init_weights": str(a / "weights.pt"), "block_dims": [16, 24, 32]}
+    with pytest.raises(MatchforgeError, match=r"block_dims.*\[32, 48, 64\].*loftr.runs.c.block_dims"):
+        train_main(conf, dataset, tmp_path / "c", run="c")
+    conf = {**BASE, "init_weights": str(a / "weights.pt"), "match_type": "sinkhorn"}
+    with pytest.raises(MatchforgeError, match="match_type"):
+        train_main(conf, dataset, tmp_path / "c", run="c")
+    assert not (tmp_path / "c" / "weights.pt").exists()
+
+
+def test_pretrained_name_offline_gives_the_download_error(pretrained, tmp_path, monkeypatch):
+    from matchforge.loftr.model import read_weights
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "hub"))  # no cached copy
+    try:
+        state, known = read_weights("outdoor")
+    except MatchforgeError as err:
+        assert "could not download kornia's pretrained LoFTR 'outdoor'" in str(err)
+        assert "network access" in err.fix and "checkpoint" in err.fix
+    else:  # a machine with network access: the released weights load, with their options
+        assert known["temp_bug_fix"] is False and known["block_dims"] == [128, 196, 256]
