@@ -15,7 +15,7 @@ Target (checked, exit status 1 when missed): for dual-softmax, ``log`` reaches `
 correct training matches in at most half the steps that ``clamped`` needs (``clamped`` not reaching
 it within ``--steps`` counts as ``--steps + 1``).
 
-    .venv/bin/python bench/loftr_learn.py [--dataset results/datasets/demo/dataset.json] [--steps 400]
+    .venv/bin/python bench/loftr_learn.py [--dataset results/datasets/demo/dataset.json] [--steps 300]
         [--eval-every 50] [--matchers dual_softmax,sinkhorn] [--official]
 
 Build the dataset first: ``snakemake --cores 2 results/datasets/demo/dataset.json``. ``--official``
@@ -112,7 +112,7 @@ def train(conf: dict, train_s: list[dict], test_s: list[dict], steps: int, every
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dataset", default=str(REPO / "results/datasets/demo/dataset.json"))
-    ap.add_argument("--steps", type=int, default=400)
+    ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--eval-every", type=int, default=50)
     ap.add_argument("--target-correct", type=int, default=300, help="correct coarse matches over the training pairs")
     ap.add_argument("--matchers", default="dual_softmax,sinkhorn")

@@ -46,6 +46,29 @@ def test_every_stage_runs_on_the_demo(demo_run):
 
 
 @pytest.mark.slow
+def test_demo_loftr_learns_and_fine_tunes(demo_run):
+    """The demo's from-scratch runs learn their training photos; the fine-tuning run is scored before and after."""
+    import pandas as pd
+
+    work, _ = demo_run
+    results = work / "results"
+    for run in ("demo_ds", "demo_ot"):
+        m = pd.read_csv(results / "models" / "loftr" / run / "metrics.csv").dropna(subset=["train/loss_c"])
+        assert m["train/loss_c"].tail(10).mean() < 0.5 * m["train/loss_c"].head(3).mean(), (run, m["train/loss_c"].tolist())
+        assert m["train/correct_c"].tail(10).mean() > 5 * max(m["train/correct_c"].head(10).mean(), 1), run
+        learned = json.loads((results / "eval" / "loftr" / run / "demo_train.json").read_text())
+        assert learned["num_matches"] >= 50 and learned["precision"] >= 50, (run, learned["num_matches"], learned["precision"])
+    ft = json.loads((results / "eval" / "loftr" / "demo_ds_ft" / "demo_train.json").read_text())
+    before = json.loads((results / "eval" / "loftr" / "demo_ds" / "demo_train.json").read_text())
+    assert ft["before"]["weights"].endswith("demo_ds/weights.pt")
+    for key in ("auc@5", "auc@10", "auc@20", "precision", "num_matches"):  # before = demo_ds on the same pairs
+        assert ft["before"][key] == pytest.approx(before[key])
+    table = pd.read_csv(results / "summary" / "evaluations.csv")
+    rows = table[table["testset"] == "demo_test"]
+    assert {"demo_ds_ft", "demo_ds_ft (before)"} <= set(rows["run"]) and "sift" in set(rows["family"])
+
+
+@pytest.mark.slow
 def test_demo_is_up_to_date_and_reports(demo_run):
     work, cmd = demo_run
     proc = subprocess.run(cmd + ["-n"], capture_output=True, text=True, check=True)

@@ -58,8 +58,9 @@ def plot_curves(metrics_csv: Path, out_png: Path, title: str = "") -> None:
 
     df = pd.read_csv(metrics_csv) if metrics_csv.is_file() and metrics_csv.stat().st_size else pd.DataFrame()
     panels = [("losses", ["train/loss", "train/loss_c", "train/loss_f", "val/loss"]), ("learning rate", ["lr"]),
+              ("correct coarse matches", ["train/correct_c", "train/num_gt"]),
               ("validation pose AUC (%)", ["val/auc@5", "val/auc@10", "val/auc@20"])]
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    fig, axes = plt.subplots(1, 4, figsize=(20, 4))
     for ax, (name, cols) in zip(axes, panels):
         for col in cols:
             if col in df and df[col].notna().any():
