@@ -73,7 +73,7 @@ def read_gray(path: str | Path, resize: int | None, df: int = 8, pad: bool = Tru
         mask = torch.zeros(size, size, dtype=torch.bool)
         mask[:h_new, :w_new] = True
         img = padded
-    return torch.from_numpy(img).float()[None] / 255.0, mask, scale, (w, h)
+    return torch.from_numpy(img)[None].float().div_(255.0), mask, scale, (w, h)
 
 
 def read_depth(path: str | Path, pad_to: int | None) -> torch.Tensor:
