@@ -243,8 +243,9 @@ def read_weights(weights: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
             known.update(json.loads(path.with_name("model.json").read_text()).get("conf") or {})
     else:
         raise MatchforgeError("LoFTR weights not found", path=path,
-                              fix=f"give a file written by `matchforge loftr-train` (weights.pt), an official LoFTR "
-                                  f"checkpoint, or one of {', '.join(PRETRAINED)}")
+                              fix=f"give a file written by `matchforge loftr-train` (weights.pt, checkpoints/last.ckpt), an "
+                                  f"official LoFTR checkpoint, one of {', '.join(PRETRAINED)}, or (in the workflow's "
+                                  f"init_weights) the name of another run under loftr.runs")
     state = blob.get("state_dict", blob) if isinstance(blob, dict) else blob
     if not isinstance(state, dict) or "backbone.conv1.weight" not in {k.removeprefix("matcher.") for k in state}:
         raise MatchforgeError("the file holds no LoFTR state dict", path=path,
