@@ -9,6 +9,10 @@ Writes into ``OUT`` (``results/models/loftr/<run>/`` in the workflow):
 - ``model.json``: the run options (architecture included) and a training summary;
 - ``metrics.csv`` (one row per logged step/epoch) and ``curve.png`` (training curves).
 
+A run with ``init_weights`` (a kornia pretrained name, an official checkpoint or a matchforge
+``weights.pt`` / ``last.ckpt``) starts from those weights: they are read and their architecture
+checked against the run's options before anything else, and ``temp_bug_fix`` follows them.
+
 Checkpoints live in ``OUT/checkpoints/`` (not a workflow output, so Snakemake never deletes them):
 a job that was interrupted resumes from ``last.ckpt`` (global step, optimiser, scheduler) when it is
 run again with the same options; after a finished job, or with different options, it starts afresh.
@@ -161,6 +165,10 @@ def main(conf: Mapping[str, Any], dataset_json: str | Path | None, out_dir: str 
     train, val = training_pairs(conf, dataset_json)
     log.info("run %s: %d train pairs (%d scenes), %d val pairs", run, len(train), len({r.scene for r in train}), len(val))
 
+    init_state = None
+    if conf["init_weights"]:  # read and checked before any checkpoint of an earlier job is touched
+        init_state, conf = initial_weights(conf, run)
+
     L.seed_everything(int(conf["seed"]), workers=True)
     ckpt_dir = out_dir / "checkpoints"
     conf_file = ckpt_dir / "conf.json"
@@ -178,9 +186,6 @@ def main(conf: Mapping[str, Any], dataset_json: str | Path | None, out_dir: str 
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     conf_file.write_text(to_json(conf))
 
-    init_state = None
-    if conf["init_weights"]:
-        init_state, conf = initial_weights(conf, run)
     module = LoFTRModule(conf)
     if init_state is not None and resume is None:
         module.matcher.load_state_dict(init_state, strict=True)
