@@ -15,8 +15,8 @@ DEMO_IMAGES = REPO / "resources" / "demo" / "sacre_coeur" / "images"
 
 
 TESTSETS = REPO / "resources" / "testsets"
-# data sets bundled whole under resources/testsets/ (resources/testsets/homography holds only 4 of the 9 pairs)
-BUNDLED = ("reichstag", "tum_rgbd", "loftr_indices", "middlebury_motorcycle", "phototourism_samples")
+# data sets bundled whole under resources/testsets/
+BUNDLED = ("reichstag", "tum_rgbd", "loftr_indices", "middlebury_motorcycle", "phototourism_samples", "homography")
 
 
 def shared(*parts: str) -> Path:

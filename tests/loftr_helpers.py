@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import re
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -12,13 +13,34 @@ import h5py
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-# rgb frame, depth frame, ground-truth line (TUM format: t tx ty tz qx qy qz qw, camera -> world);
-# see ../shared/data/tum_rgbd/groundtruth_excerpt.txt (the nearest stamps to the rgb frames).
-TUM_FR1 = [
-    ("1305031102.175304", "1305031102.160407", [1.3405, 0.6266, 1.6575, 0.6574, 0.6126, -0.2949, -0.3248]),
-    ("1305031102.275326", "1305031102.262886", [1.3160, 0.6254, 1.6302, 0.6609, 0.6199, -0.2893, -0.3086]),
-]
-K_FR1 = np.array([[517.3, 0, 318.6], [0, 516.5, 255.3], [0, 0, 1.0]])
+TUM_ROOT = Path(__file__).resolve().parents[1] / "resources" / "testsets" / "tum_rgbd"
+
+
+def read_tum_groundtruth(root: Path) -> list[tuple[str, str, list[float]]]:
+    """(rgb stem, depth stem, [tx ty tz qx qy qz qw] camera -> world) per ground-truth line of TUM's
+    ``groundtruth_excerpt.txt``; the comment line before each pose names its rgb and depth frames."""
+    rows, frames = [], None
+    for line in (root / "groundtruth_excerpt.txt").read_text().splitlines():
+        m = re.match(r"#\s*rgb\s+(\S+)\.png\s+\(depth\s+(\S+)\.png\)", line)
+        if m:
+            frames = m.groups()
+        elif line.strip() and not line.startswith("#"):
+            assert frames is not None, f"pose line without its frames: {line}"
+            rows.append((*frames, [float(v) for v in line.split()[1:8]]))
+            frames = None
+    return rows
+
+
+def read_tum_intrinsics(root: Path, sequence: str = "freiburg1") -> np.ndarray:
+    """K of ``sequence`` from TUM's ``INTRINSICS.txt`` (official calibration)."""
+    line = next(x for x in (root / "INTRINSICS.txt").read_text().splitlines() if x.startswith(sequence))
+    v = {k: float(x) for k, x in re.findall(r"(fx|fy|cx|cy)=([-\d.]+)", line)}
+    return np.array([[v["fx"], 0, v["cx"]], [0, v["fy"], v["cy"]], [0, 0, 1.0]])
+
+
+# the fr1 pair: rgb frame, depth frame, mocap pose (camera -> world), parsed from the shipped files
+TUM_FR1 = read_tum_groundtruth(TUM_ROOT)
+K_FR1 = read_tum_intrinsics(TUM_ROOT)
 
 SMALL_MODEL = {"block_dims": [32, 48, 64], "initial_dim": 32, "coarse_layers": 1, "train_pad_num_gt_min": 20}
 
