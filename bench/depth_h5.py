@@ -27,11 +27,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 from matchforge.depth.h5io import DEFAULT_H5, read_depth, write_depth  # noqa: E402
 
-SHARED = Path(os.environ.get("MATCHFORGE_SHARED_DATA", REPO.parent / "shared" / "data"))
+DATA = REPO / "resources" / "testsets"  # real data shipped with the repo
 
 
 def dense_map(long_side: int) -> np.ndarray:
-    disp = np.load(SHARED / "middlebury_motorcycle" / "motorcycle_disp.npz")["arr_0"].astype(np.float64)
+    disp = np.load(DATA / "middlebury_motorcycle" / "motorcycle_disp.npz")["arr_0"].astype(np.float64)
     z = np.zeros(disp.shape)
     ok = np.isfinite(disp)
     z[ok] = 994.978 * 0.193001 / (disp[ok] + 31.086)

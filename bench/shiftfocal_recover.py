@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 from pathlib import Path
 
@@ -24,15 +23,12 @@ from matchforge.shiftfocal.readers import read_middlebury, read_tum, resize_item
 from matchforge.shiftfocal.recover import load_model
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("MATCHFORGE_SHARED_DATA", REPO.parent / "shared" / "data"))
+DATA = REPO / "resources" / "testsets"  # real data shipped with the repo
 MIDDLEBURY = {"f": 994.978, "cx": 311.193, "cy": 254.877, "doffs": 31.086, "baseline_m": 0.193001}
 
 
 def items(max_side: int):
-    tum = SHARED / "tum_rgbd" if (SHARED / "tum_rgbd").exists() else REPO / "resources" / "testsets" / "tum_rgbd"
-    out = read_tum(tum)
-    if (SHARED / "middlebury_motorcycle").exists():
-        out += read_middlebury(SHARED / "middlebury_motorcycle", MIDDLEBURY)
+    out = read_tum(DATA / "tum_rgbd") + read_middlebury(DATA / "middlebury_motorcycle", MIDDLEBURY)
     return [resize_item(i, max_side) for i in out]
 
 

@@ -9,27 +9,18 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-# CI clones the repo with shared/ beside it; MATCHFORGE_SHARED_DATA overrides.
-SHARED_DATA = Path(os.environ.get("MATCHFORGE_SHARED_DATA", REPO.parent / "shared" / "data"))
 DEMO_IMAGES = REPO / "resources" / "demo" / "sacre_coeur" / "images"
 
 
 TESTSETS = REPO / "resources" / "testsets"
-# data sets bundled whole under resources/testsets/
-BUNDLED = ("reichstag", "tum_rgbd", "loftr_indices", "middlebury_motorcycle", "phototourism_samples", "homography")
 
 
-def shared(*parts: str) -> Path:
-    """Real test data: the copy bundled under ``resources/testsets/`` for the sets the repo ships whole (every
-    fresh clone has them), else the shared real-data folder beside the repo. Where neither has it the test is
-    skipped, and in CI (``CI`` set) it fails: a CI run must not pass on a half-run suite."""
-    bundled = TESTSETS.joinpath(*parts)
-    p = bundled if parts[0] in BUNDLED and bundled.exists() else SHARED_DATA.joinpath(*parts)
+def real_data(*parts: str) -> Path:
+    """Real test data bundled with the repo under ``resources/testsets/`` (each set with its SOURCE.md);
+    a fresh clone has all of it, so a missing path is a failure, never a skip."""
+    p = TESTSETS.joinpath(*parts)
     if not p.exists():
-        msg = f"real test data not found: {bundled} or {p} (set MATCHFORGE_SHARED_DATA)"
-        if os.environ.get("CI"):
-            pytest.fail(msg)
-        pytest.skip(msg)
+        pytest.fail(f"real test data not found: {p} (it ships with the repo: check out resources/testsets)")
     return p
 
 

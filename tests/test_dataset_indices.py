@@ -7,7 +7,7 @@ import pickle
 import numpy as np
 import pytest
 
-from conftest import shared
+from conftest import real_data
 from matchforge.dataset.indices import (load_scene_info, read_list, read_megadepth_list,
                                         read_megadepth_scene_info, read_scannet_index)
 from matchforge.errors import MatchforgeError
@@ -18,7 +18,7 @@ def _is_rotation(R: np.ndarray) -> bool:
 
 
 def test_megadepth_1500_through_list():
-    root = shared("loftr_indices", "megadepth_test_1500_scene_info")
+    root = real_data("loftr_indices", "megadepth_test_1500_scene_info")
     stems = read_list(root / "megadepth_test_1500.txt")
     assert len(stems) == 5
     pairs = read_megadepth_list(root, root / "megadepth_test_1500.txt", "/data/megadepth")
@@ -38,7 +38,7 @@ def test_megadepth_1500_through_list():
 
 
 def test_min_overlap_is_the_upstream_strict_filter():
-    npz = shared("loftr_indices", "megadepth_test_1500_scene_info", "0015_0.1_0.3.npz")
+    npz = real_data("loftr_indices", "megadepth_test_1500_scene_info", "0015_0.1_0.3.npz")
     all_pairs = read_megadepth_scene_info(npz, "root")
     ov = np.array([p.overlap for p in all_pairs])
     thr = float(np.median(ov))
@@ -47,7 +47,7 @@ def test_min_overlap_is_the_upstream_strict_filter():
 
 
 def test_load_scene_info_is_the_upstream_dict():
-    npz = shared("loftr_indices", "megadepth_test_1500_scene_info", "0022_0.5_0.7.npz")
+    npz = real_data("loftr_indices", "megadepth_test_1500_scene_info", "0022_0.5_0.7.npz")
     info = load_scene_info(npz)
     assert isinstance(info, dict)
     for key in ("image_paths", "depth_paths", "intrinsics", "poses"):
@@ -56,7 +56,7 @@ def test_load_scene_info_is_the_upstream_dict():
 
 
 def test_scannet_1500():
-    root = shared("loftr_indices", "scannet_test_1500")
+    root = real_data("loftr_indices", "scannet_test_1500")
     pairs = read_scannet_index(root / "test.npz", root / "intrinsics.npz", "/data/scannet")
     assert len(pairs) == 1500
     assert len({p.scene for p in pairs}) == 100
@@ -82,7 +82,7 @@ def test_bad_inputs_name_the_file(tmp_path):
 
 def test_real_npz_archives_are_read_too(tmp_path):
     """Third-party scripts (LoFTR-train) write real np.savez archives; the reader turns them into the dict."""
-    info = load_scene_info(shared("loftr_indices", "megadepth_test_1500_scene_info", "0015_0.3_0.5.npz"))
+    info = load_scene_info(real_data("loftr_indices", "megadepth_test_1500_scene_info", "0015_0.3_0.5.npz"))
     pairs = np.empty(len(info["pair_infos"]), dtype=object)
     pairs[:] = info["pair_infos"]
     archive = tmp_path / "0015_savez.npz"
@@ -92,13 +92,13 @@ def test_real_npz_archives_are_read_too(tmp_path):
     again = load_scene_info(archive)
     assert isinstance(again, dict) and len(again["pair_infos"]) == 300
     theirs = read_megadepth_scene_info(archive, "r")
-    ours = read_megadepth_scene_info(shared("loftr_indices", "megadepth_test_1500_scene_info", "0015_0.3_0.5.npz"), "r")
+    ours = read_megadepth_scene_info(real_data("loftr_indices", "megadepth_test_1500_scene_info", "0015_0.3_0.5.npz"), "r")
     assert [(p.image0, p.overlap) for p in theirs] == [(p.image0, p.overlap) for p in ours]
 
 
 def test_scannet_poses_from_pose_files_agree_with_rel_pose(tmp_path):
     """With pose_dir, T_0to1 is recomputed the way upstream LoFTR does, from camera->world pose files."""
-    root = shared("loftr_indices", "scannet_test_1500")
+    root = real_data("loftr_indices", "scannet_test_1500")
     with np.load(root / "test.npz") as data:
         names, rel = data["name"], data["rel_pose"]
     # one pair per scene (so no frame is shared between pairs), 5 scenes

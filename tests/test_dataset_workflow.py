@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import DEMO_IMAGES, REPO, shared
+from conftest import DEMO_IMAGES, REPO, real_data
 from matchforge.dataset.indices import read_dataset
 
 
@@ -66,7 +66,7 @@ def test_rules_build_and_rebuild_only_what_changed(demo_sfm, tmp_path):
     assert _planned(_snakemake(work, buckets, "-n")) == {"scene_info": 1, "dataset": 1}
     # a new scene in the config but not in the dataset: nothing to do for this dataset
     other = yaml.safe_load(yaml.safe_dump(config))
-    other["scenes"]["reichstag"] = {"images": str(shared("reichstag", "images"))}
+    other["scenes"]["reichstag"] = {"images": str(real_data("reichstag", "images"))}
     assert _planned(_snakemake(work, other, "-n")) == {}
     # ... added to the dataset: its own chain, one scene info (the new scene's) and the dataset index
     other["datasets"]["d"]["scenes"].append("reichstag")

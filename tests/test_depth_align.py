@@ -6,21 +6,21 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import shared
+from conftest import real_data
 from matchforge.depth.align import align_map
 from matchforge.depth.fit import DEFAULT_ALIGN, fit_inverse_affine, holdout_mask
 
 
 def tum_depth(name: str) -> np.ndarray:
     """TUM RGB-D depth in metres, NaN where missing."""
-    d = cv2.imread(str(shared("tum_rgbd", "depth", name)), cv2.IMREAD_UNCHANGED).astype(np.float64) / 5000.0
+    d = cv2.imread(str(real_data("tum_rgbd", "depth", name)), cv2.IMREAD_UNCHANGED).astype(np.float64) / 5000.0
     d[d == 0] = np.nan
     return d
 
 
 def middlebury_depth() -> np.ndarray:
     """Middlebury motorcycle left depth in metres from the GT disparity (+inf = missing -> NaN)."""
-    disp = np.load(shared("middlebury_motorcycle", "motorcycle_disp.npz"))["arr_0"].astype(np.float64)
+    disp = np.load(real_data("middlebury_motorcycle", "motorcycle_disp.npz"))["arr_0"].astype(np.float64)
     z = np.full(disp.shape, np.nan)
     ok = np.isfinite(disp)
     z[ok] = 994.978 * 0.193001 / (disp[ok] + 31.086)

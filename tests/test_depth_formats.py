@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import shared
+from conftest import real_data
 from matchforge.depth.h5io import check_size, read_depth, write_depth
 from matchforge.depth.rawpng import read_raw, write_raw
 from matchforge.depth.seed_recipe import seed_recipe_depth
@@ -18,7 +18,7 @@ from matchforge.errors import MatchforgeError
 
 @pytest.fixture
 def tum_depth() -> np.ndarray:
-    d = cv2.imread(str(shared("tum_rgbd", "depth", "1341847980.723020.png")), cv2.IMREAD_UNCHANGED) / 5000.0
+    d = cv2.imread(str(real_data("tum_rgbd", "depth", "1341847980.723020.png")), cv2.IMREAD_UNCHANGED) / 5000.0
     d[d == 0] = np.nan
     return d
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch.utils.data import default_collate
 
-from conftest import shared
+from conftest import real_data
 from loftr_helpers import K_FR1, SMALL_MODEL, TUM_FR1, tum_pair, world_to_camera
 from matchforge.dataset.indices import read_scannet_list
 from matchforge.loftr.data import PairDataset
@@ -21,7 +21,7 @@ SCENE = "scene0000_00"
 @pytest.fixture
 def scannet_root(tmp_path):
     """index/ (scene_data/train/*.npz, train list, intrinsics.npz) and scans/<scene>/{color,depth,pose}."""
-    tum = shared("tum_rgbd")
+    tum = real_data("tum_rgbd")
     scans = tmp_path / "scans" / SCENE
     for sub in ("color", "depth", "pose"):
         (scans / sub).mkdir(parents=True)
@@ -52,7 +52,7 @@ def test_index_reader_and_ground_truth_match_the_original_frames(scannet_root, t
     recs = read_scannet_list(c["npz_root"], c["list"], c["intrinsics"], c["data_root"], min_overlap=0.4)
     assert len(recs) == 1 and recs[0].overlap == 0.6 and recs[0].scene == f"{SCENE}_0"  # score 0.3 dropped
     assert len(read_scannet_list(c["npz_root"], c["list"], c["intrinsics"], c["data_root"])) == 2
-    rec, ref = recs[0], tum_pair(shared("tum_rgbd"), tmp_path)
+    rec, ref = recs[0], tum_pair(real_data("tum_rgbd"), tmp_path)
     assert rec.size0 == (640, 480) and np.array_equal(rec.K0, K_FR1)
     np.testing.assert_allclose(rec.T_0to1, ref.T_0to1, atol=1e-9)
     # the 1280x960 colour is brought to the 640x480 its K refers to: same scales, same ground truth

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch.utils.data import default_collate
 
-from conftest import shared
+from conftest import real_data
 from loftr_helpers import SMALL_MODEL, tum_pair
 from matchforge.loftr.data import PairDataset, SceneBalancedSampler
 from matchforge.loftr.losses import LoFTRLoss
@@ -17,7 +17,7 @@ from matchforge.loftr.supervision import coarse_supervision, fine_supervision
 
 @pytest.fixture
 def tum_batch(tmp_path):
-    rec = tum_pair(shared("tum_rgbd"), tmp_path)
+    rec = tum_pair(real_data("tum_rgbd"), tmp_path)
     return rec, lambda resize=320, **kw: default_collate([PairDataset([rec], img_resize=resize, depth_max_size=640, **kw)[0]])
 
 

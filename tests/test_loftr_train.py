@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch.utils.data import default_collate
 
-from conftest import shared
+from conftest import real_data
 from loftr_helpers import SMALL_MODEL, tiny_dataset, tum_pair
 from matchforge.loftr.data import PairDataset
 from matchforge.loftr.losses import LoFTRLoss
@@ -21,7 +21,7 @@ from matchforge.loftr.supervision import coarse_supervision, fine_supervision
 @pytest.mark.slow
 @pytest.mark.parametrize("match_type", ["dual_softmax", "sinkhorn"])
 def test_overfit_one_real_pair(tmp_path, match_type):
-    rec = tum_pair(shared("tum_rgbd"), tmp_path)
+    rec = tum_pair(real_data("tum_rgbd"), tmp_path)
     sample = PairDataset([rec], img_resize=192, depth_max_size=640)[0]
     torch.manual_seed(0)
     conf = {**SMALL_MODEL, "block_dims": [16, 24, 32], "initial_dim": 16, "match_type": match_type, "coarse_positive": "log"}
@@ -84,7 +84,7 @@ def test_train_resume_export_and_evaluate(tmp_path, monkeypatch):
     from matchforge.loftr.match import main as match_main
     from matchforge.loftr.train import main as train_main
 
-    dataset = tiny_dataset(shared("tum_rgbd"), tmp_path / "ds")
+    dataset = tiny_dataset(real_data("tum_rgbd"), tmp_path / "ds")
     conf = {"dataset": "tiny", **SMALL_MODEL, "img_resize": 256, "depth_max_size": 640, "n_samples_per_subset": 2,
             "max_epochs": 2, "warmup_step": 2, "num_workers": 0, "checkpoint_every_n_steps": 1, "accelerator": "cpu"}
     out = tmp_path / "run"
@@ -129,7 +129,7 @@ def test_train_resume_export_and_evaluate(tmp_path, monkeypatch):
     assert saved["num_pairs"] == 1 and {"auc@5", "auc@10", "auc@20", "precision", "num_matches"} <= set(saved)
     assert res["pairs"][0]["image0"] == "1305031102.175304.png" and saved["pairs"][0]["num_matches"] == res["num_matches"]
 
-    rec = tum_pair(shared("tum_rgbd"), tmp_path)
+    rec = tum_pair(real_data("tum_rgbd"), tmp_path)
     m = match_main(rec.image0, rec.image1, tmp_path / "m", weights=str(out / "weights.pt"), img_resize=256)
     assert (tmp_path / "m" / "matches.jpg").is_file() and np.load(tmp_path / "m" / "matches.npz")["kpts0"].shape[0] == m["num_matches"]
 
@@ -137,7 +137,7 @@ def test_train_resume_export_and_evaluate(tmp_path, monkeypatch):
 def test_non_finite_loss_is_skipped(tmp_path):
     from matchforge.loftr.lightning_module import LoFTRModule
 
-    rec = tum_pair(shared("tum_rgbd"), tmp_path)
+    rec = tum_pair(real_data("tum_rgbd"), tmp_path)
     b = default_collate([PairDataset([rec], img_resize=192, depth_max_size=640)[0]])
     b["image0"][0, 0, 40:60, 40:60] = float("nan")  # a corrupt image
     torch.manual_seed(0)
@@ -168,7 +168,7 @@ sys.path.insert(0, {str(REPO / "tests")!r})
 from loftr_helpers import SMALL_MODEL, tiny_dataset
 from matchforge.loftr.train import main
 if __name__ == "__main__":
-    ds = tiny_dataset(Path({str(shared("tum_rgbd"))!r}), Path({str(tmp_path / "ds")!r}))
+    ds = tiny_dataset(Path({str(real_data("tum_rgbd"))!r}), Path({str(tmp_path / "ds")!r}))
     conf = {{"dataset": "tiny", **SMALL_MODEL, "img_resize": 256, "depth_max_size": 640, "n_samples_per_subset": 4,
              "max_epochs": 1, "warmup_step": 1, "num_workers": 0, "accelerator": "cpu", "devices": 2, "strategy": "ddp"}}
     s = main(conf, ds, Path({str(tmp_path / "run")!r}), run="ddp")

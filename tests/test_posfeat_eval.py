@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import REPO, shared
+from conftest import REPO, real_data
 from matchforge.errors import MatchforgeError
 from matchforge.evaluation.homography import (SCORE_WEIGHTS, evaluate, find_pairs, mma_curve,
                                               mma_score, project)
@@ -17,7 +17,7 @@ from matchforge.posfeat.detect import detect_keypoints, mutual_nn
 
 
 def test_mma_of_known_matches_equals_the_hand_value():
-    pair = next(p for p in find_pairs(shared("homography")) if p.name == "homogr/adam")
+    pair = next(p for p in find_pairs(real_data("homography")) if p.name == "homogr/adam")
     rng = np.random.default_rng(0)
     kp0 = rng.uniform(50, 400, (6, 2))
     offsets = np.array([0.0, 0.5, 1.5, 2.5, 3.8, 12.0])  # known errors, along varied directions
@@ -43,7 +43,7 @@ def test_homogr_models_are_inverted_to_map_a_to_b():
     """The validation points shipped with homogr (A in rows 0-1, B in rows 3-4) confirm the direction."""
     from scipy.io import loadmat
 
-    root = shared("homography")
+    root = real_data("homography")
     pairs = {p.name: p for p in find_pairs(root)}
     assert len(pairs) == 9 and "oxford_graf/img1-img2" in pairs
     for name in ("adam", "boat", "WhiteBoard"):
@@ -96,7 +96,7 @@ def test_sift_on_shared_homography_pairs_gives_a_sensible_curve(tmp_path):
     from matchforge.posfeat.evaluate import main as evaluate_main, testset_images
     from matchforge.posfeat.extract import main as extract_main
 
-    spec = {"type": "homography", "path": str(shared("homography"))}
+    spec = {"type": "homography", "path": str(real_data("homography"))}
     feats = extract_main({"method": "sift", "max_size": 1024, "num_pts": 8192}, testset_images(spec),
                          tmp_path / "sift.h5")
     res = evaluate_main(spec, feats, tmp_path / "sift.json", "sift")
@@ -173,7 +173,7 @@ def test_pose_evaluation_of_real_sift_matches_against_imc_ground_truth(tmp_path)
 
     results = {}
     for convention in ("world_to_camera", "camera_to_world"):
-        spec = {"type": "pose", "dataset": str(_reichstag_dataset(shared("reichstag"), tmp_path / convention, convention))}
+        spec = {"type": "pose", "dataset": str(_reichstag_dataset(real_data("reichstag"), tmp_path / convention, convention))}
         feats = extract_main({"method": "sift", "max_size": 1024, "num_pts": 4096}, ev.testset_images(spec),
                              tmp_path / f"{convention}.h5")
         results[convention] = ev.evaluate_pose(spec, lambda n: read_features(feats, n))
@@ -190,7 +190,7 @@ def test_reconstruction_from_sift_features_on_a_real_scene(tmp_path):
     from matchforge.evaluation.reconstruction import main as reconstruct
     from matchforge.posfeat.extract import list_images, main as extract_main, read_features
 
-    images = shared("reichstag", "images")
+    images = real_data("reichstag", "images")
     listed = list_images(images)[:6]
     feats = extract_main({"method": "sift", "max_size": None, "num_pts": 4096}, listed, tmp_path / "f.h5")
     stats = reconstruct(images, [n for n, _ in listed], lambda n: read_features(feats, n), mutual_nn,

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import shared
+from conftest import real_data
 from matchforge.posfeat.data import PairDataset, pairs_from_imc
 from matchforge.posfeat.geometry import clip_lines, epipolar_lines, fundamental_from_poses, point_line_distance
 from matchforge.posfeat.losses import (EpipolarLossConfig, epipolar_cost_loss, epipolar_loss,
@@ -16,7 +16,7 @@ from matchforge.posfeat.train import set_modes, stage_loss
 
 
 def _reichstag_pair():
-    pairs = pairs_from_imc(shared("reichstag"))
+    pairs = pairs_from_imc(real_data("reichstag"))
     return pairs[0]
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import shared
+from conftest import real_data
 from matchforge.conf import deep_merge
 from matchforge.errors import MatchforgeError
 from matchforge.posfeat.data import PairDataset, filter_rotation, pairs_from_caps, pairs_from_imc, read_img_cam, read_rgb
@@ -18,7 +18,7 @@ from matchforge.posfeat.train import DEFAULTS, main, make_optimizer, set_modes, 
 
 @pytest.fixture(scope="module")
 def reichstag_pairs():
-    return pairs_from_imc(shared("reichstag"))
+    return pairs_from_imc(real_data("reichstag"))
 
 
 @pytest.mark.slow

@@ -16,7 +16,7 @@ from matchforge.scene import load_scene
 from matchforge.sfm.inputs import stage_images
 from matchforge.sfm.reconstruct import main as sfm_main
 
-from conftest import DEMO_IMAGES, shared
+from conftest import DEMO_IMAGES, real_data
 
 FAST = {"max_image_size": 800, "max_num_features": 4096}
 # Internet photos: every photo its own camera (different phones, zooms, crops); guided matching pins
@@ -47,7 +47,7 @@ def rotation_angle_deg(R: np.ndarray) -> float:
 
 
 def test_reichstag_matches_ground_truth(tmp_path):
-    root = shared("reichstag")
+    root = real_data("reichstag")
     stats = sfm_main(ACCURATE, root / "images", tmp_path / "sfm", scene="reichstag")
     assert stats["num_registered"] == stats["num_images"] == 10
     assert stats["skipped"] == []
@@ -124,7 +124,7 @@ def test_single_image_fails(tmp_path):
 
 
 def test_unrelated_photos_fail_to_register(tmp_path):
-    root = shared("phototourism_samples")
+    root = real_data("phototourism_samples")
     src = tmp_path / "mixed"
     src.mkdir()
     # one photo each of three different landmarks: nothing can be matched
@@ -159,7 +159,7 @@ def test_mapping_is_retried_until_enough_photos_register(tmp_path, demo_sfm):
     the largest model over all runs is kept and each run is recorded."""
     photos = tmp_path / "photos"
     shutil.copytree(DEMO_IMAGES, photos)
-    foreign = sorted(shared("phototourism_samples").glob("london_bridge*.jpg"))[0]
+    foreign = sorted(real_data("phototourism_samples").glob("london_bridge*.jpg"))[0]
     shutil.copy(foreign, photos)
     stats = sfm_main({"mapping_attempts": 3, "retry_below": 1.0, "seed": 5}, photos, tmp_path / "out", scene="retry",
                      existing={"database": str(demo_sfm / "work" / "database.db")})

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import shared
+from conftest import real_data
 from matchforge.shiftfocal.evaluate import affine_shift
 from matchforge.shiftfocal.geometry import abs_rel, guess_focal, normalize_depth, scale_align
 from matchforge.shiftfocal.model import build_model, flush_denormals
@@ -32,8 +32,8 @@ def _no_denormals():
 @pytest.fixture(scope="module")
 def real_items():
     """Two TUM frames (fr1, fr3) and the Middlebury motorcycle, downscaled to 160 px."""
-    tum = read_tum(shared("tum_rgbd"))
-    mb = read_middlebury(shared("middlebury_motorcycle"),
+    tum = read_tum(real_data("tum_rgbd"))
+    mb = read_middlebury(real_data("middlebury_motorcycle"),
                          {"f": 994.978, "cx": 311.193, "cy": 254.877, "doffs": 31.086, "baseline_m": 0.193001})
     return [resize_item(i, 160) for i in (tum[0], tum[3], mb[0])]
 

@@ -11,7 +11,7 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import REPO, shared
+from conftest import REPO, real_data
 from matchforge.errors import MatchforgeError
 from matchforge.shiftfocal import train as sf_train
 from matchforge.shiftfocal.ply import read_ply, write_ply
@@ -29,7 +29,7 @@ def mf(*args: str) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def tum_data(tmp_path_factory):
     out = tmp_path_factory.mktemp("sf") / "data" / "tum"
-    r = mf("shiftfocal-data", "--source", "tum", "--path", str(shared("tum_rgbd")), "--out", str(out),
+    r = mf("shiftfocal-data", "--source", "tum", "--path", str(real_data("tum_rgbd")), "--out", str(out),
            "--conf", json.dumps({"type": "tum", "max_side": 96, "holdout": 0.25}))
     assert r.returncode == 0, r.stderr
     return out

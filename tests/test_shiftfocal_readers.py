@@ -17,7 +17,7 @@ import pytest
 os.environ.setdefault("OPENCV_IO_ENABLE_OPENEXR", "1")
 import cv2  # noqa: E402
 
-from conftest import shared  # noqa: E402
+from conftest import real_data  # noqa: E402
 from matchforge.errors import MatchforgeError  # noqa: E402
 from matchforge.shiftfocal.geometry import focal_from_fov, unproject  # noqa: E402
 from matchforge.shiftfocal.readers import (  # noqa: E402
@@ -153,7 +153,7 @@ def test_taskonomy_png_in_512ths_of_a_metre(tmp_path):
 
 
 def test_tum_real_frames_and_intrinsics():
-    folder = shared("tum_rgbd")
+    folder = real_data("tum_rgbd")
     items = read_tum(folder)
     assert len(items) == 4
     fr1, fr3 = items[0], items[3]
@@ -169,7 +169,7 @@ def test_tum_real_frames_and_intrinsics():
 
 def test_tum_missing_intrinsics_is_a_clear_error(tmp_path):
     folder = tmp_path / "tum"
-    shutil.copytree(shared("tum_rgbd"), folder)
+    shutil.copytree(real_data("tum_rgbd"), folder)
     (folder / "INTRINSICS.txt").unlink()
     with pytest.raises(MatchforgeError, match="intrinsics"):
         read_tum(folder)
@@ -185,7 +185,7 @@ def _quat_to_R(qx, qy, qz, qw):
 def test_tum_unprojection_is_metric_across_frames():
     """Unproject TUM fr1 frame A with its K, move it with the motion-capture poses into frame B,
     and compare with B's own measured depth: the metric points agree (median within 2 cm)."""
-    folder = shared("tum_rgbd")
+    folder = real_data("tum_rgbd")
     a, b = read_tum(folder)[:2]
     gt = [list(map(float, line.split()[1:])) for line in (folder / "groundtruth_excerpt.txt").read_text().splitlines() if line[:1].isdigit()]
     T = []
@@ -215,7 +215,7 @@ def test_tum_unprojection_is_metric_across_frames():
 
 def _middlebury_folder(tmp_path: Path) -> Path:
     """The shared Middlebury pair with its calibration written as Middlebury's calib.txt (baseline in mm)."""
-    src = shared("middlebury_motorcycle")
+    src = real_data("middlebury_motorcycle")
     folder = tmp_path / "Motorcycle-perfect"
     folder.mkdir()
     shutil.copy(src / "motorcycle_disp.npz", folder)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import DEMO_IMAGES, REPO, shared
+from conftest import DEMO_IMAGES, REPO, real_data
 
 
 def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -57,7 +57,7 @@ def test_sfm_jobs_keep_going_and_rebuild_only_stale_scene(tmp_path):
     (tmp_path / "empty").mkdir()
     fast = {"max_image_size": 640, "max_num_features": 2048, "camera_mode": "per_image"}
     scenes = {"demo": {"images": str(DEMO_IMAGES), "sfm": fast},
-              "reichstag": {"images": str(shared("reichstag", "images")), "sfm": fast},
+              "reichstag": {"images": str(real_data("reichstag", "images")), "sfm": fast},
               "empty": {"images": str(tmp_path / "empty")}}
     write_config(work, scenes)
     targets = [f"results/{s}/sfm/stats.json" for s in scenes]

@@ -40,6 +40,12 @@ DefaultFillingValidator = _with_defaults(jsonschema.Draft202012Validator)
 
 
 def load_schema(path: str | Path) -> dict[str, Any]:
+    """A schema file, parsed once per process (option defaults are looked up on every model build)."""
+    return _parsed_schema(str(Path(path).resolve()))
+
+
+@functools.lru_cache(maxsize=None)
+def _parsed_schema(path: str) -> dict[str, Any]:
     return yaml.safe_load(Path(path).read_text())
 
 

@@ -92,13 +92,11 @@ class LoFTRLoss(torch.nn.Module):
                 weight[0, 0, 0] = 0.0
             neg_w = 0.0
 
-        def pick(x: torch.Tensor | None, rows: slice, cols: Any, mask: torch.Tensor) -> torch.Tensor | None:
-            return None if x is None else x[:, rows, cols][mask]
-
         if self.sparse:
             ot = self.match_type == "sinkhorn"
-            core = slice(None, -1) if ot else slice(None)
-            loss_pos = self._focal_pos(pick(conf, core, core, pos_mask), pick(log_conf, core, core, pos_mask))
+            core = slice(None, -1) if ot else slice(None)  # positives never sit in a dustbin row/column
+            loss_pos = self._focal_pos(conf[:, core, core][pos_mask],
+                                       None if log_conf is None else log_conf[:, core, core][pos_mask])
             if weight is not None:
                 loss_pos = loss_pos * weight[pos_mask]
             if not ot:

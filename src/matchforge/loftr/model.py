@@ -16,12 +16,15 @@ official frame (coarse cell (x, y) sits on pixel 8 * (x, y) * scale).
 from __future__ import annotations
 
 import copy
+import json
+from pathlib import Path
 from typing import Any, Mapping
 
 import torch
 from kornia.feature import LoFTR
 from kornia.feature.loftr.loftr import default_cfg
 
+from matchforge.errors import MatchforgeError
 from matchforge.loftr import PRETRAINED
 from matchforge.loftr.sinkhorn import install_into_kornia
 
@@ -212,13 +215,8 @@ def read_weights(weights: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
     LoFTR Lightning checkpoint (``state_dict`` with ``matcher.`` prefixes; options unknown). The known
     options always include what the state dict shows (:data:`ARCHITECTURE`).
     """
-    import json
-    from pathlib import Path
-
     from kornia.core.download import load_state_dict_from_url
     from kornia.feature.loftr.loftr import urls
-
-    from matchforge.errors import MatchforgeError
 
     known: dict[str, Any] = {}
     path = Path(weights)
@@ -271,8 +269,6 @@ def check_architecture(known: Mapping[str, Any], conf: Mapping[str, Any], where:
 
     ``where``: the config path of the options (``loftr.runs.<run>``), ``what``: the weights (for the message).
     """
-    from matchforge.errors import MatchforgeError
-
     for key in ARCHITECTURE:
         mine = MATCH_TYPES.get(conf[key], conf[key]) if key == "match_type" else conf[key]
         if key in known and known[key] != mine:
@@ -288,8 +284,6 @@ def load_weights(weights: str, model_conf: Mapping[str, Any] | None = None, devi
     else from ``model_conf`` (``thr`` of ``model_conf`` always wins), and schema defaults for the rest;
     the architecture is read from the state dict.
     """
-    from matchforge.errors import MatchforgeError
-
     state, known = read_weights(weights)
     conf = {**dict(model_conf or {}), **known}
     if model_conf and model_conf.get("thr") is not None:
