@@ -9,6 +9,7 @@ with ``snakemake --cores 2 results/datasets/demo/dataset.json``):
 - peak resident memory of the process.
 
 Prints both rates and their ratio (loader pairs/s / training pairs/s): above 1 the loader keeps up.
+Target (exit status 1 when missed): the ratio is at least 1.5 (measured 11-19x on CPU).
 
     .venv/bin/python bench/loftr_train.py [--dataset results/datasets/demo/dataset.json] [--steps 8]
         [--img-resize 320] [--workers 0] [--full]   # --full: the official architecture instead of the demo's
@@ -35,6 +36,8 @@ from matchforge.loftr.model import build_model, forward  # noqa: E402
 from matchforge.loftr.supervision import coarse_supervision, fine_supervision  # noqa: E402
 
 DEMO_MODEL = {"block_dims": [32, 48, 64], "initial_dim": 32, "coarse_layers": 2}
+
+LOADER_MARGIN = 1.5
 
 
 def main() -> None:
@@ -107,6 +110,9 @@ def main() -> None:
     print(f"training (ours):                  {train_rate:.3f} steps/s = {train_rate:.3f} pairs/s at batch 1")
     print(f"ratio loader / training:          {loader_rate / train_rate:.1f}x ({'keeps up' if loader_rate > train_rate else 'loader-bound'})")
     print(f"peak memory: {peak_mb:.0f} MB resident" + (f", {torch.cuda.max_memory_allocated() / 2**20:.0f} MB GPU" if device == "cuda" else ""))
+    ok = loader_rate / train_rate >= LOADER_MARGIN
+    print(f"target (loader >= {LOADER_MARGIN}x training): {'met' if ok else 'MISSED'}")
+    sys.exit(0 if ok else 1)
 
 
 if __name__ == "__main__":

@@ -1,11 +1,13 @@
 # Shared helpers: config validation, per-scene options, the CLI command, and the default targets.
+import os
 import sys
 from pathlib import Path
 
 from snakemake.utils import validate
 
 from matchforge.conf import scene_conf, to_json
-from matchforge.workflow import validate_config
+from matchforge.sfm.inputs import find_images
+from matchforge.workflow import CONFIG_FILES_ENV, config_source, validate_config
 
 from snakemake_interface_executor_plugins.settings import DeploymentMethod
 
@@ -16,8 +18,11 @@ MF = "python -m matchforge" if USE_CONDA else f"{sys.executable} -m matchforge"
 ENVS = Path(workflow.basedir) / "envs"
 SCHEMAS = Path(workflow.basedir) / "workflow" / "schemas"
 
-validate(config, schema=SCHEMAS / "config.schema.yaml")
+# jobs name the file(s) a user edits in their messages
+os.environ[CONFIG_FILES_ENV] = ", ".join(map(str, workflow.configfiles)) or "config/config.yaml"
+# our own concise check first (key path, allowed keys, closest name), then Snakemake's as a second line
 validate_config(config, SCHEMAS)  # stage defaults filled in; per-scene overrides checked by name
+validate(config, schema=SCHEMAS / "config.schema.yaml")
 
 SCENES = list(config["scenes"])
 # single_images scenes have no SfM: only depth (and the shape step) run on them.
@@ -34,6 +39,18 @@ def one_of(names):
 
 wildcard_constraints:
     scene=one_of(SCENES),
+
+
+def scene_photos(wc):
+    """input: the photo files of the scene (not its folder, whose mtime misses a photo replaced in place),
+    so adding, removing or replacing one reruns that scene. A missing folder gives no inputs: the job
+    itself then fails with the config key and the fix, and other scenes go on under --keep-going."""
+    folder = Path(config["scenes"][wc.scene]["images"])
+    return [str(p) for p in find_images(folder)] if folder.is_dir() else []
+
+
+def scene_images_dir(wc):
+    return config["scenes"][wc.scene]["images"]
 
 
 def stage_params(stage):

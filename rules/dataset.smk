@@ -9,7 +9,7 @@ for _name, _entry in (config.get("datasets") or {}).items():
     if _unknown:
         raise MatchforgeError(
             f"dataset '{_name}' lists unknown scene(s) {_unknown}",
-            fix="add them under `scenes:` in config/config.yaml or remove them from datasets." + _name,
+            fix=f"add them under `scenes:` in {config_source()} or remove them from datasets." + _name,
         )
     _single = [s for s in _entry["scenes"] if s in SINGLE_SCENES]
     if _single:

@@ -14,7 +14,7 @@ def shape_run(scene):
 
 
 for _s in SCENES:
-    _fix = f"edit scenes.{_s} in config/config.yaml (config/README.md, section depth)"
+    _fix = f"edit scenes.{_s} in {config_source()} (config/README.md, section depth)"
     if _s in SINGLE_SCENES and depth_conf(_s)["backend"] != "depth_anything":
         raise MatchforgeError(f"scene '{_s}' has single_images: true, so it has no SfM points for the "
                               f"'{depth_conf(_s)['backend']}' depth backend", fix="set depth.backend: depth_anything; " + _fix)
@@ -48,6 +48,7 @@ rule depth_predict:
         preview=directory("results/{scene}/depth/preview"),
     params:
         conf=depth_predict_params,
+        images=scene_images_dir,
     log:
         "logs/{scene}/depth_predict.log",
     conda:
@@ -116,7 +117,7 @@ rule depth_predict_single:
     wildcard_constraints:
         scene=one_of(SINGLE_SCENES),
     input:
-        images=lambda wc: config["scenes"][wc.scene]["images"],
+        photos=scene_photos,
     output:
         raw=directory("results/{scene}/depth/raw"),
         preview=directory("results/{scene}/depth/preview"),
@@ -124,6 +125,7 @@ rule depth_predict_single:
         inputs="results/{scene}/depth/inputs.json",
     params:
         conf=depth_predict_params,
+        images=scene_images_dir,
     log:
         "logs/{scene}/depth_predict.log",
     conda:
@@ -135,7 +137,7 @@ rule depth_predict_single:
         gpu=1,
         mem_mb=8000,
     shell:
-        "{MF} depth --scene {wildcards.scene} --images {input.images:q}"
+        "{MF} depth --scene {wildcards.scene} --images {params.images:q}"
         " --out results/{wildcards.scene}/depth --conf {params.conf:q} > {log:q} 2>&1"
 
 

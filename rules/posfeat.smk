@@ -40,7 +40,7 @@ def pf_testset_input(wc):
 def _pf_check():
     from matchforge.errors import MatchforgeError
 
-    fix = "edit posfeat in config/config.yaml (config/README.md lists the options)"
+    fix = f"edit posfeat in {config_source()} (config/README.md lists the options)"
     for name, spec in PF_TESTSETS.items():
         need = {"homography": "path", "pose": "dataset", "reconstruction": "images' or 'scene"}[spec["type"]]
         if not any(spec.get(k) for k in need.split("' or '")):

@@ -4,7 +4,7 @@
 
 def sfm_inputs(wc):
     scene = config["scenes"][wc.scene]
-    inputs = {"images": scene["images"]}
+    inputs = {"photos": scene_photos(wc)}
     colmap = scene.get("colmap") or {}
     inputs.update({k: colmap[k] for k in ("sparse", "database") if colmap.get(k)})
     return inputs
@@ -25,6 +25,7 @@ checkpoint sfm:
         stats="results/{scene}/sfm/stats.json",
     params:
         conf=stage_params("sfm"),
+        images=scene_images_dir,
         existing=sfm_existing,
         work="results/{scene}/sfm/work",
     log:
@@ -37,7 +38,7 @@ checkpoint sfm:
     resources:
         mem_mb=8000,
     shell:
-        "{MF} sfm --scene {wildcards.scene} --images {input.images:q} --out results/{wildcards.scene}/sfm"
+        "{MF} sfm --scene {wildcards.scene} --images {params.images:q} --out results/{wildcards.scene}/sfm"
         " --conf {params.conf:q} --existing {params.existing:q} --num-threads {threads} > {log:q} 2>&1"
 
 

@@ -16,7 +16,7 @@ def _sf_check():
     """Names used by runs exist; matchforge sources name a scene; merged run options are valid."""
     from matchforge.errors import MatchforgeError
 
-    fix = "edit shiftfocal in config/config.yaml (config/README.md lists the options)"
+    fix = f"edit shiftfocal in {config_source()} (config/README.md lists the options)"
     for name, src in SF_SOURCES.items():
         if src["type"] == "matchforge" and src.get("scene") not in SFM_SCENES:
             raise MatchforgeError(f"shiftfocal source '{name}' needs `scene:` naming a scene with SfM (a key of scenes:"

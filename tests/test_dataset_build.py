@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import shutil
 from pathlib import Path
 
 import cv2
@@ -204,8 +205,16 @@ def test_split_by_scene_and_loftr_config(built, tmp_path):
     root, demo_sfm = built["root"], built["demo_sfm"]
     scene_info.main(built["conf"], demo_sfm / "sparse", demo_sfm / "images", root / "h5", tmp_path / "si_b", "twin")
     conf = {"scenes": [SCENE, "twin"], "split": {"seed": 3}, "loftr": {"data_prefix": "data/two"}}
+    # the twin holds the same photos: whichever scene is the test one, all its images duplicate training ones
+    with pytest.raises(MatchforgeError, match="no test pairs \\([0-9]+ val/test images were left out as duplicates"):
+        build.main(conf, "two", {SCENE: root / "si", "twin": tmp_path / "si_b"},
+                   {SCENE: demo_sfm / "images", "twin": demo_sfm / "images"},
+                   {SCENE: root / "h5", "twin": root / "h5"}, tmp_path / "leaky")
+    # as an existing COLMAP model (no SfM record of its photos, so no duplicate check) it splits by scene
+    twin_images = tmp_path / "twin_model" / "images"
+    shutil.copytree(demo_sfm / "images", twin_images)
     meta = build.main(conf, "two", {SCENE: root / "si", "twin": tmp_path / "si_b"},
-                      {SCENE: demo_sfm / "images", "twin": demo_sfm / "images"},
+                      {SCENE: demo_sfm / "images", "twin": twin_images},
                       {SCENE: root / "h5", "twin": root / "h5"}, tmp_path / "two")
     assert meta["split_by"] == "scene"
     where = {s: m["split"] for s, m in meta["scenes"].items()}

@@ -15,7 +15,10 @@ import yaml
 from conftest import REPO
 from matchforge.conf import scene_conf
 from matchforge.depth import align, predict, qa
+from matchforge.depth.fit import holdout_mask
 from matchforge.depth.rawpng import read_raw
+from matchforge.depth.sparse import densify
+from matchforge.depth.transfer import depth_at_observations, summarize, track_transfer
 from matchforge.scene import load_scene
 from matchforge.workflow import validate_config
 
@@ -56,16 +59,28 @@ def test_sparse_backend_outputs_follow_the_contract(demo_sfm, sparse_run):
         assert np.mean(np.isclose(at, z, rtol=1e-3)) > 0.95
 
 
-def test_sparse_backend_track_transfer_on_demo(sparse_run):
-    _, _, result = sparse_run
-    tt = result["track_transfer"]
-    print("sparse backend track transfer:", tt)
+def test_sparse_backend_transfers_held_out_tracks_on_demo(demo_sfm, shipped_conf, sparse_run):
+    """The sparse map at an SfM point's own pixel is that point's depth by construction, so track transfer
+    is measured on points held out of the map: densify each view without 20 % of its points (the same
+    points in every view), lift the held-out observations with that depth, and project them into the
+    other views that observe the same 3D point."""
+    scene = load_scene(demo_sfm / "sparse")
+    depths, n_held = {}, 0
+    for name, view in scene.views.items():
+        z = scene.camera_points(view)[:, 2]
+        hold = holdout_mask(view.point_ids, 20.0)
+        dense = densify(view.height, view.width, view.xy[~hold], z[~hold], shipped_conf["sparse"])
+        at = depth_at_observations(np.nan_to_num(dense, nan=0.0), view.xy)
+        at[~hold] = np.nan  # transfer only the held-out observations
+        depths[name] = at
+        n_held += int(hold.sum())
+    tt = summarize(track_transfer(scene, depths).all())
+    print(f"held-out track transfer: {tt} ({n_held} held-out observations)")
     assert tt["n"] > 1000
-    assert tt["within_2px"] >= 0.90
     assert tt["median_px"] < 1.0
-    ref = result["track_transfer_sfm_depth_reference"]
-    assert tt["within_2px"] >= ref["within_2px"] - 0.01  # as good as the SfM depths themselves
-    # densified pixels are checked on SfM points they were not built from
+    assert tt["within_2px"] >= 0.85
+    # the QA's own held-out AbsRel and coverage (densified pixels against points they were not built from)
+    _, _, result = sparse_run
     assert result["holdout_abs_rel_median_of_images"] < 0.02
     assert result["holdout_coverage_median_of_images"] > 0.3
     assert (sparse_run[0] / "qa.png").stat().st_size > 10000

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
 from conftest import REPO
-from matchforge.evaluation.pose import pose_auc, relative_pose_error
+from matchforge.evaluation.pose import evaluate_pair, pose_auc, relative_pose_error
 from matchforge.loftr.evaluate import evaluate
 from matchforge.loftr.testsets import load_testset, read_reichstag
 
@@ -99,3 +100,20 @@ def test_match_pair_and_video_headless(tmp_path):
     writer.release()
     n = video(str(tmp_path / "clip.avi"), tmp_path / "video", img_resize=None, sift=True, max_frames=3)
     assert n == 3 and len(list((tmp_path / "video" / "frames").glob("*.jpg"))) == 3
+
+
+def test_degenerate_matches_count_as_a_failed_pose_instead_of_crashing():
+    """Nine coarse matches an untrained optimal-transport LoFTR gave on a Reichstag pair (normalised image
+    coordinates, five of them on one grid row): OpenCV 5's five-point solver asserts on such samples.
+    The evaluation must go on, with the pair counted as a failed (or a plain) pose."""
+    n0 = np.array([[0.0451, -0.1370], [-0.1354, -0.1142], [-0.1128, -0.1142], [0.0226, -0.1142], [0.0902, -0.1142],
+                   [0.1354, -0.1142], [0.2482, -0.0913], [0.2482, -0.0685], [0.0, 0.0913]])
+    n1 = np.array([[-0.3049, -0.0225], [-0.1697, -0.0642], [-0.1635, -0.0674], [-0.3112, -0.0128], [-0.3266, -0.0161],
+                   [0.1603, -0.0674], [-0.3458, -0.0073], [-0.1729, -0.0193], [-0.1697, -0.0128]])
+    K = np.array([[1106.6, 0, 240.0], [0, 1106.6, 180.0], [0, 0, 1]])
+    res = evaluate_pair(n0 * 1106.6 + [240, 180], n1 * 1106.6 + [240, 180], K, K, np.eye(4), 0.5, 5e-4)
+    assert res["num_matches"] == 9 and 0 <= res["precision"] <= 1
+    if int(cv2.__version__.split(".")[0]) >= 5:
+        assert np.isinf(res["pose_error"]) and res["num_inliers"] == 0
+    else:  # OpenCV 4 skips the degenerate samples and returns some pose
+        assert 0 <= res["pose_error"] <= 180

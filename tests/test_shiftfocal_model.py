@@ -31,11 +31,18 @@ def _no_denormals():
 
 @pytest.fixture(scope="module")
 def real_items():
-    """Two TUM frames (fr1, fr3) and the Middlebury motorcycle, downscaled to 160 px."""
+    """Training items: one TUM frame per sequence (fr1, fr3) and the Middlebury motorcycle, at 160 px."""
     tum = read_tum(real_data("tum_rgbd"))
     mb = read_middlebury(real_data("middlebury_motorcycle"),
                          {"f": 994.978, "cx": 311.193, "cy": 254.877, "doffs": 31.086, "baseline_m": 0.193001})
-    return [resize_item(i, 160) for i in (tum[0], tum[3], mb[0])]
+    return [resize_item(i, 160) for i in (tum[0], tum[2], mb[0])]
+
+
+@pytest.fixture(scope="module")
+def held_out_items():
+    """The other two TUM frames (one per sequence), never used for training."""
+    tum = read_tum(real_data("tum_rgbd"))
+    return [resize_item(i, 160) for i in (tum[1], tum[3])]
 
 
 def _fit(model, samples: list[Sample], steps: int, lr: float = 3e-3) -> list[float]:
@@ -100,38 +107,41 @@ def _inference_inputs(item, delta: float):
 
 
 @pytest.mark.slow
-def test_recovery_beats_the_60_degree_guess_on_trained_items(real_items):
-    """Train focal and shift nets on the clouds that recovery builds for three real items (focal
-    starts at alpha = 1, i.e. the guess itself), then run the LeReS loop: the focal error drops
-    below the 60-degree guess and the shift-corrected depth is closer to the truth."""
+def test_recovery_corrects_the_shift_of_held_out_frames(real_items, held_out_items):
+    """Train focal and shift nets on the clouds that recovery builds for three real items (three depth
+    shifts each; focal starts at alpha = 1, i.e. the guess itself), then run the LeReS loop on two TUM
+    frames never trained on: the shift-corrected depth is much closer to the truth than the input.
+    The focal estimate is only reported: three training items do not make it generalise (measured on
+    seeds 0-2: better than the 60-degree guess on 3 of 6 frames), which test_overfits_real_items_on_cpu
+    covers as learning on the training items."""
     torch.manual_seed(0)
-    focal_samples, shift_samples, cases = [], [], []
-    for k, item in enumerate(real_items):
-        mask, gt, d, f0, f_true, shift = _inference_inputs(item, delta=0.3)
-        cases.append((item, mask, gt, d, f0, f_true, shift))
-        c, f = point_features(d, mask, f0, 5, None, NPTS)
-        focal_samples.append(Sample(c, f, f0 / f_true))  # step 1
-        corrected = np.where(mask, d - shift, 0) / p98(d[mask] - shift)
-        for a in (0.85, 1.0, 1.15):  # step 4 sees the shift-corrected cloud near the recovered focal
-            c, f = point_features(corrected, mask, a * f_true, 5, None, NPTS)
-            focal_samples.append(Sample(c, f, a))
-        for a in (0.9, 1.0, 1.1):  # step 2 sees the uncorrected cloud near the true focal
-            c, f = point_features(d, mask, a * f_true, 3, None, NPTS)
-            shift_samples.append(Sample(c, f, shift))
+    focal_samples, shift_samples = [], []
+    for item in real_items:
+        for delta in (0.15, 0.3, 0.45):
+            mask, gt, d, f0, f_true, shift = _inference_inputs(item, delta)
+            c, f = point_features(d, mask, f0, 5, None, NPTS)
+            focal_samples.append(Sample(c, f, f0 / f_true))  # step 1
+            corrected = np.where(mask, d - shift, 0) / p98(d[mask] - shift)
+            for a in (0.85, 1.0, 1.15):  # step 4 sees the shift-corrected cloud near the recovered focal
+                c, f = point_features(corrected, mask, a * f_true, 5, None, NPTS)
+                focal_samples.append(Sample(c, f, a))
+            for a in (0.9, 1.0, 1.1):  # step 2 sees the uncorrected cloud near the true focal
+                c, f = point_features(d, mask, a * f_true, 3, None, NPTS)
+                shift_samples.append(Sample(c, f, shift))
     focal_net = build_model({"in_channels": 5, **SMALL, "bias_init": 1.0})
     shift_net = build_model({"in_channels": 3, **SMALL, "bias_init": 0.0})
     _fit(focal_net, focal_samples, 50)
     _fit(shift_net, shift_samples, 30)
-    err_guess, err_rec, rel_before, rel_after = [], [], [], []
-    for item, mask, gt, d, f0, f_true, shift in cases:
+    rel_before, rel_after = [], []
+    for item in held_out_items:
+        mask, gt, d, f0, f_true, _ = _inference_inputs(item, delta=0.3)
         rec = recover_shape(d, focal_net, shift_net, mask, num_points=NPTS, max_shift=5.0)
         assert rec.focal0 == pytest.approx(f0)
-        err_guess.append(abs(f0 / f_true - 1))
-        err_rec.append(abs(rec.focal / f_true - 1))
         both = mask & (rec.depth > 0)
         x0, x1, g = rec.depth_input[both], rec.depth[both], gt[both]
         rel_before.append(abs_rel(scale_align(x0, g) * x0, g))
         rel_after.append(abs_rel(scale_align(x1, g) * x1, g))
-    assert np.mean(err_rec) < 0.5 * np.mean(err_guess), (err_guess, err_rec)
-    assert all(r < g for r, g in zip(err_rec, err_guess)), (err_guess, err_rec)
+        print(f"{item.name}: focal error 60-degree guess {abs(f0 / f_true - 1):.3f}, recovered "
+              f"{abs(rec.focal / f_true - 1):.3f}; AbsRel {rel_before[-1]:.3f} -> {rel_after[-1]:.3f}")
+    assert all(a < b for a, b in zip(rel_after, rel_before)), (rel_before, rel_after)
     assert np.mean(rel_after) < 0.5 * np.mean(rel_before), (rel_before, rel_after)

@@ -8,8 +8,10 @@ schema, so a typo in one scene's options fails with that scene's name in the mes
 
 from __future__ import annotations
 
+import difflib
 import functools
 import json
+import os
 from pathlib import Path
 from typing import Any, Mapping, MutableMapping
 
@@ -49,21 +51,63 @@ def _parsed_schema(path: str) -> dict[str, Any]:
     return yaml.safe_load(Path(path).read_text())
 
 
+CONFIG_FILES_ENV = "MATCHFORGE_CONFIGFILES"
+
+
+def config_source() -> str:
+    """The config file(s) the running workflow read (set by the Snakefile), for "edit ..." fixes."""
+    return os.environ.get(CONFIG_FILES_ENV) or "config/config.yaml"
+
+
+def _closest(name: str, allowed: list[str]) -> str:
+    match = difflib.get_close_matches(name, allowed, n=1, cutoff=0.5)
+    return f" (did you mean '{match[0]}'?)" if match else ""
+
+
+def check_keys(instance: Mapping[str, Any], schema: Mapping[str, Any], where: str) -> None:
+    """Unknown keys of ``instance`` (where ``schema`` forbids extra keys), recursively, as one short error
+    naming the key path, the allowed keys and the closest allowed name."""
+    if not isinstance(instance, Mapping) or not isinstance(schema, Mapping):
+        return
+    props = schema.get("properties") or {}
+    extra = schema.get("additionalProperties")
+    for key, value in instance.items():
+        path = f"{where}.{key}" if where else str(key)
+        if key in props:
+            check_keys(value, props[key], path)
+        elif isinstance(extra, Mapping):
+            check_keys(value, extra, path)
+        elif extra is False:
+            allowed = sorted(props)
+            raise MatchforgeError(
+                f"unknown config key '{path}'{_closest(str(key), allowed)}; allowed here: {', '.join(allowed)}",
+                fix=f"edit {config_source()}; options and defaults are listed in config/README.md")
+
+
 def check(instance: MutableMapping[str, Any], schema: Mapping[str, Any], where: str) -> None:
     """Validate ``instance`` in place (filling defaults); raise one readable error naming ``where``."""
+    check_keys(instance, schema, where)
     errors = sorted(DefaultFillingValidator(schema).iter_errors(instance), key=lambda e: list(e.absolute_path))
     if errors:
         err = errors[0]
         key = ".".join(str(p) for p in err.absolute_path) or "(top level)"
         raise MatchforgeError(
             f"invalid config at {where}.{key}: {err.message}" if key != "(top level)" else f"invalid config at {where}: {err.message}",
-            fix=f"edit config/config.yaml ({where}); options and defaults are listed in config/README.md",
+            fix=f"edit {config_source()} ({where}); options and defaults are listed in config/README.md",
         )
 
 
 def validate_config(config: MutableMapping[str, Any], schema_dir: str | Path) -> None:
-    """Fill stage defaults in ``config`` and check every scene's merged overrides."""
+    """Check the config's shape (unknown keys with the closest allowed name), fill stage defaults and
+    check every scene's merged overrides; the first problem raises one short MatchforgeError."""
     schema_dir = Path(schema_dir)
+    top = load_schema(schema_dir / "config.schema.yaml")
+    check_keys(config, top, "")
+    errors = sorted(jsonschema.Draft202012Validator(top).iter_errors(config), key=lambda e: list(e.absolute_path))
+    if errors:
+        key = ".".join(str(p) for p in errors[0].absolute_path) or "(top level)"
+        raise MatchforgeError(f"invalid config at {key}: {errors[0].message}",
+                              fix=f"edit {config_source()}; options and defaults are listed in config/README.md")
     for stage_schema in sorted(schema_dir.glob("*.schema.yaml")):
         stage = stage_schema.name.removesuffix(".schema.yaml")
         if stage == "config":

@@ -110,6 +110,38 @@ cfg.DATASET.MGDPT_IMG_RESIZE = {lo['img_resize']!r}
 '''
 
 
+def photo_digests(images_dir: str | Path) -> dict[str, str]:
+    """Pixel digests of a scene's photos by image name, from the SfM stage's stats.json beside ``images/``
+    (empty for models that were not staged by matchforge, e.g. an existing COLMAP project)."""
+    stats = Path(images_dir).parent / "stats.json"
+    return json.loads(stats.read_text()).get("photo_digests", {}) if stats.is_file() else {}
+
+
+def exclude_cross_split_duplicates(assigns: dict[str, np.ndarray], image_paths: Mapping[str, Any],
+                                   digests: Mapping[str, Mapping[str, str]]) -> dict[str, dict[str, str]]:
+    """Take out of val/test every image identical (same decoded pixels) to a training image of any scene,
+    so that the same photo can never be trained on and tested on; ``assigns`` is changed in place (-1).
+
+    Returns ``{scene: {excluded image: "duplicate of <scene>/<image> (train)"}}``.
+    """
+    train: dict[str, str] = {}
+    for scene, assign in assigns.items():
+        for i, p in enumerate(image_paths[scene]):
+            d = digests[scene].get(Path(str(p)).name) if p is not None else None
+            if d and assign[i] == SPLITS.index("train"):
+                train.setdefault(d, f"{scene}/{Path(str(p)).name}")
+    excluded: dict[str, dict[str, str]] = {}
+    for scene, assign in assigns.items():
+        for i, p in enumerate(image_paths[scene]):
+            d = digests[scene].get(Path(str(p)).name) if p is not None else None
+            if d in train and assign[i] > SPLITS.index("train"):
+                log.warning("%s: %s left out of %s: duplicate of %s (train)", scene, Path(str(p)).name,
+                            SPLITS[int(assign[i])], train[d])
+                assign[i] = -1
+                excluded.setdefault(scene, {})[Path(str(p)).name] = f"duplicate of {train[d]} (train)"
+    return excluded
+
+
 def main(conf: Mapping[str, Any], dataset: str, scene_infos: Mapping[str, str | Path],
          images: Mapping[str, str | Path], depths: Mapping[str, str | Path | None], out_dir: str | Path) -> dict:
     """Build dataset ``dataset`` from per-scene folders; returns the content of ``dataset.json``.
@@ -147,21 +179,26 @@ def main(conf: Mapping[str, Any], dataset: str, scene_infos: Mapping[str, str | 
 
     if by == "scene":
         assignment = split_scenes(scenes, split_conf["val_fraction"], split_conf["test_fraction"], split_conf["seed"])
+    assigns: dict[str, np.ndarray] = {}
     for scene in scenes:
-        infos = files[scene]
-        first = next(iter(infos.values()))
-        n_img = len(first["image_paths"])
+        first = next(iter(files[scene].values()))
         usable = np.array([p is not None for p in first["image_paths"]])
         if by == "scene":
-            assign = np.where(usable, SPLITS.index(assignment[scene]), -1)
+            assigns[scene] = np.where(usable, SPLITS.index(assignment[scene]), -1)
         else:
-            pairs = [(int(p[0][0]), int(p[0][1])) for info in infos.values() for p in info["pair_infos"]]
+            pairs = [(int(p[0][0]), int(p[0][1])) for info in files[scene].values() for p in info["pair_infos"]]
             try:
-                assign = split_images(usable, pairs, split_conf["val_fraction"], split_conf["test_fraction"],
-                                      split_conf["seed"], split_conf["tries"])
+                assigns[scene] = split_images(usable, pairs, split_conf["val_fraction"], split_conf["test_fraction"],
+                                              split_conf["seed"], split_conf["tries"])
             except ValueError as err:
                 raise MatchforgeError(str(err), fix="add photos or split this dataset by scene", scene=scene,
                                       path=scene_infos[scene]) from None
+    excluded = exclude_cross_split_duplicates(assigns, {s: next(iter(files[s].values()))["image_paths"] for s in scenes},
+                                              {s: photo_digests(images[s]) for s in scenes})
+    for scene in scenes:
+        infos, assign = files[scene], assigns[scene]
+        first = next(iter(infos.values()))
+        n_img = len(first["image_paths"])
         used[scene] = {"train": set(), "test": set()}
         per_split_pairs = dict.fromkeys(SPLITS, 0)
         for stem, info in infos.items():
@@ -170,7 +207,7 @@ def main(conf: Mapping[str, Any], dataset: str, scene_infos: Mapping[str, str | 
                 if not keep.any():
                     continue
                 if by == "scene":
-                    sub, out_stem = dict(info), stem
+                    sub, out_stem = (_restrict(info, keep) if scene in excluded else dict(info)), stem
                 else:
                     sub, out_stem = _restrict(info, keep), _split_stem(stem, scene, split)
                 if not sub["pair_infos"]:
@@ -187,6 +224,7 @@ def main(conf: Mapping[str, Any], dataset: str, scene_infos: Mapping[str, str | 
             "split": assignment[scene] if by == "scene" else "images",
             "images": {s: sorted(names[i] for i in range(n_img) if assign[i] == SPLITS.index(s)) for s in SPLITS},
             "pairs": per_split_pairs,
+            "excluded_duplicates": excluded.get(scene, {}),
             "dropped_cross_split_pairs": (0 if by == "scene" else
                                           sum(len(i["pair_infos"]) for i in infos.values()) - sum(per_split_pairs.values())),
         }
@@ -199,11 +237,15 @@ def main(conf: Mapping[str, Any], dataset: str, scene_infos: Mapping[str, str | 
                     rel_d = str(first["depth_paths"][i])
                     _link(Path(depths[scene]) / Path(rel_d).name, out_dir / root / rel_d)
 
+    n_dup = sum(len(v) for v in excluded.values())
     for split in ("train", "test"):
         if not lists[split]:
+            example = next((f"{sc}/{name}: {why}" for sc, d in excluded.items() for name, why in d.items()), "")
+            dup = f" ({n_dup} val/test images were left out as duplicates of training images, e.g. {example})" if n_dup else ""
             raise MatchforgeError(
-                f"dataset '{dataset}' has no {split} pairs", scene=",".join(scenes),
-                fix="widen scene_info.buckets, lower split.test_fraction, add photos or scenes (see docs/dataset.md)")
+                f"dataset '{dataset}' has no {split} pairs{dup}", scene=",".join(scenes),
+                fix="widen scene_info.buckets, lower split.test_fraction, add photos or scenes; scenes must not "
+                    "share photos (see docs/dataset.md)")
     val_same_as_test = not lists["val"]
     if val_same_as_test:
         log.warning("%s: no validation pairs; val_list.txt repeats the test list", dataset)

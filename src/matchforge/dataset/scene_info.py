@@ -33,6 +33,7 @@ import numpy as np
 from matchforge.conf import load_conf
 from matchforge.dataset.covisibility import central_match, covisibility
 from matchforge.errors import MatchforgeError
+from matchforge.workflow import config_source
 from matchforge.scene import load_scene
 
 log = logging.getLogger(__name__)
@@ -130,7 +131,7 @@ def _check_buckets(buckets: list[list[float]], scene: str) -> None:
     for b in buckets:
         if len(b) != 2 or not (0 <= b[0] < b[1] <= 1.0 + 1e-9):
             raise MatchforgeError(f"bad overlap bucket {b}: need [lo, hi) with 0 <= lo < hi <= 1",
-                                  fix="edit scene_info.buckets in config/config.yaml", scene=scene)
+                                  fix=f"edit scene_info.buckets in {config_source()}", scene=scene)
 
 
 def main(conf: Mapping[str, Any], sparse_dir: str | Path, images_dir: str | Path, depth_dir: str | Path | None,
@@ -227,6 +228,14 @@ def main(conf: Mapping[str, Any], sparse_dir: str | Path, images_dir: str | Path
         "pairs_per_bucket": per_bucket, "num_pairs": int(sum(per_bucket.values())),
     }
     (out_dir / "stats.json").write_text(json.dumps(stats, indent=2))
+    if stats["num_pairs"] == 0:
+        raise MatchforgeError(
+            f"no training pairs: {n} registered images, {int(has_depth.sum())} with valid depth, "
+            f"{len(candidates)} co-visible candidate pairs, none in the overlap buckets {buckets}",
+            scene=scene, path=out_dir / "stats.json",
+            fix="check the depth stage's qa.json (images without valid depth are left out) and the SfM model "
+                "(sfm/stats.json: registered photos and 3D points); widen scene_info.buckets or lower "
+                "scene_info.min_shared_points")
     plot_overlaps(out_dir / "overlap_hist.png", np.array([c[2] for c in candidates]), buckets, per_bucket, scene)
     log.info("%s: %d/%d images with depth, %d pairs in buckets %s", scene, int(has_depth.sum()), n,
              stats["num_pairs"], per_bucket)

@@ -37,20 +37,19 @@ def predict_photos(conf: Mapping[str, Any], images: str | Path, out_dir: str | P
 
     from matchforge.depth.anything import DepthAnything
     from matchforge.errors import MatchforgeError
-    from matchforge.sfm.inputs import stage_images
+    from matchforge.sfm.inputs import require_folder, skipped_summary, stage_images
 
     conf = with_defaults(conf)
     images, out_dir = Path(images), Path(out_dir)
     if conf["backend"] != "depth_anything":
         raise MatchforgeError(f"depth backend '{conf['backend']}' needs SfM points, and this scene has no SfM",
                               scene=scene, fix="set depth.backend: depth_anything for this scene (single_images scenes)")
-    if not images.is_dir():
-        raise MatchforgeError("the images folder does not exist", scene=scene, path=images,
-                              fix="set scenes.<scene>.images in config/config.yaml to a folder of photos")
+    require_folder(images, scene)
     staged = stage_images(images, out_dir / "images")
     if not staged.names:
-        raise MatchforgeError(f"no readable photos ({staged.num_found} image files found, {len(staged.skipped)} skipped)",
-                              scene=scene, path=images, fix="put JPEG/PNG photos in this folder (see depth/inputs.json)")
+        found = f"{staged.num_found} image files found" + (f"; skipped: {skipped_summary(staged.skipped)}" if staged.skipped else "")
+        raise MatchforgeError(f"no readable photos ({found})", scene=scene, path=images,
+                              fix="put JPEG/PNG photos in this folder")
     raw_dir, preview_dir = out_dir / "raw", out_dir / "preview"
     raw_dir.mkdir(parents=True, exist_ok=True)
     preview_dir.mkdir(parents=True, exist_ok=True)

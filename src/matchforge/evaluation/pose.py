@@ -12,8 +12,12 @@
 
 from __future__ import annotations
 
+import logging
+
 import cv2
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 
 def relative_pose(T0: np.ndarray, T1: np.ndarray) -> np.ndarray:
@@ -53,7 +57,12 @@ def estimate_pose(kpts0: np.ndarray, kpts1: np.ndarray, K0: np.ndarray, K1: np.n
     norm_thresh = thresh / f_mean
     k0 = (kpts0 - K0[[0, 1], [2, 2]][None]) / K0[[0, 1], [0, 1]][None]
     k1 = (kpts1 - K1[[0, 1], [2, 2]][None]) / K1[[0, 1], [0, 1]][None]
-    E, mask = cv2.findEssentialMat(k0, k1, np.eye(3), threshold=norm_thresh, prob=conf, method=cv2.RANSAC)
+    try:
+        E, mask = cv2.findEssentialMat(k0, k1, np.eye(3), threshold=norm_thresh, prob=conf, method=cv2.RANSAC)
+    except cv2.error as err:  # OpenCV 5 asserts in its five-point solver on degenerate samples (4.x skips them)
+        log.warning("essential matrix failed on %d matches (%s): pose counted as failed", len(k0),
+                    str(err).strip().splitlines()[-1])
+        return None
     if E is None:
         return None
     best, best_n = None, 0

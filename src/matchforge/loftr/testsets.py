@@ -18,6 +18,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from matchforge.errors import MatchforgeError
+from matchforge.workflow import config_source
 
 
 def read_reichstag(root: str | Path, vis_threshold: str = "0.1") -> list[Any]:
@@ -71,7 +72,7 @@ def load_testset(ts: Mapping[str, Any], dataset_json: str | Path | None = None, 
 
     def need(key: str) -> str:
         if not ts.get(key):
-            raise MatchforgeError(f"test set '{name}' of kind {kind} needs option '{key}'", fix=f"set loftr.testsets.{name}.{key} in config/config.yaml")
+            raise MatchforgeError(f"test set '{name}' of kind {kind} needs option '{key}'", fix=f"set loftr.testsets.{name}.{key} in {config_source()}")
         return ts[key]
 
     if kind == "dataset":

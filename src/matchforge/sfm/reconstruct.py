@@ -22,8 +22,8 @@ import pycolmap
 
 from matchforge.conf import load_conf
 from matchforge.errors import MatchforgeError
-from matchforge.workflow import with_defaults
-from matchforge.sfm.inputs import StagedImages, stage_images
+from matchforge.workflow import config_source, with_defaults
+from matchforge.sfm.inputs import StagedImages, require_folder, skipped_summary, stage_images
 
 logger = logging.getLogger(__name__)
 
@@ -199,65 +199,89 @@ def main(conf: dict[str, Any], images: str | Path, out: str | Path, scene: str =
     existing = existing or {}
     start = time.time()
     pycolmap.set_random_seed(conf["seed"])
-    if not images.is_dir():
-        raise MatchforgeError("the images folder does not exist", scene=scene, path=images,
-                              fix="set scenes.<scene>.images in config/config.yaml to a folder of photos")
+    require_folder(images, scene)
     work = out / "work"
     work.mkdir(parents=True, exist_ok=True)
     stats: dict[str, Any] = {"scene": scene, "pycolmap": pycolmap.__version__, "options": conf}
+    try:
+        _reconstruct(conf, images, out, scene, existing, stats)
+    except MatchforgeError as err:
+        # Snakemake deletes a failed job's outputs: the record of what was found and skipped stays in work/
+        stats.update(error=str(err), seconds=round(time.time() - start, 2))
+        (work / "stats.json").write_text(json.dumps(stats, indent=2))
+        raise
 
+    final = pycolmap.Reconstruction(out / "sparse")
+    stats.update(model_summary(final))
+    stats["seconds"] = round(time.time() - start, 2)
+    (out / "stats.json").write_text(json.dumps(stats, indent=2))
+    skipped = f"; {len(stats['skipped'])} file(s) skipped: {skipped_summary(stats['skipped'])}" if stats["skipped"] else ""
+    logger.info("scene %s: %d/%d photos registered, %d points, reprojection error %.3f px%s",
+                scene, stats["num_registered"], stats["num_images"], stats["num_points3D"],
+                stats["mean_reprojection_error"], skipped)
+    return stats
+
+
+def _reconstruct(conf: dict[str, Any], images: Path, out: Path, scene: str, existing: dict[str, Any],
+                 stats: dict[str, Any]) -> None:
+    """The SfM of :func:`main` into ``out/{sparse,images}``, filling ``stats`` as it goes."""
+    work = out / "work"
     if existing.get("sparse"):
         sparse = Path(existing["sparse"])
         if not sparse.is_dir():
             raise MatchforgeError("the existing sparse model folder does not exist", scene=scene, path=sparse,
-                                  fix="fix scenes.<scene>.colmap.sparse")
+                                  fix=f"fix scenes.{scene}.colmap.sparse in {config_source()}")
         rec = pycolmap.Reconstruction(sparse)
         stats.update(source="existing sparse model", num_images=rec.num_images(), skipped=[], attempts=[])
         if existing.get("undistorted"):
             _copy_undistorted(rec, images, out, scene)
         else:
             undistort(conf, sparse, images, out)
+        return
+    staged = stage_images(images, work / "input")
+    # num_images: the readable photos SfM was given; skipped files (unreadable, duplicates) are listed apart
+    stats.update(num_images=len(staged.names), num_files=staged.num_found, skipped=staged.skipped,
+                 rotated_from_exif=staged.rotated, photo_digests=staged.digests)
+    record = f"; skipped: {skipped_summary(staged.skipped)} (all listed in {work / 'stats.json'})" if staged.skipped else ""
+    if not staged.names:
+        raise MatchforgeError(f"no readable photos ({staged.num_found} image files found{record})", scene=scene,
+                              path=images, fix="put JPEG/PNG photos of the scene in this folder")
+    if len(staged.names) < 2:
+        raise MatchforgeError(f"only 1 readable photo ({staged.names[0]}){record}; SfM needs at least 2 overlapping "
+                              "photos", scene=scene, path=images,
+                              fix=f"add more photos of the scene taken from different positions, or, for unrelated "
+                                  f"single photos (depth only), set scenes.{scene}.single_images: true")
+    database = work / "database.db"
+    if existing.get("database"):
+        shutil.copy2(existing["database"], database)
+        stats["matcher"] = "existing database"
     else:
-        staged = stage_images(images, work / "input")
-        stats.update(num_images=staged.num_found, skipped=staged.skipped, rotated_from_exif=staged.rotated)
-        if not staged.names:
-            raise MatchforgeError(f"no readable photos ({staged.num_found} image files found, "
-                                  f"{len(staged.skipped)} skipped)", scene=scene, path=images,
-                                  fix="put JPEG/PNG photos of the scene in this folder (see stats.json for skipped files)")
-        if len(staged.names) < 2:
-            raise MatchforgeError(f"only {len(staged.names)} readable photo; SfM needs at least 2 overlapping photos",
-                                  scene=scene, path=images, fix="add more photos of the scene taken from different positions")
-        database = work / "database.db"
-        if existing.get("database"):
-            shutil.copy2(existing["database"], database)
-            stats["matcher"] = "existing database"
-        else:
-            database.unlink(missing_ok=True)
-            stats["matcher"] = extract_and_match(conf, database, staged, scene)
-        distorted = work / "distorted"
-        if distorted.exists():
-            shutil.rmtree(distorted)
-        best, stats["attempts"] = map_with_retries(conf, database, staged.folder, distorted, len(staged.names))
-        kept = pycolmap.Reconstruction(best) if best is not None else None
-        if kept is None or kept.num_reg_images() < 2:
-            raise MatchforgeError(
-                f"no model could be built: none of the {len(staged.names)} photos registered "
-                f"(not enough overlapping views or matches)", scene=scene, path=images,
-                fix="use photos that overlap (each scene point seen from several positions), try sfm.matcher: "
-                    "exhaustive, sfm.camera_mode: single, or a larger sfm.max_image_size")
-        stats["distorted_model"] = str(best.relative_to(out))
-        registered = {img.name for img in kept.images.values() if img.has_pose}
-        stats["unregistered"] = sorted(set(staged.names) - registered)
-        undistort(conf, best, staged.folder, out)
-
-    final = pycolmap.Reconstruction(out / "sparse")
-    stats.update(model_summary(final))
-    stats["seconds"] = round(time.time() - start, 2)
-    (out / "stats.json").write_text(json.dumps(stats, indent=2))
-    logger.info("scene %s: %d/%d images registered, %d points, reprojection error %.3f px",
-                scene, stats["num_registered"], stats["num_images"], stats["num_points3D"],
-                stats["mean_reprojection_error"])
-    return stats
+        database.unlink(missing_ok=True)
+        stats["matcher"] = extract_and_match(conf, database, staged, scene)
+    distorted = work / "distorted"
+    if distorted.exists():
+        shutil.rmtree(distorted)
+    best, stats["attempts"] = map_with_retries(conf, database, staged.folder, distorted, len(staged.names))
+    kept = pycolmap.Reconstruction(best) if best is not None else None
+    if kept is None or kept.num_reg_images() < 2:
+        raise MatchforgeError(
+            f"no model could be built: none of the {len(staged.names)} photos registered "
+            f"(not enough overlapping views or matches)", scene=scene, path=images,
+            fix="use photos that overlap (each scene point seen from several positions), try sfm.matcher: "
+                "exhaustive, sfm.camera_mode: single, or a larger sfm.max_image_size")
+    stats["distorted_model"] = str(best.relative_to(out))
+    registered = {img.name for img in kept.images.values() if img.has_pose}
+    stats["unregistered"] = sorted(set(staged.names) - registered)
+    stats.update({f"kept_{k}": v for k, v in model_summary(kept).items() if k in ("num_registered", "num_points3D")})
+    if kept.num_points3D() < conf["min_points3D"]:
+        raise MatchforgeError(
+            f"the best model has {kept.num_points3D()} 3D points (sfm.min_points3D is {conf['min_points3D']}); "
+            f"{kept.num_reg_images()}/{len(staged.names)} photos registered", scene=scene, path=images,
+            fix="a model this sparse gives no usable depth or pairs: check that the photos overlap and are not "
+                "much larger than sfm.max_image_size (very large photos keep few features at the default size), "
+                "try sfm.matcher: exhaustive or a larger sfm.max_num_features; lower sfm.min_points3D only for "
+                "tiny test scenes")
+    undistort(conf, best, staged.folder, out)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
