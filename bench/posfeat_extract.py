@@ -22,7 +22,8 @@ import torch
 
 from matchforge.posfeat.data import read_rgb
 from matchforge.posfeat.extract import DEFAULTS, _resized, extract_one, list_images
-from matchforge.posfeat.networks import PoSFeat, normalize, pick_device
+from matchforge.device import pick_device
+from matchforge.posfeat.networks import PoSFeat, normalize
 
 ROOT = Path(__file__).resolve().parents[1] / "resources" / "testsets" / "homography"
 

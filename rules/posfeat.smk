@@ -10,16 +10,22 @@ PF = config["posfeat"]
 PF_RUNS = PF["runs"]
 PF_TESTSETS = PF["testsets"]
 _PF_SCHEMA = load_schema(SCHEMAS / "posfeat.schema.yaml")
-_PF_SECTIONS = ("model", "data", "desc", "kp", "extract")
+_PF_SECTIONS = ("model", "data", "desc", "kp", "trainer", "extract")
 
 
 def pf_run_conf(run):
     """Options of one run: the posfeat sections with the run's overrides on top (validated)."""
-    conf = {"device": PF["device"]}
+    conf = {"device": PF["device"], "init_weights": pf_init_file(run)}
     for key in _PF_SECTIONS:
         conf[key] = deep_merge(PF[key], PF_RUNS[run].get(key))
         check(conf[key], {"$defs": _PF_SCHEMA["$defs"], "$ref": f"#/$defs/{key}"}, f"posfeat.runs.{run}.{key}")
     return conf
+
+
+def pf_init_file(run):
+    """The run's init_weights as a file: another run's name becomes its kp/model.pt."""
+    init = PF_RUNS[run].get("init_weights", PF["init_weights"])
+    return f"results/models/posfeat/{init}/kp/model.pt" if init in PF_RUNS else init
 
 
 def pf_testset(name):
@@ -75,11 +81,13 @@ def pf_train_inputs(wc):
         inputs["dataset"] = f"results/datasets/{spec['dataset']}/dataset.json"
     if spec.get("caps_root"):
         inputs["caps_root"] = spec["caps_root"]
+    if pf_init_file(wc.pfrun):
+        inputs["init_weights"] = pf_init_file(wc.pfrun)
     return inputs
 
 
 def pf_train_args(wc, input):
-    return " ".join(f"--{k.replace('_', '-')} {shlex.quote(str(v))}" for k, v in input.items() if k != "desc")
+    return " ".join(f"--{k.replace('_', '-')} {shlex.quote(str(v))}" for k, v in input.items() if k not in ("desc", "init_weights"))
 
 
 rule posfeat_desc:

@@ -31,7 +31,18 @@ def _sf_check():
 
 
 def sf_train_conf(run):
-    return deep_merge(SF["train"], SF_RUNS[run]["train"])
+    conf = deep_merge(SF["train"], SF_RUNS[run]["train"])
+    if conf.get("init_weights") in SF_RUNS:  # another run's name: its folder
+        conf["init_weights"] = f"results/models/shiftfocal/{conf['init_weights']}"
+    return conf
+
+
+def sf_train_inputs(wc):
+    inputs = {"data": expand("results/shiftfocal/data/{source}", source=SF_RUNS[wc.sfrun]["sources"])}
+    init = sf_train_conf(wc.sfrun).get("init_weights")
+    if init:
+        inputs["init"] = [f"{init}/{t}.pt" for t in sf_train_conf(wc.sfrun)["targets"]]
+    return inputs
 
 
 def sf_source_conf(source):
@@ -77,7 +88,7 @@ rule shiftfocal_data:
 
 rule shiftfocal_train:
     input:
-        lambda wc: expand("results/shiftfocal/data/{source}", source=SF_RUNS[wc.sfrun]["sources"]),
+        unpack(sf_train_inputs),
     output:
         focal="results/models/shiftfocal/{sfrun}/focal.pt",
         shift="results/models/shiftfocal/{sfrun}/shift.pt",
@@ -98,7 +109,7 @@ rule shiftfocal_train:
         gpu=1,
         mem_mb=16000,
     shell:
-        "{MF} shiftfocal-train --data {input:q} --out {params.out:q} --conf {params.conf:q} > {log:q} 2>&1"
+        "{MF} shiftfocal-train --data {input.data:q} --out {params.out:q} --conf {params.conf:q} > {log:q} 2>&1"
 
 
 rule shiftfocal_eval:

@@ -4,12 +4,14 @@ recover-shape, on the real TUM frames, through the CLI where a user would call i
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 
 import h5py
 import numpy as np
 import pytest
+import torch
 
 from conftest import REPO, real_data
 from matchforge.errors import MatchforgeError
@@ -17,6 +19,8 @@ from matchforge.shiftfocal import train as sf_train
 from matchforge.shiftfocal.ply import read_ply, write_ply
 from matchforge.shiftfocal.readers import read_matchforge
 from matchforge.shiftfocal.sampling import list_items
+from matchforge.training.engine import EXIT_INTERRUPTED
+from train_helpers import interrupt_cli, losses
 
 TINY = {"steps": 2, "batch_size": 2, "num_points": 256, "resolution": 16, "channels": [4, 4, 8, 8, 16],
         "val_every": 1, "checkpoint_every": 1}
@@ -51,21 +55,73 @@ def test_data_layout(tum_data):
     assert len(list_items(tum_data, "train")) == 3
 
 
-def test_train_checkpoints_resumes_and_decays_lr(tum_data, tmp_path):
+def test_train_checkpoints_and_decays_lr(tum_data, tmp_path, caplog):
     out = tmp_path / "run"
     m1 = sf_train.main({**TINY, "targets": ["shift"]}, [tum_data], out)
-    assert (out / "shift.pt").exists() and (out / "ckpt" / "shift_last.pt").exists() and (out / "curves.png").exists()
+    assert (out / "shift.pt").exists() and (out / "shift" / "checkpoints" / "last.ckpt").exists()
+    assert (out / "curves.png").exists()
     lrs = [lr for _, lr in m1["targets"]["shift"]["history"]["lr"]]
     assert lrs[1] < lrs[0]
-    # more steps with otherwise the same options: resumes at step 2 instead of starting over
-    m2 = sf_train.main({**TINY, "targets": ["shift"], "steps": 3}, [tum_data], out)
-    assert [s for s, _ in m2["targets"]["shift"]["history"]["train_loss"]] == [1, 2, 3]
-    # changed options: the checkpoint is ignored
-    m3 = sf_train.main({**TINY, "targets": ["shift"], "lr": 5e-4}, [tum_data], out)
+    assert [s for s, _ in m1["targets"]["shift"]["history"]["train_loss"]] == [1, 2]
+    # a rerun of a finished run (forced) trains again; changed options start over and say which
+    with caplog.at_level(logging.INFO):
+        m2 = sf_train.main({**TINY, "targets": ["shift"]}, [tum_data], out)
+        m3 = sf_train.main({**TINY, "targets": ["shift"], "lr": 5e-4}, [tum_data], out)
+    assert m2["targets"]["shift"]["resumed_from"] == 0 and "the previous run finished" in caplog.text
     assert [s for s, _ in m3["targets"]["shift"]["history"]["train_loss"]] == [1, 2]
+    assert "options changed: options.lr; starting from step 0" in caplog.text
     factors = [sf_train.lr_factor(s, 100, "linear", 0.1) for s in range(0, 101, 10)]
     assert factors == sorted(factors, reverse=True) and factors[-1] == pytest.approx(0.1)
     assert sf_train.lr_factor(100, 100, "cosine", 0.01) == pytest.approx(0.01)
+
+
+@pytest.mark.slow
+def test_sigterm_resumes_exactly_and_changed_data_retrains(tum_data, tmp_path, caplog):
+    """A real job (CLI) gets SIGTERM mid-training, exits 75 with a checkpoint; the rerun resumes at the next
+    step and continues the loss curve of an uninterrupted run exactly. Then the data change (another
+    holdout split): the run starts from step 0 and gives another model."""
+    conf = {**TINY, "targets": ["shift"], "steps": 30, "val_every": 10, "checkpoint_every": 0}
+    ref = sf_train.main(conf, [tum_data], tmp_path / "ref")
+    args = ["shiftfocal-train", "--data", str(tum_data), "--out", str(tmp_path / "run"), "--conf", json.dumps(conf)]
+    code, text = interrupt_cli(args, tmp_path / "job.log", after_step=3)
+    assert code == EXIT_INTERRUPTED, text[-2000:]
+    with caplog.at_level(logging.INFO):
+        run = sf_train.main(conf, [tum_data], tmp_path / "run")
+    start = run["targets"]["shift"]["resumed_from"]
+    assert 3 <= start < 30 and "resuming the interrupted job" in caplog.text
+    a, b = losses(tmp_path / "ref" / "shift" / "metrics.csv"), losses(tmp_path / "run" / "shift" / "metrics.csv")
+    assert list(a.index) == list(b.index) == list(range(30))
+    assert np.allclose(a.to_numpy(), b.to_numpy(), rtol=1e-4)
+    assert run["targets"]["shift"]["best_val_l1"] == pytest.approx(ref["targets"]["shift"]["best_val_l1"], rel=1e-4)
+
+    other = tmp_path / "data_other"
+    r = mf("shiftfocal-data", "--source", "tum", "--path", str(real_data("tum_rgbd")), "--out", str(other),
+           "--conf", json.dumps({"type": "tum", "max_side": 96, "holdout": 0.25, "seed": 5}))
+    assert r.returncode == 0, r.stderr
+    code, _ = interrupt_cli(["shiftfocal-train", "--data", str(other), "--out", str(tmp_path / "run"), "--conf",
+                             json.dumps(conf)], tmp_path / "job2.log", after_step=1)
+    text = (tmp_path / "job2.log").read_text()
+    assert "its training data changed; starting from step 0" in text
+    changed = sf_train.main(conf, [other], tmp_path / "run")
+    assert changed["targets"]["shift"]["global_step"] == 30
+    w_old = torch.load(tmp_path / "ref" / "shift.pt", weights_only=False)["state_dict"]
+    w_new = torch.load(tmp_path / "run" / "shift.pt", weights_only=False)["state_dict"]
+    assert any(not torch.allclose(w_old[k], w_new[k]) for k in w_old)
+
+
+def test_bf16_mixed_trains_on_cpu(tum_data, tmp_path):
+    m = sf_train.main({**TINY, "targets": ["focal"], "precision": "bf16-mixed"}, [tum_data], tmp_path / "run")
+    assert m["targets"]["focal"]["global_step"] == 2 and np.isfinite(m["targets"]["focal"]["best_val_l1"])
+
+
+def test_init_weights_from_another_run(tum_data, tmp_path):
+    sf_train.main({**TINY, "targets": ["shift"]}, [tum_data], tmp_path / "a")
+    b = sf_train.main({**TINY, "targets": ["shift"], "init_weights": str(tmp_path / "a")}, [tum_data], tmp_path / "b")
+    fresh = sf_train.main({**TINY, "targets": ["shift"], "seed": 0}, [tum_data], tmp_path / "c")
+    best_a = torch.load(tmp_path / "a" / "shift.pt", weights_only=False)["best_val_l1"]
+    # the second run starts from the first run's kept weights: same validation clouds, same L1
+    assert b["targets"]["shift"]["val_l1_initial"] == pytest.approx(best_a, rel=1e-5)
+    assert fresh["targets"]["shift"]["val_l1_initial"] != pytest.approx(best_a, rel=1e-5)
 
 
 def test_eval_and_recover_cli(tum_data, tmp_path):

@@ -66,3 +66,10 @@ def main(argv: list[str] | None = None) -> None:
         logging.getLogger("matchforge").error("%s", err)
         print(f"matchforge {name}: error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
+    except Exception as err:
+        from matchforge.training.engine import EXIT_INTERRUPTED, TrainingInterrupted
+
+        if not isinstance(err, TrainingInterrupted):
+            raise
+        print(f"matchforge {name}: interrupted: {err}", file=sys.stderr)
+        raise SystemExit(EXIT_INTERRUPTED) from None

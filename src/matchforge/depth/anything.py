@@ -25,15 +25,6 @@ log = logging.getLogger(__name__)
 DEFAULT_ANYTHING: dict[str, Any] = schema_defaults("depth")["depth_anything"]
 
 
-def pick_device(name: str = "auto") -> str:
-    """``auto`` -> ``cuda`` when a GPU is visible, else ``cpu``."""
-    import torch
-
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return name
-
-
 class DepthAnything:
     """Load model + processor once; :meth:`predict` yields ``(key, map)`` for batches of images."""
 
@@ -55,7 +46,9 @@ class DepthAnything:
                 fix="set depth.depth_anything.model to a local directory holding config.json, the weights and "
                     "preprocessor_config.json, or to a hub id on a machine with internet access "
                     "(or use depth.backend: sparse offline)") from err
-        self.device = pick_device(str(self.conf["device"]))
+        from matchforge.device import pick_device
+
+        self.device = str(pick_device(str(self.conf["device"])))
         self.model.to(self.device).eval()
         self.dtype = torch.float16 if (self.conf["fp16"] and self.device.startswith("cuda")) else torch.float32
         if self.dtype == torch.float16:

@@ -98,7 +98,7 @@ def main(conf: Mapping[str, Any], raw_dir: str | Path, model_dir: str | Path, ou
     from matchforge.shiftfocal.model import flush_denormals
     from matchforge.shiftfocal.ply import write_ply
     from matchforge.shiftfocal.recover import load_model, recover_shape
-    from matchforge.shiftfocal.train import pick_device
+    from matchforge.device import pick_device
 
     opts = with_defaults(conf)["shape"]
     raw_dir, model_dir, out_dir = Path(raw_dir), Path(model_dir), Path(out_dir)

@@ -22,6 +22,7 @@ import numpy as np
 from tqdm import tqdm
 
 from matchforge.conf import load_conf
+from matchforge.device import pick_device
 from matchforge.errors import MatchforgeError
 from matchforge.evaluation.pose import evaluate_pair, pose_auc
 
@@ -37,14 +38,6 @@ def testset_defaults(testset: Mapping[str, Any]) -> dict[str, Any]:
     return with_defaults("loftr", {"testsets": {"testset": dict(testset)}})["testsets"]["testset"]
 
 
-def pick_device(device: str | None = None) -> str:
-    import torch
-
-    if device and device != "auto":
-        return device
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
 class LoFTRMatcher:
     """``matcher(path0, path1) -> (kpts0, kpts1)`` with a trained LoFTR, original-image pixels."""
 
@@ -54,7 +47,7 @@ class LoFTRMatcher:
                  pad: bool = True, device: str | None = None, interpolation: str = "linear") -> None:
         from matchforge.loftr.model import load_weights
 
-        self.device = pick_device(device)
+        self.device = str(pick_device(device))
         self.model = load_weights(str(weights), model_conf, self.device)
         self.img_resize, self.pad, self.interpolation = img_resize, pad, interpolation
 

@@ -10,6 +10,8 @@
   updated); the initial weights themselves are loaded by ``matchforge.loftr.train``.
 - Logged per step: the losses, the number of ground-truth positives and of predicted and correct
   coarse matches (``train/matches_c``, ``train/correct_c``, see ``count_coarse_matches``).
+- Random draws in a training step (the supervision's padding and sampling) are seeded by (seed, step,
+  rank), so an interrupted and resumed run trains exactly as an uninterrupted one.
 - A non-finite loss is replaced by a zero loss that still touches every parameter, so one bad
   batch neither poisons the weights nor desynchronises DDP ranks.
 - Validation runs in eval mode (no ground-truth padding) and logs the losses and the pose AUC.
@@ -24,13 +26,14 @@ from typing import Any, Mapping
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import BatchSampler, DataLoader
 
 from matchforge.evaluation.pose import evaluate_pair, pose_auc
 from matchforge.loftr.data import PairDataset, SceneBalancedSampler
 from matchforge.loftr.losses import LoFTRLoss
 from matchforge.loftr.model import build_model, count_coarse_matches, forward, model_defaults
 from matchforge.loftr.supervision import coarse_supervision, fine_supervision
+from matchforge.training.engine import ResumableLoader, resume_position
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +76,9 @@ class LoFTRModule(L.LightningModule):
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         # BatchNorm running statistics are updated in the forward pass: keep a copy to undo a bad batch
         buffers = {k: v.detach().clone() for k, v in self.matcher.named_buffers() if v.is_floating_point() and "running" in k}
+        # the supervision's random draws (padding, coarse-match sampling) are seeded by step, so that a
+        # resumed job repeats exactly what the interrupted one would have drawn
+        torch.manual_seed(int(self.conf.get("seed", 66)) * 1_000_003 + self.global_step * (self.global_rank + 1))
         self._step(batch)
         loss = batch["loss"]
         if not torch.isfinite(loss):
@@ -170,8 +176,9 @@ class PairDataModule(L.LightningDataModule):
                                        replacement=True, shuffle=True, seed=int(self.conf.get("seed", 66)),
                                        rank=rank, world_size=world)
         nw = int(self.conf.get("num_workers", 0))
-        return DataLoader(ds, batch_size=int(self.conf.get("batch_size", 1)), sampler=sampler, num_workers=nw,
-                          pin_memory=torch.cuda.is_available(), persistent_workers=nw > 0)
+        batches = BatchSampler(sampler, int(self.conf.get("batch_size", 1)), drop_last=False)
+        loader = ResumableLoader(ds, batches, num_workers=nw, pin_memory=torch.cuda.is_available(), persistent_workers=nw > 0)
+        return resume_position(loader, self.trainer)
 
     def val_dataloader(self) -> DataLoader:
         records = self.val_records[: self.conf.get("val_max_pairs") or None]

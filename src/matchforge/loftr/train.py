@@ -13,9 +13,12 @@ A run with ``init_weights`` (a kornia pretrained name, an official checkpoint or
 ``weights.pt`` / ``last.ckpt``) starts from those weights: they are read and their architecture
 checked against the run's options before anything else, and ``temp_bug_fix`` follows them.
 
-Checkpoints live in ``OUT/checkpoints/`` (not a workflow output, so Snakemake never deletes them):
-a job that was interrupted resumes from ``last.ckpt`` (global step, optimiser, scheduler) when it is
-run again with the same options; after a finished job, or with different options, it starts afresh.
+Training runs on the shared engine (:mod:`matchforge.training.engine`): checkpoints live in
+``OUT/checkpoints/`` (not a workflow output, so Snakemake never deletes them), written by time, on
+SIGTERM/SIGINT/SIGUSR1 and optionally every N steps; an interrupted job resumes from ``last.ckpt``
+(global step, optimiser, scheduler, sampler position) when its identity (options that change the
+result, plus the training data's fingerprint) is unchanged. Changing ``num_workers``, the checkpoint
+frequency or the device count at the same true batch size keeps the checkpoints.
 """
 
 from __future__ import annotations
@@ -23,13 +26,10 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import shutil
-import sys
-import time
 from pathlib import Path
 from typing import Any, Mapping
 
-from matchforge.conf import load_conf, to_json
+from matchforge.conf import load_conf
 from matchforge.errors import MatchforgeError
 
 log = logging.getLogger(__name__)
@@ -43,61 +43,9 @@ def run_defaults(conf: Mapping[str, Any] | None = None) -> dict[str, Any]:
     return section["runs"]["run"]
 
 
-def _resolve_accelerator(conf: Mapping[str, Any]) -> str:
-    import torch
-
-    acc = conf.get("accelerator", "auto")
-    if acc == "auto":
-        return "gpu" if torch.cuda.is_available() else "cpu"
-    return acc
-
-
-def plot_curves(metrics_csv: Path, out_png: Path, title: str = "") -> None:
-    """Training (and validation) curves from Lightning's CSV log, as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import pandas as pd
-
-    df = pd.read_csv(metrics_csv) if metrics_csv.is_file() and metrics_csv.stat().st_size else pd.DataFrame()
-    panels = [("losses", ["train/loss", "train/loss_c", "train/loss_f", "val/loss"]), ("learning rate", ["lr"]),
-              ("correct coarse matches", ["train/correct_c", "train/num_gt"]),
-              ("validation pose AUC (%)", ["val/auc@5", "val/auc@10", "val/auc@20"])]
-    fig, axes = plt.subplots(1, 4, figsize=(20, 4))
-    for ax, (name, cols) in zip(axes, panels):
-        for col in cols:
-            if col in df and df[col].notna().any():
-                d = df[["step", col]].dropna()
-                ax.plot(d["step"], d[col], marker="." if len(d) < 50 else None, label=col)
-        ax.set_title(name)
-        ax.set_xlabel("step")
-        if ax.lines:
-            ax.legend()
-        else:
-            ax.text(0.5, 0.5, "not logged", ha="center", va="center", transform=ax.transAxes)
-    fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(out_png, dpi=80)
-    plt.close(fig)
-
-
-def merge_logs(logs_dir: Path, out_csv: Path) -> None:
-    """One metrics table from the CSV logs of the first job and of every resumed job.
-
-    A resumed job restarts from the last checkpoint, so rows of an earlier job at or after the
-    step where the next job started are superseded and dropped.
-    """
-    import pandas as pd
-
-    versions = sorted(logs_dir.glob("version_*/metrics.csv"), key=lambda p: int(p.parent.name.split("_")[1]))
-    frames = [pd.read_csv(p) for p in versions if p.stat().st_size]
-    kept = []
-    for i, df in enumerate(frames):
-        later = [f["step"].min() for f in frames[i + 1:] if len(f)]
-        kept.append(df[df["step"] < min(later)] if later else df)
-    merged = pd.concat(kept, ignore_index=True) if kept else pd.DataFrame({"step": []})
-    merged.to_csv(out_csv, index=False)
+CURVE_PANELS = [("losses", ["train/loss", "train/loss_c", "train/loss_f", "val/loss"]), ("learning rate", ["lr"]),
+                ("correct coarse matches", ["train/correct_c", "train/num_gt"]),
+                ("validation pose AUC (%)", ["val/auc@5", "val/auc@10", "val/auc@20"])]
 
 
 def training_pairs(conf: Mapping[str, Any], dataset_json: str | Path | None) -> tuple[list[Any], list[Any]]:
@@ -149,15 +97,33 @@ def initial_weights(conf: Mapping[str, Any], run: str) -> tuple[dict[str, Any], 
     return state, conf
 
 
+def run_identity(conf: Mapping[str, Any]) -> dict[str, Any]:
+    """Options that define what a run learns: the device layout only through the true batch size."""
+    from matchforge.loftr.lightning_module import true_batch_size
+    from matchforge.training.engine import strip_options
+
+    return {**strip_options(conf), "true_batch_size": true_batch_size(conf)}
+
+
+def data_fingerprint(conf: Mapping[str, Any], dataset_json: str | Path | None) -> str:
+    """The training data's fingerprint: the dataset and its scene-info files, or the ScanNet index lists."""
+    from matchforge.training.fingerprint import dataset_fingerprint, files_digest
+
+    sc = conf.get("scannet")
+    if sc:
+        return files_digest([sc["list"], *([sc["val"]["list"]] if sc.get("val") else [])])
+    return dataset_fingerprint(dataset_json)
+
+
 def main(conf: Mapping[str, Any], dataset_json: str | Path | None, out_dir: str | Path, run: str = "run") -> dict[str, Any]:
     """Train one run on ``dataset_json`` (or the run's ``scannet`` indices); returns the summary written into ``model.json``."""
     import lightning as L
     import torch
-    from lightning.pytorch.callbacks import ModelCheckpoint
-    from lightning.pytorch.loggers import CSVLogger
 
     from matchforge.loftr.lightning_module import LoFTRModule, PairDataModule, scaled_lr_and_warmup, true_batch_size
     from matchforge.loftr.model import export_state_dict
+    from matchforge.training.curves import merge_logs, plot_curves
+    from matchforge.training.engine import RunSpec, fit
 
     conf = run_defaults(conf)
     out_dir = Path(out_dir)
@@ -170,68 +136,33 @@ def main(conf: Mapping[str, Any], dataset_json: str | Path | None, out_dir: str 
         init_state, conf = initial_weights(conf, run)
 
     L.seed_everything(int(conf["seed"]), workers=True)
-    ckpt_dir = out_dir / "checkpoints"
-    conf_file = ckpt_dir / "conf.json"
-    last = ckpt_dir / "last.ckpt"
-    resume = None
-    done = ckpt_dir / "COMPLETE"
-    if last.is_file() and conf_file.is_file() and conf_file.read_text() == to_json(conf) and not done.exists():
-        resume = str(last)
-        log.info("resuming an interrupted job from %s", last)
-    else:
-        if ckpt_dir.exists():
-            log.info("previous run finished or its options changed: starting afresh")
-        shutil.rmtree(ckpt_dir, ignore_errors=True)
-        shutil.rmtree(out_dir / "logs", ignore_errors=True)
-    ckpt_dir.mkdir(parents=True, exist_ok=True)
-    conf_file.write_text(to_json(conf))
-
     module = LoFTRModule(conf)
-    if init_state is not None and resume is None:
+    if init_state is not None:  # a resumed job then loads its checkpoint over these
         module.matcher.load_state_dict(init_state, strict=True)
-    data = PairDataModule(conf, train, val)
     lr, warmup = scaled_lr_and_warmup(conf)
     log.info("true batch size %d, lr %.3g, warm-up %d steps", true_batch_size(conf), lr, warmup)
-    accelerator = _resolve_accelerator(conf)
-    # `devices` counts GPUs; on a machine without one (accelerator auto -> cpu) train in one process. An explicit
-    # `accelerator: cpu` with devices > 1 runs DDP over CPU processes (gloo), which is how the DDP path is tested.
-    devices = conf["devices"] if accelerator != "cpu" or conf["accelerator"] == "cpu" else 1
-    multi = (isinstance(devices, int) and devices > 1) or int(conf["num_nodes"]) > 1
-    logger = CSVLogger(str(out_dir), name="logs")  # a new version per (resumed) job; merged below
-
-    class _LogSteps(L.Callback):
-        def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
-            if trainer.is_global_zero and (trainer.global_step % 10 == 1 or trainer.global_step <= 10):
-                m = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("train/")}
-                log.info("step %d epoch %d %s", trainer.global_step, trainer.current_epoch,
-                         " ".join(f"{k[6:]}={v:.4g}" for k, v in sorted(m.items())))
-
-    trainer = L.Trainer(
-        accelerator=accelerator, devices=devices, num_nodes=int(conf["num_nodes"]),
-        strategy=conf["strategy"] if multi or conf["strategy"] != "auto" else "auto",
-        precision=conf["precision"], max_epochs=int(conf["max_epochs"]), max_steps=int(conf["max_steps"]),
-        gradient_clip_val=float(conf["gradient_clip_val"]), gradient_clip_algorithm="norm",
-        sync_batchnorm=multi and accelerator == "gpu", use_distributed_sampler=False, logger=logger, log_every_n_steps=1,
-        callbacks=[_LogSteps(), ModelCheckpoint(dirpath=str(ckpt_dir), filename="step{step}", save_last=True, save_top_k=1,
-                                   every_n_train_steps=int(conf["checkpoint_every_n_steps"]), auto_insert_metric_name=False)],
-        limit_val_batches=(1.0 if val else 0), num_sanity_val_steps=0, check_val_every_n_epoch=int(conf["val_every_n_epochs"]),
-        enable_progress_bar=sys.stderr.isatty(), benchmark=accelerator == "gpu", default_root_dir=str(out_dir),
-    )
-    t0 = time.time()
-    trainer.fit(module, datamodule=data, ckpt_path=resume)
-    trainer.save_checkpoint(str(last))
-    done.write_text(f"finished at step {trainer.global_step}\n")  # a later job of this run is a deliberate rerun
-    seconds = time.time() - t0
-    summary: dict[str, Any] = {"run": run, "global_step": int(trainer.global_step), "epochs": int(trainer.current_epoch),
-                               "seconds": round(seconds, 2), "resumed_from": resume, "true_batch_size": true_batch_size(conf),
-                               "lr": lr, "warmup_step": warmup, "train_pairs": len(train), "val_pairs": len(val),
-                               "accelerator": accelerator, "conf": conf}
+    spec = RunSpec(out_dir=out_dir, name=f"LoFTR run {run}", identity=run_identity(conf),
+                   data_fingerprint=data_fingerprint(conf, dataset_json), max_steps=int(conf["max_steps"]),
+                   max_epochs=int(conf["max_epochs"]), accelerator=conf["accelerator"], devices=conf["devices"],
+                   num_nodes=int(conf["num_nodes"]), strategy=conf["strategy"], precision=conf["precision"],
+                   gradient_clip_val=float(conf["gradient_clip_val"]),
+                   checkpoint_every_n_steps=int(conf["checkpoint_every_n_steps"]),
+                   checkpoint_minutes=float(conf["checkpoint_minutes"]),
+                   check_val_every_n_epoch=int(conf["val_every_n_epochs"]), has_val=bool(val))
+    result = fit(module, PairDataModule(conf, train, val), None, spec)
+    trainer = result.trainer
+    summary: dict[str, Any] = {"run": run, "global_step": result.global_step, "epochs": int(trainer.current_epoch),
+                               "seconds": round(result.seconds, 2), "resumed_from": result.resumed_from,
+                               "true_batch_size": true_batch_size(conf), "lr": lr, "warmup_step": warmup,
+                               "train_pairs": len(train), "val_pairs": len(val), "accelerator": result.accelerator,
+                               "conf": conf}
     if trainer.is_global_zero:
         state = export_state_dict(module.matcher)
         torch.save(state, out_dir / "weights.pt")
         torch.save({"state_dict": {f"matcher.{k}": v for k, v in state.items()}}, out_dir / "weights_official.ckpt")
         merge_logs(out_dir / "logs", out_dir / "metrics.csv")
-        plot_curves(out_dir / "metrics.csv", out_dir / "curve.png", title=f"LoFTR run {run} ({conf['match_type']})")
+        plot_curves(out_dir / "metrics.csv", out_dir / "curve.png", CURVE_PANELS,
+                    title=f"LoFTR run {run} ({conf['match_type']})")
         (out_dir / "model.json").write_text(json.dumps(summary, indent=2, default=float))
     return summary
 

@@ -27,7 +27,8 @@ from matchforge.conf import load_conf
 from matchforge.errors import MatchforgeError
 from matchforge.posfeat.data import read_rgb
 from matchforge.posfeat.detect import describe, detect_keypoints, sift_keypoints
-from matchforge.posfeat.networks import PoSFeat, load_checkpoint, normalize, pick_device
+from matchforge.device import pick_device
+from matchforge.posfeat.networks import PoSFeat, load_checkpoint, normalize
 
 log = logging.getLogger(__name__)
 

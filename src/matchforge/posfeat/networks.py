@@ -252,13 +252,6 @@ def build_model(conf: dict[str, Any]) -> PoSFeat:
     return model
 
 
-def pick_device(requested: str = "auto") -> torch.device:
-    """CUDA when available (or requested), CPU otherwise."""
-    if requested == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(requested)
-
-
 def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> tuple[PoSFeat, dict[str, Any]]:
     """Model (both nets) and its training conf from a matchforge PoSFeat checkpoint (``model.pt``)."""
     from matchforge.errors import MatchforgeError

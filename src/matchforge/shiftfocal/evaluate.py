@@ -114,7 +114,7 @@ def plot(rows: list[dict], path: Path, title: str) -> None:
 def main(conf: dict, model_dir: str | Path, data_dir: str | Path, out: str | Path) -> dict:
     """Evaluate the run in ``model_dir`` on the ``conf['split']`` items of ``data_dir``; ``out`` is the
     output path without suffix (``results/eval/shiftfocal/{run}/{testset}``)."""
-    from matchforge.shiftfocal.train import pick_device
+    from matchforge.device import pick_device
 
     flush_denormals()
     conf = {**DEFAULTS, **conf}

@@ -136,7 +136,7 @@ def main(model_dir: str | Path, depth_path: str | Path, out: str | Path, image: 
     """Recover one depth map with the run in ``model_dir``; write ``recovery.json``, ``depth.npy`` and
     ``before.ply`` (60-degree guess, no shift) / ``after.ply`` (recovered) in ``out``."""
     from matchforge.shiftfocal.ply import write_ply
-    from matchforge.shiftfocal.train import pick_device
+    from matchforge.device import pick_device
 
     flush_denormals()
     device = pick_device()
