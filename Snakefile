@@ -23,6 +23,9 @@ include: "rules/shiftfocal.smk"
 include: "rules/report.smk"
 
 
+cluster_resources()  # SLURM account/partition/signal of every rule, from its resources (rules/common.smk)
+
+
 rule all:
     input:
         all_targets,

@@ -64,3 +64,29 @@ TARGETS = {}
 
 def all_targets(wildcards):
     return [path for name in TARGETS for path in TARGETS[name]()]
+
+
+def cluster_resources():
+    """SLURM placement of every rule, from its own resources: jobs whose rule asks for gpu > 0 go to
+    the GPU partition, all others to the CPU partition; every job gets the account and asks for SIGUSR1
+    ahead of its time limit (training checkpoints on it). Values from config `slurm:` or the
+    MATCHFORGE_SLURM_* environment; unset ones are left to the cluster. Called once all rules exist."""
+    conf = config["slurm"]
+    env = {k: os.environ.get(f"MATCHFORGE_SLURM_{k.upper()}") for k in ("account", "cpu_partition", "gpu_partition")}
+    value = {k: conf.get(k) or env[k] for k in env}
+    signal = f"--signal=USR1@{conf['warn_signal_seconds']}" if conf["warn_signal_seconds"] else None
+    for rule_ in workflow.rules:
+        if rule_.resources is None:
+            continue
+        gpu = rule_.resources.get("gpu")  # a snakemake Resource: a number or a function of the wildcards
+
+        def partition(wildcards, gpu=gpu):
+            n = 0 if gpu is None else (gpu.evaluate(wildcards) if gpu.is_evaluable() else gpu).value
+            return value["gpu_partition"] if n and n > 0 else value["cpu_partition"]
+
+        if value["cpu_partition"] or value["gpu_partition"]:
+            rule_.resources["slurm_partition"] = partition
+        if value["account"]:
+            rule_.resources["slurm_account"] = value["account"]
+        if signal and "slurm_extra" not in rule_.resources:
+            rule_.resources["slurm_extra"] = signal

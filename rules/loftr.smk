@@ -113,6 +113,9 @@ rule loftr_train:
     resources:
         gpu=lambda wc: LOFTR["runs"][wc.run]["gpus"],
         mem_mb=16000,
+        # SLURM: one task per GPU on each of num_nodes nodes, the layout Lightning's SLURM environment expects
+        nodes=lambda wc: LOFTR["runs"][wc.run]["num_nodes"],
+        tasks_per_gpu=1,
     shell:
         "{MF} loftr-train --run {wildcards.run} {params.dataset} --out {params.out:q}"
         " --conf {params.conf:q} > {log:q} 2>&1"

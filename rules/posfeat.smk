@@ -105,7 +105,7 @@ rule posfeat_desc:
         "../envs/train.yaml"
     benchmark:
         "benchmarks/posfeat/{pfrun}/desc.tsv"
-    threads: 8  # capped by --cores
+    threads: 2  # fits a small node; more with --set-threads posfeat_desc=8 (capped by --cores locally)
     resources:
         gpu=1,
         mem_mb=16000,
@@ -129,7 +129,7 @@ rule posfeat_kp:
         "../envs/train.yaml"
     benchmark:
         "benchmarks/posfeat/{pfrun}/kp.tsv"
-    threads: 8  # capped by --cores
+    threads: 2  # fits a small node; more with --set-threads posfeat_desc=8 (capped by --cores locally)
     resources:
         gpu=1,
         mem_mb=16000,

@@ -34,7 +34,7 @@ checkpoint sfm:
         "../envs/sfm.yaml"
     benchmark:
         "benchmarks/{scene}/sfm.tsv"
-    threads: 16  # capped by --cores
+    threads: 2  # fits a small node; more with --set-threads sfm=16 (docs/slurm.md; capped by --cores locally)
     resources:
         mem_mb=8000,
     shell:

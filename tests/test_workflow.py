@@ -94,3 +94,27 @@ def test_cli_lists_every_stage():
     out = subprocess.run([sys.executable, "-m", "matchforge", "--help"], capture_output=True, text=True, check=True).stdout
     for command in ("sfm", "depth", "align-depth", "scene-info", "dataset", "loftr-train", "posfeat-train", "shiftfocal-train"):
         assert f"  {command} " in out
+
+
+def test_slurm_placement_follows_each_rules_gpu_resource(tmp_path):
+    """Account and partitions set once (here in the environment): every job whose rule asks for a GPU
+    goes to the GPU partition, all others to the CPU partition, each asks for SIGUSR1 before its limit."""
+    env = {"MATCHFORGE_SLURM_ACCOUNT": "lab", "MATCHFORGE_SLURM_CPU_PARTITION": "cpuq",
+           "MATCHFORGE_SLURM_GPU_PARTITION": "gpuq"}
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(REPO),
+           "--workflow-profile", "none", "--cores", "2", "-n", "--forceall"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **env})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    jobs = []
+    rule = None
+    for line in (proc.stdout + proc.stderr).splitlines():
+        if line.startswith(("rule ", "checkpoint ")):
+            rule = line.split()[1].rstrip(":")
+        elif line.strip().startswith("resources:") and rule and rule != "all":  # `all` runs on the head node
+            res = dict(kv.split("=", 1) for kv in line.split(":", 1)[1].strip().split(", "))
+            jobs.append((rule, res))
+    assert {r for r, _ in jobs} >= {"sfm", "loftr_train", "posfeat_desc", "shiftfocal_train", "scene_info"}
+    for rule, res in jobs:
+        gpu = int(res.get("gpu", 0))
+        assert res["slurm_partition"] == ("gpuq" if gpu > 0 else "cpuq"), (rule, res)
+        assert res["slurm_account"] == "lab" and res["slurm_extra"] == "--signal=USR1@120", (rule, res)
