@@ -242,3 +242,19 @@ def test_imagenet_weights_from_a_hub_id(tmp_path, monkeypatch):
     model2 = PoSFeat("resnet18", 32)
     assert load_imagenet_backbone(model2, str(tmp_path))
     assert torch.equal(model2.desc.encoder.conv1.weight, reference.conv1.weight)
+
+
+def test_init_weights_from_another_run(demo_dataset, tmp_path):
+    """init_weights = another run's model.pt: the desc stage starts from its nets (after one step at a
+    negligible learning rate they are still that run's), and a different architecture is refused."""
+    conf = _tiny_conf(desc={"steps": 2})
+    pairs = training_pairs(conf, str(demo_dataset), None)
+    main(conf, "desc", pairs, tmp_path / "a")
+    src = load_checkpoint(tmp_path / "a" / "desc" / "model.pt")[0]
+    conf_b = _tiny_conf(desc={"steps": 1, "lr": 1e-12}, init_weights=str(tmp_path / "a" / "desc" / "model.pt"))
+    main(conf_b, "desc", pairs, tmp_path / "b")
+    b = load_checkpoint(tmp_path / "b" / "desc" / "model.pt")[0]
+    assert torch.allclose(b.desc.local_head.weight, src.desc.local_head.weight, atol=1e-6)
+    with pytest.raises(MatchforgeError, match="model.arch"):
+        main(_tiny_conf(model={"arch": "resnet34"}, init_weights=str(tmp_path / "a" / "desc" / "model.pt")),
+             "desc", pairs, tmp_path / "c")

@@ -2,7 +2,8 @@
 
 Keypoints are detected on the grayscale image resized to ``img_resize`` on its long side (or at full
 size), described with SIFT, matched by mutual nearest neighbours with Lowe's ratio test, and
-returned in pixels of the original image.
+returned in COLMAP pixel coordinates of the original image (the frame of the intrinsics it is scored
+with; see ``matchforge.scene``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import numpy as np
 
 from matchforge.errors import MatchforgeError
 from matchforge.loftr.data import resized_wh
+from matchforge.scene import opencv_sift, opencv_to_colmap
 
 
 class SiftMatcher:
@@ -27,7 +29,7 @@ class SiftMatcher:
         self.max_keypoints = int(conf.get("max_keypoints", 4096))
         self.ratio = float(conf.get("ratio", 0.8))
         self.img_resize = conf.get("img_resize") or img_resize
-        self.sift = cv2.SIFT_create(nfeatures=self.max_keypoints)
+        self.sift = opencv_sift(self.max_keypoints)
 
     def _features(self, path: str | Path) -> tuple[np.ndarray, np.ndarray]:
         img = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
@@ -40,7 +42,7 @@ class SiftMatcher:
         kps, desc = self.sift.detectAndCompute(img, None)
         if desc is None or not kps:
             return np.zeros((0, 2)), np.zeros((0, 128), np.float32)
-        xy = np.array([k.pt for k in kps], dtype=np.float64) * [w / w_new, h / h_new]
+        xy = opencv_to_colmap(np.array([k.pt for k in kps]), np.array([w_new / w, h_new / h]))
         return xy, desc.astype(np.float32)
 
     def __call__(self, path0: str | Path, path1: str | Path) -> tuple[np.ndarray, np.ndarray]:

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from matchforge.posfeat.geometry import sample_descriptors
+from matchforge.scene import opencv_sift, opencv_to_colmap
 
 
 def detect_keypoints(score_map: torch.Tensor, nms_radius: int = 1, thr: float = 0.9, num_pts: int = 8192,
@@ -40,13 +41,13 @@ def detect_keypoints(score_map: torch.Tensor, nms_radius: int = 1, thr: float = 
 
 
 def sift_keypoints(image_rgb: np.ndarray, max_num: int = 8192) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """OpenCV SIFT (default settings): keypoints (N, 2) matchforge pixels, responses (N,), L2-normalised descriptors."""
+    """OpenCV SIFT (precise first-octave upscale): keypoints (N, 2) COLMAP pixels, responses (N,), L2-normalised descriptors."""
     gray = cv2.cvtColor(image_rgb, cv2.COLOR_RGB2GRAY)
-    sift = cv2.SIFT_create(nfeatures=max_num)
+    sift = opencv_sift(max_num)
     kps, desc = sift.detectAndCompute(gray, None)
     if not kps:
         return np.zeros((0, 2), np.float32), np.zeros(0, np.float32), np.zeros((0, 128), np.float32)
-    xy = np.array([k.pt for k in kps], np.float32) + 0.5  # OpenCV: pixel centres at integers
+    xy = opencv_to_colmap(np.array([k.pt for k in kps])).astype(np.float32)
     resp = np.array([k.response for k in kps], np.float32)
     desc = desc.astype(np.float32)
     desc /= np.linalg.norm(desc, axis=1, keepdims=True).clip(1e-12)
