@@ -38,6 +38,13 @@ wildcard_constraints:
 _NOT_TRAINING = ("testsets", "gpus", "eval_gpus")
 
 
+def loftr_layout(wc):
+    """(processes per node, nodes) of a training run: its `devices` (an int > 0, else 1) and `num_nodes`."""
+    run = LOFTR["runs"][wc.run]
+    devices = run["devices"] if isinstance(run["devices"], int) and run["devices"] > 0 else 1
+    return devices, int(run["num_nodes"])
+
+
 def loftr_init_file(run):
     """The file a run starts from: another run's weights.pt (built first), a path, or None (kornia name, no init)."""
     init = LOFTR["runs"][run]["init_weights"]
@@ -113,11 +120,17 @@ rule loftr_train:
     resources:
         gpu=lambda wc: LOFTR["runs"][wc.run]["gpus"],
         mem_mb=16000,
-        # SLURM: one task per GPU on each of num_nodes nodes, the layout Lightning's SLURM environment expects
-        nodes=lambda wc: LOFTR["runs"][wc.run]["num_nodes"],
-        tasks_per_gpu=1,
+        # SLURM: one task per device on each of num_nodes nodes, the layout Lightning's SLURM environment
+        # expects; a multi-process run is an "mpi" job, whose shell command starts its tasks with srun
+        nodes=lambda wc: loftr_layout(wc)[1],
+        tasks_per_node=lambda wc: loftr_layout(wc)[0],
+        mpi=lambda wc: "srun" if loftr_layout(wc)[0] * loftr_layout(wc)[1] > 1 else None,
     shell:
-        "{MF} loftr-train --run {wildcards.run} {params.dataset} --out {params.out:q}"
+        # inside a SLURM allocation a multi-process run starts one task per device through srun
+        "$( [ -n \"${{SLURM_JOB_ID:-}}\" ] && [ $(( {resources.tasks_per_node} * {resources.nodes} )) -gt 1 ]"
+        " && echo srun --ntasks=$(( {resources.tasks_per_node} * {resources.nodes} ))"
+        " --ntasks-per-node={resources.tasks_per_node} )"
+        " {MF} loftr-train --run {wildcards.run} {params.dataset} --out {params.out:q}"
         " --conf {params.conf:q} > {log:q} 2>&1"
 
 

@@ -3,7 +3,8 @@
 Only the account and partitions are set, the documented way (environment variables); everything else is
 the shipped `workflow/profiles/slurm`. The demo scene's SfM goes to the CPU partition and a shift/focal
 training job to the GPU partition (read back with `scontrol show job`); the training job is `scancel`led
-mid-training, checkpoints, is retried by Snakemake and resumes; afterwards `snakemake -n` plans nothing.
+mid-training, checkpoints, is retried by Snakemake and resumes; a LoFTR run with `devices: 2` runs as one
+job of 2 srun tasks in one DDP process group (CPU, gloo); afterwards `snakemake -n` plans nothing.
 """
 
 from __future__ import annotations
@@ -46,6 +47,13 @@ def test_shipped_profile_places_jobs_and_resumes_a_cancelled_training(cluster, t
     fast = {"max_image_size": 640, "max_num_features": 2048, "camera_mode": "per_image", "num_threads": 1}
     config = {
         "scenes": {"demo": {"images": str(DEMO_IMAGES), "sfm": fast}},
+        "datasets": {"d": {"scenes": ["demo"], "split": {"by": "images", "val_fraction": 0.0, "test_fraction": 0.3}}},
+        # two processes in one DDP group through srun (CPU, gloo), on the GPU partition with 2 counted GPUs
+        "loftr": {"testsets": {}, "baseline": {"enabled": False},
+                  "runs": {"ddp": {"dataset": "d", "testsets": [], "img_resize": 256, "block_dims": [32, 48, 64],
+                                   "initial_dim": 32, "coarse_layers": 1, "n_samples_per_subset": 2, "max_epochs": 1,
+                                   "warmup_step": 1, "num_workers": 0, "accelerator": "cpu", "devices": 2,
+                                   "strategy": "ddp", "gpus": 2, "val_max_pairs": 1, "train_pad_num_gt_min": 20}}},
         "shiftfocal": {"sources": {"tum": {"type": "tum", "path": str(real_data("tum_rgbd"))}},
                        "train": {"targets": ["focal", "shift"], "steps": 300, "batch_size": 2, "num_points": 512, "resolution": 16,
                                  "channels": [4, 4, 8, 8, 16], "val_every": 100, "checkpoint_every": 0},
@@ -54,9 +62,11 @@ def test_shipped_profile_places_jobs_and_resumes_a_cancelled_training(cluster, t
     (work / "config.yaml").write_text(yaml.safe_dump(config))
     env = {**os.environ, "MATCHFORGE_SLURM_ACCOUNT": "", "MATCHFORGE_SLURM_CPU_PARTITION": "cpuq",
            "MATCHFORGE_SLURM_GPU_PARTITION": "gpuq", "PYTHONUNBUFFERED": "1"}
-    targets = ["results/demo/sfm/stats.json", "results/models/shiftfocal/t/metrics.json"]
+    targets = ["results/demo/sfm/stats.json", "results/models/shiftfocal/t/metrics.json",
+               "results/models/loftr/ddp/model.json"]
     cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(work),
            "--configfile", str(work / "config.yaml"), "--workflow-profile", str(REPO / "workflow" / "profiles" / "slurm"),
+           "--set-threads", "loftr_train=1",  # 2 tasks x 1 CPU on the 2-CPU node
            "--slurm-no-account", "--slurm-init-seconds-before-status-checks", "1", *targets]  # no accounting here
     log = work / "snakemake.log"
     train_log = work / "logs" / "shiftfocal" / "train_t.log"
@@ -66,7 +76,7 @@ def test_shipped_profile_places_jobs_and_resumes_a_cancelled_training(cluster, t
     with open(log, "w") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
         t0 = time.time()
-        while proc.poll() is None and time.time() - t0 < 900:
+        while proc.poll() is None and time.time() - t0 < 1800:
             for job_id, state, comment in _squeue():
                 rule = re.search(r"rule_(\w+?)(_wildcards|$)", comment)
                 if rule:
@@ -92,6 +102,15 @@ def test_shipped_profile_places_jobs_and_resumes_a_cancelled_training(cluster, t
     assert len(jobs_of["shiftfocal_train"]) == 2 and cancelled in jobs_of["shiftfocal_train"], jobs_of
     assert "resuming the interrupted job" in train_log.read_text()
     assert (work / "results" / "demo" / "sfm" / "stats.json").is_file()
+
+    # LoFTR with devices: 2 ran as one SLURM job of 2 tasks (srun), one process group, one set of outputs
+    ddp = cluster.job(seen["loftr_train"])
+    assert ddp["Partition"] == "gpuq" and ddp["NumTasks"] == "2" and ddp.get("TresPerJob") == "gres:gpu:2", ddp
+    ddp_log = (work / "logs" / "loftr" / "ddp" / "train.log").read_text()
+    assert "MEMBER: 1/2" in ddp_log and "MEMBER: 2/2" in ddp_log, ddp_log[-3000:]
+    meta = yaml.safe_load((work / "results" / "models" / "loftr" / "ddp" / "model.json").read_text())
+    files = len(yaml.safe_load((work / "results" / "datasets" / "d" / "dataset.json").read_text())["splits"]["train"]["scene_infos"])
+    assert meta["true_batch_size"] == 2 and meta["global_step"] == files  # 2 draws per scene-info file, over 2 ranks
 
     dry = subprocess.run([*cmd[:cmd.index("--workflow-profile")], "--workflow-profile", "none", "-n", *targets],
                          capture_output=True, text=True, env=env)
