@@ -12,7 +12,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from conftest import DEMO_IMAGES, REPO, real_data
+from conftest import DEMO_IMAGES, FAST_SFM, REPO, real_data
 from matchforge.dataset import build, scene_info
 from matchforge.dataset.indices import load_scene_info
 from matchforge.dataset.scene_info import object_array, save_scene_info
@@ -132,10 +132,9 @@ def test_bad_scenes_fail_alone_and_a_replaced_photo_rebuilds_only_its_scene(tmp_
     shutil.copytree(DEMO_IMAGES, photos)
     shutil.copy(PHOTOS[2], photos / "zz_same_photo.jpg")
     (photos / "zz_broken.jpg").write_bytes(PHOTOS[3].read_bytes()[:3000])
-    fast = {"max_image_size": 640, "max_num_features": 2048, "camera_mode": "per_image", "num_threads": 1}
-    scenes = {"demo": {"images": str(photos), "sfm": fast},
-              "reichstag": {"images": str(real_data("reichstag", "images")), "sfm": fast},
-              "sparse": {"images": str(DEMO_IMAGES), "sfm": {**fast, "min_points3D": 1_000_000}},
+    scenes = {"demo": {"images": str(photos), "sfm": FAST_SFM},
+              "reichstag": {"images": str(real_data("reichstag", "images")), "sfm": FAST_SFM},
+              "sparse": {"images": str(DEMO_IMAGES), "sfm": {**FAST_SFM, "min_points3D": 1_000_000}},
               "missing": {"images": str(tmp_path / "no_such_folder")}}
     write_config(work, scenes)
     targets = [f"results/{s}/scene_info" for s in scenes]

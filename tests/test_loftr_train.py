@@ -109,6 +109,12 @@ def test_train_resume_export_and_evaluate(tmp_path, monkeypatch):
 
     metrics = pd.read_csv(out / "metrics.csv")
     assert metrics.dropna(subset=["train/loss"])["step"].tolist() == [0, 1, 2, 3]  # before and after the crash, once each
+    # the learning rate follows the warm-up (2 steps) across the crash: lr x lr_factor at every step
+    from matchforge.loftr.lightning_module import lr_factor
+
+    lr = json.loads((out / "model.json").read_text())["lr"]
+    logged = metrics.dropna(subset=["lr"]).set_index("step")["lr"]
+    assert [round(logged[k] / lr, 6) for k in range(4)] == [round(lr_factor(conf, 2, k, k // 2), 6) for k in range(4)]
     assert (out / "curve.png").stat().st_size > 1000
     meta = json.loads((out / "model.json").read_text())
     assert meta["conf"]["block_dims"] == SMALL_MODEL["block_dims"]
@@ -218,3 +224,11 @@ def test_sigterm_mid_epoch_writes_a_checkpoint_and_the_rerun_resumes(tmp_path, c
     # apart by ~1 % within 5 steps at this learning rate); PoSFeat and shift/focal check the whole curve.
     k = summary["resumed_from"]
     assert b[k] == pytest.approx(a[k], rel=2e-3), (a.to_numpy(), b.to_numpy())
+
+
+def test_lr_factor_warms_up_per_step_then_decays_per_milestone_epoch():
+    from matchforge.loftr.lightning_module import lr_factor
+
+    conf = {"warmup_ratio": 0.1, "milestones": [2, 4], "gamma": 0.5}
+    assert [lr_factor(conf, 4, s, 0) for s in range(5)] == pytest.approx([0.325, 0.55, 0.775, 1.0, 1.0])
+    assert [lr_factor(conf, 0, 0, e) for e in range(6)] == [1.0, 1.0, 0.5, 0.5, 0.25, 0.25]

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import DEMO_IMAGES, REPO, real_data
+from conftest import DEMO_IMAGES, FAST_SFM, REPO, real_data
 from slurm_cluster import LoopbackCluster, available
 
 pytestmark = pytest.mark.slurm
@@ -44,9 +44,8 @@ def _squeue() -> list[tuple[str, str, str]]:
 def test_shipped_profile_places_jobs_and_resumes_a_cancelled_training(cluster, tmp_path):
     work = tmp_path / "w"
     work.mkdir()
-    fast = {"max_image_size": 640, "max_num_features": 2048, "camera_mode": "per_image", "num_threads": 1}
     config = {
-        "scenes": {"demo": {"images": str(DEMO_IMAGES), "sfm": fast}},
+        "scenes": {"demo": {"images": str(DEMO_IMAGES), "sfm": FAST_SFM}},
         "datasets": {"d": {"scenes": ["demo"], "split": {"by": "images", "val_fraction": 0.0, "test_fraction": 0.3}}},
         # two processes in one DDP group through srun (CPU, gloo), on the GPU partition with 2 counted GPUs
         "loftr": {"testsets": {}, "baseline": {"enabled": False},

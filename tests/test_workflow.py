@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import DEMO_IMAGES, REPO, real_data
+from conftest import DEMO_IMAGES, FAST_SFM, REPO, real_data
 
 
 def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -55,9 +55,8 @@ def test_sfm_jobs_keep_going_and_rebuild_only_stale_scene(tmp_path):
     afterwards nothing is stale, and editing one scene's SfM option replans only that scene."""
     work = tmp_path / "w"
     (tmp_path / "empty").mkdir()
-    fast = {"max_image_size": 640, "max_num_features": 2048, "camera_mode": "per_image"}
-    scenes = {"demo": {"images": str(DEMO_IMAGES), "sfm": fast},
-              "reichstag": {"images": str(real_data("reichstag", "images")), "sfm": fast},
+    scenes = {"demo": {"images": str(DEMO_IMAGES), "sfm": FAST_SFM},
+              "reichstag": {"images": str(real_data("reichstag", "images")), "sfm": FAST_SFM},
               "empty": {"images": str(tmp_path / "empty")}}
     write_config(work, scenes)
     targets = [f"results/{s}/sfm/stats.json" for s in scenes]
@@ -73,7 +72,7 @@ def test_sfm_jobs_keep_going_and_rebuild_only_stale_scene(tmp_path):
     good_targets = targets[:2]
     assert planned_jobs(snakemake(work, "-n", *good_targets)) == {}
 
-    scenes["reichstag"]["sfm"] = {**fast, "max_num_features": 3000}
+    scenes["reichstag"]["sfm"] = {**FAST_SFM, "max_num_features": 3000}
     write_config(work, scenes)
     proc = snakemake(work, "-n", *good_targets)
     assert planned_jobs(proc) == {"sfm": 1}

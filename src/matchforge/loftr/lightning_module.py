@@ -3,8 +3,9 @@
 - Optimiser: AdamW, ``lr = canonical_lr * true_batch_size / canonical_bs`` (true batch size =
   batch_size x devices x nodes), weight decay ``weight_decay``.
 - Schedule: linear warm-up per step from ``warmup_ratio * lr`` to ``lr`` over ``warmup_step`` steps
-  (default: ``canonical_warmup_step * canonical_bs / true_batch_size``), then ``MultiStepLR``
-  (``milestones`` in epochs, factor ``gamma``).
+  (default: ``canonical_warmup_step * canonical_bs / true_batch_size``), then ``gamma`` per
+  ``milestones`` epoch reached; one per-step ``LambdaLR`` (:func:`lr_factor`), so a resumed run
+  continues the schedule mid-epoch.
 - Fine-tuning: ``freeze_backbone_steps`` keeps the CNN backbone fixed for the first N steps (its
   gradients are dropped before clipping and the optimiser step, its BatchNorm statistics are not
   updated); the initial weights themselves are loaded by ``matchforge.loftr.train``.
@@ -19,6 +20,7 @@
 
 from __future__ import annotations
 
+import bisect
 import logging
 import math
 from typing import Any, Mapping
@@ -52,6 +54,17 @@ def scaled_lr_and_warmup(conf: Mapping[str, Any]) -> tuple[float, int]:
     if warmup is None:
         warmup = math.floor(float(conf.get("canonical_warmup_step", 1875)) / scaling)
     return lr, int(warmup)
+
+
+def lr_factor(conf: Mapping[str, Any], warmup_step: int, step: int, epoch: int) -> float:
+    """Multiplier of the scaled learning rate for global step ``step`` (0-based) in epoch ``epoch``:
+    linear warm-up from ``warmup_ratio`` reaching 1 on the last warm-up step, then ``gamma`` per
+    milestone epoch reached (upstream's per-step warm-up and epoch-wise ``MultiStepLR``)."""
+    if step < warmup_step:
+        ratio = float(conf.get("warmup_ratio", 0.1))
+        return ratio + (1 - ratio) * (step + 1) / warmup_step
+    milestones = list(conf.get("milestones", [8, 12, 16, 20, 24]))
+    return float(conf.get("gamma", 0.5)) ** bisect.bisect_right(milestones, epoch)
 
 
 class LoFTRModule(L.LightningModule):
@@ -110,15 +123,6 @@ class LoFTRModule(L.LightningModule):
             for p in self.matcher.backbone.parameters():
                 p.grad = None  # skipped by AdamW (no step, no weight decay) and by gradient clipping
 
-    def optimizer_step(self, epoch: int, batch_idx: int, optimizer: Any, optimizer_closure: Any = None) -> None:
-        step = self.trainer.global_step
-        if step < self.warmup_step:
-            ratio = float(self.conf.get("warmup_ratio", 0.1))
-            lr = self.lr * (ratio + (1 - ratio) * (step + 1) / max(self.warmup_step, 1))  # reaches lr on the last warm-up step
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-        optimizer.step(closure=optimizer_closure)
-
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         self._step(batch)
         n = batch["image0"].size(0)
@@ -152,9 +156,14 @@ class LoFTRModule(L.LightningModule):
 
     def configure_optimizers(self) -> Any:
         opt = torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=float(self.conf.get("weight_decay", 0.1)))
-        sched = torch.optim.lr_scheduler.MultiStepLR(opt, list(self.conf.get("milestones", [8, 12, 16, 20, 24])),
-                                                     gamma=float(self.conf.get("gamma", 0.5)))
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
+
+        def factor(step: int) -> float:
+            n = self._trainer.num_training_batches if self._trainer is not None else math.inf
+            epoch = step // n if math.isfinite(n) and n > 0 else 0
+            return lr_factor(self.conf, self.warmup_step, step, epoch)
+
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
 
 class PairDataModule(L.LightningDataModule):

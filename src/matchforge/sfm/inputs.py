@@ -22,6 +22,9 @@ from pathlib import Path
 from PIL import Image, ImageFile, ImageOps
 from tqdm import tqdm
 
+from matchforge.errors import MatchforgeError
+from matchforge.workflow import config_source
+
 logger = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".ppm", ".pgm", ".bmp", ".tif", ".tiff", ".webp"}
@@ -47,9 +50,6 @@ class StagedImages:
 
 def require_folder(images: Path, scene: str) -> None:
     """Fail with the config key, the path and the fix when a scene's images folder is missing."""
-    from matchforge.errors import MatchforgeError
-    from matchforge.workflow import config_source
-
     if not Path(images).is_dir():
         raise MatchforgeError(f"the images folder does not exist (config key scenes.{scene}.images)", scene=scene,
                               path=images, fix=f"set scenes.{scene}.images in {config_source()} to a folder of photos")

@@ -13,7 +13,6 @@ Outputs in ``<out>``: ``<target>.pt`` (best validation weights + model config), 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import logging
 import math
@@ -228,9 +227,8 @@ def train_target(conf: dict, target: str, items: list[DataItem], out: Path, data
         return resume_position(loader, trainer)
 
     identity = {"target": target, "options": strip_options(conf)}
-    items_fp = hashlib.blake2b(json.dumps([i.name for i in items]).encode(), digest_size=8).hexdigest()
     spec = RunSpec(out_dir=out / target, name=f"shift/focal {target}", identity=identity,
-                   data_fingerprint=f"{data_fingerprint}:{items_fp}", max_steps=conf["steps"], max_epochs=1,
+                   data_fingerprint=data_fingerprint, max_steps=conf["steps"], max_epochs=1,
                    accelerator=conf["accelerator"], devices=conf["devices"], num_nodes=conf["num_nodes"],
                    strategy=conf["strategy"], precision=conf["precision"], gradient_clip_val=conf["gradient_clip_val"],
                    checkpoint_every_n_steps=conf["checkpoint_every"], checkpoint_minutes=conf["checkpoint_minutes"],
@@ -293,7 +291,7 @@ def main(conf: dict, data_dirs: list[str | Path], out: str | Path) -> dict:
     if not items:
         raise MatchforgeError("no training items", fix="check the sources of this run (every item may be held out: lower holdout)", path=", ".join(map(str, data_dirs)))
     log.info("training on %d items", len(items))
-    fingerprint = files_digest(Path(d) / "index.json" for d in data_dirs)
+    fingerprint = files_digest(Path(d) / "index.json" for d in data_dirs)  # the items and their split
     metrics = {"accelerator": resolve_accelerator(conf["accelerator"]), "conf": conf,
                "data": [str(d) for d in data_dirs], "targets": {}}
     for target in conf["targets"]:

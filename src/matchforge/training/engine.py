@@ -217,10 +217,13 @@ class _Checkpoints(L.Callback):
             self._saved_at = step
         if step == 0 or step == self._saved_at:
             return
-        interrupted = trainer.strategy.reduce_boolean_decision(self.signum is not None, all=False)
         due = (self.every_n_steps > 0 and step % self.every_n_steps == 0) or \
             time.monotonic() - self._last_save >= self.seconds
-        if trainer.strategy.broadcast(due, src=0) or interrupted:
+        # one collective per step: any rank's signal or timer decides for all (identity without DDP)
+        flags = trainer.strategy.reduce(torch.tensor([float(self.signum is not None), float(due)], device=pl_module.device),
+                                        reduce_op="max")
+        interrupted, due = bool(flags[0]), bool(flags[1])
+        if due or interrupted:
             _atomic_save(trainer, self.path)
             self._last_save, self._saved_at = time.monotonic(), step
         if interrupted:
@@ -279,7 +282,8 @@ def prepare(spec: RunSpec) -> tuple[str | None, int | None]:
     identity = {"options": json.loads(to_json(spec.identity)), "data": spec.data_fingerprint}
     old = json.loads(ident_file.read_text()) if ident_file.is_file() else None
     if last.is_file() and old == identity and not done.exists():
-        step = int(torch.load(last, map_location="cpu", weights_only=False)["global_step"])
+        # mmap: read the step without loading the weights (Lightning loads them once, to resume)
+        step = int(torch.load(last, map_location="cpu", weights_only=False, mmap=True)["global_step"])
         log.info("%s: resuming the interrupted job from %s (step %d)", spec.name, last, step)
         return str(last), step
     if done.exists() and old == identity:
