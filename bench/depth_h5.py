@@ -29,7 +29,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
-from matchforge.depth.h5io import DEFAULT_H5, read_depth, write_depth  # noqa: E402
+from matchforge.io.depth import DEFAULT_H5, read_depth, write_depth  # noqa: E402
 
 DATA = REPO / "resources" / "testsets"  # real data shipped with the repo
 

@@ -20,8 +20,9 @@ from pathlib import Path
 
 import torch
 
-from matchforge.posfeat.data import read_rgb
-from matchforge.posfeat.extract import DEFAULTS, _resized, extract_one, list_images
+from matchforge.io.images import read_image as read_rgb
+from matchforge.io.images import list_images  # noqa: E402
+from matchforge.posfeat.extract import DEFAULTS, _resized, extract_one
 from matchforge.device import pick_device
 from matchforge.posfeat.networks import PoSFeat, normalize
 

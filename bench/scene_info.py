@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from matchforge.dataset.covisibility import covisibility, covisibility_pairwise
-from matchforge.scene import Scene, View, load_scene
+from matchforge.io.colmap import Scene, View, load_scene
 
 SPEEDUP_MIN = 5.0
 

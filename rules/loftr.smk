@@ -3,7 +3,7 @@
 # Checkpoints live in results/models/loftr/{run}/checkpoints/ (not an output): an interrupted job resumes.
 from matchforge.errors import MatchforgeError
 from matchforge.loftr import PRETRAINED as _PRETRAINED
-from matchforge.loftr.testsets import testset_available as _testset_available
+from matchforge.evaluation.testsets import testset_available as _testset_available
 
 LOFTR = config["loftr"]
 LOFTR_RUNS = list(LOFTR["runs"])

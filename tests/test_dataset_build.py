@@ -17,9 +17,9 @@ import yaml
 from conftest import REPO
 from matchforge.dataset import build, scene_info
 from matchforge.dataset.indices import load_scene_info, read_dataset
-from matchforge.depth.h5io import write_depth
+from matchforge.io.depth import write_depth
 from matchforge.errors import MatchforgeError
-from matchforge.scene import Scene, View, load_scene
+from matchforge.io.colmap import Scene, View, load_scene
 
 SCENE = "sacre_coeur"
 

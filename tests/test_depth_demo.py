@@ -19,7 +19,7 @@ from matchforge.depth.fit import holdout_mask
 from matchforge.depth.rawpng import read_raw
 from matchforge.depth.sparse import densify
 from matchforge.depth.transfer import depth_at_observations, summarize, track_transfer
-from matchforge.scene import load_scene
+from matchforge.io.colmap import load_scene
 from matchforge.workflow import validate_config
 
 

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from conftest import real_data
-from matchforge.depth.h5io import check_size, read_depth, write_depth
+from matchforge.io.depth import check_size, read_depth, write_depth
 from matchforge.depth.rawpng import read_raw, write_raw
 from matchforge.depth.seed_recipe import seed_recipe_depth
 from matchforge.errors import MatchforgeError

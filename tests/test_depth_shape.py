@@ -35,7 +35,7 @@ SHAPE = {"shape": {"run": "r", "num_points": 1024, "ply_points": 5000}}
 def test_shape_of_demo_scene_against_sfm(demo_sfm, tmp_path):
     from matchforge.depth.predict import main as predict
     from matchforge.depth.shape import main as shape
-    from matchforge.scene import load_scene
+    from matchforge.io.colmap import load_scene
     from matchforge.shiftfocal.ply import read_ply
 
     predict({"backend": "sparse"}, demo_sfm, tmp_path / "depth", scene="sacre_coeur")

@@ -10,7 +10,7 @@ from scipy.spatial.transform import Rotation
 from conftest import REPO, real_data
 from matchforge.evaluation.pose import evaluate_pair, pose_auc, relative_pose_error
 from matchforge.loftr.evaluate import evaluate
-from matchforge.loftr.testsets import load_testset, read_reichstag
+from matchforge.evaluation.testsets import load_testset, read_reichstag
 
 REICHSTAG = REPO / "resources" / "testsets" / "reichstag"
 
@@ -41,7 +41,7 @@ def test_pose_convention_against_independent_ground_truth():
     inverted (camera->world) poses do not, so a wrong convention anywhere in the evaluation would show."""
     import dataclasses
 
-    from matchforge.loftr.baseline import SiftMatcher
+    from matchforge.matchers.sift import SiftMatcher
 
     records = read_reichstag(REICHSTAG)[:6]
     matcher = SiftMatcher({"max_keypoints": 2048}, img_resize=640)
@@ -66,7 +66,7 @@ def test_reichstag_testset_and_sift_baseline(tmp_path):
     assert len(records) == 3
     r = records[0]
     assert np.allclose(r.T_0to1, r.T1 @ np.linalg.inv(r.T0)) and np.allclose(r.T0[3], [0, 0, 0, 1])
-    from matchforge.loftr.baseline import SiftMatcher
+    from matchforge.matchers.sift import SiftMatcher
 
     res = evaluate(SiftMatcher({"max_keypoints": 2048}, img_resize=640), records, vis=(tmp_path / "m.jpg", "sift"))
     assert res["num_matches"] > 30 and res["auc@20"] > 20  # real photos, real ground truth
@@ -127,7 +127,7 @@ def test_sift_baseline_keypoints_are_unbiased_in_the_colmap_frame(tmp_path):
     import cv2
     from scipy.spatial import cKDTree
 
-    from matchforge.loftr.baseline import SiftMatcher
+    from matchforge.matchers.sift import SiftMatcher
 
     photo = sorted(real_data("reichstag", "images").glob("*.jpg"))[0]
     h, w = cv2.imread(str(photo), cv2.IMREAD_GRAYSCALE).shape

@@ -93,7 +93,8 @@ def test_detect_keypoints_nms_threshold_and_refinement():
 
 @pytest.mark.slow
 def test_sift_on_shared_homography_pairs_gives_a_sensible_curve(tmp_path):
-    from matchforge.posfeat.evaluate import main as evaluate_main, testset_images
+    from matchforge.evaluation.testsets import testset_images
+    from matchforge.posfeat.evaluate import main as evaluate_main
     from matchforge.posfeat.extract import main as extract_main
 
     spec = {"type": "homography", "path": str(real_data("homography"))}
@@ -113,7 +114,8 @@ def test_sift_on_shared_homography_pairs_gives_a_sensible_curve(tmp_path):
 
 
 def test_posfeat_extraction_from_a_checkpoint(tmp_path):
-    from matchforge.posfeat.extract import main as extract_main, read_features
+    from matchforge.io.features import read_features
+    from matchforge.posfeat.extract import main as extract_main
     from matchforge.posfeat.networks import PoSFeat
 
     torch.manual_seed(0)
@@ -129,11 +131,14 @@ def test_posfeat_extraction_from_a_checkpoint(tmp_path):
     assert np.allclose(np.linalg.norm(f["descriptors"], axis=1), 1, atol=1e-4)
     # keypoints are reported in the original image's pixels (the network saw a 160 px version)
     assert f["keypoints"][:, 0].max() > 300 and f["keypoints"].min() >= 0 and f["keypoints"][:, 1].max() <= 450
-    sift = extract_main({"max_size": 160, "use_sift": True}, images, tmp_path / "npz", tmp_path / "model.pt")
+    sift = extract_main({"max_size": 160, "use_sift": True}, images, tmp_path / "sift.h5", tmp_path / "model.pt")
     g = read_features(sift, "adamA.png")
     assert g["descriptors"].shape[1] == 32 and len(g["keypoints"]) == len(g["scores"]) > 10
     with pytest.raises(MatchforgeError, match="needs a trained model"):
         extract_main({}, images, tmp_path / "x.h5")
+    with pytest.raises(MatchforgeError, match="one .h5 file"):
+        extract_main({"use_sift": True}, images, tmp_path / "npz", tmp_path / "model.pt")
+    assert not (tmp_path / "x.h5").exists() and not (tmp_path / "x.h5.part").exists()
 
 
 def _reichstag_dataset(root, out, convention="world_to_camera"):
@@ -168,13 +173,15 @@ def test_pose_evaluation_of_real_sift_matches_against_imc_ground_truth(tmp_path)
     """SIFT matches of real Reichstag photos, scored against the IMC calibration poses through the shared
     metrics: a working matcher gets a high AUC, and the same matches against camera->world poses (a wrong
     convention) get a low one, so the evaluation's pose convention is checked by data it did not make."""
+    from matchforge.evaluation.testsets import testset_images
+    from matchforge.io.features import read_features
     from matchforge.posfeat import evaluate as ev
-    from matchforge.posfeat.extract import main as extract_main, read_features
+    from matchforge.posfeat.extract import main as extract_main
 
     results = {}
     for convention in ("world_to_camera", "camera_to_world"):
         spec = {"type": "pose", "dataset": str(_reichstag_dataset(real_data("reichstag"), tmp_path / convention, convention))}
-        feats = extract_main({"method": "sift", "max_size": 1024, "num_pts": 4096}, ev.testset_images(spec),
+        feats = extract_main({"method": "sift", "max_size": 1024, "num_pts": 4096}, testset_images(spec),
                              tmp_path / f"{convention}.h5")
         results[convention] = ev.evaluate_pose(spec, lambda n: read_features(feats, n))
     good, wrong = results["world_to_camera"], results["camera_to_world"]
@@ -188,7 +195,9 @@ def test_pose_evaluation_of_real_sift_matches_against_imc_ground_truth(tmp_path)
 @pytest.mark.slow
 def test_reconstruction_from_sift_features_on_a_real_scene(tmp_path):
     from matchforge.evaluation.reconstruction import main as reconstruct
-    from matchforge.posfeat.extract import list_images, main as extract_main, read_features
+    from matchforge.io.features import read_features
+    from matchforge.io.images import list_images
+    from matchforge.posfeat.extract import main as extract_main
 
     images = real_data("reichstag", "images")
     listed = list_images(images)[:6]

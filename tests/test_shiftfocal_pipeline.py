@@ -174,7 +174,7 @@ def test_matchforge_scene_reader_unprojects_to_sfm_points(demo_sfm, tmp_path):
     """Project each view's SfM points and write them as a sparse depth H5 (the depth stage's format);
     the reader gives K from the model, and unprojecting those pixels reproduces the SfM points in the
     camera frame (up to the half-pixel of rasterisation)."""
-    from matchforge.scene import load_scene
+    from matchforge.io.colmap import load_scene
 
     scene = load_scene(demo_sfm / "sparse")
     h5_dir = tmp_path / "h5"

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm import tqdm
 
-from matchforge.scene import Scene, View
+from matchforge.io.colmap import Scene, View
 
 
 @dataclass

@@ -27,14 +27,14 @@ import re
 from pathlib import Path
 from typing import Any, Mapping
 
-import h5py
 import numpy as np
 
 from matchforge.conf import load_conf
 from matchforge.dataset.covisibility import central_match, covisibility
 from matchforge.errors import MatchforgeError
+from matchforge.io.depth import read_depth
 from matchforge.workflow import config_source
-from matchforge.scene import load_scene
+from matchforge.io.colmap import load_scene
 
 log = logging.getLogger(__name__)
 
@@ -92,12 +92,9 @@ def depth_status(path: Path, width: int, height: int, min_coverage: float) -> st
     if not path.is_file():
         return "missing"
     try:
-        with h5py.File(path, "r") as f:
-            if "depth" not in f:
-                return "no dataset 'depth'"
-            d = np.asarray(f["depth"], dtype=np.float32)
-    except OSError as err:
-        return f"unreadable ({err})"
+        d = read_depth(path)
+    except MatchforgeError as err:
+        return err.cause
     if d.shape != (height, width):
         return f"size {d.shape[1]}x{d.shape[0]} != image {width}x{height}"
     coverage = float(np.mean(np.isfinite(d) & (d > 0)))

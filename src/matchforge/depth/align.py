@@ -27,7 +27,7 @@ from tqdm import tqdm
 from matchforge.conf import load_conf
 from matchforge.depth.common import DEFAULTS, load_sfm, with_defaults
 from matchforge.depth.fit import Fit, apply_fit, fit_inverse_affine, fit_scale, holdout_mask, sample_nearest
-from matchforge.depth.h5io import check_size, write_depth
+from matchforge.io.depth import check_size, write_depth
 from matchforge.depth.rawpng import read_raw
 from matchforge.errors import MatchforgeError
 

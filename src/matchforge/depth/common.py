@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping
 
-import cv2
 import numpy as np
 
 from matchforge.errors import MatchforgeError
-from matchforge.scene import Scene, View, load_scene
+from matchforge.io.images import read_image
+from matchforge.io.colmap import Scene, View, load_scene
 from matchforge.workflow import schema_defaults
 from matchforge.workflow import with_defaults as schema_with_defaults
 
@@ -50,12 +50,9 @@ def load_sfm(sfm_dir: str | Path, scene: str | None = None) -> Scene:
 
 def read_rgb(path: Path, view: View, scene: str | None = None) -> np.ndarray:
     """RGB uint8 image of ``view``; checks that it has the size the model says."""
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise MatchforgeError("cannot read the undistorted image", scene=scene, path=path,
-                              fix="rerun the sfm stage; the file is missing or corrupt")
-    if bgr.shape[:2] != (view.height, view.width):
-        raise MatchforgeError(f"image is {bgr.shape[1]}x{bgr.shape[0]} but the model says "
+    rgb = read_image(path, scene=scene, fix="rerun the sfm stage; the undistorted image is missing or corrupt")
+    if rgb.shape[:2] != (view.height, view.width):
+        raise MatchforgeError(f"image is {rgb.shape[1]}x{rgb.shape[0]} but the model says "
                               f"{view.width}x{view.height}", scene=scene, path=path,
                               fix="use the images/ folder written together with sparse/ by the sfm stage")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    return rgb

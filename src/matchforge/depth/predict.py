@@ -27,14 +27,13 @@ from matchforge.depth.common import DEFAULTS, load_sfm, read_rgb, with_defaults
 from matchforge.depth.preview import write_preview
 from matchforge.depth.rawpng import write_raw
 from matchforge.depth.sparse import densify
+from matchforge.io.images import read_image
 
 log = logging.getLogger(__name__)
 
 
 def predict_photos(conf: Mapping[str, Any], images: str | Path, out_dir: str | Path, scene: str | None = None) -> dict:
     """Predict raw depth for every readable photo under ``images`` (no SfM; see the module docstring)."""
-    import cv2
-
     from matchforge.depth.anything import DepthAnything
     from matchforge.errors import MatchforgeError
     from matchforge.sfm.inputs import require_folder, skipped_summary, stage_images
@@ -61,11 +60,11 @@ def predict_photos(conf: Mapping[str, Any], images: str | Path, out_dir: str | P
 
     def photos() -> Iterator[tuple[str, np.ndarray]]:
         for name in staged.names:
-            bgr = cv2.imread(str(staged.folder / name), cv2.IMREAD_COLOR)
-            if bgr is None:  # decodable by Pillow but not by OpenCV
+            rgb = read_image(staged.folder / name, required=False)
+            if rgb is None:  # decodable by Pillow but not by OpenCV
                 staged.skipped.append({"file": name, "reason": "OpenCV cannot decode it"})
                 continue
-            yield name, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+            yield name, rgb
 
     for name, dmap in tqdm(net.predict(photos()), total=len(staged.names), desc=f"depth {scene or ''}", unit="img"):
         _write(raw_dir, preview_dir, Path(name).stem, dmap, net.kind, meta)

@@ -9,6 +9,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from matchforge.io.images import write_image
+
 
 def colorize(values: np.ndarray, kind: str) -> np.ndarray:
     """RGB uint8 (H, W, 3) of a raw map; ``kind`` ``disparity`` is shown as is, depth kinds inverted."""
@@ -39,4 +41,4 @@ def write_preview(path: str | Path, values: np.ndarray, kind: str, image: np.nda
         invalid = ~np.isfinite(v) | ((v <= 0) if kind != "disparity" else False)
         grey = (cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) * 0.4).astype(np.uint8)
         rgb[invalid] = grey[invalid, None]
-    cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    write_image(path, rgb, quality=quality)

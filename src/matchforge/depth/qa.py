@@ -31,7 +31,7 @@ from tqdm import tqdm
 from matchforge.conf import load_conf
 from matchforge.depth.common import DEFAULTS, load_sfm, with_defaults
 from matchforge.depth.fit import holdout_mask, sample_nearest
-from matchforge.depth.h5io import read_depth
+from matchforge.io.depth import read_depth
 from matchforge.depth.rawpng import read_raw
 from matchforge.depth.seed_recipe import seed_recipe_depth
 from matchforge.depth.sparse import densify

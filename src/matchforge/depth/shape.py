@@ -31,7 +31,6 @@ import time
 from pathlib import Path
 from typing import Any, Mapping
 
-import cv2
 import numpy as np
 from tqdm import tqdm
 
@@ -39,6 +38,7 @@ from matchforge.conf import load_conf
 from matchforge.depth.common import DEFAULTS, with_defaults
 from matchforge.depth.rawpng import read_raw
 from matchforge.errors import MatchforgeError
+from matchforge.io.images import read_image
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +47,9 @@ def _colours(images_dir: Path | None, stem: str, shape: tuple[int, int]) -> np.n
     if images_dir is None:
         return None
     for path in sorted(images_dir.glob(f"{stem}.*")):
-        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if bgr is not None and bgr.shape[:2] == shape:
-            return bgr[:, :, ::-1]
+        rgb = read_image(path, required=False)
+        if rgb is not None and rgb.shape[:2] == shape:
+            return rgb
     return None
 
 
@@ -57,7 +57,7 @@ def _sfm_focals(sparse: Path | None) -> dict[str, float]:
     """Stem -> fy (pixels) of the undistorted PINHOLE model, or {} without a model."""
     if sparse is None:
         return {}
-    from matchforge.scene import load_scene
+    from matchforge.io.colmap import load_scene
 
     return {view.stem: float(view.K[1, 1]) for view in load_scene(sparse).views.values()}
 

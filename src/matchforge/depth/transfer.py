@@ -14,7 +14,7 @@ from typing import Mapping
 
 import numpy as np
 
-from matchforge.scene import Scene
+from matchforge.io.colmap import Scene
 
 
 @dataclass

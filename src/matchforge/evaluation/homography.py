@@ -24,8 +24,8 @@ from typing import Callable, Sequence
 import numpy as np
 
 from matchforge.errors import MatchforgeError
+from matchforge.io.images import IMAGE_SUFFIXES
 
-IMAGE_EXTS = (".ppm", ".png", ".jpg", ".jpeg", ".pgm", ".bmp", ".tif", ".tiff")
 # D2-Net protocol: HPatches sequences with images larger than 1600x1200 are left out.
 D2NET_EXCLUDED = ("i_contruction", "i_crownnight", "i_dc", "i_pencils", "i_whitebuilding",
                   "v_artisans", "v_astronautis", "v_talent")
@@ -43,7 +43,7 @@ class HomographyPair:
 
 
 def _image(folder: Path, stem: str) -> Path | None:
-    for ext in IMAGE_EXTS:
+    for ext in IMAGE_SUFFIXES:
         if (folder / f"{stem}{ext}").is_file():
             return folder / f"{stem}{ext}"
     return None

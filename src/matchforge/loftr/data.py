@@ -25,14 +25,8 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from matchforge.errors import MatchforgeError
-
-
-def resized_wh(w: int, h: int, resize: int | None) -> tuple[int, int]:
-    """Size with the long side ``resize`` (rounded), as upstream ``get_resized_wh``."""
-    if not resize:
-        return w, h
-    s = resize / max(h, w)
-    return int(round(w * s)), int(round(h * s))
+from matchforge.io.depth import read_depth_padded
+from matchforge.io.images import read_image, resized_wh
 
 
 def divisible_wh(w: int, h: int, df: int | None) -> tuple[int, int]:
@@ -54,9 +48,7 @@ def read_gray(path: str | Path, resize: int | None, df: int = 8, pad: bool = Tru
     (``cv2.resize``'s default, as the official loaders, so a model sees the same pixels) or ``area``
     (anti-aliased downsizing; upsizing stays linear).
     """
-    img = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
-    if img is None:
-        raise MatchforgeError("cannot read image", path=path, fix="check that the file exists and is a readable photo")
+    img = read_image(path, "gray")
     flag = INTERPOLATION[interpolation]
     if size is not None and (img.shape[1], img.shape[0]) != tuple(size):
         img = cv2.resize(img, tuple(size), interpolation=flag)
@@ -77,48 +69,8 @@ def read_gray(path: str | Path, resize: int | None, df: int = 8, pad: bool = Tru
 
 
 def read_depth(path: str | Path, pad_to: int | None) -> torch.Tensor:
-    """Depth (H, W) float32 at original resolution, 0 = invalid, zero-padded to ``pad_to`` square.
-
-    H5 maps are read straight into the padded buffer (one copy); non-finite values become 0.
-    """
-    path = Path(path)
-    if path.suffix.lower() in (".h5", ".hdf5"):
-        import h5py
-
-        try:
-            with h5py.File(path, "r") as f:
-                dset = f["depth"]
-                h, w = dset.shape
-                _check_pad(path, w, h, pad_to)
-                if pad_to:
-                    depth = np.zeros((pad_to, pad_to), dtype=np.float32)
-                    if dset.dtype == np.float32:
-                        dset.read_direct(depth, dest_sel=np.s_[:h, :w])
-                    else:
-                        depth[:h, :w] = dset[()]
-                else:
-                    depth = np.asarray(dset[()], dtype=np.float32)
-        except (OSError, KeyError) as err:
-            raise MatchforgeError(f"cannot read depth ({err})", path=path,
-                                  fix="depth H5 files need a float dataset 'depth' (rebuild with `matchforge align-depth`)") from None
-    else:
-        raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-        if raw is None:
-            raise MatchforgeError("cannot read depth PNG", path=path, fix="check the dataset's depth folder")
-        h, w = raw.shape[:2]
-        _check_pad(path, w, h, pad_to)
-        depth = np.zeros((pad_to, pad_to), dtype=np.float32) if pad_to else np.empty((h, w), dtype=np.float32)
-        np.divide(raw, 1000.0, out=depth[:h, :w], casting="unsafe")  # ScanNet: millimetres
-    valid = depth[:h, :w]
-    if not np.isfinite(valid).all():
-        np.nan_to_num(valid, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
-    return torch.from_numpy(depth)
-
-
-def _check_pad(path: Path, w: int, h: int, pad_to: int | None) -> None:
-    if pad_to and (h > pad_to or w > pad_to):
-        raise MatchforgeError(f"depth map is {w}x{h}, larger than depth_max_size={pad_to}", path=path,
-                              fix="raise loftr data option depth_max_size, or undistort images to a smaller size")
+    """Depth (H, W) float32, 0 = invalid, zero-padded to ``pad_to`` square (:func:`matchforge.io.depth.read_depth_padded`)."""
+    return torch.from_numpy(read_depth_padded(path, pad_to))
 
 
 class PairDataset(Dataset):

@@ -25,6 +25,8 @@ from matchforge.conf import load_conf
 from matchforge.device import pick_device
 from matchforge.errors import MatchforgeError
 from matchforge.evaluation.pose import evaluate_pair, pose_auc
+from matchforge.evaluation.visualize import draw_pair
+from matchforge.io.images import image_size
 
 log = logging.getLogger(__name__)
 
@@ -75,29 +77,8 @@ def to_intrinsics_frame(kpts: np.ndarray, path: str | Path, size: tuple[int, int
     """Keypoints in pixels of the image file -> pixels of the ``size`` (w, h) its K refers to (if given)."""
     if size is None:
         return kpts
-    from PIL import Image
-
-    with Image.open(path) as im:
-        w, h = im.size
+    w, h = image_size(path)
     return kpts * np.array([size[0] / w, size[1] / h])
-
-
-def draw_pair(rec: Any, k0: np.ndarray, k1: np.ndarray, epi_err_thr: float, title: str, path: str | Path) -> None:
-    """Picture of one evaluated pair: matches green where their epipolar error is below ``epi_err_thr``, else red."""
-    import cv2
-
-    from matchforge.evaluation.pose import essential_from_pose, symmetric_epipolar_distance
-    from matchforge.loftr.match import draw_matches
-
-    K0, K1 = np.asarray(rec.K0), np.asarray(rec.K1)
-    ok = symmetric_epipolar_distance(k0, k1, essential_from_pose(np.asarray(rec.T_0to1)), K0, K1) < epi_err_thr if len(k0) else np.zeros(0, bool)
-    colors = np.where(ok[:, None], [[60, 200, 60]], [[40, 40, 230]]).astype(np.uint8)
-    img0, img1 = cv2.imread(str(rec.image0)), cv2.imread(str(rec.image1))
-    size0, size1 = getattr(rec, "size0", None), getattr(rec, "size1", None)
-    img0 = img0 if size0 is None else cv2.resize(img0, tuple(size0))  # keypoints are in K's frame
-    img1 = img1 if size1 is None else cv2.resize(img1, tuple(size1))
-    text = f"{title}: {len(k0)} matches, {100 * ok.mean() if len(k0) else 0:.0f}% epipolar-correct"
-    cv2.imwrite(str(path), draw_matches(img0, img1, k0, k1, text, colors=colors))
 
 
 def evaluate(matcher: Callable[[Any, Any], tuple[np.ndarray, np.ndarray]], records: list[Any],
@@ -138,8 +119,8 @@ def main(testset: Mapping[str, Any], out_json: str | Path, *, weights: str | Pat
     ``before``: the weights a fine-tuning started from (a file or a kornia name), evaluated on the same
     pairs with the same options; their aggregate metrics go under the key ``before``.
     """
-    from matchforge.loftr.baseline import SiftMatcher
-    from matchforge.loftr.testsets import load_testset
+    from matchforge.matchers.sift import SiftMatcher
+    from matchforge.evaluation.testsets import load_testset
 
     ts = testset_defaults(testset)
     records = load_testset(ts, dataset_json, name)

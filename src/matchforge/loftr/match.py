@@ -18,44 +18,15 @@ import cv2
 import numpy as np
 
 from matchforge.errors import MatchforgeError
+from matchforge.evaluation.visualize import draw_matches
+from matchforge.io.images import read_image, write_image
 
 log = logging.getLogger(__name__)
 
 
-def draw_matches(img0: np.ndarray, img1: np.ndarray, k0: np.ndarray, k1: np.ndarray, text: str = "",
-                 max_lines: int = 500, colors: np.ndarray | None = None) -> np.ndarray:
-    """Side-by-side BGR picture of matches (subsampled to ``max_lines``), coloured by their order or by
-    ``colors`` ((M, 3) BGR uint8, e.g. green = correct, red = wrong)."""
-    def bgr(im: np.ndarray) -> np.ndarray:
-        return cv2.cvtColor(im, cv2.COLOR_GRAY2BGR) if im.ndim == 2 else im
-
-    a, b = bgr(img0), bgr(img1)
-    h = max(a.shape[0], b.shape[0])
-    canvas = np.zeros((h, a.shape[1] + b.shape[1], 3), np.uint8)
-    canvas[: a.shape[0], : a.shape[1]] = a
-    canvas[: b.shape[0], a.shape[1]:] = b
-    idx = np.arange(len(k0))
-    if len(idx) > max_lines:
-        idx = np.random.default_rng(0).choice(idx, max_lines, replace=False)
-    for n, i in enumerate(idx):
-        if colors is not None:
-            color = [int(c) for c in colors[i]]
-        else:
-            hue = int(180 * n / max(len(idx), 1))
-            color = cv2.cvtColor(np.uint8([[[hue, 255, 255]]]), cv2.COLOR_HSV2BGR)[0, 0].tolist()
-        p0 = tuple(int(round(v)) for v in k0[i])
-        p1 = (int(round(k1[i][0])) + a.shape[1], int(round(k1[i][1])))
-        cv2.line(canvas, p0, p1, color, 1, cv2.LINE_AA)
-        cv2.circle(canvas, p0, 2, color, -1, cv2.LINE_AA)
-        cv2.circle(canvas, p1, 2, color, -1, cv2.LINE_AA)
-    if text:
-        cv2.putText(canvas, text, (10, 25), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (255, 255, 255), 2, cv2.LINE_AA)
-    return canvas
-
-
 def make_matcher(weights: str | None, img_resize: int | None, device: str | None, sift: bool = False) -> Any:
     if sift:
-        from matchforge.loftr.baseline import SiftMatcher
+        from matchforge.matchers.sift import SiftMatcher
 
         return SiftMatcher({}, img_resize=img_resize)
     if not weights:
@@ -77,8 +48,8 @@ def main(image0: str | Path, image1: str | Path, out_dir: str | Path, weights: s
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     np.savez(out_dir / "matches.npz", kpts0=k0, kpts1=k1)
-    im0, im1 = cv2.imread(str(image0)), cv2.imread(str(image1))
-    cv2.imwrite(str(out_dir / "matches.jpg"), draw_matches(im0, im1, k0, k1, f"{matcher.name}: {len(k0)} matches"))
+    write_image(out_dir / "matches.jpg", draw_matches(read_image(image0), read_image(image1), k0, k1,
+                                                      f"{matcher.name}: {len(k0)} matches"))
     return {"num_matches": int(len(k0)), "out": str(out_dir)}
 
 
@@ -101,12 +72,13 @@ def video(source: str, out_dir: str | Path, weights: str | None = None, img_resi
             if not ok:
                 break
             if idx % stride == 0:
+                frame = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
                 if ref is None or (reanchor and idx % reanchor == 0):
                     ref = frame
-                    cv2.imwrite(str(ref_path), ref)
-                cv2.imwrite(str(cur_path), frame)
+                    write_image(ref_path, ref)
+                write_image(cur_path, frame)
                 k0, k1 = matcher(ref_path, cur_path)
-                cv2.imwrite(str(frames_dir / f"{written:06d}.jpg"), draw_matches(ref, frame, k0, k1, f"frame {idx}: {len(k0)} matches"))
+                write_image(frames_dir / f"{written:06d}.jpg", draw_matches(ref, frame, k0, k1, f"frame {idx}: {len(k0)} matches"))
                 written += 1
             idx += 1
     cap.release()

@@ -17,12 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-import cv2
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
 from matchforge.errors import MatchforgeError
+from matchforge.io.calibration import ImcScene, read_imc_pairs
+from matchforge.io.images import read_image, resize_with_K
 from matchforge.posfeat.geometry import relative_rotation_deg
 
 log = logging.getLogger(__name__)
@@ -100,23 +101,6 @@ def pairs_from_caps(root: str | Path, max_pairs_per_folder: int = 5000, seed: in
     return out
 
 
-def read_rgb(path: Path) -> np.ndarray:
-    """H x W x 3 uint8 RGB; a clear error for a missing or unreadable file."""
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if img is None:
-        raise MatchforgeError("cannot read image", fix="check that the file exists and is a valid image", path=path)
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-
-
-def resize_with_K(img: np.ndarray, K: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """Resize to (W, H) and scale K's rows accordingly (pixel-corner convention, so x' = x * W'/W exactly)."""
-    h, w = img.shape[:2]
-    W, H = size
-    out = cv2.resize(img, (W, H), interpolation=cv2.INTER_AREA if W < w else cv2.INTER_LINEAR)
-    S = np.diag([W / w, H / h, 1.0])
-    return out, S @ K
-
-
 class PairDataset(Dataset):
     """Items: image0/1 (3, H, W) float in [0, 1], K0/K1 (3, 3), T0/T1 (4, 4) world->camera (float32)."""
 
@@ -140,7 +124,7 @@ class PairDataset(Dataset):
         p = self.pairs[i]
         out: dict[str, torch.Tensor] = {}
         for k, (path, K, T) in enumerate(((p.image0, p.K0, p.T0), (p.image1, p.K1, p.T1))):
-            img, Ks = resize_with_K(read_rgb(path), K, self.size)
+            img, Ks = resize_with_K(read_image(path), K, self.size)
             out[f"image{k}"] = torch.from_numpy(img).permute(2, 0, 1).float() / 255.0
             out[f"K{k}"] = torch.from_numpy(Ks).float()
             out[f"T{k}"] = torch.from_numpy(np.asarray(T)).float()
@@ -165,29 +149,10 @@ class StepBatchSampler(torch.utils.data.Sampler):
 
 
 def pairs_from_imc(root: str | Path, vis_threshold: str = "0.1") -> list[PairSample]:
-    """Pairs of an Image Matching Challenge (phototourism) scene folder: ``images/<stem>.jpg``,
-    ``calibration/calibration_<stem>.h5`` (K, R, T with X_c = R X + T) and
-    ``new-vis-pairs/keys-th-<t>.npy`` ("stemA-stemB" co-visible pairs)."""
-    import h5py
-
-    root = Path(root)
-    keys_path = root / "new-vis-pairs" / f"keys-th-{vis_threshold}.npy"
-    if not keys_path.is_file():
-        raise MatchforgeError("co-visible pair list not found", fix="check the IMC scene folder and threshold",
-                              path=keys_path)
-    cams: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-
-    def cam(stem: str) -> tuple[np.ndarray, np.ndarray]:
-        if stem not in cams:
-            with h5py.File(root / "calibration" / f"calibration_{stem}.h5", "r") as f:
-                T = np.eye(4)
-                T[:3, :3], T[:3, 3] = f["R"][()], np.ravel(f["T"][()])
-                cams[stem] = (np.asarray(f["K"][()], np.float64), T)
-        return cams[stem]
-
+    """Pairs of an Image Matching Challenge (phototourism) scene folder (:mod:`matchforge.io.calibration`)."""
+    scene = ImcScene(root)
     out = []
-    for key in np.load(keys_path):
-        a, b = str(key).split("-")
-        (K0, T0), (K1, T1) = cam(a), cam(b)
-        out.append(PairSample(root / "images" / f"{a}.jpg", root / "images" / f"{b}.jpg", K0, K1, T0, T1, root.name))
+    for a, b in read_imc_pairs(root, vis_threshold):
+        (K0, T0), (K1, T1) = scene.camera(a), scene.camera(b)
+        out.append(PairSample(scene.image(a), scene.image(b), K0, K1, T0, T1, scene.root.name))
     return out

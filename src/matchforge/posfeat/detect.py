@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from matchforge.posfeat.geometry import sample_descriptors
-from matchforge.scene import opencv_sift, opencv_to_colmap
+from matchforge.matchers.sift import sift_features
 
 
 def detect_keypoints(score_map: torch.Tensor, nms_radius: int = 1, thr: float = 0.9, num_pts: int = 8192,
@@ -41,17 +41,10 @@ def detect_keypoints(score_map: torch.Tensor, nms_radius: int = 1, thr: float = 
 
 
 def sift_keypoints(image_rgb: np.ndarray, max_num: int = 8192) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """OpenCV SIFT (precise first-octave upscale): keypoints (N, 2) COLMAP pixels, responses (N,), L2-normalised descriptors."""
-    gray = cv2.cvtColor(image_rgb, cv2.COLOR_RGB2GRAY)
-    sift = opencv_sift(max_num)
-    kps, desc = sift.detectAndCompute(gray, None)
-    if not kps:
-        return np.zeros((0, 2), np.float32), np.zeros(0, np.float32), np.zeros((0, 128), np.float32)
-    xy = opencv_to_colmap(np.array([k.pt for k in kps])).astype(np.float32)
-    resp = np.array([k.response for k in kps], np.float32)
-    desc = desc.astype(np.float32)
+    """OpenCV SIFT at full size: keypoints (N, 2) float32 matchforge pixels, responses (N,), L2-normalised descriptors."""
+    xy, resp, desc = sift_features(cv2.cvtColor(image_rgb, cv2.COLOR_RGB2GRAY), max_num)
     desc /= np.linalg.norm(desc, axis=1, keepdims=True).clip(1e-12)
-    return xy, resp, desc
+    return xy.astype(np.float32), resp, desc
 
 
 def describe(local_map: torch.Tensor, keypoints: torch.Tensor, width: int, height: int) -> torch.Tensor:

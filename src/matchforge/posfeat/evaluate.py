@@ -10,7 +10,7 @@ Test sets (``posfeat.testsets`` in the config; paths relative to the working dir
 - ``{type: reconstruction, images: DIR}``: COLMAP mapping from the features
   (``matchforge.evaluation.reconstruction``): registered images, points, track length, reprojection error.
 
-The features come from ``matchforge extract`` on ``testset_images(spec)`` (same names).
+The features come from ``matchforge extract`` on ``matchforge.evaluation.testsets.testset_images(spec)`` (same names).
 """
 
 from __future__ import annotations
@@ -27,66 +27,26 @@ import numpy as np
 from matchforge.conf import load_conf
 from matchforge.errors import MatchforgeError
 from matchforge.posfeat.detect import mutual_nn
-from matchforge.posfeat.extract import list_images, read_features
+from matchforge.io.features import read_features
+from matchforge.evaluation.testsets import POSE_DEFAULTS, image_name, pose_pairs
+from matchforge.io.images import list_images
 
 log = logging.getLogger(__name__)
-
-POSE_DEFAULTS = {"split": "test", "min_overlap": 0.0, "max_pairs": None, "ransac_thresh": 0.5}
-
-
-def _pose_pairs(spec: dict[str, Any]):
-    from matchforge.dataset.indices import read_dataset
-
-    spec = {**POSE_DEFAULTS, **spec}
-    pairs = read_dataset(spec["dataset"], spec["split"], spec["min_overlap"])
-    if spec["max_pairs"]:
-        pairs = pairs[: spec["max_pairs"]]
-    return pairs, Path(spec["dataset"]).resolve().parent
-
-
-def _name(path: Path, root: Path) -> str:
-    path = Path(path).resolve()
-    try:
-        return path.relative_to(root).as_posix()
-    except ValueError:
-        return path.as_posix().lstrip("/")
-
-
-def testset_images(spec: dict[str, Any]) -> list[tuple[str, Path]]:
-    """(name, path) of every image a test set needs; the names key the feature file."""
-    kind = spec.get("type")
-    if kind == "homography":
-        from matchforge.evaluation.homography import find_pairs
-
-        root = Path(spec["path"])
-        names = sorted({n for p in find_pairs(root) for n in (p.image0, p.image1)})
-        return [(n, root / n) for n in names]
-    if kind == "pose":
-        pairs, root = _pose_pairs(spec)
-        out = {}
-        for p in pairs:
-            for im in (p.image0, p.image1):
-                out[_name(im, root)] = Path(im)
-        return sorted(out.items())
-    if kind == "reconstruction":
-        return list_images(spec["images"])
-    raise MatchforgeError(f"unknown test set type '{kind}'", fix="use homography, pose or reconstruction")
-
 
 def evaluate_pose(spec: dict[str, Any], features) -> dict[str, Any]:
     """Relative-pose AUC of mutual-NN matches over the pairs of a dataset split."""
     from matchforge.evaluation.pose import evaluate_pair, pose_auc
 
     spec = {**POSE_DEFAULTS, **spec}
-    pairs, root = _pose_pairs(spec)
+    pairs, root = pose_pairs(spec)
     rows = []
     for p in pairs:
-        f0, f1 = features(_name(p.image0, root)), features(_name(p.image1, root))
+        f0, f1 = features(image_name(p.image0, root)), features(image_name(p.image1, root))
         m = mutual_nn(f0["descriptors"], f1["descriptors"])
         k0 = f0["keypoints"][m[:, 0]].astype(np.float64)
         k1 = f1["keypoints"][m[:, 1]].astype(np.float64)
         r = evaluate_pair(k0, k1, p.K0, p.K1, p.T_0to1, spec["ransac_thresh"])
-        rows.append({"scene": p.scene, "image0": _name(p.image0, root), "image1": _name(p.image1, root), **r})
+        rows.append({"scene": p.scene, "image0": image_name(p.image0, root), "image1": image_name(p.image1, root), **r})
     errors = [r["pose_error"] for r in rows]
     out: dict[str, Any] = {"num_pairs": len(rows)}
     if rows:

@@ -25,7 +25,8 @@ from tqdm import tqdm
 
 from matchforge.conf import load_conf
 from matchforge.errors import MatchforgeError
-from matchforge.posfeat.data import read_rgb
+from matchforge.io.features import FeatureWriter
+from matchforge.io.images import list_images, read_image
 from matchforge.posfeat.detect import describe, detect_keypoints, sift_keypoints
 from matchforge.device import pick_device
 from matchforge.posfeat.networks import PoSFeat, load_checkpoint, normalize
@@ -34,18 +35,6 @@ log = logging.getLogger(__name__)
 
 DEFAULTS: dict[str, Any] = {"method": "posfeat", "use_sift": False, "max_size": None, "nms_radius": 1,
                             "thr": 0.9, "num_pts": 8192, "min_pts": 128, "device": "auto"}
-
-IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".ppm", ".pgm", ".bmp", ".tif", ".tiff")
-
-
-def list_images(folder: str | Path) -> list[tuple[str, Path]]:
-    """(name relative to ``folder``, path) of every image below ``folder``, sorted."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise MatchforgeError("image folder not found", fix="check the path", path=folder)
-    return [(p.relative_to(folder).as_posix(), p) for p in sorted(folder.rglob("*"))
-            if p.suffix.lower() in IMAGE_EXTS and p.is_file()]
-
 
 def _resized(rgb: np.ndarray, max_size: int | None) -> tuple[np.ndarray, np.ndarray]:
     """Image with long side <= ``max_size`` and the per-axis factors (x, y) from original to resized pixels."""
@@ -104,54 +93,19 @@ def main(conf: dict[str, Any], images: Iterable[tuple[str, Path]], out: str | Pa
     images = list(images)
     if not images:
         raise MatchforgeError("no images to extract", fix="check the image folder / test set", path=out)
-    as_h5 = out.suffix == ".h5"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".part")
-    if as_h5:
-        import h5py
-
-        f = h5py.File(tmp, "w")
-    else:
-        out.mkdir(parents=True, exist_ok=True)
-    try:
+    if out.suffix != ".h5":
+        raise MatchforgeError("features are written to one .h5 file", path=out, fix="give --out <file>.h5")
+    with FeatureWriter(out) as writer:
         for name, path in tqdm(images, desc=f"extract {conf['method']}", mininterval=5):
-            feats = extract_one(read_rgb(path), conf, model, device)
-            if as_h5:
-                g = f.create_group(name)
-                for k, v in feats.items():
-                    g.create_dataset(k, data=v)
-            else:
-                dst = out / f"{name}.npz"
-                dst.parent.mkdir(parents=True, exist_ok=True)
-                np.savez(dst, **feats)
-    finally:
-        if as_h5:
-            f.close()
-    if as_h5:
-        tmp.replace(out)
+            writer.write(name, extract_one(read_image(path), conf, model, device))
     log.info("extracted %s features of %d images to %s", conf["method"], len(images), out)
     return out
-
-
-def read_features(path: str | Path, name: str) -> dict[str, np.ndarray]:
-    """Features of image ``name`` from an ``.h5`` written by :func:`main` (or a folder of ``.npz``)."""
-    path = Path(path)
-    if path.suffix == ".h5":
-        import h5py
-
-        with h5py.File(path, "r") as f:
-            if name not in f:
-                raise MatchforgeError(f"no features for image '{name}'", fix="re-run matchforge extract on the "
-                                      "same images", path=path)
-            return {k: f[name][k][()] for k in f[name]}
-    with np.load(path / f"{name}.npz") as z:
-        return {k: z[k] for k in z.files}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--images", help="folder of images (all below it)")
     parser.add_argument("--testset", help="evaluation test set as JSON/YAML (its images are extracted)")
-    parser.add_argument("--out", required=True, help="<file>.h5, or a folder for one .npz per image")
+    parser.add_argument("--out", required=True, help="<file>.h5 (one group per image)")
     parser.add_argument("--model", help="PoSFeat model.pt (needed unless method is sift)")
     parser.add_argument("--conf", help="options as inline JSON or YAML file: " + ", ".join(DEFAULTS))
 
@@ -163,7 +117,7 @@ def run(args: argparse.Namespace) -> None:
     if args.images:
         images = list_images(args.images)
     else:
-        from matchforge.posfeat.evaluate import testset_images
+        from matchforge.evaluation.testsets import testset_images
 
         images = testset_images(load_conf(args.testset))
     main(conf, images, args.out, args.model)

@@ -1,6 +1,6 @@
 """Epipolar geometry and map sampling shared by the PoSFeat losses, visualisation and extraction.
 
-Pixel convention (as in ``matchforge.scene``): x in [0, W], y in [0, H], the centre of pixel (r, c) is
+Pixel convention (:mod:`matchforge.geometry.pixels`): x in [0, W], y in [0, H], the centre of pixel (r, c) is
 (c + 0.5, r + 0.5). ``grid_sample(..., align_corners=False)`` uses the same convention, so a point
 maps to normalised coordinates by ``2 * x / W - 1`` whatever the resolution of the sampled map.
 """

@@ -23,11 +23,11 @@ from PIL import Image, ImageFile, ImageOps
 from tqdm import tqdm
 
 from matchforge.errors import MatchforgeError
+from matchforge.io.images import IMAGE_SUFFIXES
 from matchforge.workflow import config_source
 
 logger = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".ppm", ".pgm", ".bmp", ".tif", ".tiff", ".webp"}
 EXIF_ORIENTATION = 0x0112
 EXIF_GPS = 0x8825
 

@@ -2,7 +2,7 @@
 
 Units: focal lengths and principal points in pixels; depth in whatever unit the caller gives
 (metres for RGB-D sources, SfM units for matchforge scenes, unitless once normalised). Pixel
-``(row r, col c)`` has its centre at ``(c + 0.5, r + 0.5)`` (COLMAP convention, as in ``matchforge.scene``).
+``(row r, col c)`` has its centre at ``(c + 0.5, r + 0.5)`` (COLMAP convention, :mod:`matchforge.geometry.pixels`).
 """
 
 from __future__ import annotations

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import re
 import struct
 import zlib
@@ -36,9 +35,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
+import cv2
 import numpy as np
 
 from matchforge.errors import MatchforgeError
+from matchforge.io.depth import read_depth
+from matchforge.io.images import read_image
 from matchforge.shiftfocal.geometry import focal_from_fov, intrinsics
 
 
@@ -55,13 +57,6 @@ class Item:
     @property
     def shape(self) -> tuple[int, int]:
         return self.depth.shape  # type: ignore[return-value]
-
-
-def _cv2():
-    os.environ.setdefault("OPENCV_IO_ENABLE_OPENEXR", "1")
-    import cv2
-
-    return cv2
 
 
 def evenly(n_total: int, n_wanted: int | None) -> list[int]:
@@ -90,7 +85,6 @@ def resize_item(item: Item, max_side: int | None) -> Item:
     h, w = item.shape
     if not max_side or max(h, w) <= max_side:
         return item
-    cv2 = _cv2()
     s = max_side / max(h, w)
     nw, nh = max(1, round(w * s)), max(1, round(h * s))
     depth = np.zeros((nh, nw), np.float32)
@@ -155,7 +149,6 @@ def read_sens(path: str | Path, num_frames: int | None = None, scene: str | None
     Depth = raw / depth_shift (metres), valid in (0, ``max_depth``); K = the depth intrinsics; colour
     is decoded (JPEG) and resized to the depth resolution. Frames not selected are skipped by seeking.
     """
-    cv2 = _cv2()
     path = Path(path)
     scene = scene or path.stem
     items: list[Item] = []
@@ -206,12 +199,7 @@ def read_depth_exr(path: Path) -> np.ndarray:
     """First channel of an EXR (OpenCV when built with OpenEXR, else the numpy reader in ``exr.py``)."""
     from matchforge.shiftfocal.exr import ExrError, read_exr
 
-    cv2 = _cv2()
-    d = None
-    try:
-        d = cv2.imread(str(path), cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR)
-    except cv2.error:
-        pass
+    d = read_image(path, "anydepth", required=False)
     if d is not None:
         return d[:, :, 0] if d.ndim == 3 else d
     try:
@@ -229,7 +217,6 @@ def read_kenburns(root: str | Path, num_samples: int | None = None, depth_unit: 
     Depth = exr value * ``depth_unit`` (Train-3D divides by 1000; the dataset's unit is not documented
     here), valid in (0, ``max_depth``). The field of view spans the (square) image side.
     """
-    cv2 = _cv2()
     root = Path(root)
     scenes = sorted(p for p in (root / "depths").glob("*") if p.is_dir())
     if not scenes:
@@ -253,8 +240,7 @@ def read_kenburns(root: str | Path, num_samples: int | None = None, depth_unit: 
             rgb = None
             img = meta.with_name(f"{fid}-image.png")
             if img.exists():
-                bgr = cv2.imread(str(img), cv2.IMREAD_COLOR)
-                rgb = None if bgr is None else bgr[:, :, ::-1].copy()
+                rgb = read_image(img, required=False)
             out.append(Item(f"{scene}_{fid}", d, intrinsics(f, f, wid / 2, hgt / 2), rgb, True))
     return out
 
@@ -267,7 +253,6 @@ TASKONOMY_UNIT = 1.0 / 512.0  # metres per count (Taskonomy README), 65535 = mis
 def read_taskonomy(root: str | Path, num_samples: int | None = None, max_depth: float = 128.0) -> list[Item]:
     """Taskonomy: ``depth_zbuffer/taskonomy/<scene>/*.png`` (uint16 in 1/512 m) with
     ``point_info/taskonomy/<scene>/<name>_domain_point_info.json['field_of_view_rads']``."""
-    cv2 = _cv2()
     root = Path(root)
     scenes = sorted(p for p in (root / "depth_zbuffer" / "taskonomy").glob("*") if p.is_dir())
     if not scenes:
@@ -281,7 +266,7 @@ def read_taskonomy(root: str | Path, num_samples: int | None = None, max_depth: 
             info = root / "point_info" / "taskonomy" / sdir.name / f"{base}_domain_point_info.json"
             if not info.exists():
                 raise MatchforgeError("missing point_info json for a depth map", fix="keep Taskonomy's point_info/ folder beside depth_zbuffer/", path=info)
-            raw = cv2.imread(str(png), cv2.IMREAD_UNCHANGED)
+            raw = read_image(png, "unchanged", required=False)
             if raw is None or raw.dtype != np.uint16:
                 raise MatchforgeError("depth is not a 16-bit PNG", fix="use Taskonomy's depth_zbuffer PNGs", path=png)
             d = raw.astype(np.float32) * TASKONOMY_UNIT
@@ -345,7 +330,6 @@ def read_tum(folder: str | Path, num_samples: int | None = None, K: Sequence[flo
     ``K`` = ``[fx, fy, cx, cy]`` for all frames; otherwise per frame from ``INTRINSICS.txt`` in the
     folder (the line whose prefix starts the frame's timestamp, else the nearest timestamp prefix).
     """
-    cv2 = _cv2()
     folder = Path(folder)
     depths = sorted((folder / "depth").glob("*.png"))
     rgbs = sorted((folder / "rgb").glob("*.png"))
@@ -363,7 +347,7 @@ def read_tum(folder: str | Path, num_samples: int | None = None, K: Sequence[flo
             if not match:
                 raise MatchforgeError(f"no intrinsics for frame {p.stem}", fix="give the source `intrinsics: [fx, fy, cx, cy]` or an INTRINSICS.txt line '(<prefix>.* frames): fx=.. fy=.. cx=.. cy=..'", path=p)
             Kd = match[0]
-        raw = cv2.imread(str(p), cv2.IMREAD_UNCHANGED)
+        raw = read_image(p, "unchanged", required=False)
         if raw is None or raw.dtype != np.uint16:
             raise MatchforgeError("depth is not a 16-bit PNG", fix="TUM depth PNGs are uint16 in 1/5000 m", path=p)
         d = raw.astype(np.float32) * TUM_UNIT
@@ -371,9 +355,9 @@ def read_tum(folder: str | Path, num_samples: int | None = None, K: Sequence[flo
         rgb = None
         if len(rgbs):
             j = int(np.nanargmin(np.abs(rgb_t - _stamp(p)))) if np.isfinite(_stamp(p)) else min(i, len(rgbs) - 1)
-            bgr = cv2.imread(str(rgbs[j]), cv2.IMREAD_COLOR)
-            if bgr is not None and bgr.shape[:2] == d.shape:
-                rgb = bgr[:, :, ::-1].copy()
+            img = read_image(rgbs[j], required=False)
+            if img is not None and img.shape[:2] == d.shape:
+                rgb = img
         out.append(Item(f"tum_{p.stem}", d, Kd, rgb, True))
     return out
 
@@ -409,7 +393,6 @@ def read_middlebury(folder: str | Path, calib: dict[str, float] | None = None) -
     Disparity from ``disp0.pfm`` or ``*_disp.npz`` (``arr_0``); missing = inf. ``calib`` overrides
     ``calib.txt`` (keys ``f, cx, cy, doffs, baseline_m``).
     """
-    cv2 = _cv2()
     folder = Path(folder)
     if calib is None:
         if not (folder / "calib.txt").exists():
@@ -429,8 +412,8 @@ def read_middlebury(folder: str | Path, calib: dict[str, float] | None = None) -
     for name in ("im0.png", "*left*.png"):
         hits = sorted(folder.glob(name))
         if hits:
-            bgr = cv2.imread(str(hits[0]), cv2.IMREAD_COLOR)
-            rgb = None if bgr is None or bgr.shape[:2] != depth.shape else bgr[:, :, ::-1].copy()
+            img = read_image(hits[0], required=False)
+            rgb = None if img is None or img.shape[:2] != depth.shape else img
             break
     K = intrinsics(calib["f"], calib["f"], calib["cx"], calib["cy"])
     return [Item(f"middlebury_{folder.name}", depth, K, rgb, True)]
@@ -442,11 +425,8 @@ def read_matchforge(h5_dir: str | Path, sparse_dir: str | Path, images_dir: str 
                     num_samples: int | None = None, scene: str | None = None) -> list[Item]:
     """Aligned depth of a matchforge scene (``{stem}.h5``, dataset ``depth``, SfM units, 0 = invalid)
     with K from the undistorted sparse model; colour from ``images_dir`` when given."""
-    import h5py
+    from matchforge.io.colmap import load_scene
 
-    from matchforge.scene import load_scene
-
-    cv2 = _cv2()
     h5_dir = Path(h5_dir)
     files = sorted(h5_dir.glob("*.h5"))
     if not files:
@@ -458,15 +438,14 @@ def read_matchforge(h5_dir: str | Path, sparse_dir: str | Path, images_dir: str 
         view = views.get(p.stem)
         if view is None:
             raise MatchforgeError(f"depth map {p.name} has no registered image in the sparse model", fix="rerun the depth stage on this SfM model", scene=scene, path=p)
-        with h5py.File(p, "r") as f:
-            d = np.asarray(f["depth"], dtype=np.float32)
+        d = read_depth(p, scene=scene)
         if d.shape != (view.height, view.width):
             raise MatchforgeError(f"depth is {d.shape[1]}x{d.shape[0]}, image is {view.width}x{view.height}", fix="depth H5 must have the undistorted image size; rerun the depth stage", scene=scene, path=p)
         d[~np.isfinite(d) | (d < 0)] = 0
         rgb = None
         if images_dir is not None and (Path(images_dir) / view.name).exists():
-            bgr = cv2.imread(str(Path(images_dir) / view.name), cv2.IMREAD_COLOR)
-            rgb = None if bgr is None or bgr.shape[:2] != d.shape else bgr[:, :, ::-1].copy()
+            img = read_image(Path(images_dir) / view.name, required=False)
+            rgb = None if img is None or img.shape[:2] != d.shape else img
         out.append(Item(f"{scene or 'scene'}_{p.stem}", d, view.K.copy(), rgb, False))
     return out
 

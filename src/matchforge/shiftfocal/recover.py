@@ -26,6 +26,8 @@ import numpy as np
 import torch
 
 from matchforge.errors import MatchforgeError
+from matchforge.io.depth import read_depth_file
+from matchforge.io.images import read_image
 from matchforge.shiftfocal.geometry import centred_intrinsics, depth_from_disparity, guess_focal, normalize_depth, unproject, vfov_deg
 from matchforge.shiftfocal.model import PointVoxelRegressor, build_model, flush_denormals
 from matchforge.shiftfocal.sampling import p98, point_features
@@ -107,29 +109,6 @@ def recover_shape(depth_rel: np.ndarray, focal_model: PointVoxelRegressor, shift
     return Recovery(d, d1, float(shift), float(f0), float(f1), float(f2))
 
 
-def load_depth(path: str | Path) -> np.ndarray:
-    """Depth or relative depth from .npy, .npz (``arr_0`` or ``depth``), .h5 (``depth``) or 16-bit .png."""
-    path = Path(path)
-    if path.suffix == ".npy":
-        return np.load(path).astype(np.float64)
-    if path.suffix == ".npz":
-        with np.load(path) as z:
-            key = "depth" if "depth" in z.files else "arr_0"
-            return z[key].astype(np.float64)
-    if path.suffix in (".h5", ".hdf5"):
-        import h5py
-
-        with h5py.File(path, "r") as f:
-            return np.asarray(f["depth"], dtype=np.float64)
-    if path.suffix == ".png":
-        import cv2
-
-        img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-        if img is not None:
-            return img.astype(np.float64)
-    raise MatchforgeError("cannot read depth", fix="give .npy, .npz (arr_0/depth), .h5 (depth) or a 16-bit .png", path=path)
-
-
 def main(model_dir: str | Path, depth_path: str | Path, out: str | Path, image: str | Path | None = None,
          inverse: bool = False, fov_deg: float = 60.0, max_shift: float = 0.6, num_points: int = 20000,
          alpha_range: tuple[float, float] = (0.5, 1.5)) -> Recovery:
@@ -142,7 +121,7 @@ def main(model_dir: str | Path, depth_path: str | Path, out: str | Path, image: 
     device = pick_device()
     focal_model = load_model(Path(model_dir) / "focal.pt", device)
     shift_model = load_model(Path(model_dir) / "shift.pt", device)
-    d = load_depth(depth_path)
+    d = read_depth_file(depth_path)
     mask = np.isfinite(d) & (d > 0)
     if inverse:  # disparity-like output (MiDaS, Depth-Anything): larger = nearer
         d = depth_from_disparity(d)
@@ -151,11 +130,9 @@ def main(model_dir: str | Path, depth_path: str | Path, out: str | Path, image: 
     out.mkdir(parents=True, exist_ok=True)
     colors = None
     if image:
-        import cv2
-
-        bgr = cv2.imread(str(image), cv2.IMREAD_COLOR)
-        if bgr is not None and bgr.shape[:2] == d.shape:
-            colors = bgr[:, :, ::-1]
+        rgb = read_image(image, required=False)
+        if rgb is not None and rgb.shape[:2] == d.shape:
+            colors = rgb
     h, w = d.shape
     before = unproject(rec.depth_input, centred_intrinsics(rec.focal0, h, w), mask)[0]
     write_ply(out / "before.ply", before, None if colors is None else colors[mask])

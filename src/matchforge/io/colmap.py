@@ -1,17 +1,8 @@
-"""Read an undistorted COLMAP model into plain arrays that every later stage uses.
+"""COLMAP models as plain arrays: :class:`Scene` and its :class:`View` s (undistorted PINHOLE cameras).
 
-Conventions (the same in every matchforge module):
-
-- ``T_cw`` is the 4x4 **world->camera** pose: ``X_cam = T_cw[:3, :3] @ X_world + T_cw[:3, 3]``.
-- ``K`` is the 3x3 PINHOLE intrinsic matrix of the undistorted image at its full resolution, in pixels.
-- 2D observations ``xy`` are COLMAP image coordinates in pixels: the image's top-left *corner* is
-  (0, 0), so the centre of pixel ``(row r, col c)`` is ``(c + 0.5, r + 0.5)``. To sample a depth map
-  stored as an array ``D[r, c]`` at ``xy``, use ``D[floor(y), floor(x)]`` (nearest) or interpolate at
-  ``xy - 0.5``.
-- OpenCV (and a pixel grid indexed by array position) puts pixel centres on integers: convert its
-  coordinates, measured on an image resized by ``scale`` (new / original size per axis), with
-  :func:`opencv_to_colmap`; forgetting the ``+ 0.5`` biases keypoints by half a resized pixel.
-- Depths and translations are in **SfM units** (COLMAP's arbitrary gauge) unless a stage says otherwise.
+Poses are world->camera, intrinsics are pixels of the image at full resolution, observations are in
+matchforge's pixel convention (which is COLMAP's; :mod:`matchforge.geometry.pixels`), depths and
+translations in SfM units.
 """
 
 from __future__ import annotations
@@ -20,21 +11,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-
-
-def opencv_sift(max_keypoints: int):
-    """OpenCV SIFT whose keypoints follow OpenCV's pixel convention exactly: with the default
-    ``enable_precise_upscale=False`` its upsampled first octave shifts every keypoint by +0.25 px."""
-    import cv2
-
-    return cv2.SIFT_create(max_keypoints, 3, 0.04, 10, 1.6, cv2.CV_32F, True)
-
-
-def opencv_to_colmap(xy: np.ndarray, scale: np.ndarray | float = 1.0) -> np.ndarray:
-    """OpenCV pixel coordinates (centres on integers) measured on an image resized by ``scale``
-    (resized / original size, per axis (x, y) or one number) -> COLMAP coordinates of the original image
-    (top-left corner at 0, centres at +0.5)."""
-    return (np.asarray(xy, dtype=np.float64) + 0.5) / np.asarray(scale, dtype=np.float64)
 
 
 @dataclass

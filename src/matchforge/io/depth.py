@@ -34,7 +34,6 @@ from matchforge.workflow import schema_defaults
 
 log = logging.getLogger(__name__)
 
-# Defaults, mirrored in workflow/schemas/depth.schema.yaml (section depth.h5).
 # Defaults come from workflow/schemas/depth.schema.yaml (the one place they are defined).
 DEFAULT_H5: dict[str, Any] = schema_defaults("depth")["h5"]
 
@@ -166,7 +165,83 @@ def _write_chunks_fast(ds: h5py.Dataset, d: np.ndarray, chunks: tuple[int, int],
         ds.id.write_direct_chunk(offset, data, filter_mask=mask_bits)
 
 
-def read_depth(path: str | Path) -> np.ndarray:
-    """Read dataset ``depth`` as float32 (0 = invalid), exactly as the LoFTR loader sees it."""
+def read_depth(path: str | Path, *, scene: str | None = None) -> np.ndarray:
+    """Dataset ``depth`` of a MegaDepth H5 as float32 (0 = invalid), exactly as the LoFTR loader sees it."""
+    try:
+        with h5py.File(path, "r") as f:
+            return np.asarray(f["depth"], dtype=np.float32)
+    except (OSError, KeyError) as err:
+        raise MatchforgeError(f"cannot read depth ({err})", scene=scene, path=path,
+                              fix="depth H5 files need a float dataset 'depth' (rebuild with `matchforge align-depth`)") from None
+
+
+def depth_shape(path: str | Path) -> tuple[int, int]:
+    """(H, W) of the ``depth`` dataset without reading it; raises ``OSError``/``KeyError`` as h5py does."""
     with h5py.File(path, "r") as f:
-        return np.asarray(f["depth"], dtype=np.float32)
+        return tuple(f["depth"].shape)  # type: ignore[return-value]
+
+
+def read_depth_padded(path: str | Path, pad_to: int | None) -> np.ndarray:
+    """Depth (H, W) float32 in metres or SfM units, 0 = invalid, zero-padded to ``pad_to`` square.
+
+    Reads MegaDepth H5 (dataset ``depth``) straight into the padded buffer (one copy), or a ScanNet
+    16-bit PNG in millimetres. Non-finite values become 0. The padding is what LoFTR's loader does
+    (``MGDPT_DEPTH_PAD``) so that depth maps of different sizes batch together.
+    """
+    path = Path(path)
+    if path.suffix.lower() in (".h5", ".hdf5"):
+        try:
+            with h5py.File(path, "r") as f:
+                dset = f["depth"]
+                h, w = dset.shape
+                _check_pad(path, w, h, pad_to)
+                if pad_to:
+                    depth = np.zeros((pad_to, pad_to), dtype=np.float32)
+                    if dset.dtype == np.float32:
+                        dset.read_direct(depth, dest_sel=np.s_[:h, :w])
+                    else:
+                        depth[:h, :w] = dset[()]
+                else:
+                    depth = np.asarray(dset[()], dtype=np.float32)
+        except (OSError, KeyError) as err:
+            raise MatchforgeError(f"cannot read depth ({err})", path=path,
+                                  fix="depth H5 files need a float dataset 'depth' (rebuild with `matchforge align-depth`)") from None
+    else:
+        from matchforge.io.images import read_image
+
+        raw = read_image(path, "unchanged", fix="check the dataset's depth folder")
+        h, w = raw.shape[:2]
+        _check_pad(path, w, h, pad_to)
+        depth = np.zeros((pad_to, pad_to), dtype=np.float32) if pad_to else np.empty((h, w), dtype=np.float32)
+        np.divide(raw, 1000.0, out=depth[:h, :w], casting="unsafe")  # ScanNet: millimetres
+    valid = depth[:h, :w]
+    if not np.isfinite(valid).all():
+        np.nan_to_num(valid, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+    return depth
+
+
+def _check_pad(path: Path, w: int, h: int, pad_to: int | None) -> None:
+    if pad_to and (h > pad_to or w > pad_to):
+        raise MatchforgeError(f"depth map is {w}x{h}, larger than depth_max_size={pad_to}", path=path,
+                              fix="raise loftr data option depth_max_size, or undistort images to a smaller size")
+
+
+def read_depth_file(path: str | Path) -> np.ndarray:
+    """Any single depth map as float64 in its own units: ``.npy``, ``.npz`` (``depth`` or ``arr_0``),
+    ``.h5`` (``depth``) or a 16-bit ``.png`` (raw integer values)."""
+    path = Path(path)
+    if path.suffix == ".npy":
+        return np.load(path).astype(np.float64)
+    if path.suffix == ".npz":
+        with np.load(path) as z:
+            key = "depth" if "depth" in z.files else "arr_0"
+            return z[key].astype(np.float64)
+    if path.suffix in (".h5", ".hdf5"):
+        return read_depth(path).astype(np.float64)
+    if path.suffix == ".png":
+        from matchforge.io.images import read_image
+
+        img = read_image(path, "unchanged", required=False)
+        if img is not None:
+            return img.astype(np.float64)
+    raise MatchforgeError("cannot read depth", fix="give .npy, .npz (arr_0/depth), .h5 (depth) or a 16-bit .png", path=path)

@@ -18,42 +18,20 @@ from typing import Any, Mapping
 import numpy as np
 
 from matchforge.errors import MatchforgeError
+from matchforge.io.calibration import ImcScene, read_imc_pairs
 from matchforge.workflow import config_source
 
 
 def read_reichstag(root: str | Path, vis_threshold: str = "0.1") -> list[Any]:
     """Pairs of an IMC-style scene folder (see module docstring); poses are world->camera."""
-    import h5py
-
     from matchforge.dataset.indices import PairRecord
 
-    root = Path(root)
-    keys_file = root / "new-vis-pairs" / f"keys-th-{vis_threshold}.npy"
-    if not keys_file.is_file():
-        raise MatchforgeError("pair list not found", path=keys_file, fix="point `root` at a folder with new-vis-pairs/keys-th-<t>.npy")
-    images = {p.stem: p for p in (root / "images").iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png")}
-    calib: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-
-    def camera(stem: str) -> tuple[np.ndarray, np.ndarray]:
-        if stem not in calib:
-            path = root / "calibration" / f"calibration_{stem}.h5"
-            if not path.is_file():
-                raise MatchforgeError("calibration file missing", path=path, fix="every image needs calibration/calibration_<stem>.h5")
-            with h5py.File(path, "r") as f:
-                K = np.asarray(f["K"], dtype=np.float64)
-                T = np.eye(4)
-                T[:3, :3] = np.asarray(f["R"], dtype=np.float64)
-                T[:3, 3] = np.asarray(f["T"], dtype=np.float64).ravel()
-            calib[stem] = (K, T)
-        return calib[stem]
-
+    scene = ImcScene(root)
     out = []
-    for key in np.load(keys_file, allow_pickle=True):
-        a, b = str(key).split("-")
-        if a not in images or b not in images:
-            raise MatchforgeError(f"pair {key} names an image that is missing", path=root / "images", fix="restore the images folder")
-        (K0, T0), (K1, T1) = camera(a), camera(b)
-        out.append(PairRecord(root.name, images[a], images[b], None, None, K0, K1, T0, T1, T1 @ np.linalg.inv(T0), float("nan")))
+    for a, b in read_imc_pairs(root, vis_threshold):
+        (K0, T0), (K1, T1) = scene.camera(a), scene.camera(b)
+        out.append(PairRecord(scene.root.name, scene.image(a), scene.image(b), None, None, K0, K1, T0, T1,
+                              T1 @ np.linalg.inv(T0), float("nan")))
     return out
 
 
@@ -99,3 +77,51 @@ def load_testset(ts: Mapping[str, Any], dataset_json: str | Path | None = None, 
     if not records:
         raise MatchforgeError(f"test set '{name}' has no pairs", path=dataset_json, fix="check the split / index files")
     return records
+
+
+# --- feature test sets (posfeat.testsets): the images to extract ------------------------------------
+
+POSE_DEFAULTS = {"split": "test", "min_overlap": 0.0, "max_pairs": None, "ransac_thresh": 0.5}
+
+
+def pose_pairs(spec: dict[str, Any]) -> tuple[list[Any], Path]:
+    """Pairs of a ``pose`` feature test set (a dataset split) and the folder image names are relative to."""
+    from matchforge.dataset.indices import read_dataset
+
+    spec = {**POSE_DEFAULTS, **spec}
+    pairs = read_dataset(spec["dataset"], spec["split"], spec["min_overlap"])
+    if spec["max_pairs"]:
+        pairs = pairs[: spec["max_pairs"]]
+    return pairs, Path(spec["dataset"]).resolve().parent
+
+
+def image_name(path: Path, root: Path) -> str:
+    """Name of an image in a feature file: its path relative to ``root`` (or absolute, without the leading /)."""
+    path = Path(path).resolve()
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return path.as_posix().lstrip("/")
+
+
+def testset_images(spec: dict[str, Any]) -> list[tuple[str, Path]]:
+    """(name, path) of every image a test set needs; the names key the feature file."""
+    kind = spec.get("type")
+    if kind == "homography":
+        from matchforge.evaluation.homography import find_pairs
+
+        root = Path(spec["path"])
+        names = sorted({n for p in find_pairs(root) for n in (p.image0, p.image1)})
+        return [(n, root / n) for n in names]
+    if kind == "pose":
+        pairs, root = pose_pairs(spec)
+        out = {}
+        for p in pairs:
+            for im in (p.image0, p.image1):
+                out[image_name(im, root)] = Path(im)
+        return sorted(out.items())
+    if kind == "reconstruction":
+        from matchforge.io.images import list_images
+
+        return list_images(spec["images"])
+    raise MatchforgeError(f"unknown test set type '{kind}'", fix="use homography, pose or reconstruction")
