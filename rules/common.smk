@@ -7,7 +7,7 @@ from snakemake.utils import validate
 
 from matchforge.conf import scene_conf, to_json
 from matchforge.sfm.inputs import find_images
-from matchforge.workflow import CONFIG_FILES_ENV, config_source, validate_config
+from matchforge.workflow import CONFIG_FILES_ENV, SCHEMA_DIR, config_source, validate_config
 
 from snakemake_interface_executor_plugins.settings import DeploymentMethod
 
@@ -16,7 +16,7 @@ from snakemake_interface_executor_plugins.settings import DeploymentMethod
 USE_CONDA = DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
 MF = "python -m matchforge" if USE_CONDA else f"{sys.executable} -m matchforge"
 ENVS = Path(workflow.basedir) / "envs"
-SCHEMAS = Path(workflow.basedir) / "workflow" / "schemas"
+SCHEMAS = SCHEMA_DIR  # package data (src/matchforge/schemas)
 
 # jobs name the file(s) a user edits in their messages
 os.environ[CONFIG_FILES_ENV] = ", ".join(map(str, workflow.configfiles)) or "config/config.yaml"

@@ -41,7 +41,7 @@ def demo_sfm(tmp_path_factory) -> Path:
     import yaml
 
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-    validate_config(config, REPO / "workflow" / "schemas")
+    validate_config(config)
     out = tmp_path_factory.mktemp("demo") / "sacre_coeur" / "sfm"
     sfm_main(scene_conf(config, "sacre_coeur", "sfm"), DEMO_IMAGES, out, scene="sacre_coeur")
     return out
@@ -71,7 +71,7 @@ def demo_dataset(demo_sfm, tmp_path_factory) -> Path:
     from matchforge.workflow import validate_config
 
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-    validate_config(config, REPO / "workflow" / "schemas")
+    validate_config(config)
     root = tmp_path_factory.mktemp("demo_dataset")
     depth_conf = scene_conf(config, "sacre_coeur", "depth")
     predict.main(depth_conf, demo_sfm, root / "depth", scene="sacre_coeur")

@@ -28,7 +28,7 @@ def _config() -> dict:
     from matchforge.workflow import validate_config
 
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-    validate_config(config, REPO / "workflow" / "schemas")
+    validate_config(config)
     return config
 
 

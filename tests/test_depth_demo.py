@@ -27,7 +27,7 @@ from matchforge.workflow import validate_config
 def shipped_conf() -> dict:
     """The demo scene's depth options exactly as the shipped config gives them."""
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-    validate_config(config, REPO / "workflow" / "schemas")
+    validate_config(config)
     return scene_conf(config, "sacre_coeur", "depth")
 
 

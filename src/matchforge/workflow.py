@@ -1,7 +1,7 @@
 """Config validation used by the Snakefile (and by the CLI for ``--conf`` files).
 
-The top-level schema (``workflow/schemas/config.schema.yaml``) checks the shape of the config; each
-stage section ``X`` is then checked, and its defaults filled in, by ``workflow/schemas/X.schema.yaml``.
+The top-level schema (``src/matchforge/schemas/config.schema.yaml``) checks the shape of the config; each
+stage section ``X`` is then checked, and its defaults filled in, by ``src/matchforge/schemas/X.schema.yaml``.
 Per-scene overrides (``scenes.<name>.X``) are merged over the section and checked with the same
 schema, so a typo in one scene's options fails with that scene's name in the message.
 """
@@ -12,6 +12,7 @@ import difflib
 import functools
 import json
 import os
+from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping, MutableMapping
 
@@ -21,6 +22,8 @@ import yaml
 from matchforge.conf import deep_merge
 from matchforge.errors import MatchforgeError
 
+# The schemas are package data, so a wheel or a non-editable install finds them too.
+SCHEMA_DIR = Path(str(resources.files("matchforge") / "schemas"))
 # Stages whose options a scene may override.
 SCENE_STAGES = ("sfm", "depth", "scene_info")
 
@@ -97,10 +100,10 @@ def check(instance: MutableMapping[str, Any], schema: Mapping[str, Any], where: 
         )
 
 
-def validate_config(config: MutableMapping[str, Any], schema_dir: str | Path) -> None:
+def validate_config(config: MutableMapping[str, Any], schema_dir: str | Path | None = None) -> None:
     """Check the config's shape (unknown keys with the closest allowed name), fill stage defaults and
     check every scene's merged overrides; the first problem raises one short MatchforgeError."""
-    schema_dir = Path(schema_dir)
+    schema_dir = Path(schema_dir) if schema_dir is not None else SCHEMA_DIR
     top = load_schema(schema_dir / "config.schema.yaml")
     check_keys(config, top, "")
     errors = sorted(jsonschema.Draft202012Validator(top).iter_errors(config), key=lambda e: list(e.absolute_path))
@@ -121,11 +124,8 @@ def validate_config(config: MutableMapping[str, Any], schema_dir: str | Path) ->
                     check(deep_merge(section, scene_entry[stage]), schema, f"scenes.{scene}.{stage}")
 
 
-SCHEMA_DIR = Path(__file__).resolve().parents[2] / "workflow" / "schemas"
-
-
 def with_defaults(stage: str, conf: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """``conf`` checked against ``workflow/schemas/<stage>.schema.yaml`` with its defaults filled in.
+    """``conf`` checked against ``src/matchforge/schemas/<stage>.schema.yaml`` with its defaults filled in.
 
     The schema is the single place where option defaults live; the CLI and ``main`` functions use
     this so that a stage run by hand behaves exactly like the workflow's job.
@@ -143,3 +143,15 @@ def _schema_defaults(stage: str) -> str:
 def schema_defaults(stage: str) -> dict[str, Any]:
     """A fresh copy of every default of ``stage`` (nested sections included), from its schema."""
     return json.loads(_schema_defaults(stage))
+
+
+def section_defaults(stage: str, *path: str) -> dict[str, Any]:
+    """Defaults of one sub-section of ``stage``'s schema, reached by property names (``"*"``: the schema
+    of any entry of a name -> options mapping), e.g. ``section_defaults("datasets", "*")``."""
+    schema: Mapping[str, Any] = load_schema(SCHEMA_DIR / f"{stage}.schema.yaml")
+    for key in path:
+        schema = schema["additionalProperties"] if key == "*" else schema["properties"][key]
+    instance: dict[str, Any] = {}
+    for _ in DefaultFillingValidator(schema).iter_errors(instance):  # fills defaults; required keys may be missing
+        pass
+    return json.loads(json.dumps(instance))

@@ -34,16 +34,11 @@ from matchforge.dataset.indices import load_scene_info
 from matchforge.dataset.scene_info import object_array, save_scene_info
 from matchforge.dataset.splits import SPLITS, split_images, split_scenes
 from matchforge.errors import MatchforgeError
+from matchforge.workflow import section_defaults
 
 log = logging.getLogger(__name__)
 
-# Mirrors one entry of workflow/schemas/datasets.schema.yaml.
-DEFAULTS: dict[str, Any] = {
-    "scenes": [],
-    "split": {"by": "auto", "val_fraction": 0.1, "test_fraction": 0.2, "seed": 0, "tries": 500},
-    "loftr": {"data_prefix": None, "img_resize": 640, "n_samples_per_subset": 100,
-              "min_overlap_train": 0.0, "min_overlap_test": 0.0},
-}
+DEFAULTS: dict[str, Any] = {"scenes": [], **section_defaults("datasets", "*")}  # from the schema
 ROOT_OF = {"train": "train", "val": "test", "test": "test"}  # data root folder per split
 LIST_DIR = "index/trainvaltest_list"
 NPZ_DIR = "index/scene_info"

@@ -32,23 +32,14 @@ import numpy as np
 from matchforge.conf import load_conf
 from matchforge.dataset.covisibility import central_match, covisibility
 from matchforge.errors import MatchforgeError
+from matchforge.workflow import schema_defaults
 from matchforge.io.depth import read_depth
 from matchforge.workflow import config_source
 from matchforge.io.colmap import load_scene
 
 log = logging.getLogger(__name__)
 
-# Mirrors workflow/schemas/scene_info.schema.yaml.
-DEFAULTS: dict[str, Any] = {
-    "buckets": [[0.1, 0.3], [0.3, 0.5], [0.5, 0.7]],
-    "pair_overlap": "min",
-    "max_scale_ratio": None,
-    "min_shared_points": 1,
-    "require_depth": True,
-    "min_depth_coverage": 0.0,
-    "max_pairs_per_bucket": None,
-    "seed": 0,
-}
+DEFAULTS: dict[str, Any] = schema_defaults("scene_info")  # the schema is the one place defaults live
 
 
 def bucket_stem(scene: str, lo: float, hi: float) -> str:

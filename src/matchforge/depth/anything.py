@@ -20,8 +20,8 @@ from matchforge.workflow import schema_defaults
 
 log = logging.getLogger(__name__)
 
-# Defaults, mirrored in workflow/schemas/depth.schema.yaml (section depth.depth_anything).
-# Defaults come from workflow/schemas/depth.schema.yaml (the one place they are defined).
+# Defaults, mirrored in src/matchforge/schemas/depth.schema.yaml (section depth.depth_anything).
+# Defaults come from src/matchforge/schemas/depth.schema.yaml (the one place they are defined).
 DEFAULT_ANYTHING: dict[str, Any] = schema_defaults("depth")["depth_anything"]
 
 

@@ -13,7 +13,7 @@ from matchforge.io.colmap import Scene, View, load_scene
 from matchforge.workflow import schema_defaults
 from matchforge.workflow import with_defaults as schema_with_defaults
 
-# The whole ``depth:`` section's defaults, from workflow/schemas/depth.schema.yaml.
+# The whole ``depth:`` section's defaults, from src/matchforge/schemas/depth.schema.yaml.
 DEFAULTS: dict[str, Any] = schema_defaults("depth")
 
 

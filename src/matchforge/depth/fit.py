@@ -18,8 +18,8 @@ import numpy as np
 
 from matchforge.workflow import schema_defaults
 
-# Defaults, mirrored in workflow/schemas/depth.schema.yaml (section depth.align).
-# Defaults come from workflow/schemas/depth.schema.yaml (the one place they are defined).
+# Defaults, mirrored in src/matchforge/schemas/depth.schema.yaml (section depth.align).
+# Defaults come from src/matchforge/schemas/depth.schema.yaml (the one place they are defined).
 DEFAULT_ALIGN: dict[str, Any] = schema_defaults("depth")["align"]
 
 

@@ -18,8 +18,8 @@ from scipy import ndimage
 
 from matchforge.workflow import schema_defaults
 
-# Defaults, mirrored in workflow/schemas/depth.schema.yaml (section depth.sparse).
-# Defaults come from workflow/schemas/depth.schema.yaml (the one place they are defined).
+# Defaults, mirrored in src/matchforge/schemas/depth.schema.yaml (section depth.sparse).
+# Defaults come from src/matchforge/schemas/depth.schema.yaml (the one place they are defined).
 DEFAULT_SPARSE: dict[str, Any] = schema_defaults("depth")["sparse"]
 
 

@@ -34,7 +34,7 @@ from matchforge.workflow import schema_defaults
 
 log = logging.getLogger(__name__)
 
-# Defaults come from workflow/schemas/depth.schema.yaml (the one place they are defined).
+# Defaults come from src/matchforge/schemas/depth.schema.yaml (the one place they are defined).
 DEFAULT_H5: dict[str, Any] = schema_defaults("depth")["h5"]
 
 

@@ -32,7 +32,7 @@ MATCH_TYPES = {"dual_softmax": "dual_softmax", "ds": "dual_softmax", "sinkhorn":
 
 
 def model_defaults(model_conf: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Run options with every missing key taken from the schema (``workflow/schemas/loftr.schema.yaml``).
+    """Run options with every missing key taken from the schema (``src/matchforge/schemas/loftr.schema.yaml``).
 
     The schema holds the official training values (``temp_bug_fix`` true, ``skh_prefilter`` false,
     ``train_coarse_percent`` 0.3), so a model built without options never inherits kornia's

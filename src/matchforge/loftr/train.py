@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 
 
 def run_defaults(conf: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """A run's options with the schema defaults filled in (``workflow/schemas/loftr.schema.yaml``)."""
+    """A run's options with the schema defaults filled in (``src/matchforge/schemas/loftr.schema.yaml``)."""
     from matchforge.workflow import with_defaults
 
     section = with_defaults("loftr", {"runs": {"run": dict(conf or {})}})

@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from matchforge.conf import load_conf
 from matchforge.errors import MatchforgeError
+from matchforge.workflow import section_defaults
 from matchforge.io.features import FeatureWriter
 from matchforge.io.images import list_images, read_image
 from matchforge.posfeat.detect import describe, detect_keypoints, sift_keypoints
@@ -33,8 +34,8 @@ from matchforge.posfeat.networks import PoSFeat, load_checkpoint, normalize
 
 log = logging.getLogger(__name__)
 
-DEFAULTS: dict[str, Any] = {"method": "posfeat", "use_sift": False, "max_size": None, "nms_radius": 1,
-                            "thr": 0.9, "num_pts": 8192, "min_pts": 128, "device": "auto"}
+# method and device are set by the caller (rule or CLI); the extraction options come from the schema
+DEFAULTS: dict[str, Any] = {"method": "posfeat", "device": "auto", **section_defaults("posfeat", "extract")}
 
 def _resized(rgb: np.ndarray, max_size: int | None) -> tuple[np.ndarray, np.ndarray]:
     """Image with long side <= ``max_size`` and the per-axis factors (x, y) from original to resized pixels."""

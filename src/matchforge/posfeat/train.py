@@ -39,7 +39,7 @@ STAGES = ("desc", "kp")
 
 
 def run_defaults(conf: dict[str, Any] | None = None) -> dict[str, Any]:
-    """PoSFeat options with the schema defaults filled in (``workflow/schemas/posfeat.schema.yaml``)."""
+    """PoSFeat options with the schema defaults filled in (``src/matchforge/schemas/posfeat.schema.yaml``)."""
     from matchforge.workflow import with_defaults
 
     return with_defaults("posfeat", conf or {})

@@ -201,7 +201,7 @@ def main(conf: dict[str, Any], images: str | Path, out: str | Path, scene: str =
     """Run SfM for one scene and write ``out/{sparse,images,stats.json}``; returns the stats.
 
     Args:
-        conf: SfM options (see ``workflow/schemas/sfm.schema.yaml``); missing keys take the defaults.
+        conf: SfM options (see ``src/matchforge/schemas/sfm.schema.yaml``); missing keys take the defaults.
         images: folder of photos (searched recursively).
         out: output folder, ``results/{scene}/sfm`` in the workflow.
         scene: scene name, for messages.

@@ -23,12 +23,13 @@ from tqdm import tqdm
 
 from matchforge.conf import load_conf
 from matchforge.errors import MatchforgeError
+from matchforge.workflow import section_defaults
 from matchforge.shiftfocal.geometry import vfov_deg
 from matchforge.shiftfocal.readers import Item, iter_source, resize_item
 
 log = logging.getLogger(__name__)
 
-DEFAULTS = {"type": "tum", "max_items": None, "max_side": 640, "min_valid": 0.2, "holdout": 0.25, "seed": 0}
+DEFAULTS = {"type": "tum", "max_items": None, **section_defaults("shiftfocal", "data")}  # per-source keys + the schema's data section
 
 
 def assign_splits(names: list[str], holdout: float, seed: int) -> list[str]:

@@ -28,6 +28,7 @@ from tqdm import tqdm
 
 from matchforge.conf import load_conf
 from matchforge.errors import MatchforgeError
+from matchforge.workflow import section_defaults
 from matchforge.shiftfocal.geometry import abs_rel, centred_intrinsics, scale_align, unproject
 from matchforge.shiftfocal.ply import write_ply
 from matchforge.shiftfocal.model import flush_denormals
@@ -36,8 +37,7 @@ from matchforge.shiftfocal.sampling import distort_shift, list_items, shift_boun
 
 log = logging.getLogger(__name__)
 
-DEFAULTS = {"seed": 0, "num_points": 20000, "max_shift": 0.6, "fov_deg": 60.0, "alpha_range": [0.5, 1.5],
-            "max_items": None, "split": "test"}
+DEFAULTS = {**section_defaults("shiftfocal", "eval"), "split": "test"}
 
 
 def affine_shift(depth_input: np.ndarray, gt: np.ndarray) -> float:

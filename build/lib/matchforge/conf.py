@@ -1,0 +1,47 @@
+"""Stage options: defaults from the config section, per-scene overrides merged on top.
+
+The workflow passes each job its merged options as one JSON ``param`` (so editing one scene's
+options reruns only that scene's jobs); the CLI accepts the same JSON, or a YAML/JSON file.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+
+def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Return ``base`` updated recursively with ``override`` (neither is modified)."""
+    out = copy.deepcopy(dict(base))
+    for key, value in (override or {}).items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def scene_conf(config: Mapping[str, Any], scene: str, stage: str) -> dict[str, Any]:
+    """Options of ``stage`` for ``scene``: ``config[stage]`` with ``config['scenes'][scene][stage]`` on top."""
+    return deep_merge(config.get(stage, {}), config["scenes"][scene].get(stage))
+
+
+def to_json(conf: Mapping[str, Any]) -> str:
+    """Canonical JSON (sorted keys) so that Snakemake's params trigger sees only real edits."""
+    return json.dumps(conf, sort_keys=True, separators=(",", ":"))
+
+
+def load_conf(text_or_path: str | None, defaults: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Parse a ``--conf`` CLI value: inline JSON, or a path to a YAML/JSON file; merged over ``defaults``."""
+    if not text_or_path:
+        return deep_merge(defaults or {}, {})
+    text = text_or_path.strip()
+    if text.startswith("{"):
+        conf = json.loads(text)
+    else:
+        conf = yaml.safe_load(Path(text).read_text()) or {}
+    return deep_merge(defaults or {}, conf)

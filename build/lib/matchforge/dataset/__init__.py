@@ -1,0 +1,1 @@
+"""MegaDepth-format datasets: scene-info files, splits, layout, LoFTR data config, and index readers."""

@@ -1,0 +1,1 @@
+"""Evaluation code shared by every matcher family (LoFTR, PoSFeat, baselines)."""

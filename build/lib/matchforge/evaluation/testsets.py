@@ -1,0 +1,127 @@
+"""Test sets for relative-pose evaluation, all read into ``PairRecord``s.
+
+Kinds (``loftr.testsets`` in the config):
+
+- ``dataset``: a split of a dataset built by ``matchforge dataset`` (``results/datasets/<name>/dataset.json``).
+- ``reichstag``: photos + Image Matching Challenge calibration files (``calibration_<stem>.h5`` with
+  ``K``, world->camera ``R``, ``T``) and co-visible pairs ``new-vis-pairs/keys-th-<t>.npy``
+  (``"stemA-stemB"``); shipped in ``resources/testsets/reichstag``.
+- ``megadepth``: official MegaDepth-1500 scene-info files + a list, with the user's images.
+- ``scannet``: official ScanNet-1500 ``test.npz`` + ``intrinsics.npz``, with the user's frames.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from matchforge.errors import MatchforgeError
+from matchforge.io.calibration import ImcScene, read_imc_pairs
+from matchforge.workflow import config_source
+
+
+def read_reichstag(root: str | Path, vis_threshold: str = "0.1") -> list[Any]:
+    """Pairs of an IMC-style scene folder (see module docstring); poses are world->camera."""
+    from matchforge.dataset.indices import PairRecord
+
+    scene = ImcScene(root)
+    out = []
+    for a, b in read_imc_pairs(root, vis_threshold):
+        (K0, T0), (K1, T1) = scene.camera(a), scene.camera(b)
+        out.append(PairRecord(scene.root.name, scene.image(a), scene.image(b), None, None, K0, K1, T0, T1,
+                              T1 @ np.linalg.inv(T0), float("nan")))
+    return out
+
+
+def testset_available(ts: Mapping[str, Any]) -> bool:
+    """Whether the images a test set needs are present (MegaDepth/ScanNet need the user's data root)."""
+    if ts["kind"] in ("megadepth", "scannet"):
+        return bool(ts.get("data_root")) and Path(ts["data_root"]).is_dir()
+    return True
+
+
+def load_testset(ts: Mapping[str, Any], dataset_json: str | Path | None = None, name: str = "") -> list[Any]:
+    """Pairs of test set ``ts`` (one entry of ``loftr.testsets``), truncated to ``max_pairs``."""
+    from matchforge.dataset import indices
+
+    kind = ts["kind"]
+
+    def need(key: str) -> str:
+        if not ts.get(key):
+            raise MatchforgeError(f"test set '{name}' of kind {kind} needs option '{key}'", fix=f"set loftr.testsets.{name}.{key} in {config_source()}")
+        return ts[key]
+
+    if kind == "dataset":
+        if dataset_json is None:
+            need("dataset")
+            raise MatchforgeError(f"test set '{name}' needs the dataset.json of dataset '{ts['dataset']}'", fix="pass --dataset")
+        records = indices.read_dataset(dataset_json, ts.get("split", "test"), 0.0)
+    elif kind == "reichstag":
+        records = read_reichstag(need("root"), str(ts.get("vis_threshold", "0.1")))
+    elif kind == "megadepth":
+        if not testset_available(ts):
+            raise MatchforgeError(f"MegaDepth images not found for test set '{name}'", path=ts.get("data_root"),
+                                  fix="download the MegaDepth-1500 images (LoFTR README) and set data_root to their folder")
+        records = indices.read_megadepth_list(need("npz_root"), need("list"), need("data_root"), 0.0)
+    elif kind == "scannet":
+        if not testset_available(ts):
+            raise MatchforgeError(f"ScanNet frames not found for test set '{name}'", path=ts.get("data_root"),
+                                  fix="download the ScanNet-1500 test frames (LoFTR README) and set data_root to their folder")
+        records = indices.read_scannet_index(need("test_npz"), need("intrinsics_npz"), need("data_root"))
+    else:
+        raise MatchforgeError(f"unknown test set kind '{kind}'", fix="use dataset, reichstag, megadepth or scannet")
+    if ts.get("max_pairs"):
+        records = records[: int(ts["max_pairs"])]
+    if not records:
+        raise MatchforgeError(f"test set '{name}' has no pairs", path=dataset_json, fix="check the split / index files")
+    return records
+
+
+# --- feature test sets (posfeat.testsets): the images to extract ------------------------------------
+
+POSE_DEFAULTS = {"split": "test", "min_overlap": 0.0, "max_pairs": None, "ransac_thresh": 0.5}
+
+
+def pose_pairs(spec: dict[str, Any]) -> tuple[list[Any], Path]:
+    """Pairs of a ``pose`` feature test set (a dataset split) and the folder image names are relative to."""
+    from matchforge.dataset.indices import read_dataset
+
+    spec = {**POSE_DEFAULTS, **spec}
+    pairs = read_dataset(spec["dataset"], spec["split"], spec["min_overlap"])
+    if spec["max_pairs"]:
+        pairs = pairs[: spec["max_pairs"]]
+    return pairs, Path(spec["dataset"]).resolve().parent
+
+
+def image_name(path: Path, root: Path) -> str:
+    """Name of an image in a feature file: its path relative to ``root`` (or absolute, without the leading /)."""
+    path = Path(path).resolve()
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return path.as_posix().lstrip("/")
+
+
+def testset_images(spec: dict[str, Any]) -> list[tuple[str, Path]]:
+    """(name, path) of every image a test set needs; the names key the feature file."""
+    kind = spec.get("type")
+    if kind == "homography":
+        from matchforge.evaluation.homography import find_pairs
+
+        root = Path(spec["path"])
+        names = sorted({n for p in find_pairs(root) for n in (p.image0, p.image1)})
+        return [(n, root / n) for n in names]
+    if kind == "pose":
+        pairs, root = pose_pairs(spec)
+        out = {}
+        for p in pairs:
+            for im in (p.image0, p.image1):
+                out[image_name(im, root)] = Path(im)
+        return sorted(out.items())
+    if kind == "reconstruction":
+        from matchforge.io.images import list_images
+
+        return list_images(spec["images"])
+    raise MatchforgeError(f"unknown test set type '{kind}'", fix="use homography, pose or reconstruction")

@@ -1,0 +1,61 @@
+"""Local features of many images in one H5 file (hloc's layout).
+
+One group per image name (the name may contain ``/``), holding ``keypoints`` (N, 2) float pixels in
+the original image (matchforge convention: pixel corners at 0, :mod:`matchforge.geometry.pixels`),
+``descriptors`` (N, D) and optionally ``scores`` (N,). Files are written to ``<name>.part`` and renamed
+when complete, so an interrupted extraction never leaves a file that looks finished.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import TracebackType
+
+import h5py
+import numpy as np
+
+from matchforge.errors import MatchforgeError
+
+
+class FeatureWriter:
+    """``with FeatureWriter(path) as w: w.write(name, {"keypoints": ..., "descriptors": ...})``."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.tmp = self.path.with_name(self.path.name + ".part")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file: h5py.File | None = None
+
+    def __enter__(self) -> "FeatureWriter":
+        self._file = h5py.File(self.tmp, "w")
+        return self
+
+    def write(self, name: str, features: dict[str, np.ndarray]) -> None:
+        assert self._file is not None, "use FeatureWriter as a context manager"
+        group = self._file.create_group(name)
+        for key, value in features.items():
+            group.create_dataset(key, data=value)
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        assert self._file is not None
+        self._file.close()
+        if exc_type is None:
+            self.tmp.replace(self.path)
+
+
+def read_features(path: str | Path, name: str) -> dict[str, np.ndarray]:
+    """All arrays stored for image ``name``."""
+    with h5py.File(path, "r") as f:
+        if name not in f:
+            raise MatchforgeError(f"no features for image '{name}'", path=path,
+                                  fix="extract features again on the same images (the file belongs to another image set)")
+        return {k: f[name][k][()] for k in f[name]}
+
+
+def feature_names(path: str | Path) -> list[str]:
+    """Names of the images stored in a feature file (nested names joined with ``/``)."""
+    names: list[str] = []
+    with h5py.File(path, "r") as f:
+        f.visititems(lambda key, obj: names.append(key) if isinstance(obj, h5py.Group) and "keypoints" in obj else None)
+    return sorted(names)

@@ -1,0 +1,97 @@
+"""Photos: read, write, size and resize (with the matching intrinsics update).
+
+Arrays are ``H x W x 3`` uint8 in **RGB** order (``gray``: ``H x W`` uint8); OpenCV's BGR order
+never leaves this module. ``unchanged`` returns the file's own channels and bit depth (16-bit depth
+PNGs, EXR). Sizes are ``(width, height)`` in pixels.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+os.environ.setdefault("OPENCV_IO_ENABLE_OPENEXR", "1")  # read before OpenCV's first EXR decode (3D Ken Burns depth)
+import cv2  # noqa: E402
+import numpy as np
+
+from matchforge.errors import MatchforgeError
+
+_FLAGS = {"rgb": cv2.IMREAD_COLOR, "gray": cv2.IMREAD_GRAYSCALE, "unchanged": cv2.IMREAD_UNCHANGED,
+          "anydepth": cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR}
+
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".ppm", ".pgm", ".bmp", ".tif", ".tiff", ".webp")
+
+
+def list_images(folder: str | Path) -> list[tuple[str, Path]]:
+    """(name relative to ``folder``, path) of every image below ``folder``, sorted."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise MatchforgeError("image folder not found", fix="check the path", path=folder)
+    return [(p.relative_to(folder).as_posix(), p) for p in sorted(folder.rglob("*"))
+            if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()]
+
+
+def read_image(path: str | Path, mode: str = "rgb", *, required: bool = True, scene: str | None = None,
+               fix: str = "check that the file exists and is a readable image") -> np.ndarray | None:
+    """The image at ``path`` in ``mode`` (``rgb``, ``gray``, ``unchanged`` or ``anydepth``).
+
+    An unreadable file raises a :class:`MatchforgeError` naming it, or returns ``None`` when
+    ``required`` is false (callers that skip and report such files).
+    """
+    try:
+        img = cv2.imread(str(path), _FLAGS[mode])
+    except cv2.error:  # some decoders (EXR without support) raise instead of returning None
+        img = None
+    if img is None:
+        if not required:
+            return None
+        raise MatchforgeError("cannot read image", scene=scene, path=path, fix=fix)
+    if mode == "rgb":
+        return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    return img
+
+
+def write_image(path: str | Path, image: np.ndarray, *, quality: int | None = None) -> None:
+    """Write an RGB (or gray) uint8 image; the format follows the suffix; ``quality`` is JPEG quality."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img = cv2.cvtColor(image, cv2.COLOR_RGB2BGR) if image.ndim == 3 else image
+    params = [cv2.IMWRITE_JPEG_QUALITY, int(quality)] if quality is not None else []
+    if not cv2.imwrite(str(path), img, params):
+        raise MatchforgeError("cannot write image", path=path, fix="check the folder is writable and the suffix is an image format")
+
+
+def image_size(path: str | Path) -> tuple[int, int]:
+    """(width, height) of the stored pixels, from the header only (EXIF orientation is not applied, as in COLMAP)."""
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return im.size
+
+
+def resized_wh(w: int, h: int, resize: int | None) -> tuple[int, int]:
+    """(w, h) scaled so that the long side is ``resize`` (rounded; None or 0 keeps the size), as LoFTR's ``get_resized_wh``."""
+    if not resize:
+        return w, h
+    s = resize / max(h, w)
+    return int(round(w * s)), int(round(h * s))
+
+
+def resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize to ``size`` (W, H): area averaging when shrinking, bilinear when enlarging."""
+    h, w = image.shape[:2]
+    if (w, h) == tuple(size):
+        return image
+    return cv2.resize(image, tuple(size), interpolation=cv2.INTER_AREA if size[0] < w else cv2.INTER_LINEAR)
+
+
+def resize_with_K(image: np.ndarray, K: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Resize to ``size`` (W, H) and scale K's rows accordingly.
+
+    With pixel corners at 0 (matchforge's convention, :mod:`matchforge.geometry.pixels`) a point's
+    coordinates scale exactly by W'/W and H'/H, so ``K' = diag(W'/W, H'/H, 1) K``.
+    """
+    h, w = image.shape[:2]
+    S = np.diag([size[0] / w, size[1] / h, 1.0])
+    return resize(image, size), S @ np.asarray(K, dtype=np.float64)

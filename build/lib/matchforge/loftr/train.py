@@ -1,0 +1,180 @@
+"""``matchforge loftr-train``: train LoFTR (dual-softmax or optimal transport) on a matchforge dataset.
+
+Writes into ``OUT`` (``results/models/loftr/<run>/`` in the workflow):
+
+- ``weights.pt``: state dict with kornia's/the official names; loads with ``strict=True`` into
+  ``kornia.feature.LoFTR(pretrained=None, config=kornia_config(model options))``;
+- ``weights_official.ckpt``: ``{"state_dict": {"matcher.<name>": ...}}``, the layout of the official
+  Lightning checkpoints (``src.loftr.LoFTR.load_state_dict`` and kornia both accept it);
+- ``model.json``: the run options (architecture included) and a training summary;
+- ``metrics.csv`` (one row per logged step/epoch) and ``curve.png`` (training curves).
+
+A run with ``init_weights`` (a kornia pretrained name, an official checkpoint or a matchforge
+``weights.pt`` / ``last.ckpt``) starts from those weights: they are read and their architecture
+checked against the run's options before anything else, and ``temp_bug_fix`` follows them.
+
+Training runs on the shared engine (:mod:`matchforge.training.engine`): checkpoints live in
+``OUT/checkpoints/`` (not a workflow output, so Snakemake never deletes them), written by time, on
+SIGTERM/SIGINT/SIGUSR1 and optionally every N steps; an interrupted job resumes from ``last.ckpt``
+(global step, optimiser, scheduler, sampler position) when its identity (options that change the
+result, plus the training data's fingerprint) is unchanged. Changing ``num_workers``, the checkpoint
+frequency or the device count at the same true batch size keeps the checkpoints.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+from typing import Any, Mapping
+
+from matchforge.conf import load_conf
+from matchforge.errors import MatchforgeError
+
+log = logging.getLogger(__name__)
+
+
+def run_defaults(conf: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """A run's options with the schema defaults filled in (``src/matchforge/schemas/loftr.schema.yaml``)."""
+    from matchforge.workflow import with_defaults
+
+    section = with_defaults("loftr", {"runs": {"run": dict(conf or {})}})
+    return section["runs"]["run"]
+
+
+CURVE_PANELS = [("losses", ["train/loss", "train/loss_c", "train/loss_f", "val/loss"]), ("learning rate", ["lr"]),
+                ("correct coarse matches", ["train/correct_c", "train/num_gt"]),
+                ("validation pose AUC (%)", ["val/auc@5", "val/auc@10", "val/auc@20"])]
+
+
+def training_pairs(conf: Mapping[str, Any], dataset_json: str | Path | None) -> tuple[list[Any], list[Any]]:
+    """(train, val) pairs: a matchforge/MegaDepth-format dataset, or LoFTR's ScanNet indices (``conf['scannet']``)."""
+    from matchforge.dataset.indices import read_dataset, read_scannet_list
+
+    sc = conf.get("scannet")
+    if sc:
+        train = read_scannet_list(sc["npz_root"], sc["list"], sc["intrinsics"], sc["data_root"], sc.get("pose_root"),
+                                  conf["min_overlap"])
+        val_conf = sc.get("val")
+        val = read_scannet_list(val_conf["npz_root"], val_conf["list"], val_conf["intrinsics"], val_conf["data_root"],
+                                val_conf.get("pose_root")) if val_conf else []
+        missing = [r.image0 for r in train[:1] + val[:1] if not Path(r.image0).is_file()]
+        if missing:
+            raise MatchforgeError("ScanNet frames not found", path=missing[0],
+                                  fix="export the ScanNet scenes (color/, depth/, pose/ per scene, LoFTR's python export) "
+                                      "under loftr.runs.<run>.scannet.data_root")
+        where: Any = sc["list"]
+    else:
+        if dataset_json is None:
+            raise MatchforgeError("no training data", fix="pass --dataset (a matchforge dataset.json) or set the run's `scannet:` index")
+        train = read_dataset(dataset_json, "train", conf["min_overlap"])
+        try:
+            val = read_dataset(dataset_json, "val", 0.0)
+        except MatchforgeError as err:
+            log.warning("no validation split (%s): training without validation", err)
+            val = []
+        where = dataset_json
+    if not train:
+        raise MatchforgeError("the training split has no pairs", path=where,
+                              fix="add images/scenes, or lower the run's min_overlap")
+    return train, val
+
+
+def initial_weights(conf: Mapping[str, Any], run: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(state dict, run options) for a run with ``init_weights``: the weights are read (see
+    ``matchforge.loftr.model.read_weights``), their architecture is checked against the run's options,
+    and ``temp_bug_fix`` is set to what the weights were trained with where their source records it."""
+    from matchforge.loftr.model import check_architecture, read_weights
+
+    state, known = read_weights(conf["init_weights"])
+    check_architecture(known, conf, f"loftr.runs.{run}", f"'{conf['init_weights']}'")
+    conf = dict(conf)
+    if "temp_bug_fix" in known and known["temp_bug_fix"] != conf["temp_bug_fix"]:
+        log.info("temp_bug_fix follows the initial weights: %s", known["temp_bug_fix"])
+        conf["temp_bug_fix"] = bool(known["temp_bug_fix"])
+    log.info("initialised from %s (%d tensors)", conf["init_weights"], len(state))
+    return state, conf
+
+
+def run_identity(conf: Mapping[str, Any]) -> dict[str, Any]:
+    """Options that define what a run learns: the device layout only through the true batch size."""
+    from matchforge.loftr.lightning_module import true_batch_size
+    from matchforge.training.engine import strip_options
+
+    return {**strip_options(conf), "true_batch_size": true_batch_size(conf)}
+
+
+def data_fingerprint(conf: Mapping[str, Any], dataset_json: str | Path | None) -> str:
+    """The training data's fingerprint: the dataset and its scene-info files, or the ScanNet index lists."""
+    from matchforge.training.fingerprint import dataset_fingerprint, files_digest
+
+    sc = conf.get("scannet")
+    if sc:
+        return files_digest([sc["list"], *([sc["val"]["list"]] if sc.get("val") else [])])
+    return dataset_fingerprint(dataset_json)
+
+
+def main(conf: Mapping[str, Any], dataset_json: str | Path | None, out_dir: str | Path, run: str = "run") -> dict[str, Any]:
+    """Train one run on ``dataset_json`` (or the run's ``scannet`` indices); returns the summary written into ``model.json``."""
+    import lightning as L
+    import torch
+
+    from matchforge.loftr.lightning_module import LoFTRModule, PairDataModule, scaled_lr_and_warmup, true_batch_size
+    from matchforge.loftr.model import export_state_dict
+    from matchforge.training.curves import merge_logs, plot_curves
+    from matchforge.training.engine import RunSpec, fit
+
+    conf = run_defaults(conf)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    train, val = training_pairs(conf, dataset_json)
+    log.info("run %s: %d train pairs (%d scenes), %d val pairs", run, len(train), len({r.scene for r in train}), len(val))
+
+    init_state = None
+    if conf["init_weights"]:  # read and checked before any checkpoint of an earlier job is touched
+        init_state, conf = initial_weights(conf, run)
+
+    L.seed_everything(int(conf["seed"]), workers=True)
+    module = LoFTRModule(conf)
+    if init_state is not None:  # a resumed job then loads its checkpoint over these
+        module.matcher.load_state_dict(init_state, strict=True)
+    lr, warmup = scaled_lr_and_warmup(conf)
+    log.info("true batch size %d, lr %.3g, warm-up %d steps", true_batch_size(conf), lr, warmup)
+    spec = RunSpec(out_dir=out_dir, name=f"LoFTR run {run}", identity=run_identity(conf),
+                   data_fingerprint=data_fingerprint(conf, dataset_json), max_steps=int(conf["max_steps"]),
+                   max_epochs=int(conf["max_epochs"]), accelerator=conf["accelerator"], devices=conf["devices"],
+                   num_nodes=int(conf["num_nodes"]), strategy=conf["strategy"], precision=conf["precision"],
+                   gradient_clip_val=float(conf["gradient_clip_val"]),
+                   checkpoint_every_n_steps=int(conf["checkpoint_every_n_steps"]),
+                   checkpoint_minutes=float(conf["checkpoint_minutes"]),
+                   check_val_every_n_epoch=int(conf["val_every_n_epochs"]), has_val=bool(val))
+    result = fit(module, PairDataModule(conf, train, val), None, spec)
+    trainer = result.trainer
+    summary: dict[str, Any] = {"run": run, "global_step": result.global_step, "epochs": int(trainer.current_epoch),
+                               "seconds": round(result.seconds, 2), "resumed_from": result.resumed_from,
+                               "true_batch_size": true_batch_size(conf), "lr": lr, "warmup_step": warmup,
+                               "train_pairs": len(train), "val_pairs": len(val), "accelerator": result.accelerator,
+                               "conf": conf}
+    if trainer.is_global_zero:
+        state = export_state_dict(module.matcher)
+        torch.save(state, out_dir / "weights.pt")
+        torch.save({"state_dict": {f"matcher.{k}": v for k, v in state.items()}}, out_dir / "weights_official.ckpt")
+        merge_logs(out_dir / "logs", out_dir / "metrics.csv")
+        plot_curves(out_dir / "metrics.csv", out_dir / "curve.png", CURVE_PANELS,
+                    title=f"LoFTR run {run} ({conf['match_type']})")
+        (out_dir / "model.json").write_text(json.dumps(summary, indent=2, default=float))
+    return summary
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dataset", default=None, help="dataset.json of a dataset built by `matchforge dataset` "
+                        "(not needed when the run's options name a `scannet:` index)")
+    parser.add_argument("--out", required=True, help="output folder (weights.pt, model.json, metrics.csv, curve.png, checkpoints/)")
+    parser.add_argument("--run", default="run", help="run name (for logs)")
+    parser.add_argument("--conf", default=None, help="run options: inline JSON or a YAML/JSON file (see config/README.md, loftr.runs)")
+
+
+def run(args: argparse.Namespace) -> None:
+    summary = main(load_conf(args.conf), args.dataset, args.out, run=args.run)
+    log.info("trained %s: %d steps in %.1f s", args.run, summary["global_step"], summary["seconds"])

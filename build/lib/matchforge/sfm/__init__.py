@@ -1,0 +1,1 @@
+"""SfM stage: photos -> COLMAP sparse model (pycolmap) -> undistorted PINHOLE model and images."""

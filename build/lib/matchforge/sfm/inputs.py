@@ -1,0 +1,137 @@
+"""Find a scene's photos, skip unreadable ones and duplicates (with the reason), and honour EXIF orientation.
+
+Duplicates: a photo whose file bytes, or whose decoded pixels, equal an earlier photo's (in sorted path
+order) is skipped as ``duplicate of <file>``. Scraped collections hold the same photo under several
+names; kept twice it would register at one pose with overlap 1.0, and a split by images could put the
+copy in test and the original in train.
+
+COLMAP reads pixels as stored and ignores the EXIF orientation tag, so a portrait photo taken with
+a rotated phone would enter SfM sideways. Photos with a non-trivial orientation are rewritten
+upright into the staging folder; all others are linked there unchanged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PIL import Image, ImageFile, ImageOps
+from tqdm import tqdm
+
+from matchforge.errors import MatchforgeError
+from matchforge.io.images import IMAGE_SUFFIXES
+from matchforge.workflow import config_source
+
+logger = logging.getLogger(__name__)
+
+EXIF_ORIENTATION = 0x0112
+EXIF_GPS = 0x8825
+
+
+@dataclass
+class StagedImages:
+    """Photos ready for COLMAP: names are flat (``sub/a.jpg`` -> ``sub__a.jpg``) with unique stems."""
+
+    folder: Path
+    names: list[str] = field(default_factory=list)
+    skipped: list[dict[str, str]] = field(default_factory=list)  # {"file", "reason"}
+    rotated: list[str] = field(default_factory=list)  # staged names rewritten upright from EXIF
+    digests: dict[str, str] = field(default_factory=dict)  # staged name -> pixel digest (stats.json photo_digests)
+    has_gps: bool = False
+
+    @property
+    def num_found(self) -> int:
+        return len(self.names) + len(self.skipped)
+
+
+def require_folder(images: Path, scene: str) -> None:
+    """Fail with the config key, the path and the fix when a scene's images folder is missing."""
+    if not Path(images).is_dir():
+        raise MatchforgeError(f"the images folder does not exist (config key scenes.{scene}.images)", scene=scene,
+                              path=images, fix=f"set scenes.{scene}.images in {config_source()} to a folder of photos")
+
+
+def skipped_summary(skipped: list[dict[str, str]], limit: int = 5) -> str:
+    """``a.jpg (reason); b.jpg (reason); ... and N more`` for messages."""
+    parts = [f"{s['file']} ({s['reason']})" for s in skipped[:limit]]
+    more = f"; and {len(skipped) - limit} more" if len(skipped) > limit else ""
+    return "; ".join(parts) + more
+
+
+def find_images(folder: Path) -> list[Path]:
+    """Image files under ``folder`` (recursive, sorted); other files are ignored."""
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def check_image(path: Path) -> tuple[Image.Image | None, str | None]:
+    """Decode the whole image; return (image, None) or (None, reason)."""
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
+    try:
+        with Image.open(path) as im:
+            im.load()
+            if im.width < 16 or im.height < 16:
+                return None, f"too small ({im.width}x{im.height} px)"
+            return im.copy(), None
+    except Exception as err:  # PIL raises many types for broken files
+        reason = str(err) or type(err).__name__
+        return None, f"unreadable: {reason}"
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def pixel_digest(image: Image.Image) -> str:
+    """Digest of the decoded pixels (mode and size included): equal for re-encodings that lose nothing."""
+    return _digest(f"{image.mode}{image.size}".encode() + image.tobytes())
+
+
+def stage_images(src: Path, dst: Path) -> StagedImages:
+    """Check every photo under ``src`` and place the usable ones in ``dst`` (links or upright copies)."""
+    if dst.exists():
+        shutil.rmtree(dst)
+    dst.mkdir(parents=True)
+    staged = StagedImages(dst)
+    stems: dict[str, str] = {}
+    seen: dict[str, str] = {}  # file or pixel digest -> first file with it
+    for path in tqdm(find_images(src), desc="checking photos", unit="img"):
+        rel = path.relative_to(src).as_posix()
+        name = rel.replace("/", "__")
+        image, reason = check_image(path)
+        stem = Path(name).stem
+        if image is None:
+            staged.skipped.append({"file": rel, "reason": reason})
+            logger.warning("skipping %s: %s", path, reason)
+            continue
+        if stem in stems:
+            reason = f"same stem as {stems[stem]} (depth and scene-info files are named by stem); rename one"
+            staged.skipped.append({"file": rel, "reason": reason})
+            logger.warning("skipping %s: %s", path, reason)
+            continue
+        file_key, pixel_key = "file:" + _digest(path.read_bytes()), "pixels:" + pixel_digest(image)
+        first = seen.get(file_key) or seen.get(pixel_key)
+        if first is not None:
+            how = "identical file" if file_key in seen else "identical pixels"
+            staged.skipped.append({"file": rel, "reason": f"duplicate of {first} ({how})"})
+            logger.warning("skipping %s: duplicate of %s (%s)", path, first, how)
+            continue
+        seen[file_key] = seen[pixel_key] = rel
+        staged.digests[name] = pixel_key.removeprefix("pixels:")
+        stems[stem] = rel
+        exif = image.getexif()
+        staged.has_gps |= bool(exif.get_ifd(EXIF_GPS)) if exif else False
+        orientation = exif.get(EXIF_ORIENTATION, 1) if exif else 1
+        target = dst / name
+        if orientation not in (0, 1):
+            upright = ImageOps.exif_transpose(image)
+            save_kwargs = {"quality": 95} if target.suffix.lower() in (".jpg", ".jpeg") else {}
+            upright.save(target, exif=upright.getexif(), **save_kwargs)  # keeps the focal length for COLMAP
+            staged.rotated.append(name)
+        else:
+            os.symlink(path.resolve(), target)
+        staged.names.append(name)
+    return staged

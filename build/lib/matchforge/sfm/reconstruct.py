@@ -1,0 +1,314 @@
+"""Photos -> COLMAP sparse model -> undistorted PINHOLE model, with pycolmap (CPU or CUDA).
+
+Outputs in ``out`` (DESIGN.md): ``sparse/`` (binary PINHOLE model), ``images/`` (the undistorted
+images it refers to), ``stats.json``. Intermediate files (database, distorted models, staged photos)
+stay in ``out/work/`` for inspection and reuse.
+
+A scene may reuse an existing COLMAP project (``existing``): a sparse model (distorted, or already
+undistorted) and/or a database with features and matches.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import pycolmap
+
+from matchforge.conf import load_conf
+from matchforge.errors import MatchforgeError
+from matchforge.workflow import config_source, with_defaults
+from matchforge.sfm.inputs import StagedImages, require_folder, skipped_summary, stage_images
+
+logger = logging.getLogger(__name__)
+
+CAMERA_MODES = {"auto": pycolmap.CameraMode.AUTO, "single": pycolmap.CameraMode.SINGLE,
+                "per_folder": pycolmap.CameraMode.PER_FOLDER, "per_image": pycolmap.CameraMode.PER_IMAGE}
+
+
+def choose_matcher(conf: dict[str, Any], num_images: int, has_gps: bool) -> str:
+    """The matcher ``auto`` resolves to: exhaustive for small scenes, else spatial (GPS), vocab tree, sequential."""
+    if conf["matcher"] != "auto":
+        return conf["matcher"]
+    if num_images <= conf["exhaustive_max_images"]:
+        return "exhaustive"
+    if has_gps:
+        return "spatial"
+    return "vocab_tree" if conf["vocab_tree_path"] else "sequential"
+
+
+def extract_and_match(conf: dict[str, Any], database: Path, images: StagedImages, scene: str) -> str:
+    """SIFT features and geometrically verified matches into ``database``; returns the matcher used."""
+    device = pycolmap.Device.cuda if conf["use_gpu"] else pycolmap.Device.cpu
+    reader = pycolmap.ImageReaderOptions()
+    reader.camera_model = conf["camera_model"]
+    extraction = pycolmap.FeatureExtractionOptions()
+    extraction.max_image_size = conf["max_image_size"]
+    extraction.num_threads = conf["num_threads"]
+    extraction.use_gpu = conf["use_gpu"]
+    extraction.sift.max_num_features = conf["max_num_features"]
+    t = time.time()
+    pycolmap.extract_features(database, images.folder, image_names=images.names,
+                              camera_mode=CAMERA_MODES[conf["camera_mode"]], reader_options=reader,
+                              extraction_options=extraction, device=device)
+    logger.info("extracted features of %d images in %.1f s", len(images.names), time.time() - t)
+
+    matching = pycolmap.FeatureMatchingOptions()
+    matching.max_num_matches = conf["max_num_matches"]
+    matching.num_threads = conf["num_threads"]
+    matching.use_gpu = conf["use_gpu"]
+    matching.guided_matching = conf["guided_matching"]
+    verification = pycolmap.TwoViewGeometryOptions()
+    verification.ransac.random_seed = conf["seed"]  # COLMAP's default (-1) draws a new seed per run
+    matcher = choose_matcher(conf, len(images.names), images.has_gps)
+    t = time.time()
+    if matcher == "exhaustive":
+        pycolmap.match_exhaustive(database, matching_options=matching, verification_options=verification, device=device)
+    elif matcher == "sequential":
+        pairing = pycolmap.SequentialPairingOptions()
+        pairing.overlap = conf["sequential_overlap"]
+        pycolmap.match_sequential(database, matching_options=matching, pairing_options=pairing,
+                                  verification_options=verification, device=device)
+    elif matcher == "spatial":
+        pycolmap.match_spatial(database, matching_options=matching, verification_options=verification, device=device)
+    elif matcher == "vocab_tree":
+        if not conf["vocab_tree_path"] or not Path(conf["vocab_tree_path"]).exists():
+            raise MatchforgeError("matcher 'vocab_tree' needs a vocabulary tree file", scene=scene,
+                                  path=conf["vocab_tree_path"],
+                                  fix="set sfm.vocab_tree_path to a COLMAP vocabulary tree (.bin), or use matcher: sequential")
+        pairing = pycolmap.VocabTreePairingOptions()
+        pairing.vocab_tree_path = str(conf["vocab_tree_path"])
+        pycolmap.match_vocabtree(database, matching_options=matching, pairing_options=pairing,
+                                 verification_options=verification, device=device)
+    logger.info("%s matching in %.1f s", matcher, time.time() - t)
+    return matcher
+
+
+def mapping_threads(conf: dict[str, Any]) -> int:
+    """Threads for mapping: ``mapping_threads``, or ``num_threads`` when it is null.
+
+    Extraction and matching give the same result with any number of threads; mapping does not (which
+    image pair is tried first depends on thread timing), so a reproducible model needs only this at 1.
+    """
+    return conf["num_threads"] if conf.get("mapping_threads") is None else conf["mapping_threads"]
+
+
+def map_scene(conf: dict[str, Any], database: Path, image_dir: Path, out: Path,
+              seed: int) -> dict[int, pycolmap.Reconstruction]:
+    """One incremental or global mapping run; returns all models found (possibly several, possibly none)."""
+    out.mkdir(parents=True, exist_ok=True)
+    pycolmap.set_random_seed(seed)
+    if conf["mapper"] == "global":
+        options = pycolmap.GlobalPipelineOptions()
+        options.min_num_matches = conf["min_num_matches"]
+        options.num_threads = mapping_threads(conf)
+        options.random_seed = seed
+        return pycolmap.global_mapping(database, image_dir, out, options=options)
+    options = pycolmap.IncrementalPipelineOptions()
+    options.min_num_matches = conf["min_num_matches"]
+    options.num_threads = mapping_threads(conf)
+    options.random_seed = seed
+    options.ba_global_function_tolerance = conf["ba_global_function_tolerance"]
+    return pycolmap.incremental_mapping(database, image_dir, out, options=options)
+
+
+def _model_size(rec: pycolmap.Reconstruction) -> tuple[int, int]:
+    return rec.num_reg_images(), rec.num_points3D()
+
+
+def map_with_retries(conf: dict[str, Any], database: Path, image_dir: Path, out: Path, num_photos: int,
+                     ) -> tuple[Path | None, list[dict[str, Any]]]:
+    """Map up to ``mapping_attempts`` times (seeds ``seed``, ``seed+1``, ...) until the largest model
+    registers at least ``retry_below`` of ``num_photos``.
+
+    A poor initial pair can end incremental mapping with a 2-3 image model and no second start, and
+    which pair is tried first depends on the seed and on thread timing. Returns the folder of the
+    largest model over all runs (most images, then most points; None when no run built one) and a
+    summary of every run for stats.json.
+    """
+    best: tuple[tuple[int, int], int, int] | None = None  # (size, attempt, model index)
+    attempts: list[dict[str, Any]] = []
+    for attempt in range(conf["mapping_attempts"]):
+        seed = conf["seed"] + attempt
+        t = time.time()
+        models = map_scene(conf, database, image_dir, out / f"attempt{attempt}", seed=seed)
+        logger.info("%s mapping (seed %d): %d model(s), sizes %s, in %.1f s", conf["mapper"], seed, len(models),
+                    [m.num_reg_images() for m in models.values()], time.time() - t)
+        attempts.append({"seed": seed, "seconds": round(time.time() - t, 2),
+                         "models": [{"index": int(k), **model_summary(m)} for k, m in sorted(models.items())]})
+        for key, model in models.items():
+            if best is None or _model_size(model) > best[0]:
+                best = (_model_size(model), attempt, int(key))
+        if best is not None and best[0][0] >= conf["retry_below"] * num_photos:
+            break
+        if attempt + 1 < conf["mapping_attempts"]:
+            logger.warning("largest model so far registers %d of %d photos; mapping again with seed %d",
+                           best[0][0] if best else 0, num_photos, seed + 1)
+    if best is None:
+        return None, attempts
+    attempts[best[1]]["kept_model"] = best[2]
+    return out / f"attempt{best[1]}" / str(best[2]), attempts
+
+
+def undistort(conf: dict[str, Any], model_dir: Path, image_dir: Path, out: Path) -> None:
+    """PINHOLE undistortion into ``out/sparse`` and ``out/images`` (replacing what was there)."""
+    tmp = out / "work" / "undistorted"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    options = pycolmap.UndistortCameraOptions()
+    options.max_image_size = conf["undistort_max_image_size"]
+    pycolmap.undistort_images(tmp, model_dir, image_dir, output_type="COLMAP", undistort_options=options)
+    for name in ("sparse", "images"):
+        if (out / name).exists():
+            shutil.rmtree(out / name)
+        shutil.move(tmp / name, out / name)
+    shutil.rmtree(tmp)
+
+
+def model_summary(rec: pycolmap.Reconstruction) -> dict[str, Any]:
+    return {"num_registered": rec.num_reg_images(), "num_points3D": rec.num_points3D(),
+            "mean_reprojection_error": rec.compute_mean_reprojection_error(),
+            "mean_track_length": rec.compute_mean_track_length(),
+            "mean_observations_per_image": rec.compute_mean_observations_per_reg_image()}
+
+
+def _copy_undistorted(rec: pycolmap.Reconstruction, image_dir: Path, out: Path, scene: str) -> None:
+    for cam in rec.cameras.values():
+        if cam.model.name not in ("PINHOLE", "SIMPLE_PINHOLE"):
+            raise MatchforgeError(f"colmap.undistorted is true but camera {cam.camera_id} is {cam.model.name}",
+                                  scene=scene, fix="set colmap.undistorted: false so that matchforge undistorts it")
+    for name in ("sparse", "images"):
+        if (out / name).exists():
+            shutil.rmtree(out / name)
+    (out / "sparse").mkdir(parents=True)
+    rec.write(out / "sparse")
+    for image in rec.images.values():
+        src = image_dir / image.name
+        if not src.exists():
+            raise MatchforgeError(f"the model refers to image '{image.name}' which is not in the images folder",
+                                  scene=scene, path=src, fix="point `images` at the folder the model was built from")
+        (out / "images" / image.name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src, out / "images" / image.name)
+
+
+def main(conf: dict[str, Any], images: str | Path, out: str | Path, scene: str = "scene",
+         existing: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Run SfM for one scene and write ``out/{sparse,images,stats.json}``; returns the stats.
+
+    Args:
+        conf: SfM options (see ``src/matchforge/schemas/sfm.schema.yaml``); missing keys take the defaults.
+        images: folder of photos (searched recursively).
+        out: output folder, ``results/{scene}/sfm`` in the workflow.
+        scene: scene name, for messages.
+        existing: optional ``{"sparse": dir, "database": file, "undistorted": bool}`` to reuse a COLMAP project.
+    """
+    conf = with_defaults("sfm", conf)
+    images, out = Path(images), Path(out)
+    existing = existing or {}
+    start = time.time()
+    pycolmap.set_random_seed(conf["seed"])
+    require_folder(images, scene)
+    work = out / "work"
+    work.mkdir(parents=True, exist_ok=True)
+    stats: dict[str, Any] = {"scene": scene, "pycolmap": pycolmap.__version__, "options": conf}
+    try:
+        _reconstruct(conf, images, out, scene, existing, stats)
+    except MatchforgeError as err:
+        # Snakemake deletes a failed job's outputs: the record of what was found and skipped stays in work/
+        stats.update(error=str(err), seconds=round(time.time() - start, 2))
+        (work / "stats.json").write_text(json.dumps(stats, indent=2))
+        raise
+
+    final = pycolmap.Reconstruction(out / "sparse")
+    stats.update(model_summary(final))
+    stats["seconds"] = round(time.time() - start, 2)
+    (out / "stats.json").write_text(json.dumps(stats, indent=2))
+    skipped = f"; {len(stats['skipped'])} file(s) skipped: {skipped_summary(stats['skipped'])}" if stats["skipped"] else ""
+    logger.info("scene %s: %d/%d photos registered, %d points, reprojection error %.3f px%s",
+                scene, stats["num_registered"], stats["num_images"], stats["num_points3D"],
+                stats["mean_reprojection_error"], skipped)
+    return stats
+
+
+def _reconstruct(conf: dict[str, Any], images: Path, out: Path, scene: str, existing: dict[str, Any],
+                 stats: dict[str, Any]) -> None:
+    """The SfM of :func:`main` into ``out/{sparse,images}``, filling ``stats`` as it goes."""
+    work = out / "work"
+    if existing.get("sparse"):
+        sparse = Path(existing["sparse"])
+        if not sparse.is_dir():
+            raise MatchforgeError("the existing sparse model folder does not exist", scene=scene, path=sparse,
+                                  fix=f"fix scenes.{scene}.colmap.sparse in {config_source()}")
+        rec = pycolmap.Reconstruction(sparse)
+        stats.update(source="existing sparse model", num_images=rec.num_images(), skipped=[], attempts=[])
+        if existing.get("undistorted"):
+            _copy_undistorted(rec, images, out, scene)
+        else:
+            undistort(conf, sparse, images, out)
+        return
+    staged = stage_images(images, work / "input")
+    # num_images: the readable photos SfM was given; skipped files (unreadable, duplicates) are listed apart
+    stats.update(num_images=len(staged.names), num_files=staged.num_found, skipped=staged.skipped,
+                 rotated_from_exif=staged.rotated, photo_digests=staged.digests)
+    record = f"; skipped: {skipped_summary(staged.skipped)} (all listed in {work / 'stats.json'})" if staged.skipped else ""
+    if not staged.names:
+        raise MatchforgeError(f"no readable photos ({staged.num_found} image files found{record})", scene=scene,
+                              path=images, fix="put JPEG/PNG photos of the scene in this folder")
+    if len(staged.names) < 2:
+        raise MatchforgeError(f"only 1 readable photo ({staged.names[0]}){record}; SfM needs at least 2 overlapping "
+                              "photos", scene=scene, path=images,
+                              fix=f"add more photos of the scene taken from different positions, or, for unrelated "
+                                  f"single photos (depth only), set scenes.{scene}.single_images: true")
+    database = work / "database.db"
+    if existing.get("database"):
+        shutil.copy2(existing["database"], database)
+        stats["matcher"] = "existing database"
+    else:
+        database.unlink(missing_ok=True)
+        stats["matcher"] = extract_and_match(conf, database, staged, scene)
+    distorted = work / "distorted"
+    if distorted.exists():
+        shutil.rmtree(distorted)
+    best, stats["attempts"] = map_with_retries(conf, database, staged.folder, distorted, len(staged.names))
+    kept = pycolmap.Reconstruction(best) if best is not None else None
+    if kept is None or kept.num_reg_images() < 2:
+        raise MatchforgeError(
+            f"no model could be built: none of the {len(staged.names)} photos registered "
+            f"(not enough overlapping views or matches)", scene=scene, path=images,
+            fix="use photos that overlap (each scene point seen from several positions), try sfm.matcher: "
+                "exhaustive, sfm.camera_mode: single, or a larger sfm.max_image_size")
+    stats["distorted_model"] = str(best.relative_to(out))
+    registered = {img.name for img in kept.images.values() if img.has_pose}
+    stats["unregistered"] = sorted(set(staged.names) - registered)
+    stats.update({f"kept_{k}": v for k, v in model_summary(kept).items() if k in ("num_registered", "num_points3D")})
+    if kept.num_points3D() < conf["min_points3D"]:
+        raise MatchforgeError(
+            f"the best model has {kept.num_points3D()} 3D points (sfm.min_points3D is {conf['min_points3D']}); "
+            f"{kept.num_reg_images()}/{len(staged.names)} photos registered", scene=scene, path=images,
+            fix="a model this sparse gives no usable depth or pairs: check that the photos overlap and are not "
+                "much larger than sfm.max_image_size (very large photos keep few features at the default size), "
+                "try sfm.matcher: exhaustive or a larger sfm.max_num_features; lower sfm.min_points3D only for "
+                "tiny test scenes")
+    undistort(conf, best, staged.folder, out)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--images", required=True, type=Path, help="folder of photos")
+    parser.add_argument("--out", required=True, type=Path, help="output folder (results/{scene}/sfm)")
+    parser.add_argument("--scene", default="scene", help="scene name, for messages")
+    parser.add_argument("--conf", help="SfM options as inline JSON or a YAML file (defaults: config/README.md)")
+    parser.add_argument("--existing", help="existing COLMAP project as JSON: {sparse, database, undistorted}")
+    parser.add_argument("--num-threads", type=int, help="overrides conf num_threads")
+
+
+def run(args: argparse.Namespace) -> None:
+    conf = load_conf(args.conf)
+    if args.num_threads:
+        conf["num_threads"] = args.num_threads
+    existing = json.loads(args.existing) if args.existing else None
+    main(conf, args.images, args.out, scene=args.scene, existing=existing)

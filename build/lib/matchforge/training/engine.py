@@ -1,0 +1,349 @@
+"""The one training engine: Lightning Trainer, checkpoints, resume policy, signals.
+
+A family (LoFTR, PoSFeat, shift/focal) supplies a ``LightningModule`` (model, losses, optimiser and
+scheduler as its paper defines them) and its train/val dataloaders; :func:`fit` does the rest.
+
+Resume policy (``docs/training.md``)
+------------------------------------
+A run's **identity** is its result-defining options (the family drops those listed in
+:data:`NOT_RESULT_OPTIONS`: workers, logging, visualisation and checkpoint frequency, device count
+where the effective batch is unchanged) plus a **fingerprint of its training data**
+(:mod:`matchforge.training.fingerprint`). It is stored in ``<out>/checkpoints/identity.json``.
+
+- ``last.ckpt`` exists, same identity, no ``COMPLETE`` marker: the job was interrupted, so it resumes
+  with global step, optimiser, scheduler, RNG-free sampler position (:class:`ResumableBatches`).
+- ``COMPLETE`` exists (the run finished; this job is a forced rerun) or the identity differs (the
+  log names the changed options or says that the data changed): start over from step 0.
+
+Checkpoints (``last.ckpt``) are written atomically (temporary file, then rename) every
+``checkpoint_every_n_steps`` steps (0 = off), every ``checkpoint_minutes`` of training, at the end,
+and when the job receives SIGTERM, SIGINT or SIGUSR1: the step in progress finishes, the checkpoint
+is written within seconds and :class:`TrainingInterrupted` is raised (the CLI exits with status 75),
+so that Snakemake's retry or the user's rerun resumes. The SLURM profile sends SIGUSR1 ahead of the
+time limit.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, Sampler
+
+from matchforge.conf import to_json
+
+log = logging.getLogger(__name__)
+
+EXIT_INTERRUPTED = 75  # EX_TEMPFAIL: "try again", the job resumes from its checkpoint
+SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)
+
+# Options that do not change what a run learns; leaving them out of the identity lets a run resume
+# (or be reused) after they change. A family removes its own names for the same things.
+NOT_RESULT_OPTIONS = frozenset({
+    "num_workers", "device", "accelerator", "devices", "num_nodes", "strategy",
+    "checkpoint_every_n_steps", "checkpoint_every", "ckpt_every", "checkpoint_minutes",
+    "vis_every", "val_every", "val_every_n_epochs", "log_every_n_steps",
+})
+
+
+class TrainingInterrupted(Exception):
+    """The job got a signal; ``last.ckpt`` holds ``step`` and a rerun resumes from it."""
+
+    def __init__(self, signum: int, step: int, checkpoint: Path):
+        self.signum, self.step, self.checkpoint = signum, step, checkpoint
+        super().__init__(f"{signal.Signals(signum).name} at step {step}: checkpoint {checkpoint} written; "
+                         "run the job again to resume")
+
+
+def strip_options(conf: Mapping[str, Any], extra: Sequence[str] = ()) -> dict[str, Any]:
+    """``conf`` without the options that do not change the result (recursively, by key name)."""
+    drop = NOT_RESULT_OPTIONS | set(extra)
+    return {k: strip_options(v, extra) if isinstance(v, Mapping) else v for k, v in conf.items() if k not in drop}
+
+
+@dataclass
+class RunSpec:
+    """Where a run lives and how the Trainer runs it (options from the family's schema)."""
+
+    out_dir: Path
+    name: str
+    identity: Mapping[str, Any]
+    data_fingerprint: str
+    max_steps: int = -1
+    max_epochs: int = -1
+    accelerator: str = "auto"
+    devices: int | str = 1
+    num_nodes: int = 1
+    strategy: str = "auto"
+    precision: str = "32-true"
+    gradient_clip_val: float | None = None
+    checkpoint_every_n_steps: int = 0
+    checkpoint_minutes: float = 10.0
+    check_val_every_n_epoch: int | None = 1
+    val_check_interval: int | float | None = None
+    has_val: bool = True
+    log_every_n_steps: int = 1
+    callbacks: list[L.Callback] = field(default_factory=list)
+
+    @property
+    def ckpt_dir(self) -> Path:
+        return self.out_dir / "checkpoints"
+
+
+@dataclass
+class FitResult:
+    trainer: L.Trainer
+    resumed_from: int | None  # global step the job resumed at (None: started at 0)
+    global_step: int
+    seconds: float
+    accelerator: str
+
+
+class ResumableBatches(Sampler[list[int]]):
+    """A batch sampler that, after a resume, skips the batches of the current epoch that the
+    interrupted job already trained on, so the run sees exactly the batches an uninterrupted run would.
+
+    ``batches`` must give the same order again for the same epoch (seeded by epoch or step). Its
+    length stays the full epoch, which keeps Lightning's progress counters right.
+    """
+
+    def __init__(self, batches: Sampler[list[int]] | Sequence[list[int]]):
+        self.batches, self.skip = batches, 0
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Forwarded to the sampler that orders the epoch (Lightning calls it on ``batch_sampler``)."""
+        inner = self.batches if hasattr(self.batches, "set_epoch") else getattr(self.batches, "sampler", None)
+        if inner is not None and hasattr(inner, "set_epoch"):
+            inner.set_epoch(epoch)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        skip, self.skip = self.skip, 0
+        for i, b in enumerate(self.batches):
+            if i >= skip:
+                yield b
+
+
+class ResumableLoader(DataLoader):
+    """DataLoader over :class:`ResumableBatches`. Its position comes from the trainer's restored batch
+    progress (set by :func:`resume_position`), so its own state dict is empty; having one tells
+    Lightning that the loader resumes mid-epoch correctly."""
+
+    def __init__(self, dataset: Any, batches: Sampler[list[int]] | Sequence[list[int]], **kwargs: Any):
+        super().__init__(dataset, batch_sampler=ResumableBatches(batches), **kwargs)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        pass
+
+
+def resume_position(loader: DataLoader, trainer: L.Trainer | None) -> DataLoader:
+    """Tell a :class:`ResumableLoader` how many batches of the current epoch were already trained on
+    (call from ``train_dataloader``; Lightning restores its loops before it builds the loaders)."""
+    if trainer is not None and isinstance(loader, ResumableLoader):
+        loop = trainer.fit_loop.epoch_loop
+        if loop.restarting:  # checkpoints are written before a batch starts: `completed` batches are done
+            loader.batch_sampler.skip = int(loop.batch_progress.current.completed)
+    return loader
+
+
+def resolve_accelerator(accelerator: str) -> str:
+    if accelerator == "auto":
+        return "gpu" if torch.cuda.is_available() else "cpu"
+    return accelerator
+
+
+def _atomic_save(trainer: L.Trainer, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    trainer.save_checkpoint(str(tmp))
+    if trainer.is_global_zero:
+        os.replace(tmp, path)
+    trainer.strategy.barrier()
+
+
+class _Checkpoints(L.Callback):
+    """``last.ckpt`` by step count, by time, at the end, and on SIGTERM/SIGINT/SIGUSR1 (then stop).
+
+    A signal that arrives during the last step lets the run finish normally."""
+
+    def __init__(self, path: Path, every_n_steps: int, minutes: float):
+        self.path, self.every_n_steps, self.seconds = path, every_n_steps, minutes * 60.0
+        self.signum: int | None = None
+        self._previous: dict[int, Any] = {}
+        self._last_save = time.monotonic()
+        self._saved_at = -1
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        if self.signum is None:
+            log.warning("received %s: finishing this step, then writing a checkpoint", signal.Signals(signum).name)
+        self.signum = signum
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # installed after Lightning's own handlers (which only log SIGTERM and go on)
+        for s in SIGNALS:
+            try:
+                self._previous[s] = signal.signal(s, self._handler)
+            except ValueError:  # not the main thread
+                pass
+        self._last_save = time.monotonic()
+
+    def _restore_handlers(self) -> None:
+        for s, h in self._previous.items():
+            signal.signal(s, h)
+        self._previous.clear()
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int) -> None:
+        # Saved before the next batch rather than after the last one: by now Lightning has logged the
+        # finished step and stepped its schedulers, so the checkpoint holds exactly `global_step` steps.
+        step = trainer.global_step
+        if self._saved_at == -1:
+            # Lightning counts one more logged step when it restores a mid-epoch checkpoint than our
+            # before-the-batch checkpoints hold; the logger's step is the global step (no accumulation).
+            trainer.fit_loop.epoch_loop._batches_that_stepped = step
+            self._saved_at = step
+        if step == 0 or step == self._saved_at:
+            return
+        due = (self.every_n_steps > 0 and step % self.every_n_steps == 0) or \
+            time.monotonic() - self._last_save >= self.seconds
+        # one collective per step: any rank's signal or timer decides for all (identity without DDP)
+        flags = trainer.strategy.reduce(torch.tensor([float(self.signum is not None), float(due)], device=pl_module.device),
+                                        reduce_op="max")
+        interrupted, due = bool(flags[0]), bool(flags[1])
+        if due or interrupted:
+            _atomic_save(trainer, self.path)
+            self._last_save, self._saved_at = time.monotonic(), step
+        if interrupted:
+            raise TrainingInterrupted(self.signum or signal.SIGTERM, step, self.path)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._restore_handlers()
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        self._restore_handlers()
+
+
+class _LogSteps(L.Callback):
+    """A log line with the ``train/*`` metrics at steps 1-10, then every 10th step (logs are read in files)."""
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        if trainer.is_global_zero and (trainer.global_step % 10 == 1 or trainer.global_step <= 10):
+            m = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("train/")}
+            log.info("step %d epoch %d %s", trainer.global_step, trainer.current_epoch,
+                     " ".join(f"{k[6:]}={v:.4g}" for k, v in sorted(m.items())))
+
+
+class _Loaders(L.LightningDataModule):
+    """The family's loaders, built when Lightning asks (after a checkpoint is restored)."""
+
+    def __init__(self, train: Any, val: Any):
+        super().__init__()
+        self._train, self._val = train, val
+
+    def train_dataloader(self) -> Any:
+        return self._train(self.trainer) if callable(self._train) else self._train
+
+
+class _LoadersWithVal(_Loaders):
+    def val_dataloader(self) -> Any:
+        return self._val(self.trainer) if callable(self._val) else self._val
+
+
+def _changed(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = "") -> list[str]:
+    keys = []
+    for k in sorted(set(old) | set(new)):
+        a, b = old.get(k), new.get(k)
+        if isinstance(a, Mapping) and isinstance(b, Mapping):
+            keys += _changed(a, b, f"{prefix}{k}.")
+        elif a != b:
+            keys.append(prefix + k)
+    return keys
+
+
+def prepare(spec: RunSpec) -> tuple[str | None, int | None]:
+    """Apply the resume policy to ``spec.ckpt_dir``; returns the checkpoint to resume from and its global
+    step, or (None, None) to start at step 0."""
+    ckpt_dir, last, done = spec.ckpt_dir, spec.ckpt_dir / "last.ckpt", spec.ckpt_dir / "COMPLETE"
+    ident_file = ckpt_dir / "identity.json"
+    identity = {"options": json.loads(to_json(spec.identity)), "data": spec.data_fingerprint}
+    old = json.loads(ident_file.read_text()) if ident_file.is_file() else None
+    if last.is_file() and old == identity and not done.exists():
+        # mmap: read the step without loading the weights (Lightning loads them once, to resume)
+        step = int(torch.load(last, map_location="cpu", weights_only=False, mmap=True)["global_step"])
+        log.info("%s: resuming the interrupted job from %s (step %d)", spec.name, last, step)
+        return str(last), step
+    if done.exists() and old == identity:
+        log.info("%s: the previous run finished (%s); this job trains it again from step 0",
+                 spec.name, done.read_text().strip())
+    elif old is not None:
+        why = []
+        if old.get("data") != identity["data"]:
+            why.append("its training data changed")
+        keys = _changed(old.get("options", {}), identity["options"])
+        if keys:
+            why.append("options changed: " + ", ".join(keys))
+        log.info("%s: %s; starting from step 0", spec.name, "; ".join(why) or "no usable checkpoint")
+    shutil.rmtree(ckpt_dir, ignore_errors=True)
+    shutil.rmtree(spec.out_dir / "logs", ignore_errors=True)
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    ident_file.write_text(json.dumps(identity, indent=1))
+    return None, None
+
+
+def fit(module: L.LightningModule, train_loader: Any, val_loader: Any, spec: RunSpec) -> FitResult:
+    """Train ``module`` under the resume policy; on a signal, checkpoint and raise :class:`TrainingInterrupted`.
+
+    ``train_loader``/``val_loader``: dataloaders, or callables ``trainer -> dataloader`` (called after the
+    checkpoint is restored, so that :func:`resume_position` can place a :class:`ResumableLoader`); or
+    ``train_loader`` is a ``LightningDataModule`` (and ``val_loader`` None) that does the same itself.
+    """
+    from lightning.pytorch.loggers import CSVLogger
+
+    spec.out_dir.mkdir(parents=True, exist_ok=True)
+    resume, start = prepare(spec)
+    accelerator = resolve_accelerator(spec.accelerator)
+    # `devices` counts GPUs; without one (accelerator auto -> cpu) train in one process. An explicit
+    # `accelerator: cpu` with devices > 1 runs DDP over CPU processes (gloo), which is how DDP is tested.
+    devices = spec.devices if accelerator != "cpu" or spec.accelerator == "cpu" else 1
+    multi = (isinstance(devices, int) and devices > 1) or spec.num_nodes > 1
+    checkpoints = _Checkpoints(spec.ckpt_dir / "last.ckpt", spec.checkpoint_every_n_steps, spec.checkpoint_minutes)
+    trainer = L.Trainer(
+        accelerator=accelerator, devices=devices, num_nodes=spec.num_nodes,
+        strategy=spec.strategy if multi or spec.strategy != "auto" else "auto",
+        precision=spec.precision, max_epochs=spec.max_epochs, max_steps=spec.max_steps,
+        gradient_clip_val=spec.gradient_clip_val, gradient_clip_algorithm="norm",
+        sync_batchnorm=multi and accelerator == "gpu", use_distributed_sampler=False,
+        logger=CSVLogger(str(spec.out_dir), name="logs"),  # a new version per (resumed) job; see curves.merge_logs
+        log_every_n_steps=spec.log_every_n_steps, callbacks=[_LogSteps(), checkpoints, *spec.callbacks],
+        enable_checkpointing=False, limit_val_batches=1.0 if spec.has_val else 0, num_sanity_val_steps=0,
+        check_val_every_n_epoch=spec.check_val_every_n_epoch, val_check_interval=spec.val_check_interval,
+        enable_progress_bar=sys.stderr.isatty(), benchmark=accelerator == "gpu", default_root_dir=str(spec.out_dir),
+    )
+    t0 = time.time()
+    try:
+        if isinstance(train_loader, L.LightningDataModule):
+            data = train_loader
+        else:
+            data = (_LoadersWithVal if spec.has_val and val_loader is not None else _Loaders)(train_loader, val_loader)
+        trainer.fit(module, datamodule=data, ckpt_path=resume)
+    except TrainingInterrupted as err:
+        log.warning("%s: %s", spec.name, err)
+        raise
+    _atomic_save(trainer, spec.ckpt_dir / "last.ckpt")
+    if trainer.is_global_zero:
+        (spec.ckpt_dir / "COMPLETE").write_text(f"finished at step {trainer.global_step}\n")
+    return FitResult(trainer, start, int(trainer.global_step), time.time() - t0, accelerator)
