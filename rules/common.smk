@@ -1,13 +1,18 @@
 # Shared helpers: config validation, per-scene options, the CLI command, and the default targets.
 import os
+import re
+import shlex
 import sys
 from pathlib import Path
 
 from snakemake.utils import validate
 
-from matchforge.conf import scene_conf, to_json
+from matchforge.conf import deep_merge, scene_conf, to_json
+from matchforge.errors import MatchforgeError
+from matchforge.evaluation.testsets import testset_available as _testset_available
+from matchforge.loftr import PRETRAINED as _PRETRAINED
 from matchforge.sfm.inputs import find_images
-from matchforge.workflow import CONFIG_FILES_ENV, SCHEMA_DIR, config_source, validate_config
+from matchforge.workflow import CONFIG_FILES_ENV, SCHEMA_DIR, check, config_source, load_schema, validate_config
 
 from snakemake_interface_executor_plugins.settings import DeploymentMethod
 
@@ -32,7 +37,6 @@ SFM_SCENES = [s for s in SCENES if s not in SINGLE_SCENES]
 
 def one_of(names):
     """Wildcard regex matching exactly these names (never matching when there are none)."""
-    import re
 
     return "|".join(map(re.escape, names)) if names else "(?!)"
 
@@ -66,6 +70,11 @@ def all_targets(wildcards):
     return [path for name in TARGETS for path in TARGETS[name]()]
 
 
+def summary_inputs(wildcards):
+    """What the summary tabulates: every configured stage's result files (from the DAG, never a glob)."""
+    return [path for name in TARGETS if name != "report" for path in TARGETS[name]()]
+
+
 def cluster_resources():
     """SLURM placement of every rule, from its own resources: jobs whose rule asks for gpu > 0 go to
     the GPU partition, all others to the CPU partition; every job gets the account and asks for SIGUSR1
@@ -90,3 +99,302 @@ def cluster_resources():
             rule_.resources["slurm_account"] = value["account"]
         if signal and "slurm_extra" not in rule_.resources:
             rule_.resources["slurm_extra"] = signal
+
+
+# --- sfm (sfm.smk) --------------------------------------------------------
+
+
+def sfm_inputs(wc):
+    scene = config["scenes"][wc.scene]
+    inputs = {"photos": scene_photos(wc)}
+    colmap = scene.get("colmap") or {}
+    inputs.update({k: colmap[k] for k in ("sparse", "database") if colmap.get(k)})
+    return inputs
+
+
+def sfm_existing(wc):
+    return to_json(config["scenes"][wc.scene].get("colmap") or {})
+
+
+def sfm_outputs(scene):
+    """Outputs of the SfM checkpoint for `scene` (raises IncompleteCheckpointException until it ran)."""
+    return checkpoints.sfm.get(scene=scene).output
+
+
+def registered_stems(scene):
+    """Stems of the undistorted images of `scene`, known once its SfM checkpoint has run."""
+    images = Path(sfm_outputs(scene).images)
+    return sorted(p.stem for p in images.iterdir() if p.is_file())
+
+
+# --- depth (depth.smk) ----------------------------------------------------
+
+
+def depth_conf(scene):
+    return scene_conf(config, scene, "depth")
+
+
+def shape_run(scene):
+    return depth_conf(scene)["shape"]["run"]
+
+
+def depth_params(*keys):
+    """params: value: the scene's merged depth options restricted to `keys`, as canonical JSON
+    (so editing QA options does not rerun the prediction, and so on)."""
+    return lambda wc: to_json({k: v for k, v in scene_conf(config, wc.scene, "depth").items() if k in keys})
+
+
+def depth_predict_params(wc):
+    """The backend and only that backend's options (editing the other backend's options reruns nothing)."""
+    conf = scene_conf(config, wc.scene, "depth")
+    return to_json({"backend": conf["backend"], conf["backend"]: conf[conf["backend"]]})
+
+
+def shape_inputs(wc):
+    model = f"results/models/shiftfocal/{shape_run(wc.scene)}"
+    inputs = {"raw": f"results/{wc.scene}/depth/raw", "focal": f"{model}/focal.pt", "shift": f"{model}/shift.pt"}
+    if wc.scene in SINGLE_SCENES:
+        inputs["images"] = f"results/{wc.scene}/depth/images"
+    else:
+        inputs.update(sparse=f"results/{wc.scene}/sfm/sparse", images=f"results/{wc.scene}/sfm/images")
+    return inputs
+
+
+def depth_targets():
+    out = expand("results/{scene}/depth/{f}", scene=SFM_SCENES, f=["qa.json", "align.json"])
+    out += expand("results/{scene}/depth/inputs.json", scene=SINGLE_SCENES)
+    out += [f"results/{s}/depth/shape.json" for s in SCENES if shape_run(s) is not None]
+    return out
+
+
+# --- dataset (dataset.smk) ------------------------------------------------
+
+
+def dataset_scenes(wc):
+    return config["datasets"][wc.dataset]["scenes"]
+
+
+def dataset_inputs(wc):
+    scenes = dataset_scenes(wc)
+    return {
+        "scene_info": [f"results/{s}/scene_info" for s in scenes],
+        "images": [f"results/{s}/sfm/images" for s in scenes],
+        "depth": [f"results/{s}/depth/h5" for s in scenes],
+    }
+
+
+def dataset_args(wc, input):
+    scenes = dataset_scenes(wc)
+    pairs = lambda key: " ".join(f"{s}={p}" for s, p in zip(scenes, input[key]))
+    return f"--scene-info {pairs('scene_info')} --images {pairs('images')} --depth {pairs('depth')}"
+
+
+# --- loftr (loftr.smk) ----------------------------------------------------
+
+
+def loftr_layout(wc):
+    """(processes per node, nodes) of a training run: its `devices` (an int > 0, else 1) and `num_nodes`."""
+    run = LOFTR["runs"][wc.run]
+    devices = run["devices"] if isinstance(run["devices"], int) and run["devices"] > 0 else 1
+    return devices, int(run["num_nodes"])
+
+
+def loftr_init_file(run):
+    """The file a run starts from: another run's weights.pt (built first), a path, or None (kornia name, no init)."""
+    init = LOFTR["runs"][run]["init_weights"]
+    if not init or (init in _PRETRAINED and not Path(init).exists()):
+        return None
+    return f"results/models/loftr/{init}/weights.pt" if init in LOFTR["runs"] else init
+
+
+def loftr_run_conf(wc):
+    conf = {k: v for k, v in LOFTR["runs"][wc.run].items() if k not in _NOT_TRAINING}
+    conf["init_weights"] = loftr_init_file(wc.run) or conf["init_weights"]
+    return to_json(conf)
+
+
+def loftr_init_input(wc):
+    init = loftr_init_file(wc.run)
+    return {"init": init} if init else {}
+
+
+def loftr_before_arg(wc, input):
+    """--before: the run's initial weights, evaluated in the same job (kornia names download once)."""
+    init = LOFTR["runs"][wc.run]["init_weights"]
+    if not init:
+        return ""
+    import shlex
+
+    return f"--before {shlex.quote(input.init if 'init' in input.keys() else init)}"
+
+
+def loftr_testset_conf(wc):
+    return to_json(LOFTR["testsets"][wc.testset])
+
+
+def loftr_testset_inputs(wc):
+    """dataset.json for test sets of kind 'dataset'; nothing else is produced by the workflow."""
+    ts = LOFTR["testsets"][wc.testset]
+    return {"dataset": f"results/datasets/{ts['dataset']}/dataset.json"} if ts["kind"] == "dataset" else {}
+
+
+def loftr_dataset_arg(wc, input):
+    return f"--dataset {input.dataset}" if "dataset" in input.keys() else ""
+
+
+def loftr_train_inputs(wc):
+    """The dataset.json of a matchforge dataset, or the index files of a ScanNet run (its frames are the user's)."""
+    rc = LOFTR["runs"][wc.run]
+    if rc.get("dataset"):
+        return {"dataset": f"results/datasets/{rc['dataset']}/dataset.json"}
+    sc = rc["scannet"]
+    return {"index": [sc["list"], sc["intrinsics"]] + ([sc["val"]["list"], sc["val"]["intrinsics"]] if sc.get("val") else [])}
+
+
+def loftr_targets():
+    """Trained runs, their evaluations on available test sets, and the baseline on the same test sets."""
+    out, used = [], set()
+    for run, rc in LOFTR["runs"].items():
+        out.append(f"results/models/loftr/{run}/weights.pt")
+        for ts in rc["testsets"]:
+            if _testset_available(LOFTR["testsets"][ts]):
+                out += [f"results/eval/loftr/{run}/{ts}.json", f"results/eval/loftr/{run}/{ts}_matches.jpg"]
+                used.add(ts)
+    if LOFTR["baseline"]["enabled"]:
+        out += [f"results/eval/sift/relpose/{ts}{f}" for ts in sorted(used) for f in (".json", "_matches.jpg")]
+    return out
+
+
+# --- posfeat (posfeat.smk) ------------------------------------------------
+
+
+def pf_run_conf(run):
+    """Options of one run: the posfeat sections with the run's overrides on top (validated)."""
+    conf = {"device": PF["device"], "init_weights": pf_init_file(run)}
+    for key in _PF_SECTIONS:
+        conf[key] = deep_merge(PF[key], PF_RUNS[run].get(key))
+        check(conf[key], {"$defs": _PF_SCHEMA["$defs"], "$ref": f"#/$defs/{key}"}, f"posfeat.runs.{run}.{key}")
+    return conf
+
+
+def pf_init_file(run):
+    """The run's init_weights as a file: another run's name becomes its kp/model.pt."""
+    init = PF_RUNS[run].get("init_weights", PF["init_weights"])
+    return f"results/models/posfeat/{init}/kp/model.pt" if init in PF_RUNS else init
+
+
+def pf_testset(name):
+    """Test-set spec with workflow names resolved to paths (dataset -> dataset.json, scene -> SfM images)."""
+    spec = dict(PF_TESTSETS[name])
+    if spec["type"] == "pose":
+        spec["dataset"] = f"results/datasets/{spec['dataset']}/dataset.json"
+    if spec["type"] == "reconstruction" and spec.get("scene"):
+        spec["images"] = f"results/{spec.pop('scene')}/sfm/images"
+    return spec
+
+
+def pf_testset_input(wc):
+    spec = pf_testset(wc.pftestset)
+    return {"homography": spec.get("path"), "pose": spec.get("dataset"), "reconstruction": spec.get("images")}[spec["type"]]
+
+
+def _pf_check():
+    from matchforge.errors import MatchforgeError
+
+    fix = f"edit posfeat in {config_source()} (config/README.md lists the options)"
+    for name, spec in PF_TESTSETS.items():
+        need = {"homography": "path", "pose": "dataset", "reconstruction": "images' or 'scene"}[spec["type"]]
+        if not any(spec.get(k) for k in need.split("' or '")):
+            raise MatchforgeError(f"posfeat test set '{name}' ({spec['type']}) needs '{need}'", fix=fix)
+        if spec["type"] == "pose" and spec["dataset"] not in (config.get("datasets") or {}):
+            raise MatchforgeError(f"posfeat test set '{name}' names unknown dataset '{spec['dataset']}'", fix=fix)
+        if spec.get("scene") and spec["scene"] not in SFM_SCENES:
+            raise MatchforgeError(f"posfeat test set '{name}' names scene '{spec['scene']}', which is unknown or has no SfM", fix=fix)
+    for run, spec in PF_RUNS.items():
+        if not spec.get("dataset") and not spec.get("caps_root"):
+            raise MatchforgeError(f"posfeat run '{run}' has no training data", fix="set dataset: or caps_root: ; " + fix)
+        if spec.get("dataset") and spec["dataset"] not in (config.get("datasets") or {}):
+            raise MatchforgeError(f"posfeat run '{run}' names unknown dataset '{spec['dataset']}'", fix=fix)
+        for t in spec["testsets"]:
+            if t not in PF_TESTSETS:
+                raise MatchforgeError(f"posfeat run '{run}' uses unknown test set '{t}'", fix=fix)
+        pf_run_conf(run)
+
+
+def pf_train_inputs(wc):
+    spec = PF_RUNS[wc.pfrun]
+    inputs = {}
+    if spec.get("dataset"):
+        inputs["dataset"] = f"results/datasets/{spec['dataset']}/dataset.json"
+    if spec.get("caps_root"):
+        inputs["caps_root"] = spec["caps_root"]
+    if pf_init_file(wc.pfrun):
+        inputs["init_weights"] = pf_init_file(wc.pfrun)
+    return inputs
+
+
+def pf_train_args(wc, input):
+    return " ".join(f"--{k.replace('_', '-')} {shlex.quote(str(v))}" for k, v in input.items() if k not in ("desc", "init_weights"))
+
+
+def pf_compare(wc):
+    """The SIFT curve drawn beside PoSFeat's in homography plots."""
+    if PF["sift_baseline"] and PF_TESTSETS[wc.pftestset]["type"] == "homography":
+        return {"sift": f"results/eval/sift/baseline/{wc.pftestset}.json"}
+    return {}
+
+
+def pf_targets():
+    out = [f"results/eval/posfeat/{run}/{t}.json" for run, spec in PF_RUNS.items() for t in spec["testsets"]]
+    if PF["sift_baseline"]:
+        used = sorted({t for spec in PF_RUNS.values() for t in spec["testsets"]})
+        out += [f"results/eval/sift/baseline/{t}.json" for t in used]
+    return out
+
+
+# --- shiftfocal (shiftfocal.smk) ------------------------------------------
+
+
+def _sf_check():
+    """Names used by runs exist; matchforge sources name a scene; merged run options are valid."""
+    from matchforge.errors import MatchforgeError
+
+    fix = f"edit shiftfocal in {config_source()} (config/README.md lists the options)"
+    for name, src in SF_SOURCES.items():
+        if src["type"] == "matchforge" and src.get("scene") not in SFM_SCENES:
+            raise MatchforgeError(f"shiftfocal source '{name}' needs `scene:` naming a scene with SfM (a key of scenes:"
+                                  " without single_images)", fix=fix)
+        if src["type"] != "matchforge" and not src.get("path"):
+            raise MatchforgeError(f"shiftfocal source '{name}' ({src['type']}) needs `path:`", fix=fix)
+    for run, spec in SF_RUNS.items():
+        for s in spec["sources"] + spec["testsets"]:
+            if s not in SF_SOURCES:
+                raise MatchforgeError(f"shiftfocal run '{run}' uses unknown source '{s}'", fix=fix)
+        check(sf_train_conf(run), {"$defs": _SF_SCHEMA["$defs"], "$ref": "#/$defs/train"}, f"shiftfocal.runs.{run}.train")
+
+
+def sf_train_conf(run):
+    conf = deep_merge(SF["train"], SF_RUNS[run]["train"])
+    if conf.get("init_weights") in SF_RUNS:  # another run's name: its folder
+        conf["init_weights"] = f"results/models/shiftfocal/{conf['init_weights']}"
+    return conf
+
+
+def sf_train_inputs(wc):
+    inputs = {"data": expand("results/shiftfocal/data/{source}", source=SF_RUNS[wc.sfrun]["sources"])}
+    init = sf_train_conf(wc.sfrun).get("init_weights")
+    if init:
+        inputs["init"] = [f"{init}/{t}.pt" for t in sf_train_conf(wc.sfrun)["targets"]]
+    return inputs
+
+
+def sf_source_conf(source):
+    return deep_merge(SF["data"], SF_SOURCES[source])
+
+
+def sf_data_inputs(wc):
+    src = SF_SOURCES[wc.source]
+    if src["type"] == "matchforge":
+        s = src["scene"]
+        return {"h5": f"results/{s}/depth/h5", "sparse": f"results/{s}/sfm/sparse", "images": f"results/{s}/sfm/images"}
+    return {"path": src["path"]}

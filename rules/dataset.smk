@@ -1,6 +1,5 @@
 # Datasets (issue 4, docs/dataset.md): per scene, MegaDepth scene-info files bucketed by D2-Net overlap;
 # per dataset, splits + MegaDepth layout (links) + LoFTR data config + dataset.json.
-from matchforge.errors import MatchforgeError
 
 DATASETS = list(config.get("datasets") or {})
 
@@ -20,7 +19,7 @@ for _name, _entry in (config.get("datasets") or {}).items():
 
 
 wildcard_constraints:
-    dataset="|".join(DATASETS) if DATASETS else "(?!)",
+    dataset=one_of(DATASETS),
 
 
 rule scene_info:
@@ -43,25 +42,6 @@ rule scene_info:
     shell:
         "{MF} scene-info --scene {wildcards.scene} --sparse {input.sparse:q} --images {input.images:q}"
         " --depth {input.depth:q} --out {output:q} --conf {params.conf:q} > {log:q} 2>&1"
-
-
-def dataset_scenes(wc):
-    return config["datasets"][wc.dataset]["scenes"]
-
-
-def dataset_inputs(wc):
-    scenes = dataset_scenes(wc)
-    return {
-        "scene_info": [f"results/{s}/scene_info" for s in scenes],
-        "images": [f"results/{s}/sfm/images" for s in scenes],
-        "depth": [f"results/{s}/depth/h5" for s in scenes],
-    }
-
-
-def dataset_args(wc, input):
-    scenes = dataset_scenes(wc)
-    pairs = lambda key: " ".join(f"{s}={p}" for s, p in zip(scenes, input[key]))
-    return f"--scene-info {pairs('scene_info')} --images {pairs('images')} --depth {pairs('depth')}"
 
 
 rule dataset:

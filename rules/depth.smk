@@ -2,15 +2,6 @@
 # optionally focal + point cloud per image from a shift/focal model (depth.shape.run, issue 7), which is
 # all that single_images scenes (no SfM) get. One job per scene and step: the model is loaded once per
 # scene and run batched.
-from matchforge.errors import MatchforgeError
-
-
-def depth_conf(scene):
-    return scene_conf(config, scene, "depth")
-
-
-def shape_run(scene):
-    return depth_conf(scene)["shape"]["run"]
 
 
 for _s in SCENES:
@@ -23,18 +14,6 @@ for _s in SCENES:
     if shape_run(_s) is not None and shape_run(_s) not in (config["shiftfocal"].get("runs") or {}):
         raise MatchforgeError(f"scene '{_s}': depth.shape.run names unknown shift/focal run '{shape_run(_s)}'",
                               fix="use a name under shiftfocal.runs, or null; " + _fix)
-
-
-def depth_params(*keys):
-    """params: value: the scene's merged depth options restricted to `keys`, as canonical JSON
-    (so editing QA options does not rerun the prediction, and so on)."""
-    return lambda wc: to_json({k: v for k, v in scene_conf(config, wc.scene, "depth").items() if k in keys})
-
-
-def depth_predict_params(wc):
-    """The backend and only that backend's options (editing the other backend's options reruns nothing)."""
-    conf = scene_conf(config, wc.scene, "depth")
-    return to_json({"backend": conf["backend"], conf["backend"]: conf[conf["backend"]]})
 
 
 rule depth_predict:
@@ -141,16 +120,6 @@ rule depth_predict_single:
         " --out results/{wildcards.scene}/depth --conf {params.conf:q} > {log:q} 2>&1"
 
 
-def shape_inputs(wc):
-    model = f"results/models/shiftfocal/{shape_run(wc.scene)}"
-    inputs = {"raw": f"results/{wc.scene}/depth/raw", "focal": f"{model}/focal.pt", "shift": f"{model}/shift.pt"}
-    if wc.scene in SINGLE_SCENES:
-        inputs["images"] = f"results/{wc.scene}/depth/images"
-    else:
-        inputs.update(sparse=f"results/{wc.scene}/sfm/sparse", images=f"results/{wc.scene}/sfm/images")
-    return inputs
-
-
 rule depth_shape:
     input:
         unpack(shape_inputs),
@@ -176,13 +145,6 @@ rule depth_shape:
         "{MF} depth-shape --scene {wildcards.scene} --raw {input.raw:q} --model-dir {params.model_dir:q}"
         " --images {input.images:q} {params.sparse} --out {output.json:q} --clouds {output.clouds:q}"
         " --plot {output.plot:q} --conf {params.conf:q} > {log:q} 2>&1"
-
-
-def depth_targets():
-    out = expand("results/{scene}/depth/{f}", scene=SFM_SCENES, f=["qa.json", "align.json"])
-    out += expand("results/{scene}/depth/inputs.json", scene=SINGLE_SCENES)
-    out += [f"results/{s}/depth/shape.json" for s in SCENES if shape_run(s) is not None]
-    return out
 
 
 TARGETS["depth"] = depth_targets

@@ -1,9 +1,6 @@
 # LoFTR (issue 5, docs/loftr.md): train each run of `loftr.runs`, evaluate it on each of its test sets,
 # and evaluate the SIFT baseline on the same test sets.
 # Checkpoints live in results/models/loftr/{run}/checkpoints/ (not an output): an interrupted job resumes.
-from matchforge.errors import MatchforgeError
-from matchforge.loftr import PRETRAINED as _PRETRAINED
-from matchforge.evaluation.testsets import testset_available as _testset_available
 
 LOFTR = config["loftr"]
 LOFTR_RUNS = list(LOFTR["runs"])
@@ -30,71 +27,12 @@ for _name, _ts in LOFTR["testsets"].items():
 
 
 wildcard_constraints:
-    run="|".join(LOFTR_RUNS) if LOFTR_RUNS else "(?!)",
-    testset="|".join(LOFTR_TESTSETS) if LOFTR_TESTSETS else "(?!)",
+    run=one_of(LOFTR_RUNS),
+    testset=one_of(LOFTR_TESTSETS),
 
 
 # Options that do not change the trained model: editing them must not retrain.
 _NOT_TRAINING = ("testsets", "gpus", "eval_gpus")
-
-
-def loftr_layout(wc):
-    """(processes per node, nodes) of a training run: its `devices` (an int > 0, else 1) and `num_nodes`."""
-    run = LOFTR["runs"][wc.run]
-    devices = run["devices"] if isinstance(run["devices"], int) and run["devices"] > 0 else 1
-    return devices, int(run["num_nodes"])
-
-
-def loftr_init_file(run):
-    """The file a run starts from: another run's weights.pt (built first), a path, or None (kornia name, no init)."""
-    init = LOFTR["runs"][run]["init_weights"]
-    if not init or (init in _PRETRAINED and not Path(init).exists()):
-        return None
-    return f"results/models/loftr/{init}/weights.pt" if init in LOFTR["runs"] else init
-
-
-def loftr_run_conf(wc):
-    conf = {k: v for k, v in LOFTR["runs"][wc.run].items() if k not in _NOT_TRAINING}
-    conf["init_weights"] = loftr_init_file(wc.run) or conf["init_weights"]
-    return to_json(conf)
-
-
-def loftr_init_input(wc):
-    init = loftr_init_file(wc.run)
-    return {"init": init} if init else {}
-
-
-def loftr_before_arg(wc, input):
-    """--before: the run's initial weights, evaluated in the same job (kornia names download once)."""
-    init = LOFTR["runs"][wc.run]["init_weights"]
-    if not init:
-        return ""
-    import shlex
-
-    return f"--before {shlex.quote(input.init if 'init' in input.keys() else init)}"
-
-
-def loftr_testset_conf(wc):
-    return to_json(LOFTR["testsets"][wc.testset])
-
-
-def loftr_testset_inputs(wc):
-    """dataset.json for test sets of kind 'dataset'; nothing else is produced by the workflow."""
-    ts = LOFTR["testsets"][wc.testset]
-    return {"dataset": f"results/datasets/{ts['dataset']}/dataset.json"} if ts["kind"] == "dataset" else {}
-
-
-def loftr_dataset_arg(wc, input):
-    return f"--dataset {input.dataset}" if "dataset" in input.keys() else ""
-
-
-def loftr_train_inputs(wc):
-    """The dataset.json of a matchforge dataset, or the index files of a ScanNet run (its frames are the user's)."""
-    rc = LOFTR["runs"][wc.run]
-    if rc.get("dataset"):
-        return {"dataset": f"results/datasets/{rc['dataset']}/dataset.json"}
-    sc = rc["scannet"]
-    return {"index": [sc["list"], sc["intrinsics"]] + ([sc["val"]["list"], sc["val"]["intrinsics"]] if sc.get("val") else [])}
 
 
 rule loftr_train:
@@ -125,6 +63,8 @@ rule loftr_train:
         nodes=lambda wc: loftr_layout(wc)[1],
         tasks_per_node=lambda wc: loftr_layout(wc)[0],
         mpi=lambda wc: "srun" if loftr_layout(wc)[0] * loftr_layout(wc)[1] > 1 else None,
+    conda:
+        "../envs/train.yaml"
     shell:
         # inside a SLURM allocation a multi-process run starts one task per device through srun
         "$( [ -n \"${{SLURM_JOB_ID:-}}\" ] && [ $(( {resources.tasks_per_node} * {resources.nodes} )) -gt 1 ]"
@@ -155,6 +95,8 @@ rule loftr_eval:
     resources:
         gpu=lambda wc: LOFTR["runs"][wc.run]["eval_gpus"],
         mem_mb=8000,
+    conda:
+        "../envs/train.yaml"
     shell:
         "{MF} loftr-eval --name {wildcards.testset} --testset {params.testset:q} --weights {input.weights:q}"
         " {params.before} {params.dataset} --out {output.json:q} --vis {output.vis:q} > {log:q} 2>&1"
@@ -177,23 +119,11 @@ rule loftr_sift_eval:
         "benchmarks/sift/relpose_{testset}.tsv"
     resources:
         mem_mb=4000,
+    conda:
+        "../envs/train.yaml"
     shell:
         "{MF} loftr-eval --name {wildcards.testset} --testset {params.testset:q} --baseline sift"
         " --baseline-conf {params.baseline:q} {params.dataset} --out {output.json:q} --vis {output.vis:q} > {log:q} 2>&1"
-
-
-def loftr_targets():
-    """Trained runs, their evaluations on available test sets, and the baseline on the same test sets."""
-    out, used = [], set()
-    for run, rc in LOFTR["runs"].items():
-        out.append(f"results/models/loftr/{run}/weights.pt")
-        for ts in rc["testsets"]:
-            if _testset_available(LOFTR["testsets"][ts]):
-                out += [f"results/eval/loftr/{run}/{ts}.json", f"results/eval/loftr/{run}/{ts}_matches.jpg"]
-                used.add(ts)
-    if LOFTR["baseline"]["enabled"]:
-        out += [f"results/eval/sift/relpose/{ts}{f}" for ts in sorted(used) for f in (".json", "_matches.jpg")]
-    return out
 
 
 TARGETS["loftr"] = loftr_targets

@@ -1,10 +1,5 @@
 # PoSFeat (issue 6, docs/posfeat.md): description net -> detection net per run, then extraction and
 # evaluation on named test sets (homography MMA, relative pose, reconstruction), with SIFT as baseline.
-import re
-import shlex
-
-from matchforge.conf import deep_merge
-from matchforge.workflow import check, load_schema
 
 PF = config["posfeat"]
 PF_RUNS = PF["runs"]
@@ -13,81 +8,12 @@ _PF_SCHEMA = load_schema(SCHEMAS / "posfeat.schema.yaml")
 _PF_SECTIONS = ("model", "data", "desc", "kp", "trainer", "extract")
 
 
-def pf_run_conf(run):
-    """Options of one run: the posfeat sections with the run's overrides on top (validated)."""
-    conf = {"device": PF["device"], "init_weights": pf_init_file(run)}
-    for key in _PF_SECTIONS:
-        conf[key] = deep_merge(PF[key], PF_RUNS[run].get(key))
-        check(conf[key], {"$defs": _PF_SCHEMA["$defs"], "$ref": f"#/$defs/{key}"}, f"posfeat.runs.{run}.{key}")
-    return conf
-
-
-def pf_init_file(run):
-    """The run's init_weights as a file: another run's name becomes its kp/model.pt."""
-    init = PF_RUNS[run].get("init_weights", PF["init_weights"])
-    return f"results/models/posfeat/{init}/kp/model.pt" if init in PF_RUNS else init
-
-
-def pf_testset(name):
-    """Test-set spec with workflow names resolved to paths (dataset -> dataset.json, scene -> SfM images)."""
-    spec = dict(PF_TESTSETS[name])
-    if spec["type"] == "pose":
-        spec["dataset"] = f"results/datasets/{spec['dataset']}/dataset.json"
-    if spec["type"] == "reconstruction" and spec.get("scene"):
-        spec["images"] = f"results/{spec.pop('scene')}/sfm/images"
-    return spec
-
-
-def pf_testset_input(wc):
-    spec = pf_testset(wc.pftestset)
-    return {"homography": spec.get("path"), "pose": spec.get("dataset"), "reconstruction": spec.get("images")}[spec["type"]]
-
-
-def _pf_check():
-    from matchforge.errors import MatchforgeError
-
-    fix = f"edit posfeat in {config_source()} (config/README.md lists the options)"
-    for name, spec in PF_TESTSETS.items():
-        need = {"homography": "path", "pose": "dataset", "reconstruction": "images' or 'scene"}[spec["type"]]
-        if not any(spec.get(k) for k in need.split("' or '")):
-            raise MatchforgeError(f"posfeat test set '{name}' ({spec['type']}) needs '{need}'", fix=fix)
-        if spec["type"] == "pose" and spec["dataset"] not in (config.get("datasets") or {}):
-            raise MatchforgeError(f"posfeat test set '{name}' names unknown dataset '{spec['dataset']}'", fix=fix)
-        if spec.get("scene") and spec["scene"] not in SFM_SCENES:
-            raise MatchforgeError(f"posfeat test set '{name}' names scene '{spec['scene']}', which is unknown or has no SfM", fix=fix)
-    for run, spec in PF_RUNS.items():
-        if not spec.get("dataset") and not spec.get("caps_root"):
-            raise MatchforgeError(f"posfeat run '{run}' has no training data", fix="set dataset: or caps_root: ; " + fix)
-        if spec.get("dataset") and spec["dataset"] not in (config.get("datasets") or {}):
-            raise MatchforgeError(f"posfeat run '{run}' names unknown dataset '{spec['dataset']}'", fix=fix)
-        for t in spec["testsets"]:
-            if t not in PF_TESTSETS:
-                raise MatchforgeError(f"posfeat run '{run}' uses unknown test set '{t}'", fix=fix)
-        pf_run_conf(run)
-
-
 _pf_check()
 
 
 wildcard_constraints:
-    pfrun="|".join(map(re.escape, PF_RUNS)) if PF_RUNS else "(?!)",
-    pftestset="|".join(map(re.escape, PF_TESTSETS)) if PF_TESTSETS else "(?!)",
-
-
-def pf_train_inputs(wc):
-    spec = PF_RUNS[wc.pfrun]
-    inputs = {}
-    if spec.get("dataset"):
-        inputs["dataset"] = f"results/datasets/{spec['dataset']}/dataset.json"
-    if spec.get("caps_root"):
-        inputs["caps_root"] = spec["caps_root"]
-    if pf_init_file(wc.pfrun):
-        inputs["init_weights"] = pf_init_file(wc.pfrun)
-    return inputs
-
-
-def pf_train_args(wc, input):
-    return " ".join(f"--{k.replace('_', '-')} {shlex.quote(str(v))}" for k, v in input.items() if k not in ("desc", "init_weights"))
+    pfrun=one_of(PF_RUNS),
+    pftestset=one_of(PF_TESTSETS),
 
 
 rule posfeat_desc:
@@ -98,7 +24,7 @@ rule posfeat_desc:
     params:
         conf=lambda wc: to_json(pf_run_conf(wc.pfrun)),
         args=pf_train_args,
-        out="results/models/posfeat/{pfrun}",
+        out=lambda wc, output: str(Path(output.model).parents[1]),
     log:
         "logs/posfeat/{pfrun}/desc.log",
     conda:
@@ -122,7 +48,7 @@ rule posfeat_kp:
     params:
         conf=lambda wc: to_json(pf_run_conf(wc.pfrun)),
         args=pf_train_args,
-        out="results/models/posfeat/{pfrun}",
+        out=lambda wc, output: str(Path(output.model).parents[1]),
     log:
         "logs/posfeat/{pfrun}/kp.log",
     conda:
@@ -182,13 +108,6 @@ rule sift_extract:
         "{MF} extract --testset {params.testset:q} --out {output:q} --conf {params.conf:q} > {log:q} 2>&1"
 
 
-def pf_compare(wc):
-    """The SIFT curve drawn beside PoSFeat's in homography plots."""
-    if PF["sift_baseline"] and PF_TESTSETS[wc.pftestset]["type"] == "homography":
-        return {"sift": f"results/eval/sift/baseline/{wc.pftestset}.json"}
-    return {}
-
-
 rule posfeat_eval:
     input:
         unpack(pf_compare),
@@ -231,14 +150,6 @@ rule sift_eval:
     shell:
         "{MF} posfeat-eval --testset {params.testset:q} --features {input.features:q} --out {output:q}"
         " --label sift > {log:q} 2>&1"
-
-
-def pf_targets():
-    out = [f"results/eval/posfeat/{run}/{t}.json" for run, spec in PF_RUNS.items() for t in spec["testsets"]]
-    if PF["sift_baseline"]:
-        used = sorted({t for spec in PF_RUNS.values() for t in spec["testsets"]})
-        out += [f"results/eval/sift/baseline/{t}.json" for t in used]
-    return out
 
 
 TARGETS["posfeat"] = pf_targets

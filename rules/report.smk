@@ -1,9 +1,12 @@
-# Summary tables of every stage's results; `snakemake --report results/report.html` renders them with
-# the plots that rules flag with report().
+# Summary tables and figures of every stage's results, one per kind of result; `snakemake --report
+# results/report.html` renders them with the plots that rules flag with report().
 
 
-def summary_inputs(wildcards):
-    return [path for name in TARGETS if name != "report" for path in TARGETS[name]()]
+def _summary_output(kind, caption):
+    return {
+        f"{kind}_csv": report(f"results/summary/{kind}.csv", category="Summary", caption=f"../workflow/report/{caption}.rst"),
+        f"{kind}_png": report(f"results/summary/{kind}.png", category="Summary", caption=f"../workflow/report/{caption}.rst"),
+    }
 
 
 rule summary:
@@ -11,15 +14,17 @@ rule summary:
         summary_inputs,
     output:
         scenes=report("results/summary/scenes.csv", category="Summary", caption="../workflow/report/scenes.rst"),
-        evals=report("results/summary/evaluations.csv", category="Summary", caption="../workflow/report/evaluations.rst"),
-        plot=report("results/summary/evaluations.png", category="Summary", caption="../workflow/report/evaluations.rst"),
+        **_summary_output("relpose", "relpose"),
+        **_summary_output("homography", "homography"),
+        **_summary_output("reconstruction", "reconstruction"),
+        **_summary_output("shape", "shape_eval"),
     log:
         "logs/summary.log",
     conda:
         "../envs/sfm.yaml"
     localrule: True
     shell:
-        "{MF} summarize --results results --out results/summary > {log:q} 2>&1"
+        "{MF} summarize {input:q} --out results/summary > {log:q} 2>&1"
 
 
 TARGETS["report"] = lambda: rules.summary.output

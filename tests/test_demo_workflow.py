@@ -44,18 +44,32 @@ def test_every_stage_runs_on_the_demo(demo_run):
     import pandas as pd
     import yaml
 
-    # one row per evaluation the shipped config asks for
+    from matchforge.summary import COLUMNS
+
+    # one table per kind, each with exactly its own columns and exactly the evaluations the config asks for
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-    table = pd.read_csv(results / "summary" / "evaluations.csv")
-    rows = set(zip(table["family"], table["run"], table["testset"]))
-    for run, rc in config["loftr"]["runs"].items():
-        assert {("loftr", run, ts) for ts in rc["testsets"]} <= rows, run
-        assert {("sift", "relpose", ts) for ts in rc["testsets"]} <= rows
+    tables = {kind: pd.read_csv(results / "summary" / f"{kind}.csv") for kind in COLUMNS}
+    for kind, table in tables.items():
+        assert list(table.columns) == COLUMNS[kind], kind
+        assert (results / "summary" / f"{kind}.png").stat().st_size > 10_000, kind
+    rows = {kind: set(zip(t["family"], t["run"], t["testset"])) for kind, t in tables.items()}
+    loftr_ts = {ts for rc in config["loftr"]["runs"].values() for ts in rc["testsets"]}
+    expected_relpose = ({("loftr", run, ts) for run, rc in config["loftr"]["runs"].items() for ts in rc["testsets"]}
+                        | {("loftr", f"{run} (before)", ts) for run, rc in config["loftr"]["runs"].items()
+                           if rc.get("init_weights") for ts in rc["testsets"]}
+                        | {("sift", "relpose", ts) for ts in loftr_ts})
+    by_type = {}
     for run, rc in config["posfeat"]["runs"].items():
-        assert {("posfeat", run, ts) for ts in rc["testsets"]} <= rows, run
-    assert ("shiftfocal", "demo", "tum_rgbd") in rows
-    relpose = table[table["family"].isin(["loftr", "sift"]) & (table["run"] != "baseline")]
-    assert relpose[["auc@5", "auc@10", "auc@20", "precision", "num_matches"]].notna().all().all()
+        for ts in rc["testsets"]:
+            by_type.setdefault(config["posfeat"]["testsets"][ts]["type"], set()).update({("posfeat", run, ts), ("sift", "baseline", ts)})
+    assert rows["relpose"] == expected_relpose | by_type["pose"]
+    assert rows["homography"] == by_type["homography"] and rows["reconstruction"] == by_type["reconstruction"]
+    assert rows["shape"] == {("shiftfocal", run, ts) for run, rc in config["shiftfocal"]["runs"].items() for ts in rc["testsets"]}
+    assert tables["relpose"][["auc@5", "auc@10", "auc@20", "precision", "num_matches"]].notna().all().all()
+    assert tables["relpose"]["precision"].between(0, 100).all() and (tables["relpose"]["precision"] > 1).any()  # percent
+    assert tables["homography"][["mma@1", "mma@3", "mma@5", "mma@10"]].stack().between(0, 1).all()
+    sift_rec = tables["reconstruction"].set_index("family").loc["sift"]
+    assert sift_rec["num_registered"] >= 5 and sift_rec["num_points3D"] > 100  # SIFT maps the demo photos
     scenes = pd.read_csv(results / "summary" / "scenes.csv")
     assert scenes["scene"].tolist() == ["sacre_coeur"] and scenes["num_points3D"].iloc[0] > 500
 
@@ -79,7 +93,7 @@ def test_demo_loftr_learns_and_fine_tunes(demo_run):
     assert ft["before"]["weights"].endswith("demo_ds/weights.pt")
     for key in ("auc@5", "auc@10", "auc@20", "precision", "num_matches"):  # before = demo_ds on the same pairs
         assert ft["before"][key] == pytest.approx(before[key])
-    table = pd.read_csv(results / "summary" / "evaluations.csv")
+    table = pd.read_csv(results / "summary" / "relpose.csv")
     rows = table[table["testset"] == "demo_test"]
     assert {"demo_ds_ft", "demo_ds_ft (before)"} <= set(rows["run"]) and "sift" in set(rows["family"])
 
@@ -98,5 +112,6 @@ def test_demo_is_up_to_date_and_reports(demo_run):
     for run in ("demo_ds", "demo_ot", "demo_ds_ft"):
         assert f"models/loftr/{run}/curve.png" in html, run
         assert f"eval/loftr/{run}/demo_test_matches.jpg" in html, run
-    for needle in ("summary/evaluations.png", "summary/evaluations.csv", "summary/scenes.csv", "depth/qa"):
+    for needle in ("summary/relpose.png", "summary/homography.png", "summary/reconstruction.png", "summary/shape.png",
+                   "summary/relpose.csv", "summary/scenes.csv", "depth/qa"):
         assert needle in html, needle

@@ -8,8 +8,9 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 from conftest import REPO, real_data
-from matchforge.evaluation.pose import evaluate_pair, pose_auc, relative_pose_error
-from matchforge.loftr.evaluate import evaluate
+from matchforge.evaluation.pose import evaluate_pair, pose_auc
+from matchforge.geometry.pose import relative_pose_error
+from matchforge.evaluation.relpose import evaluate
 from matchforge.evaluation.testsets import load_testset, read_reichstag
 
 REICHSTAG = REPO / "resources" / "testsets" / "reichstag"
@@ -44,7 +45,7 @@ def test_pose_convention_against_independent_ground_truth():
     from matchforge.matchers.sift import SiftMatcher
 
     records = read_reichstag(REICHSTAG)[:6]
-    matcher = SiftMatcher({"max_keypoints": 2048}, img_resize=640)
+    matcher = SiftMatcher({"max_keypoints": 2048, "img_resize": 640})
     cache = {}
 
     def cached(p0, p1):
@@ -68,7 +69,7 @@ def test_reichstag_testset_and_sift_baseline(tmp_path):
     assert np.allclose(r.T_0to1, r.T1 @ np.linalg.inv(r.T0)) and np.allclose(r.T0[3], [0, 0, 0, 1])
     from matchforge.matchers.sift import SiftMatcher
 
-    res = evaluate(SiftMatcher({"max_keypoints": 2048}, img_resize=640), records, vis=(tmp_path / "m.jpg", "sift"))
+    res = evaluate(SiftMatcher({"max_keypoints": 2048, "img_resize": 640}), records, vis=(tmp_path / "m.jpg", "sift"))
     assert res["num_matches"] > 30 and res["auc@20"] > 20  # real photos, real ground truth
     pic, im0, im1 = (cv2.imread(str(p)) for p in (tmp_path / "m.jpg", r.image0, r.image1))
     assert pic.shape[1] == im0.shape[1] + im1.shape[1] and pic.shape[0] == max(im0.shape[0], im1.shape[0])
@@ -131,8 +132,8 @@ def test_sift_baseline_keypoints_are_unbiased_in_the_colmap_frame(tmp_path):
 
     photo = sorted(real_data("reichstag", "images").glob("*.jpg"))[0]
     h, w = cv2.imread(str(photo), cv2.IMREAD_GRAYSCALE).shape
-    full = SiftMatcher({"max_keypoints": 8000}, img_resize=None)._features(photo)[0]
-    half = SiftMatcher({"max_keypoints": 8000}, img_resize=max(w, h) // 2)._features(photo)[0]
+    full = SiftMatcher({"max_keypoints": 8000})._features(photo)[0]
+    half = SiftMatcher({"max_keypoints": 8000, "img_resize": max(w, h) // 2})._features(photo)[0]
     dist, idx = cKDTree(full).query(half)
     close = dist < 1.0  # the same blob found at both scales
     offset = (half[close] - full[idx[close]]).mean(axis=0)

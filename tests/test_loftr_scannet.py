@@ -70,8 +70,8 @@ def test_index_reader_and_ground_truth_match_the_original_frames(scannet_root, t
 
 @pytest.mark.slow
 def test_train_and_evaluate_on_scannet_format(scannet_root, tmp_path):
-    from matchforge.loftr.evaluate import evaluate
-    from matchforge.loftr.evaluate import LoFTRMatcher
+    from matchforge.evaluation.relpose import evaluate
+    from matchforge.matchers import get_matcher
     from matchforge.loftr.train import main as train_main
 
     c = _conf(scannet_root)
@@ -83,12 +83,13 @@ def test_train_and_evaluate_on_scannet_format(scannet_root, tmp_path):
     assert (tmp_path / "run" / "weights.pt").is_file()
     # keypoints come back in the 640x480 frame of K although the files are 1280x960
     val = read_scannet_list(c["npz_root"], c["list"], c["intrinsics"], c["data_root"])
-    matcher = LoFTRMatcher(tmp_path / "run" / "weights.pt", summary["conf"], img_resize=256, pad=False, device="cpu")
+    matcher = get_matcher({"name": "loftr", "weights": tmp_path / "run" / "weights.pt", "model_conf": summary["conf"],
+                           "img_resize": 256, "pad": False, "device": "cpu"})
     matcher.model.coarse_matching.thr = 0.0  # an untrained model: keep every mutual match
     seen = []
     res = evaluate(lambda p0, p1: seen.append(matcher(p0, p1)) or seen[-1], val[:1])
     assert res["num_pairs"] == 1 and len(seen[0][0]) > 0
-    from matchforge.loftr.evaluate import to_intrinsics_frame
+    from matchforge.evaluation.relpose import to_intrinsics_frame
 
     k0 = seen[0][0]
     assert k0[:, 0].max() > 640  # the matcher's own output is in pixels of the 1280x960 file ...

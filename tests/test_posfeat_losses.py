@@ -8,7 +8,7 @@ import torch
 
 from conftest import real_data
 from matchforge.posfeat.data import PairDataset, pairs_from_imc
-from matchforge.posfeat.geometry import clip_lines, epipolar_lines, fundamental_from_poses, point_line_distance
+from matchforge.geometry.epipolar import clip_lines, epipolar_lines, fundamental_from_poses, point_line_distance
 from matchforge.posfeat.losses import (EpipolarLossConfig, epipolar_cost_loss, epipolar_loss,
                                        sample_keypoints, window_expectation)
 from matchforge.posfeat.networks import PoSFeat

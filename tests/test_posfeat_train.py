@@ -164,7 +164,7 @@ def test_bf16_mixed_trains_on_cpu(demo_dataset, tmp_path):
 
 
 def test_rotation_filter_and_caps_reader(reichstag_pairs, tmp_path):
-    from matchforge.posfeat.geometry import relative_rotation_deg
+    from matchforge.geometry.pose import relative_rotation_deg
 
     angles = [relative_rotation_deg(p.T0, p.T1) for p in reichstag_pairs]
     thr = float(np.median(angles))

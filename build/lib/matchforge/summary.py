@@ -1,13 +1,22 @@
-"""One table per kind of result, for people and for the Snakemake report.
+"""Tables and figures people read: one per kind of result, each with only the columns that kind has.
+
+Inputs are the result files the workflow made (the summary rule passes its inputs; nothing is globbed,
+so a stale run that is no longer configured is not tabulated):
 
 - ``scenes.csv``: one row per scene from ``results/{scene}/sfm/stats.json`` (or ``depth/inputs.json`` for
   scenes without SfM), ``depth/qa.json`` and ``depth/shape.json``.
-- ``evaluations.csv``: one row per ``results/eval/{family}/{run}/{testset}.json``, plus a row
-  ``<run> (before)`` for a fine-tuned run's initial weights (its ``before`` key), so SIFT, before
-  and after stand side by side per test set.
-- ``evaluations.png``: the pose AUCs (and any other ``auc``/``mma`` metrics) as grouped bars.
+- ``relpose.csv`` / ``.png``: relative-pose AUC@5/10/20 (percent), epipolar precision and matches, one row
+  per method (``family/run``) and test set; a fine-tuned run adds ``<run> (before)``, its initial weights on
+  the same pairs. The figure has one panel per test set with AUC bars per method.
+- ``homography.csv`` / ``.png``: mean matching accuracy (fraction of matches within t px) at 1/3/5/10 px and
+  its area; the figure draws MMA against the threshold, one panel per test set.
+- ``reconstruction.csv`` / ``.png``: COLMAP mapping from each method's features: registered images, points,
+  track length, reprojection error.
+- ``shape.csv`` / ``.png``: shift/focal recovery on held-out items: focal error, shift error, AbsRel before
+  and after (means over items).
 
-Only scalar numbers and strings are tabulated (nested dicts are flattened with ``.``; lists skipped).
+Each evaluation JSON is recognised by what it holds (see :func:`kind_of`), so every family's evaluator
+lands in the same table as the others of its kind.
 """
 
 from __future__ import annotations
@@ -15,12 +24,24 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import pandas as pd
 
+KINDS = ("relpose", "homography", "reconstruction", "shape")
+ID = ["family", "run", "testset"]
+COLUMNS = {
+    "relpose": ID + ["num_pairs", "auc@5", "auc@10", "auc@20", "precision", "num_matches", "failed", "seconds_per_pair"],
+    "homography": ID + ["num_pairs", "num_features", "num_matches", "mma@1", "mma@3", "mma@5", "mma@10", "mma_score"],
+    "reconstruction": ID + ["num_images", "num_registered", "num_points3D", "num_observations", "mean_track_length",
+                            "mean_reprojection_error", "mean_num_keypoints", "num_inlier_matches"],
+    "shape": ID + ["num_items", "focal_err_guess", "focal_err", "shift_err_none", "shift_err", "absrel_before",
+                   "absrel_after", "points_err_before", "points_err_after"],
+}
 
-def flatten(d: dict[str, Any], prefix: str = "", depth: int = 2) -> dict[str, Any]:
+
+def flatten(d: dict[str, Any], prefix: str = "", depth: int = 1) -> dict[str, Any]:
+    """Scalars of ``d`` with nested dicts (up to ``depth`` levels) joined by ``.``; lists are left out."""
     out: dict[str, Any] = {}
     for key, value in d.items():
         name = f"{prefix}{key}"
@@ -31,89 +52,149 @@ def flatten(d: dict[str, Any], prefix: str = "", depth: int = 2) -> dict[str, An
     return out
 
 
-def scene_table(results: Path) -> pd.DataFrame:
-    """One row per scene: SfM stats (or, without SfM, the photos used), depth QA and the shape step's summary."""
+def kind_of(result: dict[str, Any]) -> str | None:
+    """Which table an evaluation JSON belongs to (None: not an evaluation result)."""
+    if "auc@5" in result:
+        return "relpose"
+    if isinstance(result.get("overall"), dict) and "mma_score" in result["overall"]:
+        return "homography"
+    if "num_registered" in result and "num_images" in result:
+        return "reconstruction"
+    if isinstance(result.get("summary"), dict) and "absrel_after" in result["summary"]:
+        return "shape"
+    return None
+
+
+def eval_rows(path: Path) -> tuple[str | None, list[dict[str, Any]]]:
+    """Rows of one ``results/eval/{family}/{run}/{testset}.json`` (two for a fine-tuned run)."""
+    family, run, testset = path.parts[-3], path.parts[-2], path.stem
+    result = json.loads(path.read_text())
+    kind = kind_of(result)
+    ident = {"family": family, "run": run, "testset": testset}
+    if kind == "homography":
+        return kind, [{**result["overall"], **ident}]
+    if kind == "shape":
+        return kind, [{**ident, "num_items": result.get("num_items"),
+                       **{k: v["mean"] for k, v in result["summary"].items() if isinstance(v, dict) and "mean" in v}}]
     rows = []
-    scenes = sorted({p.parents[1].name for p in results.glob("*/sfm/stats.json")}
-                    | {p.parents[1].name for p in results.glob("*/depth/inputs.json")})
-    for scene in scenes:
+    if kind == "relpose" and isinstance(result.get("before"), dict):  # initial weights, scored on the same pairs
+        rows.append({**result["before"], **ident, "run": f"{run} (before)"})
+    rows.append({**result, **ident})
+    return kind, rows
+
+
+def eval_tables(paths: Iterable[Path]) -> dict[str, pd.DataFrame]:
+    rows: dict[str, list[dict[str, Any]]] = {k: [] for k in KINDS}
+    for path in sorted(paths):
+        kind, found = eval_rows(path)
+        if kind is not None:
+            rows[kind] += found
+    return {kind: pd.DataFrame(rows[kind]).reindex(columns=COLUMNS[kind]) for kind in KINDS}
+
+
+def scene_table(files: Iterable[Path]) -> pd.DataFrame:
+    """One row per scene: SfM stats (or, without SfM, the photos used), depth QA and the shape step's summary."""
+    by_scene: dict[str, dict[str, Path]] = {}
+    for p in files:
+        if p.name in ("stats.json", "inputs.json", "qa.json", "shape.json") and p.parent.name in ("sfm", "depth"):
+            by_scene.setdefault(p.parents[1].name, {})[f"{p.parent.name}/{p.name}"] = p
+    rows = []
+    for scene, found in sorted(by_scene.items()):
+        if "sfm/stats.json" not in found and "depth/inputs.json" not in found:
+            continue
         row: dict[str, Any] = {"scene": scene}
-        stats_path = results / scene / "sfm" / "stats.json"
-        if stats_path.exists():
-            stats = json.loads(stats_path.read_text())
+        if "sfm/stats.json" in found:
+            stats = json.loads(found["sfm/stats.json"].read_text())
             row.update({k: stats.get(k) for k in ("num_images", "num_registered", "num_points3D",
                                                   "mean_reprojection_error", "mean_track_length", "seconds")})
             row["num_skipped"] = len(stats.get("skipped", []))
         else:  # single_images: no SfM
-            inputs = json.loads((results / scene / "depth" / "inputs.json").read_text())
+            inputs = json.loads(found["depth/inputs.json"].read_text())
             row.update(num_images=inputs["num_images"] + len(inputs["skipped"]), num_skipped=len(inputs["skipped"]))
-        qa_path = results / scene / "depth" / "qa.json"
-        if qa_path.exists():
-            qa = {k: v for k, v in json.loads(qa_path.read_text()).items() if k not in ("scene", "images")}
-            row.update({f"depth.{k}": v for k, v in flatten(qa, depth=1).items()})
-        shape_path = results / scene / "depth" / "shape.json"
-        if shape_path.exists():
-            row.update({f"shape.{k}": v for k, v in json.loads(shape_path.read_text())["summary"].items()})
+        if "depth/qa.json" in found:
+            qa = {k: v for k, v in json.loads(found["depth/qa.json"].read_text()).items() if k not in ("scene", "images")}
+            row.update({f"depth.{k}": v for k, v in flatten(qa).items()})
+        if "depth/shape.json" in found:
+            row.update({f"shape.{k}": v for k, v in json.loads(found["depth/shape.json"].read_text())["summary"].items()})
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def eval_table(results: Path) -> pd.DataFrame:
-    rows = []
-    for path in sorted((results / "eval").glob("*/*/*.json")):
-        family, run, testset = path.parts[-3], path.parts[-2], path.stem
-        row = {"family": family, "run": run, "testset": testset}
-        result = json.loads(path.read_text())
-        # options and test-set descriptions are inputs, not results: they stay in the JSON files
-        row.update(flatten({k: v for k, v in result.items()
-                            if k not in ("conf", "options", "config", "testset_conf", "baseline", "testset", "before")}))
-        if isinstance(result.get("before"), dict):  # a fine-tuned run: its initial weights, scored on the same pairs
-            rows.append({"family": family, "run": f"{run} (before)", "testset": testset,
-                         **{k: v for k, v in result["before"].items() if k != "weights"}})
-        rows.append(row)
-    return pd.DataFrame(rows)
+def _method(table: pd.DataFrame) -> pd.Series:
+    return table["family"] + "/" + table["run"]
 
 
-def plot_evaluations(table: pd.DataFrame, path: Path) -> None:
+def _empty(ax: Any, text: str) -> None:
+    ax.text(0.5, 0.5, text, ha="center", va="center")
+    ax.set_axis_off()
+
+
+def plot_kind(kind: str, table: pd.DataFrame, path: Path, curves: dict[tuple[str, str], tuple[list, list]]) -> None:
+    """The figure of one kind: one panel per test set, methods side by side."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    metrics = [c for c in table.columns if any(k in c.lower() for k in ("auc@", "mma")) and
-               pd.api.types.is_numeric_dtype(table[c])] if len(table) else []
-    fig, ax = plt.subplots(figsize=(max(6, 1.2 * max(len(table), 1)), 4))
-    if metrics:
-        labels = table["family"] + "/" + table["run"] + "\n" + table["testset"]
-        table.set_index(labels)[metrics].plot.bar(ax=ax, rot=0)
-        ax.set_ylabel("percent")
-        ax.legend(fontsize=7)
-    else:
-        ax.text(0.5, 0.5, "no evaluation results yet", ha="center", va="center")
-        ax.set_axis_off()
-    ax.set_title("matchforge evaluations")
+    testsets = list(dict.fromkeys(table["testset"])) if len(table) else []
+    fig, axes = plt.subplots(1, max(len(testsets), 1), figsize=(4.2 * max(len(testsets), 1), 4.2), squeeze=False)
+    if not testsets:
+        _empty(axes[0, 0], f"no {kind} results")
+    for ax, ts in zip(axes[0], testsets):
+        rows = table[table["testset"] == ts].set_index(_method(table[table["testset"] == ts]))
+        if kind == "relpose":
+            rows[["auc@5", "auc@10", "auc@20"]].plot.barh(ax=ax, legend=ax is axes[0, 0])
+            ax.set_xlabel("pose AUC (%)")
+            ax.set_xlim(0, 100)
+        elif kind == "homography":
+            for method in rows.index:
+                thresholds, mma = curves.get((method, ts), ([], []))
+                ax.plot(thresholds, mma, marker=".", label=method)
+            ax.set_xlabel("threshold (px)")
+            ax.set_ylabel("MMA")
+            ax.set_ylim(0, 1)
+            ax.legend(fontsize=8)
+        elif kind == "reconstruction":
+            (rows["num_registered"] / rows["num_images"] * 100).plot.barh(ax=ax)
+            ax.set_xlabel("registered images (%)")
+            ax.set_xlim(0, 100)
+        else:
+            rows[["absrel_before", "absrel_after"]].plot.barh(ax=ax, legend=ax is axes[0, 0])
+            ax.set_xlabel("AbsRel of the point cloud depth")
+        ax.set_title(ts)
+    fig.suptitle(f"matchforge: {kind}")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
-def main(results: str | Path, out: str | Path) -> None:
-    results, out = Path(results), Path(out)
+def main(inputs: Iterable[str | Path], out: str | Path) -> dict[str, pd.DataFrame]:
+    """Write ``scenes.csv`` and ``<kind>.csv``/``.png`` for every kind into ``out`` from the given result files."""
+    files = [Path(p) for p in inputs]
+    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    scenes = scene_table(results)
-    scenes.to_csv(out / "scenes.csv", index=False)
-    evals = eval_table(results)
-    evals.to_csv(out / "evaluations.csv", index=False)
-    plot_evaluations(evals, out / "evaluations.png")
-    with pd.option_context("display.width", 200, "display.max_columns", 12):
-        print(scenes.to_string(index=False) if len(scenes) else "no scenes")
-        print(evals.to_string(index=False) if len(evals) else "no evaluations")
+    evals = [p for p in files if p.suffix == ".json" and len(p.parts) >= 4 and p.parts[-4] == "eval"]
+    tables = {"scenes": scene_table(files), **eval_tables(evals)}
+    tables["scenes"].to_csv(out / "scenes.csv", index=False)
+    curves = {}
+    for p in evals:
+        result = json.loads(p.read_text())
+        if kind_of(result) == "homography":
+            curves[(f"{p.parts[-3]}/{p.parts[-2]}", p.stem)] = (result.get("thresholds", []), result["overall"].get("mma", []))
+    for kind in KINDS:
+        tables[kind].to_csv(out / f"{kind}.csv", index=False)
+        plot_kind(kind, tables[kind], out / f"{kind}.png", curves)
+    with pd.option_context("display.width", 200, "display.max_columns", 14, "display.precision", 3):
+        for name, table in tables.items():
+            print(f"--- {name}\n" + (table.to_string(index=False) if len(table) else "(none)"))
+    return tables
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--results", type=Path, default=Path("results"), help="results folder")
-    parser.add_argument("--out", type=Path, default=Path("results/summary"), help="where the tables go")
+    parser.add_argument("inputs", nargs="+", type=Path,
+                        help="result files: results/eval/*/*/*.json, results/<scene>/sfm/stats.json, depth/qa.json, ...")
+    parser.add_argument("--out", type=Path, default=Path("results/summary"), help="where the tables and figures go")
 
 
 def run(args: argparse.Namespace) -> None:
-    main(args.results, args.out)
+    main(args.inputs, args.out)

@@ -2,7 +2,8 @@
 
 Given keypoints + descriptors for every image of a scene, import them into a fresh COLMAP database
 (pycolmap), match image pairs by mutual nearest neighbour, verify the matches geometrically, run
-incremental mapping, and report: registered images, 3D points, observations, mean track length and
+incremental mapping with the SfM stage's retries (:func:`matchforge.sfm.reconstruct.map_with_retries`),
+and report: registered images, 3D points, observations, mean track length and
 mean reprojection error (pixels) of the largest model. Keypoints are matchforge pixels (pixel
 centres at +0.5), which is COLMAP's convention too.
 """
@@ -19,18 +20,10 @@ from typing import Callable, Sequence
 import numpy as np
 
 from matchforge.errors import MatchforgeError
+from matchforge.sfm.reconstruct import map_with_retries, model_summary
+from matchforge.workflow import schema_defaults
 
 log = logging.getLogger(__name__)
-
-
-def model_stats(rec) -> dict[str, float]:
-    """Registered images, points, observations, mean track length, mean reprojection error of a model."""
-    n_pts = rec.num_points3D()
-    track = [p.track.length() for p in rec.points3D.values()]
-    return {"num_registered": int(rec.num_reg_images()), "num_points3D": int(n_pts),
-            "num_observations": int(np.sum(track)) if track else 0,
-            "mean_track_length": float(np.mean(track)) if track else 0.0,
-            "mean_reprojection_error": float(rec.compute_mean_reprojection_error()) if n_pts else float("nan")}
 
 
 def main(image_dir: str | Path, names: Sequence[str], features: Callable[[str], dict[str, np.ndarray]],
@@ -80,21 +73,18 @@ def main(image_dir: str | Path, names: Sequence[str], features: Callable[[str], 
     n_verified = db.num_verified_image_pairs() if hasattr(db, "num_verified_image_pairs") else -1
     n_inliers = db.num_inlier_matches() if hasattr(db, "num_inlier_matches") else -1
     db.close()
-    opts = pycolmap.IncrementalPipelineOptions()
-    opts.min_num_matches = min_num_matches
-    opts.min_model_size = 2
-    opts.num_threads = num_threads
-    opts.random_seed = seed
-    (work / "sparse").mkdir()
-    models = pycolmap.incremental_mapping(db_path, image_dir, work / "sparse", opts)
+    # the SfM stage's mapping, retries included, so a test set is scored as the sfm stage would map it
+    conf = {**schema_defaults("sfm"), "min_num_matches": min_num_matches, "num_threads": num_threads, "seed": seed,
+            "min_model_size": 2}
+    best_dir, attempts = map_with_retries(conf, db_path, image_dir, work / "sparse", len(names))
     stats: dict[str, float] = {"num_images": len(names), "num_pairs": len(pairs),
                                "mean_num_matches": float(np.mean(num_matches)) if num_matches else 0.0,
                                "num_verified_pairs": int(n_verified), "num_inlier_matches": int(n_inliers),
-                               "num_models": len(models),
+                               "mapping_attempts": len(attempts),
+                               "num_models": max((len(a["models"]) for a in attempts), default=0),
                                "mean_num_keypoints": float(np.mean([len(f["keypoints"]) for f in feats.values()]))}
-    if models:
-        best = max(models.values(), key=lambda r: (r.num_reg_images(), r.num_points3D()))
-        stats.update(model_stats(best))
+    if best_dir is not None:
+        stats.update(model_summary(pycolmap.Reconstruction(str(best_dir))))
     else:
         stats.update(num_registered=0, num_points3D=0, num_observations=0, mean_track_length=0.0,
                      mean_reprojection_error=float("nan"))

@@ -8,7 +8,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from matchforge.evaluation.pose import essential_from_pose, symmetric_epipolar_distance
+from matchforge.geometry.epipolar import essential_from_pose, symmetric_epipolar_distance
 from matchforge.io.images import read_image, resize, write_image
 
 

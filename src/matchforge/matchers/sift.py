@@ -57,11 +57,11 @@ class SiftMatcher:
 
     name = "sift"
 
-    def __init__(self, conf: Mapping[str, Any] | None = None, img_resize: int | None = None) -> None:
+    def __init__(self, conf: Mapping[str, Any] | None = None) -> None:
         conf = dict(conf or {})
         self.max_keypoints = int(conf.get("max_keypoints", 4096))
         self.ratio = float(conf.get("ratio", 0.8))
-        self.img_resize = conf.get("img_resize") or img_resize
+        self.img_resize = conf.get("img_resize")
 
     def _features(self, path: str | Path) -> tuple[np.ndarray, np.ndarray]:
         xy, _, desc = sift_features(read_image(path, "gray"), self.max_keypoints, self.img_resize)

@@ -24,7 +24,7 @@ from torch.utils.data import Dataset
 from matchforge.errors import MatchforgeError
 from matchforge.io.calibration import ImcScene, read_imc_pairs
 from matchforge.io.images import read_image, resize_with_K
-from matchforge.posfeat.geometry import relative_rotation_deg
+from matchforge.geometry.pose import relative_rotation_deg
 
 log = logging.getLogger(__name__)
 

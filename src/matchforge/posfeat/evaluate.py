@@ -26,37 +26,22 @@ import numpy as np
 
 from matchforge.conf import load_conf
 from matchforge.errors import MatchforgeError
-from matchforge.posfeat.detect import mutual_nn
-from matchforge.io.features import read_features
+from matchforge.evaluation.relpose import evaluate as evaluate_relpose
+from matchforge.matchers import get_matcher
+from matchforge.matchers.features import FeatureMatcher, mutual_nn
 from matchforge.evaluation.testsets import POSE_DEFAULTS, image_name, pose_pairs
 from matchforge.io.images import list_images
 
 log = logging.getLogger(__name__)
 
-def evaluate_pose(spec: dict[str, Any], features) -> dict[str, Any]:
-    """Relative-pose AUC of mutual-NN matches over the pairs of a dataset split."""
-    from matchforge.evaluation.pose import evaluate_pair, pose_auc
-
+def evaluate_pose(spec: dict[str, Any], matcher: FeatureMatcher) -> dict[str, Any]:
+    """Relative pose (:func:`matchforge.evaluation.relpose.evaluate`) of ``matcher`` over a dataset split."""
     spec = {**POSE_DEFAULTS, **spec}
     pairs, root = pose_pairs(spec)
-    rows = []
-    for p in pairs:
-        f0, f1 = features(image_name(p.image0, root)), features(image_name(p.image1, root))
-        m = mutual_nn(f0["descriptors"], f1["descriptors"])
-        k0 = f0["keypoints"][m[:, 0]].astype(np.float64)
-        k1 = f1["keypoints"][m[:, 1]].astype(np.float64)
-        r = evaluate_pair(k0, k1, p.K0, p.K1, p.T_0to1, spec["ransac_thresh"])
-        rows.append({"scene": p.scene, "image0": image_name(p.image0, root), "image1": image_name(p.image1, root), **r})
-    errors = [r["pose_error"] for r in rows]
-    out: dict[str, Any] = {"num_pairs": len(rows)}
-    if rows:
-        out.update(pose_auc(errors))
-        out["precision"] = float(np.mean([r["precision"] for r in rows]))
-        out["num_matches"] = float(np.mean([r["num_matches"] for r in rows]))
-    else:
+    if not pairs:
         log.warning("pose test set has no pairs (split '%s' of %s)", spec["split"], spec["dataset"])
-    out["pairs"] = rows
-    return out
+    matcher.name_of = lambda p: image_name(p, root)
+    return evaluate_relpose(matcher, pairs, spec["ransac_thresh"])
 
 
 def _finite(obj: Any) -> Any:
@@ -78,13 +63,8 @@ def main(spec: dict[str, Any], features_path: str | Path, out_json: str | Path, 
     features_path, out_json = Path(features_path), Path(out_json)
     if not features_path.exists():
         raise MatchforgeError("feature file not found", fix="run matchforge extract first", path=features_path)
-    cache: dict[str, dict[str, np.ndarray]] = {}
-
-    def features(name: str) -> dict[str, np.ndarray]:
-        if name not in cache:
-            cache[name] = read_features(features_path, name)
-        return cache[name]
-
+    matcher = get_matcher({"name": "features", "features": features_path})
+    features = matcher.features
     kind = spec.get("type")
     result: dict[str, Any] = {"label": label, "testset": spec, "features": str(features_path)}
     if kind == "homography":
@@ -96,7 +76,7 @@ def main(spec: dict[str, Any], features_path: str | Path, out_json: str | Path, 
             curves[other_label] = json.loads(Path(path).read_text())
         plot_curves(curves, out_json.with_suffix(".png"), f"MMA on {spec['path']}")
     elif kind == "pose":
-        result.update(evaluate_pose(spec, features))
+        result.update(evaluate_pose(spec, matcher))
     elif kind == "reconstruction":
         from matchforge.evaluation.reconstruction import main as reconstruct
 

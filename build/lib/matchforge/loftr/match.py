@@ -20,24 +20,22 @@ import numpy as np
 from matchforge.errors import MatchforgeError
 from matchforge.evaluation.visualize import draw_matches
 from matchforge.io.images import read_image, write_image
+from matchforge.matchers import get_matcher
 
 log = logging.getLogger(__name__)
 
 
 def make_matcher(weights: str | None, img_resize: int | None, device: str | None, sift: bool = False) -> Any:
     if sift:
-        from matchforge.matchers.sift import SiftMatcher
-
-        return SiftMatcher({}, img_resize=img_resize)
+        return get_matcher({"name": "sift", "img_resize": img_resize})
     if not weights:
         raise MatchforgeError("no weights given", fix="pass --weights results/models/loftr/<run>/weights.pt (or outdoor/indoor with network), or --sift")
-    from matchforge.loftr.evaluate import LoFTRMatcher
-
     model_conf = None
     meta = Path(weights).with_name("model.json")
     if meta.is_file():
         model_conf = json.loads(meta.read_text()).get("conf")
-    return LoFTRMatcher(weights, model_conf, img_resize, pad=False, device=device)
+    return get_matcher({"name": "loftr", "weights": weights, "model_conf": model_conf, "img_resize": img_resize,
+                        "pad": False, "device": device})
 
 
 def main(image0: str | Path, image1: str | Path, out_dir: str | Path, weights: str | None = None,

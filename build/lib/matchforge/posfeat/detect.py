@@ -10,7 +10,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from matchforge.posfeat.geometry import sample_descriptors
+from matchforge.posfeat.sampling import sample_descriptors
 from matchforge.matchers.sift import sift_features
 
 
@@ -50,17 +50,3 @@ def sift_keypoints(image_rgb: np.ndarray, max_num: int = 8192) -> tuple[np.ndarr
 def describe(local_map: torch.Tensor, keypoints: torch.Tensor, width: int, height: int) -> torch.Tensor:
     """L2-normalised descriptors (N, D) of a (1, D, h, w) map at keypoints (N, 2) of a W x H image."""
     return sample_descriptors(local_map, keypoints[None], width, height)[0]
-
-
-def mutual_nn(desc0: np.ndarray | torch.Tensor, desc1: np.ndarray | torch.Tensor) -> np.ndarray:
-    """Mutual nearest neighbours by descriptor dot product: (M, 2) index pairs (i in 0, j in 1)."""
-    d0 = torch.as_tensor(np.asarray(desc0, np.float32) if not torch.is_tensor(desc0) else desc0).float()
-    d1 = torch.as_tensor(np.asarray(desc1, np.float32) if not torch.is_tensor(desc1) else desc1).float()
-    if len(d0) == 0 or len(d1) == 0:
-        return np.zeros((0, 2), np.int64)
-    sim = d0 @ d1.T
-    nn01 = sim.argmax(1)
-    nn10 = sim.argmax(0)
-    i = torch.arange(len(d0))
-    ok = nn10[nn01] == i
-    return torch.stack([i[ok], nn01[ok]], 1).numpy().astype(np.int64)

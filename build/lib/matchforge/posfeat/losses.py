@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 import torch
 
-from matchforge.posfeat.geometry import (clip_lines, epipolar_lines, point_line_distance, sample_descriptors,
-                                         symmetric_epipolar_pixels)
+from matchforge.geometry.epipolar import clip_lines, epipolar_lines, point_line_distance, symmetric_epipolar_pixels
+from matchforge.posfeat.sampling import sample_descriptors
 
 
 def random_grid_points(batch: int, height: int, width: int, cell: int, generator: torch.Generator | None = None,

@@ -25,7 +25,7 @@ import torch
 from matchforge.conf import load_conf
 from matchforge.errors import MatchforgeError
 from matchforge.posfeat.data import PairDataset, PairSample, StepBatchSampler, pairs_from_caps, pairs_from_dataset
-from matchforge.posfeat.geometry import fundamental_from_poses
+from matchforge.geometry.epipolar import fundamental_from_poses
 from matchforge.posfeat.losses import DiskLossConfig, EpipolarLossConfig, disk_loss, epipolar_loss, random_grid_points
 from matchforge.posfeat.networks import PoSFeat, build_model, load_checkpoint, normalize
 from matchforge.posfeat.visualize import snapshot

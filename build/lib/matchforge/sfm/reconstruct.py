@@ -111,6 +111,8 @@ def map_scene(conf: dict[str, Any], database: Path, image_dir: Path, out: Path,
         return pycolmap.global_mapping(database, image_dir, out, options=options)
     options = pycolmap.IncrementalPipelineOptions()
     options.min_num_matches = conf["min_num_matches"]
+    if conf.get("min_model_size"):  # COLMAP drops models under 10 images; evaluations of small test sets keep them
+        options.min_model_size = conf["min_model_size"]
     options.num_threads = mapping_threads(conf)
     options.random_seed = seed
     options.ba_global_function_tolerance = conf["ba_global_function_tolerance"]
@@ -171,9 +173,12 @@ def undistort(conf: dict[str, Any], model_dir: Path, image_dir: Path, out: Path)
 
 
 def model_summary(rec: pycolmap.Reconstruction) -> dict[str, Any]:
-    return {"num_registered": rec.num_reg_images(), "num_points3D": rec.num_points3D(),
-            "mean_reprojection_error": rec.compute_mean_reprojection_error(),
-            "mean_track_length": rec.compute_mean_track_length(),
+    """Registered images, points, observations, mean track length, reprojection error (px) of a model."""
+    n_pts = rec.num_points3D()
+    return {"num_registered": rec.num_reg_images(), "num_points3D": n_pts,
+            "num_observations": int(rec.compute_num_observations()),
+            "mean_reprojection_error": rec.compute_mean_reprojection_error() if n_pts else float("nan"),
+            "mean_track_length": rec.compute_mean_track_length() if n_pts else 0.0,
             "mean_observations_per_image": rec.compute_mean_observations_per_reg_image()}
 
 

@@ -1,34 +1,23 @@
-"""Epipolar geometry and map sampling shared by the PoSFeat losses, visualisation and extraction.
+"""Epipolar geometry: essential and fundamental matrices from poses, epipolar lines and distances.
 
-Pixel convention (:mod:`matchforge.geometry.pixels`): x in [0, W], y in [0, H], the centre of pixel (r, c) is
-(c + 0.5, r + 0.5). ``grid_sample(..., align_corners=False)`` uses the same convention, so a point
-maps to normalised coordinates by ``2 * x / W - 1`` whatever the resolution of the sampled map.
+Poses are 4x4 world->camera (``T_0to1 = T1 @ inv(T0)``); points are matchforge pixels
+(:mod:`matchforge.geometry.pixels`). The torch functions (batched, differentiable) serve the PoSFeat
+losses and pictures; the numpy ones are the official LoFTR/SuperGlue metric definitions.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-
-
-def skew(t: torch.Tensor) -> torch.Tensor:
-    """(..., 3) -> (..., 3, 3) cross-product matrix."""
-    z = torch.zeros_like(t[..., 0])
-    return torch.stack([torch.stack([z, -t[..., 2], t[..., 1]], -1),
-                        torch.stack([t[..., 2], z, -t[..., 0]], -1),
-                        torch.stack([-t[..., 1], t[..., 0], z], -1)], -2)
+from kornia.geometry.epipolar import essential_from_Rt, fundamental_from_essential
 
 
 def fundamental_from_poses(K0: torch.Tensor, K1: torch.Tensor, T0: torch.Tensor, T1: torch.Tensor) -> torch.Tensor:
-    """F (..., 3, 3) with ``x1^T F x0 = 0`` for pixel points; poses are world->camera 4x4.
-
-    ``T_0to1 = T1 inv(T0)``, ``E = [t]x R``, ``F = K1^-T E K0^-1``, scaled to unit Frobenius norm
-    (the scale does not matter: distances below divide by the line normal).
-    """
-    rel = T1 @ torch.linalg.inv(T0)
-    E = skew(rel[..., :3, 3]) @ rel[..., :3, :3]
-    Fm = torch.linalg.inv(K1).transpose(-1, -2) @ E @ torch.linalg.inv(K0)
+    """F (..., 3, 3) with ``x1^T F x0 = 0`` for pixel points, scaled to unit Frobenius norm (distances
+    below divide by the line normal, so the scale does not matter). kornia: ``E = [t]x R`` of the
+    relative motion, ``F = K1^-T E K0^-1``."""
+    E = essential_from_Rt(T0[..., :3, :3], T0[..., :3, 3:], T1[..., :3, :3], T1[..., :3, 3:])
+    Fm = fundamental_from_essential(E, K0, K1)
     return Fm / Fm.flatten(-2).norm(dim=-1)[..., None, None].clamp_min(1e-12)
 
 
@@ -88,22 +77,22 @@ def clip_lines(lines: torch.Tensor, width: float, height: float) -> tuple[torch.
     return start, end, valid
 
 
-def to_grid(x: torch.Tensor, width: float, height: float) -> torch.Tensor:
-    """Pixels -> grid_sample coordinates in [-1, 1] (align_corners=False)."""
-    return torch.stack([2 * x[..., 0] / width - 1, 2 * x[..., 1] / height - 1], -1)
+def essential_from_pose(T_0to1: np.ndarray) -> np.ndarray:
+    """E = [t]_x R for the relative pose."""
+    t = T_0to1[:3, 3]
+    tx = np.array([[0, -t[2], t[1]], [t[2], 0, -t[0]], [-t[1], t[0], 0]])
+    return tx @ T_0to1[:3, :3]
 
 
-def sample_descriptors(desc_map: torch.Tensor, x: torch.Tensor, width: float, height: float) -> torch.Tensor:
-    """Bilinear, L2-normalised descriptors at pixels ``x`` (B, ..., 2) of a (B, D, h, w) map -> (B, ..., D)."""
-    B = desc_map.shape[0]
-    shape = x.shape[1:-1]
-    grid = to_grid(x.reshape(B, -1, 1, 2), width, height)
-    d = F.grid_sample(desc_map, grid, mode="bilinear", align_corners=False, padding_mode="border")
-    d = d[..., 0].transpose(1, 2).reshape(B, *shape, desc_map.shape[1])
-    return F.normalize(d, dim=-1)
-
-
-def relative_rotation_deg(T0: np.ndarray, T1: np.ndarray) -> float:
-    """Angle (degrees) of the relative rotation between two world->camera poses."""
-    R = T1[:3, :3] @ T0[:3, :3].T
-    return float(np.rad2deg(np.arccos(np.clip((np.trace(R) - 1) / 2, -1.0, 1.0))))
+def symmetric_epipolar_distance(pts0: np.ndarray, pts1: np.ndarray, E: np.ndarray,
+                                K0: np.ndarray, K1: np.ndarray) -> np.ndarray:
+    """Squared symmetric epipolar distance in normalised camera coordinates (LoFTR's definition)."""
+    p0 = (pts0 - K0[[0, 1], [2, 2]][None]) / K0[[0, 1], [0, 1]][None]
+    p1 = (pts1 - K1[[0, 1], [2, 2]][None]) / K1[[0, 1], [0, 1]][None]
+    p0 = np.c_[p0, np.ones(len(p0))]
+    p1 = np.c_[p1, np.ones(len(p1))]
+    Ep0 = p0 @ E.T
+    p1Ep0 = np.sum(p1 * Ep0, -1)
+    Etp1 = p1 @ E
+    d = p1Ep0**2 * (1.0 / (Ep0[:, 0] ** 2 + Ep0[:, 1] ** 2) + 1.0 / (Etp1[:, 0] ** 2 + Etp1[:, 1] ** 2))
+    return d

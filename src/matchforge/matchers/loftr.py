@@ -1,0 +1,49 @@
+"""LoFTR as a pair matcher: a trained run's ``weights.pt``, an official checkpoint or a kornia name."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+
+from matchforge.device import pick_device
+
+
+class LoFTRMatcher:
+    """``matcher(path0, path1) -> (kpts0, kpts1)``: (M, 2) float matchforge pixels of the original images.
+
+    Options: ``weights`` (a ``.pt``/``.ckpt`` file, or ``outdoor``/``indoor``/``indoor_new`` for kornia's
+    released weights), ``model_conf`` (architecture for weights stored without it), ``img_resize`` (long
+    side the network sees), ``pad`` (pad to a square with masks, as in training), ``interpolation``,
+    ``device``.
+    """
+
+    name = "loftr"
+
+    def __init__(self, conf: Mapping[str, Any]) -> None:
+        from matchforge.loftr.model import load_weights
+
+        self.device = str(pick_device(conf.get("device")))
+        self.model = load_weights(str(conf["weights"]), conf.get("model_conf"), self.device)
+        self.img_resize = conf.get("img_resize", 640)
+        self.pad = bool(conf.get("pad", True))
+        self.interpolation = conf.get("interpolation", "linear")
+
+    def __call__(self, path0: str | Path, path1: str | Path) -> tuple[np.ndarray, np.ndarray]:
+        from matchforge.loftr.data import read_gray
+        from matchforge.loftr.model import forward
+
+        data: dict[str, Any] = {}
+        for i, path in enumerate((path0, path1)):
+            img, mask, scale, _ = read_gray(path, self.img_resize, 8, self.pad, interpolation=self.interpolation)
+            data[f"image{i}"] = img[None].to(self.device)
+            data[f"scale{i}"] = scale[None].to(self.device)
+            if mask is not None:
+                data[f"mask{i}"] = mask[::8, ::8][None].to(self.device)
+        if self.pad and data["image0"].shape != data["image1"].shape:
+            data.pop("mask0"), data.pop("mask1")
+        with torch.inference_mode():
+            forward(self.model, data)
+        return data["mkpts0_f"].float().cpu().numpy().astype(np.float64), data["mkpts1_f"].float().cpu().numpy().astype(np.float64)

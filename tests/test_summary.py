@@ -1,0 +1,44 @@
+"""Summary tables from real evaluation results: one table per kind, only the inputs it is given."""
+
+from __future__ import annotations
+
+import shutil
+
+import pandas as pd
+
+from conftest import real_data
+
+
+def test_summary_has_one_table_per_kind_and_ignores_stale_results(tmp_path):
+    from matchforge.evaluation.testsets import testset_images
+    from matchforge.loftr.evaluate import main as loftr_eval
+    from matchforge.posfeat.evaluate import main as feature_eval
+    from matchforge.posfeat.extract import main as extract
+    from matchforge.summary import COLUMNS, main as summarize
+
+    results = tmp_path / "results"
+    reichstag = {"kind": "reichstag", "root": str(real_data("reichstag")), "img_resize": 480, "max_pairs": 3}
+    relpose = results / "eval" / "sift" / "relpose" / "reichstag.json"
+    loftr_eval(reichstag, relpose, baseline={"max_keypoints": 1024, "ratio": 0.8}, name="reichstag")
+    spec = {"type": "homography", "path": str(real_data("homography"))}
+    feats = extract({"method": "sift", "max_size": 480, "num_pts": 1024}, testset_images(spec), tmp_path / "f.h5")
+    homography = results / "eval" / "sift" / "baseline" / "homography.json"
+    feature_eval(spec, feats, homography, label="sift")
+    # a stale result of a run no longer configured: present on disk, not among the summary's inputs
+    stale = results / "eval" / "loftr" / "old_run" / "reichstag.json"
+    stale.parent.mkdir(parents=True)
+    shutil.copy(relpose, stale)
+
+    tables = summarize([relpose, homography], tmp_path / "summary")
+    assert set(tables) == {"scenes", *COLUMNS}
+    for kind in COLUMNS:
+        table = pd.read_csv(tmp_path / "summary" / f"{kind}.csv")
+        assert list(table.columns) == COLUMNS[kind]
+        assert (tmp_path / "summary" / f"{kind}.png").stat().st_size > 5000
+    rel = pd.read_csv(tmp_path / "summary" / "relpose.csv")
+    assert rel[["family", "run", "testset"]].values.tolist() == [["sift", "relpose", "reichstag"]]  # not old_run
+    assert 0 < rel["auc@20"].iloc[0] <= 100 and 1 < rel["precision"].iloc[0] <= 100 and rel["num_pairs"].iloc[0] == 3
+    hom = pd.read_csv(tmp_path / "summary" / "homography.csv")
+    assert hom[["family", "run", "testset"]].values.tolist() == [["sift", "baseline", "homography"]]
+    assert 0 < hom["mma@1"].iloc[0] <= hom["mma@5"].iloc[0] <= hom["mma@10"].iloc[0] <= 1
+    assert len(pd.read_csv(tmp_path / "summary" / "reconstruction.csv")) == 0  # a kind without results: header only
