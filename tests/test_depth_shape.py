@@ -36,7 +36,7 @@ def test_shape_of_demo_scene_against_sfm(demo_sfm, tmp_path):
     from matchforge.depth.predict import main as predict
     from matchforge.depth.shape import main as shape
     from matchforge.io.colmap import load_scene
-    from matchforge.shiftfocal.ply import read_ply
+    from matchforge.io.ply import read_ply
 
     predict({"backend": "sparse"}, demo_sfm, tmp_path / "depth", scene="sacre_coeur")
     save_shape_model(tmp_path / "model")

@@ -37,10 +37,15 @@ def test_installed_package_has_its_schemas_and_every_command(installed):
     assert out.returncode == 0, out.stderr[-3000:]
     schema_dir, defaults = out.stdout.splitlines()
     assert schema_dir.startswith(str(tmp / "site")) and defaults == "None sparse"
-    for stage in STAGES:
-        res = subprocess.run([sys.executable, "-m", "matchforge", stage, "--help"], capture_output=True, text=True,
-                             env=env, cwd=tmp)
-        assert res.returncode == 0 and "usage" in res.stdout, (stage, res.stderr[-2000:])
+    # every command's --help through the installed CLI entry point, in one interpreter (imports are shared)
+    code = ("import contextlib, io, sys\nfrom matchforge.cli import COMMANDS, main\nfailed = []\n"
+            "for name in COMMANDS:\n    out = io.StringIO()\n    try:\n        with contextlib.redirect_stdout(out):\n"
+            "            main([name, '--help'])\n    except SystemExit as e:\n        if e.code not in (0, None) or 'usage' not in out.getvalue():\n"
+            "            failed.append(name)\nprint(sorted(COMMANDS)); print(failed)\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp)
+    assert res.returncode == 0, res.stderr[-3000:]
+    commands, failed = res.stdout.splitlines()[-2:]
+    assert commands == str(sorted(STAGES)) and failed == "[]", res.stdout[-2000:]
 
 
 def test_workflow_plans_with_the_installed_package(installed, tmp_path):

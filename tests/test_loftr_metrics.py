@@ -87,8 +87,8 @@ def test_reichstag_testset_and_sift_baseline(tmp_path):
 def test_match_pair_and_video_headless(tmp_path):
     import cv2
 
-    from matchforge.loftr.match import main as match_main
-    from matchforge.loftr.match import video
+    from matchforge.matchers.match import main as match_main
+    from matchforge.matchers.match import video
 
     r = read_reichstag(REICHSTAG)[0]
     res = match_main(r.image0, r.image1, tmp_path / "pair", img_resize=480, sift=True)
@@ -139,3 +139,15 @@ def test_sift_baseline_keypoints_are_unbiased_in_the_colmap_frame(tmp_path):
     offset = (half[close] - full[idx[close]]).mean(axis=0)
     assert close.sum() > 200
     assert np.all(np.abs(offset) < 0.1), offset
+
+
+def test_matchers_are_looked_up_by_name():
+    from matchforge.errors import MatchforgeError
+    from matchforge.matchers import MATCHERS, get_matcher
+
+    rec = read_reichstag(real_data("reichstag"))[0]
+    k0, k1 = get_matcher({"name": "sift", "max_keypoints": 1024, "img_resize": 480})(rec.image0, rec.image1)
+    assert k0.shape == k1.shape and len(k0) > 20  # a real pair matches
+    assert set(MATCHERS) == {"sift", "loftr", "features"}
+    with pytest.raises(MatchforgeError, match="unknown matcher 'superglue'.*sift, loftr, features"):
+        get_matcher({"name": "superglue"})

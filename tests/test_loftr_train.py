@@ -81,7 +81,7 @@ def test_training_forward_matches_kornia_inference():
 def test_train_resume_export_and_evaluate(tmp_path, monkeypatch):
     from matchforge.loftr import lightning_module
     from matchforge.loftr.evaluate import main as eval_main
-    from matchforge.loftr.match import main as match_main
+    from matchforge.matchers.match import main as match_main
     from matchforge.loftr.train import main as train_main
 
     dataset = tiny_dataset(real_data("tum_rgbd"), tmp_path / "ds")

@@ -95,7 +95,7 @@ def test_detect_keypoints_nms_threshold_and_refinement():
 @pytest.mark.slow
 def test_sift_on_shared_homography_pairs_gives_a_sensible_curve(tmp_path):
     from matchforge.evaluation.testsets import testset_images
-    from matchforge.posfeat.evaluate import main as evaluate_main
+    from matchforge.evaluation.features import main as evaluate_main
     from matchforge.posfeat.extract import main as extract_main
 
     spec = {"type": "homography", "path": str(real_data("homography"))}
@@ -176,7 +176,7 @@ def test_pose_evaluation_of_real_sift_matches_against_imc_ground_truth(tmp_path)
     convention) get a low one, so the evaluation's pose convention is checked by data it did not make."""
     from matchforge.evaluation.testsets import testset_images
     from matchforge.matchers import get_matcher
-    from matchforge.posfeat import evaluate as ev
+    from matchforge.evaluation import features as ev
     from matchforge.posfeat.extract import main as extract_main
 
     results = {}

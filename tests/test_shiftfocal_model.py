@@ -9,7 +9,7 @@ import torch
 
 from conftest import real_data
 from matchforge.shiftfocal.evaluate import affine_shift
-from matchforge.shiftfocal.geometry import abs_rel, guess_focal, normalize_depth, scale_align
+from matchforge.geometry.camera import abs_rel, guess_focal, normalize_depth, scale_align
 from matchforge.shiftfocal.model import build_model, flush_denormals
 from matchforge.shiftfocal.readers import read_middlebury, read_tum, resize_item
 from matchforge.shiftfocal.recover import recover_shape

@@ -16,7 +16,7 @@ import torch
 from conftest import REPO, real_data
 from matchforge.errors import MatchforgeError
 from matchforge.shiftfocal import train as sf_train
-from matchforge.shiftfocal.ply import read_ply, write_ply
+from matchforge.io.ply import read_ply, write_ply
 from matchforge.shiftfocal.readers import read_matchforge
 from matchforge.shiftfocal.sampling import list_items
 from matchforge.training.engine import EXIT_INTERRUPTED
@@ -196,7 +196,7 @@ def test_matchforge_scene_reader_unprojects_to_sfm_points(demo_sfm, tmp_path):
             f["depth"] = depth
     items = read_matchforge(h5_dir, demo_sfm / "sparse", demo_sfm / "images", scene="demo")
     assert len(items) == 3 and not items[0].metric and items[0].rgb is not None
-    from matchforge.shiftfocal.geometry import unproject
+    from matchforge.geometry.camera import unproject
 
     for it, v in zip(items, views):
         np.testing.assert_allclose(it.K, v.K)

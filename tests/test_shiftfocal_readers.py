@@ -19,7 +19,7 @@ import cv2  # noqa: E402
 
 from conftest import real_data  # noqa: E402
 from matchforge.errors import MatchforgeError  # noqa: E402
-from matchforge.shiftfocal.geometry import focal_from_fov, unproject  # noqa: E402
+from matchforge.geometry.camera import focal_from_fov, unproject  # noqa: E402
 from matchforge.shiftfocal.readers import (  # noqa: E402
     Item, evenly, read_kenburns, read_middlebury, read_pfm, read_sens, read_taskonomy, read_tum, resize_item,
 )

@@ -12,7 +12,7 @@ from conftest import real_data
 def test_summary_has_one_table_per_kind_and_ignores_stale_results(tmp_path):
     from matchforge.evaluation.testsets import testset_images
     from matchforge.loftr.evaluate import main as loftr_eval
-    from matchforge.posfeat.evaluate import main as feature_eval
+    from matchforge.evaluation.features import main as feature_eval
     from matchforge.posfeat.extract import main as extract
     from matchforge.summary import COLUMNS, main as summarize
 

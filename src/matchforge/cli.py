@@ -24,14 +24,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "dataset": ("matchforge.dataset.build", "splits, MegaDepth layout and LoFTR data config for a dataset"),
     "loftr-train": ("matchforge.loftr.train", "train LoFTR (dual-softmax or optimal transport)"),
     "loftr-eval": ("matchforge.loftr.evaluate", "relative-pose evaluation of a LoFTR model or a baseline"),
-    "match": ("matchforge.loftr.match", "match two images (or a video) and draw the matches"),
+    "match": ("matchforge.matchers.match", "match two images (or a video) and draw the matches"),
     "posfeat-train": ("matchforge.posfeat.train", "train PoSFeat (description net, then detection net)"),
     "extract": ("matchforge.posfeat.extract", "extract PoSFeat (or SIFT-described) keypoints and descriptors"),
-    "posfeat-eval": ("matchforge.posfeat.evaluate", "homography MMA, relative pose and reconstruction evaluation"),
+    "posfeat-eval": ("matchforge.evaluation.features", "homography MMA, relative pose and reconstruction evaluation"),
     "shiftfocal-data": ("matchforge.shiftfocal.data", "generate shift/focal training data from RGB-D datasets"),
     "shiftfocal-train": ("matchforge.shiftfocal.train", "train the shift/focal point-cloud model"),
     "shiftfocal-eval": ("matchforge.shiftfocal.evaluate", "evaluate shift/focal recovery on held-out items"),
-    "summarize": ("matchforge.summary", "tables and a plot of every scene's SfM/depth stats and every evaluation"),
+    "summarize": ("matchforge.summary", "one table and figure per kind of result (scenes, relpose, homography, reconstruction, shape)"),
     "recover-shape": ("matchforge.shiftfocal.recover", "recover focal and depth shift of one relative depth map"),
 }
 

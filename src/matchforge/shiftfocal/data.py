@@ -24,7 +24,7 @@ from tqdm import tqdm
 from matchforge.conf import load_conf
 from matchforge.errors import MatchforgeError
 from matchforge.workflow import section_defaults
-from matchforge.shiftfocal.geometry import vfov_deg
+from matchforge.geometry.camera import vfov_deg
 from matchforge.shiftfocal.readers import Item, iter_source, resize_item
 
 log = logging.getLogger(__name__)

@@ -29,8 +29,8 @@ from tqdm import tqdm
 from matchforge.conf import load_conf
 from matchforge.errors import MatchforgeError
 from matchforge.workflow import section_defaults
-from matchforge.shiftfocal.geometry import abs_rel, centred_intrinsics, scale_align, unproject
-from matchforge.shiftfocal.ply import write_ply
+from matchforge.geometry.camera import abs_rel, centred_intrinsics, scale_align, unproject
+from matchforge.io.ply import write_ply
 from matchforge.shiftfocal.model import flush_denormals
 from matchforge.shiftfocal.recover import load_model, recover_shape
 from matchforge.shiftfocal.sampling import distort_shift, list_items, shift_bounds

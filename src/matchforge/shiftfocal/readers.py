@@ -41,7 +41,7 @@ import numpy as np
 from matchforge.errors import MatchforgeError
 from matchforge.io.depth import read_depth
 from matchforge.io.images import read_image
-from matchforge.shiftfocal.geometry import focal_from_fov, intrinsics
+from matchforge.geometry.camera import focal_from_fov, intrinsics
 
 
 @dataclass

@@ -28,7 +28,7 @@ import torch
 from matchforge.errors import MatchforgeError
 from matchforge.io.depth import read_depth_file
 from matchforge.io.images import read_image
-from matchforge.shiftfocal.geometry import centred_intrinsics, depth_from_disparity, guess_focal, normalize_depth, unproject, vfov_deg
+from matchforge.geometry.camera import centred_intrinsics, depth_from_disparity, guess_focal, normalize_depth, unproject, vfov_deg
 from matchforge.shiftfocal.model import PointVoxelRegressor, build_model, flush_denormals
 from matchforge.shiftfocal.sampling import p98, point_features
 
@@ -114,7 +114,7 @@ def main(model_dir: str | Path, depth_path: str | Path, out: str | Path, image: 
          alpha_range: tuple[float, float] = (0.5, 1.5)) -> Recovery:
     """Recover one depth map with the run in ``model_dir``; write ``recovery.json``, ``depth.npy`` and
     ``before.ply`` (60-degree guess, no shift) / ``after.ply`` (recovered) in ``out``."""
-    from matchforge.shiftfocal.ply import write_ply
+    from matchforge.io.ply import write_ply
     from matchforge.device import pick_device
 
     flush_denormals()

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from matchforge.shiftfocal.geometry import unproject
+from matchforge.geometry.camera import unproject
 
 TARGETS = ("shift", "focal", "scale")
 SHIFT_RANGE = (-0.25, 0.8)

@@ -94,9 +94,9 @@ def main(conf: Mapping[str, Any], raw_dir: str | Path, model_dir: str | Path, ou
     ``conf`` is the depth section (``conf['shape']`` is used); ``sparse`` the scene's undistorted model
     (optional: adds the SfM focal and the errors); ``images`` a folder of the photos (optional: colours).
     """
-    from matchforge.shiftfocal.geometry import depth_from_disparity
+    from matchforge.geometry.camera import depth_from_disparity
     from matchforge.shiftfocal.model import flush_denormals
-    from matchforge.shiftfocal.ply import write_ply
+    from matchforge.io.ply import write_ply
     from matchforge.shiftfocal.recover import load_model, recover_shape
     from matchforge.device import pick_device
 

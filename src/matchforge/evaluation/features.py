@@ -1,4 +1,4 @@
-"""``matchforge posfeat-eval``: evaluate extracted features (PoSFeat or the SIFT baseline) on a test set.
+"""``matchforge posfeat-eval``: evaluate stored features (PoSFeat, SIFT or any extractor) on a test set.
 
 Test sets (``posfeat.testsets`` in the config; paths relative to the working directory):
 

@@ -1,4 +1,4 @@
-"""Camera geometry shared by data generation, training and recovery.
+"""Pinhole cameras and depth maps: intrinsics from a field of view, unprojection, depth normalisation.
 
 Units: focal lengths and principal points in pixels; depth in whatever unit the caller gives
 (metres for RGB-D sources, SfM units for matchforge scenes, unitless once normalised). Pixel
