@@ -289,7 +289,8 @@ def pf_testset(name):
     if spec["type"] == "pose":
         spec["dataset"] = f"results/datasets/{spec['dataset']}/dataset.json"
     if spec["type"] == "reconstruction" and spec.get("scene"):
-        spec["images"] = f"results/{spec.pop('scene')}/sfm/images"
+        scene = spec.pop("scene")
+        spec["images"], spec["sparse"] = f"results/{scene}/sfm/images", f"results/{scene}/sfm/sparse"
     return spec
 
 
