@@ -218,13 +218,24 @@ def loftr_init_input(wc):
     return {"init": init} if init else {}
 
 
+def loftr_before_input(wc):
+    """A fine-tuning run's initial weights, and when they are another configured run that is evaluated on
+    the same test set, that evaluation (the "before" numbers are then read, not computed twice)."""
+    out = loftr_init_input(wc)
+    init = LOFTR["runs"][wc.run]["init_weights"]
+    if init in LOFTR["runs"] and wc.testset in LOFTR["runs"][init]["testsets"]:
+        out["before_result"] = f"results/eval/loftr/{init}/{wc.testset}.json"
+    return out
+
+
 def loftr_before_arg(wc, input):
-    """--before: the run's initial weights, evaluated in the same job (kornia names download once)."""
+    """--before (the run's initial weights, evaluated in the same job; kornia names download once), or
+    --before-result (the initial run's own evaluation on the same test set)."""
     init = LOFTR["runs"][wc.run]["init_weights"]
     if not init:
         return ""
-    import shlex
-
+    if "before_result" in input.keys():
+        return f"--before-result {shlex.quote(input.before_result)}"
     return f"--before {shlex.quote(input.init if 'init' in input.keys() else init)}"
 
 

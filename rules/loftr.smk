@@ -77,7 +77,7 @@ rule loftr_train:
 rule loftr_eval:
     input:
         unpack(loftr_testset_inputs),
-        unpack(loftr_init_input),
+        unpack(loftr_before_input),
         weights="results/models/loftr/{run}/weights.pt",
         meta="results/models/loftr/{run}/model.json",
     output:

@@ -14,7 +14,7 @@ DEMO_IMAGES = REPO / "resources" / "demo" / "sacre_coeur" / "images"
 
 TESTSETS = REPO / "resources" / "testsets"
 # SfM options for workflow tests: small and single-threaded (the model repeats exactly)
-FAST_SFM = {"max_image_size": 640, "max_num_features": 2048, "camera_mode": "per_image", "mapping_threads": 1}
+FAST_SFM = {"max_image_size": 640, "max_num_features": 2048, "camera_mode": "per_image", "num_threads": 1}
 
 
 def real_data(*parts: str) -> Path:

@@ -92,9 +92,9 @@ def test_demo_loftr_learns_and_fine_tunes(demo_run):
         assert learned["num_matches"] >= 15 and learned["precision"] >= 35, (run, learned["num_matches"], learned["precision"])
     ft = json.loads((results / "eval" / "loftr" / "demo_ds_ft" / "demo_train.json").read_text())
     before = json.loads((results / "eval" / "loftr" / "demo_ds" / "demo_train.json").read_text())
-    assert ft["before"]["weights"].endswith("demo_ds/weights.pt")
-    for key in ("auc@5", "auc@10", "auc@20", "precision", "num_matches"):  # before = demo_ds on the same pairs
-        assert ft["before"][key] == pytest.approx(before[key])
+    # before = demo_ds on the same pairs: its own evaluation, read rather than computed twice
+    assert ft["before"]["weights"].endswith("demo_ds/weights.pt") and ft["before"]["from"].endswith("demo_ds/demo_train.json")
+    assert [(p["image0"], p["image1"]) for p in ft["pairs"]] == [(p["image0"], p["image1"]) for p in before["pairs"]]
     table = pd.read_csv(results / "summary" / "relpose.csv")
     rows = table[table["testset"] == "demo_test"]
     assert {"demo_ds_ft", "demo_ds_ft (before)"} <= set(rows["run"]) and "sift" in set(rows["family"])

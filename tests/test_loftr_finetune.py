@@ -70,6 +70,16 @@ def test_before_and_after_are_evaluated_on_the_same_pairs(pretrained, tmp_path):
     assert {"auc@5", "auc@10", "auc@20", "precision", "num_matches"} <= set(saved["before"])
     # the same weights before and after: identical numbers
     assert all(saved["before"][k] == res[k] for k in ("auc@5", "auc@10", "auc@20", "precision", "num_matches"))
+    # the initial run's own evaluation on the same test set is read instead of computed again ...
+    reused = eval_main({"kind": "dataset", "img_resize": 192}, tmp_path / "r.json", weights=a / "weights.pt",
+                       model_conf=meta["conf"], dataset_json=dataset, name="tiny", before_result=tmp_path / "e.json")
+    assert reused["before"]["from"] == str(tmp_path / "e.json")
+    assert {k: v for k, v in reused["before"].items() if k != "from"} == \
+        {**{k: saved[k] for k in saved["before"] if k != "weights"}, "weights": saved["weights"]}
+    # ... but not when it was made with other options: then its weights are evaluated on these pairs
+    other = eval_main({"kind": "dataset", "img_resize": 160}, tmp_path / "o.json", weights=a / "weights.pt",
+                      model_conf=meta["conf"], dataset_json=dataset, name="tiny", before_result=tmp_path / "e.json")
+    assert "from" not in other["before"] and other["before"]["num_matches"] == other["num_matches"]
 
 
 def test_mismatched_architecture_is_refused_with_the_option_named(pretrained, tmp_path):

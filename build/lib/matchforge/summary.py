@@ -143,7 +143,7 @@ def plot_kind(kind: str, table: pd.DataFrame, path: Path, curves: dict[tuple[str
     for ax, ts in zip(axes[0], testsets):
         rows = table[table["testset"] == ts].set_index(_method(table[table["testset"] == ts]))
         if kind == "relpose":
-            rows[["auc@5", "auc@10", "auc@20"]].plot.barh(ax=ax, legend=ax is axes[0, 0])
+            rows[["auc@5", "auc@10", "auc@20"]].plot.barh(ax=ax, legend=False)
             ax.set_xlabel("pose AUC (%)")
             ax.set_xlim(0, 100)
         elif kind == "homography":
@@ -159,11 +159,13 @@ def plot_kind(kind: str, table: pd.DataFrame, path: Path, curves: dict[tuple[str
             ax.set_xlabel("registered images (%)")
             ax.set_xlim(0, 100)
         else:
-            rows[["absrel_before", "absrel_after"]].plot.barh(ax=ax, legend=ax is axes[0, 0])
+            rows[["absrel_before", "absrel_after"]].plot.barh(ax=ax, legend=False)
             ax.set_xlabel("AbsRel of the point cloud depth")
         ax.set_title(ts)
-    fig.suptitle(f"matchforge: {kind}")
-    fig.tight_layout()
+    fig.suptitle(f"matchforge: {kind}", x=0.02, ha="left")
+    if kind in ("relpose", "shape") and testsets:  # one legend for all panels, above them
+        fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="upper right", ncol=3, fontsize=8)
+    fig.tight_layout(rect=(0, 0, 1, 0.93))
     fig.savefig(path, dpi=110)
     plt.close(fig)
 

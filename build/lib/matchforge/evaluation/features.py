@@ -7,7 +7,8 @@ Test sets (``posfeat.testsets`` in the config; paths relative to the working dir
 - ``{type: pose, dataset: results/datasets/<name>/dataset.json, split: test, ...}``: mutual-NN matches, then
   the shared relative-pose metrics of ``matchforge.evaluation.pose`` (AUC@5/10/20, precision), the same
   code the LoFTR evaluation uses.
-- ``{type: reconstruction, images: DIR}``: COLMAP mapping from the features
+- ``{type: reconstruction, images: DIR[, sparse: DIR]}``: COLMAP mapping from the features, with the cameras of
+  ``sparse`` (a matchforge scene's undistorted model) as known PINHOLE intrinsics when given
   (``matchforge.evaluation.reconstruction``): registered images, points, track length, reprojection error.
 
 The features come from ``matchforge extract`` on ``matchforge.evaluation.testsets.testset_images(spec)`` (same names).
@@ -81,8 +82,15 @@ def main(spec: dict[str, Any], features_path: str | Path, out_json: str | Path, 
         from matchforge.evaluation.reconstruction import main as reconstruct
 
         names = [n for n, _ in list_images(spec["images"])]
+        intrinsics = None
+        if spec.get("sparse"):  # a matchforge scene: its undistorted cameras are known
+            from matchforge.io.colmap import load_scene
+
+            intrinsics = {v.name: v.K for v in load_scene(spec["sparse"]).views.values()}
+            names = [n for n in names if n in intrinsics]
         result.update(reconstruct(spec["images"], names, features, mutual_nn, out_json.with_suffix(""),
-                                  camera_mode=spec.get("camera_mode", "AUTO")))
+                                  camera_mode="PER_IMAGE" if intrinsics else spec.get("camera_mode", "AUTO"),
+                                  intrinsics=intrinsics))
     else:
         raise MatchforgeError(f"unknown test set type '{kind}'", fix="use homography, pose or reconstruction")
     out_json.parent.mkdir(parents=True, exist_ok=True)

@@ -35,12 +35,15 @@ def testset_defaults(testset: Mapping[str, Any]) -> dict[str, Any]:
 def main(testset: Mapping[str, Any], out_json: str | Path, *, weights: str | Path | None = None,
          model_conf: Mapping[str, Any] | None = None, baseline: Mapping[str, Any] | None = None,
          dataset_json: str | Path | None = None, name: str = "", device: str | None = None,
-         vis: str | Path | None = None, before: str | Path | None = None) -> dict[str, Any]:
+         vis: str | Path | None = None, before: str | Path | None = None,
+         before_result: str | Path | None = None) -> dict[str, Any]:
     """Evaluate LoFTR ``weights`` (or, with ``baseline``, SIFT) on ``testset``; write ``out_json``
     (and, with ``vis``, a picture of the first pair's matches).
 
     ``before``: the weights a fine-tuning started from (a file or a kornia name), evaluated on the same
-    pairs with the same options; their aggregate metrics go under the key ``before``.
+    pairs with the same options; their aggregate metrics go under the key ``before``. ``before_result``:
+    instead, the initial weights' own evaluation JSON on this test set (another run's), used when it was
+    made with the same test-set options and pairs (otherwise the weights it names are evaluated again).
     """
     from matchforge.evaluation.testsets import load_testset
 
@@ -64,7 +67,15 @@ def main(testset: Mapping[str, Any], out_json: str | Path, *, weights: str | Pat
     res = evaluate(matcher, records, float(ts["ransac_thresh"]), float(ts["epi_err_thr"]),
                    vis=(vis, f"{what['matcher']} on {name or ts['kind']}") if vis else None)
     result = {"testset": name, "testset_conf": ts, **what, **res}
-    if before is not None and baseline is None:
+    if before_result is not None and baseline is None:
+        prior = json.loads(Path(before_result).read_text())
+        same_pairs = [(p["image0"], p["image1"]) for p in prior["pairs"]] == [(p["image0"], p["image1"]) for p in res["pairs"]]
+        if prior["testset_conf"] == json.loads(json.dumps(ts, default=str)) and same_pairs:
+            result["before"] = {"weights": prior["weights"], "from": str(before_result), **{k: prior[k] for k in SUMMARY_KEYS}}
+            log.info("initial weights %s: scores read from %s (same test set and pairs)", prior["weights"], before_result)
+        else:
+            before = prior["weights"]
+    if before is not None and baseline is None and "before" not in result:
         initial = get_matcher(loftr_conf(before))
         log.info("evaluating the initial weights %s on the same pairs", before)
         res0 = evaluate(initial, records, float(ts["ransac_thresh"]), float(ts["epi_err_thr"]))
@@ -92,6 +103,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--vis", default=None, help="also write a picture of the first pair's matches here (.jpg)")
     parser.add_argument("--before", default=None, help="also evaluate these initial weights (file or kornia name) of a "
                         "fine-tuned model; written under `before`")
+    parser.add_argument("--before-result", default=None, help="the initial weights' own evaluation JSON on this test set "
+                        "(another run's): its scores go under `before` when its options and pairs match")
 
 
 def run(args: argparse.Namespace) -> None:
@@ -103,4 +116,4 @@ def run(args: argparse.Namespace) -> None:
             model_conf = json.loads(meta.read_text()).get("conf")
     main(load_conf(args.testset), args.out, weights=weights, model_conf=model_conf,
          baseline=load_conf(args.baseline_conf) if args.baseline else None, dataset_json=args.dataset,
-         name=args.name, device=args.device, vis=args.vis, before=args.before)
+         name=args.name, device=args.device, vis=args.vis, before=args.before, before_result=args.before_result)
