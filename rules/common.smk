@@ -21,13 +21,12 @@ from snakemake_interface_executor_plugins.settings import DeploymentMethod
 USE_CONDA = DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
 MF = "python -m matchforge" if USE_CONDA else f"{sys.executable} -m matchforge"
 ENVS = Path(workflow.basedir) / "envs"
-SCHEMAS = SCHEMA_DIR  # package data (src/matchforge/schemas)
 
 # jobs name the file(s) a user edits in their messages
 os.environ[CONFIG_FILES_ENV] = ", ".join(map(str, workflow.configfiles)) or "config/config.yaml"
 # our own concise check first (key path, allowed keys, closest name), then Snakemake's as a second line
-validate_config(config, SCHEMAS)  # stage defaults filled in; per-scene overrides checked by name
-validate(config, schema=SCHEMAS / "config.schema.yaml")
+validate_config(config, SCHEMA_DIR)  # stage defaults filled in; per-scene overrides checked by name
+validate(config, schema=SCHEMA_DIR / "config.schema.yaml")
 
 SCENES = list(config["scenes"])
 # single_images scenes have no SfM: only depth (and the shape step) run on them.
@@ -311,8 +310,6 @@ def pf_testset_input(wc):
 
 
 def _pf_check():
-    from matchforge.errors import MatchforgeError
-
     fix = f"edit posfeat in {config_source()} (config/README.md lists the options)"
     for name, spec in PF_TESTSETS.items():
         need = {"homography": "path", "pose": "dataset", "reconstruction": "images' or 'scene"}[spec["type"]]
@@ -369,8 +366,6 @@ def pf_targets():
 
 def _sf_check():
     """Names used by runs exist; matchforge sources name a scene; merged run options are valid."""
-    from matchforge.errors import MatchforgeError
-
     fix = f"edit shiftfocal in {config_source()} (config/README.md lists the options)"
     for name, src in SF_SOURCES.items():
         if src["type"] == "matchforge" and src.get("scene") not in SFM_SCENES:

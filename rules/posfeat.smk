@@ -4,7 +4,7 @@
 PF = config["posfeat"]
 PF_RUNS = PF["runs"]
 PF_TESTSETS = PF["testsets"]
-_PF_SCHEMA = load_schema(SCHEMAS / "posfeat.schema.yaml")
+_PF_SCHEMA = load_schema(SCHEMA_DIR / "posfeat.schema.yaml")
 _PF_SECTIONS = ("model", "data", "desc", "kp", "trainer", "extract")
 
 

@@ -4,7 +4,7 @@
 SF = config["shiftfocal"]
 SF_SOURCES = SF["sources"]
 SF_RUNS = SF["runs"]
-_SF_SCHEMA = load_schema(SCHEMAS / "shiftfocal.schema.yaml")
+_SF_SCHEMA = load_schema(SCHEMA_DIR / "shiftfocal.schema.yaml")
 
 
 _sf_check()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 
@@ -19,13 +20,18 @@ STAGES = ["sfm", "depth", "align-depth", "depth-qa", "depth-shape", "scene-info"
 def installed(tmp_path_factory):
     """The package built as a wheel from a copy of the sources and installed into an empty folder."""
     tmp = tmp_path_factory.mktemp("install")
+    sources = tmp / "sources"  # setuptools writes build/ and *.egg-info beside the sources: never into the repo
+    shutil.copytree(REPO / "src", sources / "src", ignore=shutil.ignore_patterns("*.egg-info", "__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, sources / name)
     build = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--no-index",
-                            "--target", str(tmp / "site"), str(REPO)], capture_output=True, text=True)
+                            "--target", str(tmp / "site"), str(sources)], capture_output=True, text=True)
     assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
     env = {**os.environ, "PYTHONPATH": str(tmp / "site")}
     where = subprocess.run([sys.executable, "-c", "import matchforge; print(matchforge.__file__)"],
                            capture_output=True, text=True, env=env, cwd=tmp)
     assert where.stdout.startswith(str(tmp / "site")), where.stdout + where.stderr  # not the source tree
+    assert not (REPO / "build").exists()
     return tmp, env
 
 

@@ -175,7 +175,6 @@ def test_pose_evaluation_of_real_sift_matches_against_imc_ground_truth(tmp_path)
     metrics: a working matcher gets a high AUC, and the same matches against camera->world poses (a wrong
     convention) get a low one, so the evaluation's pose convention is checked by data it did not make."""
     from matchforge.evaluation.testsets import testset_images
-    from matchforge.matchers import get_matcher
     from matchforge.evaluation import features as ev
     from matchforge.posfeat.extract import main as extract_main
 
@@ -184,7 +183,7 @@ def test_pose_evaluation_of_real_sift_matches_against_imc_ground_truth(tmp_path)
         spec = {"type": "pose", "dataset": str(_reichstag_dataset(real_data("reichstag"), tmp_path / convention, convention))}
         feats = extract_main({"method": "sift", "max_size": 1024, "num_pts": 4096}, testset_images(spec),
                              tmp_path / f"{convention}.h5")
-        results[convention] = ev.evaluate_pose(spec, get_matcher({"name": "features", "features": feats}))
+        results[convention] = ev.evaluate_pose(spec, feats)
     good, wrong = results["world_to_camera"], results["camera_to_world"]
     assert good["num_pairs"] == wrong["num_pairs"] == 6 and good["num_matches"] > 100
     # plain mutual NN (no ratio test) at 1024 px: AUC@5/10/20 about 26 / 46 / 73, a third of the matches correct

@@ -28,7 +28,6 @@ from typing import Any, Iterable
 
 import pandas as pd
 
-KINDS = ("relpose", "homography", "reconstruction", "shape")
 ID = ["family", "run", "testset"]
 COLUMNS = {
     "relpose": ID + ["num_pairs", "auc@5", "auc@10", "auc@20", "precision", "num_matches", "failed", "seconds_per_pair"],
@@ -38,6 +37,8 @@ COLUMNS = {
     "shape": ID + ["num_items", "focal_err_guess", "focal_err", "shift_err_none", "shift_err", "absrel_before",
                    "absrel_after", "points_err_before", "points_err_after"],
 }
+KINDS = tuple(COLUMNS)
+Curves = dict[tuple[str, str], tuple[list, list]]  # (method, test set) -> (thresholds px, MMA)
 
 
 def flatten(d: dict[str, Any], prefix: str = "", depth: int = 1) -> dict[str, Any]:
@@ -72,7 +73,7 @@ def eval_rows(path: Path) -> tuple[str | None, list[dict[str, Any]]]:
     kind = kind_of(result)
     ident = {"family": family, "run": run, "testset": testset}
     if kind == "homography":
-        return kind, [{**result["overall"], **ident}]
+        return kind, [{**result["overall"], "thresholds": result.get("thresholds", []), **ident}]
     if kind == "shape":
         return kind, [{**ident, "num_items": result.get("num_items"),
                        **{k: v["mean"] for k, v in result["summary"].items() if isinstance(v, dict) and "mean" in v}}]
@@ -83,13 +84,18 @@ def eval_rows(path: Path) -> tuple[str | None, list[dict[str, Any]]]:
     return kind, rows
 
 
-def eval_tables(paths: Iterable[Path]) -> dict[str, pd.DataFrame]:
+def eval_tables(paths: Iterable[Path]) -> tuple[dict[str, pd.DataFrame], Curves]:
+    """One table per kind, and the MMA curves of the homography results (each file is read once)."""
     rows: dict[str, list[dict[str, Any]]] = {k: [] for k in KINDS}
+    curves: Curves = {}
     for path in sorted(paths):
         kind, found = eval_rows(path)
         if kind is not None:
             rows[kind] += found
-    return {kind: pd.DataFrame(rows[kind]).reindex(columns=COLUMNS[kind]) for kind in KINDS}
+        if kind == "homography":
+            row = found[0]
+            curves[(f"{row['family']}/{row['run']}", row["testset"])] = (row.get("thresholds", []), row.get("mma", []))
+    return {kind: pd.DataFrame(rows[kind]).reindex(columns=COLUMNS[kind]) for kind in KINDS}, curves
 
 
 def scene_table(files: Iterable[Path]) -> pd.DataFrame:
@@ -129,7 +135,7 @@ def _empty(ax: Any, text: str) -> None:
     ax.set_axis_off()
 
 
-def plot_kind(kind: str, table: pd.DataFrame, path: Path, curves: dict[tuple[str, str], tuple[list, list]]) -> None:
+def plot_kind(kind: str, table: pd.DataFrame, path: Path, curves: Curves) -> None:
     """The figure of one kind: one panel per test set, methods side by side."""
     import matplotlib
 
@@ -176,13 +182,9 @@ def main(inputs: Iterable[str | Path], out: str | Path) -> dict[str, pd.DataFram
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     evals = [p for p in files if p.suffix == ".json" and len(p.parts) >= 4 and p.parts[-4] == "eval"]
-    tables = {"scenes": scene_table(files), **eval_tables(evals)}
+    per_kind, curves = eval_tables(evals)
+    tables = {"scenes": scene_table(files), **per_kind}
     tables["scenes"].to_csv(out / "scenes.csv", index=False)
-    curves = {}
-    for p in evals:
-        result = json.loads(p.read_text())
-        if kind_of(result) == "homography":
-            curves[(f"{p.parts[-3]}/{p.parts[-2]}", p.stem)] = (result.get("thresholds", []), result["overall"].get("mma", []))
     for kind in KINDS:
         tables[kind].to_csv(out / f"{kind}.csv", index=False)
         plot_kind(kind, tables[kind], out / f"{kind}.png", curves)

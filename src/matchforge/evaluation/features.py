@@ -4,9 +4,9 @@ Test sets (``posfeat.testsets`` in the config; paths relative to the working dir
 
 - ``{type: homography, path: DIR}``: HPatches-protocol MMA (``matchforge.evaluation.homography``), with a
   plot of the MMA curves next to the JSON.
-- ``{type: pose, dataset: results/datasets/<name>/dataset.json, split: test, ...}``: mutual-NN matches, then
-  the shared relative-pose metrics of ``matchforge.evaluation.pose`` (AUC@5/10/20, precision), the same
-  code the LoFTR evaluation uses.
+- ``{type: pose, dataset: results/datasets/<name>/dataset.json, split: test, ...}``: mutual-NN matches
+  (:class:`matchforge.matchers.features.FeatureMatcher`) scored by :mod:`matchforge.evaluation.relpose`
+  (AUC@5/10/20, precision in %), the same code the LoFTR evaluation uses.
 - ``{type: reconstruction, images: DIR[, sparse: DIR]}``: COLMAP mapping from the features, with the cameras of
   ``sparse`` (a matchforge scene's undistorted model) as known PINHOLE intrinsics when given
   (``matchforge.evaluation.reconstruction``): registered images, points, track length, reprojection error.
@@ -29,19 +29,21 @@ from matchforge.conf import load_conf
 from matchforge.errors import MatchforgeError
 from matchforge.evaluation.relpose import evaluate as evaluate_relpose
 from matchforge.matchers import get_matcher
-from matchforge.matchers.features import FeatureMatcher, mutual_nn
+from matchforge.matchers.features import mutual_nn
 from matchforge.evaluation.testsets import POSE_DEFAULTS, image_name, pose_pairs
 from matchforge.io.images import list_images
 
 log = logging.getLogger(__name__)
 
-def evaluate_pose(spec: dict[str, Any], matcher: FeatureMatcher) -> dict[str, Any]:
-    """Relative pose (:func:`matchforge.evaluation.relpose.evaluate`) of ``matcher`` over a dataset split."""
+
+def evaluate_pose(spec: dict[str, Any], features_path: str | Path) -> dict[str, Any]:
+    """Relative pose (:func:`matchforge.evaluation.relpose.evaluate`) of the stored features, matched by
+    mutual NN, over the pairs of a dataset split."""
     spec = {**POSE_DEFAULTS, **spec}
     pairs, root = pose_pairs(spec)
     if not pairs:
         log.warning("pose test set has no pairs (split '%s' of %s)", spec["split"], spec["dataset"])
-    matcher.name_of = lambda p: image_name(p, root)
+    matcher = get_matcher({"name": "features", "features": features_path, "name_of": lambda p: image_name(p, root)})
     return evaluate_relpose(matcher, pairs, spec["ransac_thresh"])
 
 
@@ -64,8 +66,7 @@ def main(spec: dict[str, Any], features_path: str | Path, out_json: str | Path, 
     features_path, out_json = Path(features_path), Path(out_json)
     if not features_path.exists():
         raise MatchforgeError("feature file not found", fix="run matchforge extract first", path=features_path)
-    matcher = get_matcher({"name": "features", "features": features_path})
-    features = matcher.features
+    features = get_matcher({"name": "features", "features": features_path}).features  # read once per image
     kind = spec.get("type")
     result: dict[str, Any] = {"label": label, "testset": spec, "features": str(features_path)}
     if kind == "homography":
@@ -77,7 +78,7 @@ def main(spec: dict[str, Any], features_path: str | Path, out_json: str | Path, 
             curves[other_label] = json.loads(Path(path).read_text())
         plot_curves(curves, out_json.with_suffix(".png"), f"MMA on {spec['path']}")
     elif kind == "pose":
-        result.update(evaluate_pose(spec, matcher))
+        result.update(evaluate_pose(spec, features_path))
     elif kind == "reconstruction":
         from matchforge.evaluation.reconstruction import main as reconstruct
 
@@ -102,7 +103,7 @@ def main(spec: dict[str, Any], features_path: str | Path, out_json: str | Path, 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--testset", required=True, help="test set as inline JSON or YAML file")
-    parser.add_argument("--features", required=True, help=".h5 (or .npz folder) from matchforge extract")
+    parser.add_argument("--features", required=True, help=".h5 from matchforge extract")
     parser.add_argument("--out", required=True, help="result JSON (a .png plot is written beside it)")
     parser.add_argument("--label", default="", help="method name in the result and the plot")
     parser.add_argument("--compare", nargs="*", default=[], metavar="LABEL=JSON",

@@ -5,13 +5,10 @@ matchforge (like COLMAP) puts the image's top-left *corner* at (0, 0), so the ce
 point ``x`` to exactly ``s * x``, and ``K`` scales by ``diag(s_x, s_y, 1)``. To sample an array ``D[r, c]``
 at ``xy``, use ``D[floor(y), floor(x)]`` (nearest) or interpolate at ``xy - 0.5``.
 
-Boundaries with another convention (pixel centres on integers):
-
-- OpenCV (SIFT keypoints, ``cv2.resize`` grids): :func:`opencv_to_matchforge`;
-- array indices of a grid (score-map maxima, the LoFTR coarse/fine grid, whose keypoints the
-  official code scales as ``xy * scale`` on integer centres): :func:`grid_to_matchforge` and
-  :func:`matchforge_to_grid`. Forgetting the half pixel biases keypoints by half a *resized* pixel,
-  e.g. 1 px for a 1600 px photo evaluated at 840 px.
+The boundary with OpenCV (pixel centres on integers: SIFT keypoints, ``cv2.resize`` grids) is
+:func:`opencv_to_matchforge`; forgetting its half pixel biases keypoints by half a *resized* pixel, e.g.
+1 px for a 1600 px photo evaluated at 840 px. LoFTR's matches keep the official code's frame (grid indices
+scaled by ``xy * scale``) so that its supervision and metrics equal upstream's exactly (docs/loftr.md).
 """
 
 from __future__ import annotations
@@ -23,13 +20,3 @@ def opencv_to_matchforge(xy: np.ndarray, scale: np.ndarray | float = 1.0) -> np.
     """OpenCV coordinates (centres on integers) measured on an image resized by ``scale`` (resized /
     original size, per axis (x, y) or one number) -> matchforge pixels of the original image."""
     return (np.asarray(xy, dtype=np.float64) + 0.5) / np.asarray(scale, dtype=np.float64)
-
-
-def matchforge_to_opencv(xy: np.ndarray, scale: np.ndarray | float = 1.0) -> np.ndarray:
-    """Inverse of :func:`opencv_to_matchforge`: matchforge pixels of the original image -> OpenCV
-    coordinates on the image resized by ``scale``."""
-    return np.asarray(xy, dtype=np.float64) * np.asarray(scale, dtype=np.float64) - 0.5
-
-
-grid_to_matchforge = opencv_to_matchforge
-matchforge_to_grid = matchforge_to_opencv

@@ -16,11 +16,6 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 
-def relative_pose(T0: np.ndarray, T1: np.ndarray) -> np.ndarray:
-    """``T_0to1 = T1 @ inv(T0)`` for 4x4 world->camera poses."""
-    return T1 @ np.linalg.inv(T0)
-
-
 def relative_rotation_deg(T0: np.ndarray, T1: np.ndarray) -> float:
     """Angle (degrees) of the relative rotation between two world->camera poses."""
     R = T1[:3, :3] @ T0[:3, :3].T

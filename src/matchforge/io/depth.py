@@ -175,12 +175,6 @@ def read_depth(path: str | Path, *, scene: str | None = None) -> np.ndarray:
                               fix="depth H5 files need a float dataset 'depth' (rebuild with `matchforge align-depth`)") from None
 
 
-def depth_shape(path: str | Path) -> tuple[int, int]:
-    """(H, W) of the ``depth`` dataset without reading it; raises ``OSError``/``KeyError`` as h5py does."""
-    with h5py.File(path, "r") as f:
-        return tuple(f["depth"].shape)  # type: ignore[return-value]
-
-
 def read_depth_padded(path: str | Path, pad_to: int | None) -> np.ndarray:
     """Depth (H, W) float32 in metres or SfM units, 0 = invalid, zero-padded to ``pad_to`` square.
 

@@ -52,10 +52,3 @@ def read_features(path: str | Path, name: str) -> dict[str, np.ndarray]:
                                   fix="extract features again on the same images (the file belongs to another image set)")
         return {k: f[name][k][()] for k in f[name]}
 
-
-def feature_names(path: str | Path) -> list[str]:
-    """Names of the images stored in a feature file (nested names joined with ``/``)."""
-    names: list[str] = []
-    with h5py.File(path, "r") as f:
-        f.visititems(lambda key, obj: names.append(key) if isinstance(obj, h5py.Group) and "keypoints" in obj else None)
-    return sorted(names)

@@ -25,6 +25,7 @@ from matchforge.matchers import get_matcher
 
 log = logging.getLogger(__name__)
 
+
 def testset_defaults(testset: Mapping[str, Any]) -> dict[str, Any]:
     """A test set's options with the schema defaults filled in (``loftr.testsets`` entries)."""
     from matchforge.workflow import with_defaults
@@ -67,27 +68,37 @@ def main(testset: Mapping[str, Any], out_json: str | Path, *, weights: str | Pat
     res = evaluate(matcher, records, float(ts["ransac_thresh"]), float(ts["epi_err_thr"]),
                    vis=(vis, f"{what['matcher']} on {name or ts['kind']}") if vis else None)
     result = {"testset": name, "testset_conf": ts, **what, **res}
-    if before_result is not None and baseline is None:
-        prior = json.loads(Path(before_result).read_text())
-        same_pairs = [(p["image0"], p["image1"]) for p in prior["pairs"]] == [(p["image0"], p["image1"]) for p in res["pairs"]]
-        if prior["testset_conf"] == json.loads(json.dumps(ts, default=str)) and same_pairs:
-            result["before"] = {"weights": prior["weights"], "from": str(before_result), **{k: prior[k] for k in SUMMARY_KEYS}}
-            log.info("initial weights %s: scores read from %s (same test set and pairs)", prior["weights"], before_result)
+    if baseline is None and (before is not None or before_result is not None):
+        reused = _reuse(before_result, ts, res) if before_result is not None else None
+        if reused is not None:
+            result["before"] = reused
+            log.info("initial weights %s: scores read from %s (same test set and pairs)", reused["weights"], before_result)
         else:
-            before = prior["weights"]
-    if before is not None and baseline is None and "before" not in result:
-        initial = get_matcher(loftr_conf(before))
-        log.info("evaluating the initial weights %s on the same pairs", before)
-        res0 = evaluate(initial, records, float(ts["ransac_thresh"]), float(ts["epi_err_thr"]))
-        result["before"] = {"weights": str(before), **{k: res0[k] for k in SUMMARY_KEYS}}
-        log.info("before fine-tuning: AUC@5/10/20 = %.2f / %.2f / %.2f, precision %.1f %%, %.0f matches/pair",
-                 res0["auc@5"], res0["auc@10"], res0["auc@20"], res0["precision"], res0["num_matches"])
+            initial = before if before is not None else json.loads(Path(before_result).read_text())["weights"]
+            log.info("evaluating the initial weights %s on the same pairs", initial)
+            res0 = evaluate(get_matcher(loftr_conf(initial)), records, float(ts["ransac_thresh"]), float(ts["epi_err_thr"]))
+            result["before"] = {"weights": str(initial), **{k: res0[k] for k in SUMMARY_KEYS}}
+        log.info("before fine-tuning: %s", _scores(result["before"]))
     out_json = Path(out_json)
     out_json.parent.mkdir(parents=True, exist_ok=True)
     out_json.write_text(json.dumps(result, indent=1, default=str))
-    log.info("%s on %s: AUC@5/10/20 = %.2f / %.2f / %.2f, precision %.1f %%, %.0f matches/pair",
-             what["matcher"], name, result["auc@5"], result["auc@10"], result["auc@20"], result["precision"], result["num_matches"])
+    log.info("%s on %s: %s", what["matcher"], name, _scores(result))
     return result
+
+
+def _scores(res: Mapping[str, Any]) -> str:
+    return (f"AUC@5/10/20 = {res['auc@5']:.2f} / {res['auc@10']:.2f} / {res['auc@20']:.2f}, "
+            f"precision {res['precision']:.1f} %, {res['num_matches']:.0f} matches/pair")
+
+
+def _reuse(prior_json: str | Path, ts: Mapping[str, Any], res: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The ``before`` entry from another run's evaluation JSON, when it used the same test-set options and pairs."""
+    prior = json.loads(Path(prior_json).read_text())
+    pairs = [(p["image0"], p["image1"]) for p in res["pairs"]]
+    if prior["testset_conf"] != json.loads(json.dumps(ts, default=str)) or \
+            [(p["image0"], p["image1"]) for p in prior["pairs"]] != pairs:
+        return None
+    return {"weights": prior["weights"], "from": str(prior_json), **{k: prior[k] for k in SUMMARY_KEYS}}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -8,6 +8,7 @@ and matches by mutual nearest neighbours with Lowe's ratio test.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -18,6 +19,7 @@ from matchforge.geometry.pixels import opencv_to_matchforge
 from matchforge.io.images import read_image, resize, resized_wh
 
 
+@functools.lru_cache(maxsize=8)
 def opencv_sift(max_keypoints: int) -> cv2.SIFT:
     """OpenCV SIFT whose keypoints follow OpenCV's pixel convention exactly: with the default
     ``enable_precise_upscale=False`` its upsampled first octave shifts every keypoint by +0.25 px."""

@@ -1,1 +1,0 @@
-"""MegaDepth-format datasets: scene-info files, splits, layout, LoFTR data config, and index readers."""

@@ -1,1 +1,0 @@
-"""Evaluation code shared by every matcher family (LoFTR, PoSFeat, baselines)."""

@@ -1,1 +1,0 @@
-"""PoSFeat: weakly supervised local features (description net, then detection net) from camera poses."""

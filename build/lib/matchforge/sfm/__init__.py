@@ -1,1 +1,0 @@
-"""SfM stage: photos -> COLMAP sparse model (pycolmap) -> undistorted PINHOLE model and images."""
