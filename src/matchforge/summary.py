@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 import pandas as pd
+from matchforge.io.write import save_figure
 
 ID = ["family", "run", "testset"]
 COLUMNS = {
@@ -172,8 +173,7 @@ def plot_kind(kind: str, table: pd.DataFrame, path: Path, curves: Curves) -> Non
     if kind in ("relpose", "shape") and testsets:  # one legend for all panels, above them
         fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="upper right", ncol=3, fontsize=8)
     fig.tight_layout(rect=(0, 0, 1, 0.93))
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
 
 
 def main(inputs: Iterable[str | Path], out: str | Path) -> dict[str, pd.DataFrame]:

@@ -35,6 +35,7 @@ from matchforge.dataset.scene_info import object_array, save_scene_info
 from matchforge.dataset.splits import SPLITS, split_images, split_scenes
 from matchforge.errors import MatchforgeError
 from matchforge.workflow import section_defaults
+from matchforge.io.write import write_json
 
 log = logging.getLogger(__name__)
 
@@ -268,7 +269,7 @@ def main(conf: Mapping[str, Any], dataset: str, scene_infos: Mapping[str, str | 
                    for s in SPLITS},
         "scenes": scene_meta,
     }
-    (out_dir / "dataset.json").write_text(json.dumps(meta, indent=2))
+    write_json(out_dir / "dataset.json", meta, indent=2)
     log.info("%s: split by %s; pairs train %d / val %d / test %d", dataset, by, pair_counts["train"],
              meta["splits"]["val"]["num_pairs"], pair_counts["test"])
     return meta

@@ -21,7 +21,6 @@ The overlap filter is the upstream loader's: a pair is kept when ``overlap > min
 from __future__ import annotations
 
 import json
-import pickle
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from matchforge.errors import MatchforgeError
+from matchforge.io.safe import load_array_file
 
 
 @dataclass
@@ -60,16 +60,9 @@ def load_scene_info(npz_path: str | Path) -> dict[str, Any]:
     if not npz_path.is_file():
         raise MatchforgeError("scene-info file not found", fix="build it with `matchforge scene-info` "
                               "or check the npz root / list file", path=npz_path)
-    try:
-        data = np.load(npz_path, allow_pickle=True)
-    except (OSError, ValueError, pickle.UnpicklingError, EOFError) as err:
-        raise MatchforgeError(f"cannot read scene-info file ({err})",
-                              fix="rebuild it with `matchforge scene-info`", path=npz_path) from None
-    if isinstance(data, np.lib.npyio.NpzFile):
-        with data:
-            data = {k: data[k] for k in data.files}
-        if "pair_infos" in data:
-            data["pair_infos"] = list(data["pair_infos"])
+    data = load_array_file(npz_path, "scene-info file")
+    if isinstance(data, dict) and isinstance(data.get("pair_infos"), np.ndarray):  # an np.savez archive
+        data["pair_infos"] = list(data["pair_infos"])
     if not isinstance(data, dict):
         raise MatchforgeError(f"scene-info file holds a {type(data).__name__}, not a dict",
                               fix="rebuild it with `matchforge scene-info`", path=npz_path)
@@ -172,12 +165,12 @@ def read_scannet_index(index_npz: str | Path, intrinsics_npz: str | Path, data_r
         if not p.is_file():
             raise MatchforgeError("ScanNet index file not found", path=p,
                                   fix="point at LoFTR's assets/scannet_test_1500 or at the scannet_indices of its training data")
-    with np.load(index_npz) as data:
-        names = np.asarray(data["name"])
-        rel = np.asarray(data["rel_pose"], dtype=np.float64) if "rel_pose" in data.files else None
-        score = np.asarray(data["score"], dtype=np.float64) if "score" in data.files else np.full(len(names), np.nan)
-    with np.load(intrinsics_npz) as data:
-        intrinsics = {k: np.asarray(data[k], dtype=np.float64).reshape(3, 3) for k in data.files}
+    data = load_array_file(index_npz, "ScanNet index")
+    names = np.asarray(data["name"])
+    rel = np.asarray(data["rel_pose"], dtype=np.float64) if "rel_pose" in data else None
+    score = np.asarray(data["score"], dtype=np.float64) if "score" in data else np.full(len(names), np.nan)
+    intrinsics = {k: np.asarray(v, dtype=np.float64).reshape(3, 3)
+                  for k, v in load_array_file(intrinsics_npz, "ScanNet intrinsics").items()}
     if rel is None and pose_dir is None:
         pose_dir = data_root
     out: list[PairRecord] = []

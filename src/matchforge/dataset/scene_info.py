@@ -36,6 +36,7 @@ from matchforge.workflow import schema_defaults
 from matchforge.io.depth import read_depth
 from matchforge.workflow import config_source
 from matchforge.io.colmap import load_scene
+from matchforge.io.write import write_json, save_figure
 
 log = logging.getLogger(__name__)
 
@@ -111,8 +112,7 @@ def plot_overlaps(path: str | Path, overlaps: np.ndarray, buckets: list[list[flo
     ax.set_ylabel("pairs")
     ax.set_title(f"{scene}: {len(overlaps)} co-visible pairs; shaded = buckets (pairs kept)")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path, dpi=100)
 
 
 def _check_buckets(buckets: list[list[float]], scene: str) -> None:
@@ -215,7 +215,7 @@ def main(conf: Mapping[str, Any], sparse_dir: str | Path, images_dir: str | Path
         "num_usable": int(usable.sum()), "depth_status": status, "num_candidate_pairs": len(candidates),
         "pairs_per_bucket": per_bucket, "num_pairs": int(sum(per_bucket.values())),
     }
-    (out_dir / "stats.json").write_text(json.dumps(stats, indent=2))
+    write_json(out_dir / "stats.json", stats, indent=2)
     if stats["num_pairs"] == 0:
         raise MatchforgeError(
             f"no training pairs: {n} registered images, {int(has_depth.sum())} with valid depth, "

@@ -30,6 +30,7 @@ from matchforge.depth.fit import Fit, apply_fit, fit_inverse_affine, fit_scale, 
 from matchforge.io.depth import check_size, write_depth
 from matchforge.depth.rawpng import read_raw
 from matchforge.errors import MatchforgeError
+from matchforge.io.write import write_json
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +108,7 @@ def main(conf: Mapping[str, Any], sfm_dir: str | Path, raw_dir: str | Path, h5_d
               "options": {"align": aconf, "h5": hconf},
               "seconds": round(time.perf_counter() - t0, 3), "images": images}
     Path(report_path).parent.mkdir(parents=True, exist_ok=True)
-    Path(report_path).write_text(json.dumps(report, indent=1))
+    write_json(Path(report_path), report, indent=1)
     log.info("aligned %d images (%d ok, %d invalid, %d excluded, %d oversize) in %.1fs", len(images),
              report["num_ok"], len(invalid), len(excluded), len(oversize), report["seconds"])
     return report

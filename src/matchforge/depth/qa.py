@@ -36,6 +36,7 @@ from matchforge.depth.rawpng import read_raw
 from matchforge.depth.seed_recipe import seed_recipe_depth
 from matchforge.depth.sparse import densify
 from matchforge.depth.transfer import depth_at_observations, summarize, track_transfer
+from matchforge.io.write import write_json, save_figure
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +128,7 @@ def main(conf: Mapping[str, Any], sfm_dir: str | Path, raw_dir: str | Path, h5_d
     result["seconds"] = round(time.perf_counter() - t0, 3)
     result["images"] = per_image
     Path(out_json).parent.mkdir(parents=True, exist_ok=True)
-    Path(out_json).write_text(json.dumps(result, indent=1))
+    write_json(Path(out_json), result, indent=1)
     log.info("track transfer: %s; seed recipe: %s", result["track_transfer"],
              result.get("seed_recipe_baseline", {}).get("track_transfer"))
     if plot_path:
@@ -168,8 +169,7 @@ def plot(result: Mapping[str, Any], err: np.ndarray, seed_err: np.ndarray | None
     ax1.legend(h1 + h2, l1 + l2, fontsize=8, loc="upper right")
     fig.tight_layout()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path, dpi=100)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

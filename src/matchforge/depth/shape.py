@@ -39,6 +39,7 @@ from matchforge.depth.common import DEFAULTS, with_defaults
 from matchforge.depth.rawpng import read_raw
 from matchforge.errors import MatchforgeError
 from matchforge.io.images import read_image
+from matchforge.io.write import write_json, save_figure
 
 log = logging.getLogger(__name__)
 
@@ -82,8 +83,7 @@ def plot(rows: list[dict[str, Any]], path: Path, title: str) -> None:
     ax.set_title(title)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    save_figure(fig, path, dpi=90)
 
 
 def main(conf: Mapping[str, Any], raw_dir: str | Path, model_dir: str | Path, out_json: str | Path,
@@ -162,7 +162,7 @@ def main(conf: Mapping[str, Any], raw_dir: str | Path, model_dir: str | Path, ou
             summary[f"{key}_median"] = float(np.median([r[key] for r in rows]))
     result = {"scene": scene, "model_dir": str(model_dir), "options": opts, "seconds": round(time.perf_counter() - t0, 2),
               "summary": summary, "images": rows, "skipped": skipped}
-    Path(out_json).write_text(json.dumps(result, indent=1))
+    write_json(Path(out_json), result, indent=1)
     if out_plot:
         plot(rows, Path(out_plot), f"{scene or raw_dir.parent.name}: focal from the shape model ({model_dir.name})")
     log.info("%s", json.dumps({"scene": scene, **summary}))

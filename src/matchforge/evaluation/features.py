@@ -32,6 +32,7 @@ from matchforge.matchers import get_matcher
 from matchforge.matchers.features import mutual_nn
 from matchforge.evaluation.testsets import POSE_DEFAULTS, image_name, pose_pairs
 from matchforge.io.images import list_images
+from matchforge.io.write import write_json
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +96,7 @@ def main(spec: dict[str, Any], features_path: str | Path, out_json: str | Path, 
     else:
         raise MatchforgeError(f"unknown test set type '{kind}'", fix="use homography, pose or reconstruction")
     out_json.parent.mkdir(parents=True, exist_ok=True)
-    out_json.write_text(json.dumps(_finite(result), indent=1))
+    write_json(out_json, _finite(result), indent=1)
     summary = {k: v for k, v in result.items() if k not in ("pairs", "testset", "features")}
     log.info("%s on %s: %s", label, kind, json.dumps(summary.get("overall", summary), default=float)[:800])
     return result

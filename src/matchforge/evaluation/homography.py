@@ -25,6 +25,7 @@ import numpy as np
 
 from matchforge.errors import MatchforgeError
 from matchforge.io.images import IMAGE_SUFFIXES
+from matchforge.io.write import save_figure
 
 # D2-Net protocol: HPatches sequences with images larger than 1600x1200 are left out.
 D2NET_EXCLUDED = ("i_contruction", "i_crownnight", "i_dc", "i_pencils", "i_whitebuilding",
@@ -176,5 +177,4 @@ def plot_curves(results: dict[str, dict], path: str | Path, title: str = "MMA (H
     fig.suptitle(title)
     fig.tight_layout()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path, dpi=100)

@@ -13,6 +13,7 @@ import h5py
 import numpy as np
 
 from matchforge.errors import MatchforgeError
+from matchforge.io.safe import load_array_file
 
 
 def read_imc_camera(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
@@ -35,7 +36,7 @@ def read_imc_pairs(root: str | Path, vis_threshold: float | str = 0.1) -> list[t
     if not path.is_file():
         raise MatchforgeError("co-visible pair list not found", path=path,
                               fix="point the test set at an IMC scene folder holding new-vis-pairs/keys-th-<t>.npy")
-    return [tuple(str(key).split("-")) for key in np.load(path, allow_pickle=True)]  # type: ignore[misc]
+    return [tuple(str(key).split("-")) for key in load_array_file(path, "IMC pair list")]  # type: ignore[misc]
 
 
 class ImcScene:

@@ -30,6 +30,7 @@ import h5py
 import numpy as np
 
 from matchforge.errors import MatchforgeError
+from matchforge.io.write import atomic_path
 from matchforge.workflow import schema_defaults
 
 log = logging.getLogger(__name__)
@@ -94,10 +95,8 @@ def write_depth(path: str | Path, depth: np.ndarray, conf: Mapping[str, Any] | N
     bad = ~np.isfinite(d) | (d < 0)
     if bad.any():
         d = np.where(bad, np.float32(0), d)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     opts = dataset_options(conf, d.shape)
-    with h5py.File(path, "w") as f:
+    with atomic_path(path, "depth H5") as tmp, h5py.File(tmp, "w") as f:
         if conf["compression"] == "fast_deflate":
             ds = f.create_dataset("depth", shape=d.shape, dtype=np.float32, **opts)
             _write_chunks_fast(ds, d, opts["chunks"], int(conf.get("threads", 0)))

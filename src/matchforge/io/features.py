@@ -15,6 +15,7 @@ import h5py
 import numpy as np
 
 from matchforge.errors import MatchforgeError
+from matchforge.io.write import disk_errors
 
 
 class FeatureWriter:
@@ -27,6 +28,8 @@ class FeatureWriter:
         self._file: h5py.File | None = None
 
     def __enter__(self) -> "FeatureWriter":
+        self._errors = disk_errors(self.tmp, "feature file")
+        self._errors.__enter__()
         self._file = h5py.File(self.tmp, "w")
         return self
 
@@ -39,9 +42,18 @@ class FeatureWriter:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         assert self._file is not None
-        self._file.close()
-        if exc_type is None:
+        close_error = None
+        try:
+            self._file.close()
+        except Exception as err:  # noqa: BLE001 - the close flushes: a full disk shows here
+            close_error = err
+        error = exc if exc is not None else close_error
+        if error is None:
+            self._errors.__exit__(None, None, None)
             self.tmp.replace(self.path)
+        # removes the .part file; a disk error is raised as a MatchforgeError naming the cause
+        elif not self._errors.__exit__(type(error), error, error.__traceback__) and exc is None:
+            raise close_error
 
 
 def read_features(path: str | Path, name: str) -> dict[str, np.ndarray]:

@@ -15,6 +15,7 @@ import cv2  # noqa: E402
 import numpy as np
 
 from matchforge.errors import MatchforgeError
+from matchforge.io.write import write_bytes
 
 _FLAGS = {"rgb": cv2.IMREAD_COLOR, "gray": cv2.IMREAD_GRAYSCALE, "unchanged": cv2.IMREAD_UNCHANGED,
           "anydepth": cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR}
@@ -55,11 +56,16 @@ def read_image(path: str | Path, mode: str = "rgb", *, required: bool = True, sc
 def write_image(path: str | Path, image: np.ndarray, *, quality: int | None = None) -> None:
     """Write an RGB (or gray) uint8 image; the format follows the suffix; ``quality`` is JPEG quality."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     img = cv2.cvtColor(image, cv2.COLOR_RGB2BGR) if image.ndim == 3 else image
     params = [cv2.IMWRITE_JPEG_QUALITY, int(quality)] if quality is not None else []
-    if not cv2.imwrite(str(path), img, params):
-        raise MatchforgeError("cannot write image", path=path, fix="check the folder is writable and the suffix is an image format")
+    try:
+        ok, data = cv2.imencode(path.suffix, img, params)
+    except cv2.error:
+        ok = False
+    if not ok:
+        raise MatchforgeError(f"cannot encode the image as '{path.suffix}'", path=path,
+                              fix="use an image suffix OpenCV writes (.png, .jpg, .tif, ...)")
+    write_bytes(path, data.tobytes(), "image")
 
 
 def image_size(path: str | Path) -> tuple[int, int]:

@@ -22,6 +22,7 @@ from matchforge.conf import load_conf
 from matchforge.errors import MatchforgeError
 from matchforge.evaluation.relpose import SUMMARY_KEYS, evaluate
 from matchforge.matchers import get_matcher
+from matchforge.io.write import write_json
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +82,7 @@ def main(testset: Mapping[str, Any], out_json: str | Path, *, weights: str | Pat
         log.info("before fine-tuning: %s", _scores(result["before"]))
     out_json = Path(out_json)
     out_json.parent.mkdir(parents=True, exist_ok=True)
-    out_json.write_text(json.dumps(result, indent=1, default=str))
+    write_json(out_json, result, indent=1, default=str)
     log.info("%s on %s: %s", what["matcher"], name, _scores(result))
     return result
 

@@ -25,6 +25,7 @@ from kornia.feature import LoFTR
 from kornia.feature.loftr.loftr import default_cfg
 
 from matchforge.errors import MatchforgeError
+from matchforge.io.safe import load_torch
 from matchforge.loftr import PRETRAINED
 from matchforge.loftr.sinkhorn import install_into_kornia
 
@@ -230,11 +231,7 @@ def read_weights(weights: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
                                       "or download the official checkpoint and give its path") from None
         known.update(PRETRAINED_CONF[str(weights)])
     elif path.is_file():
-        try:
-            blob = torch.load(path, map_location="cpu", weights_only=False)
-        except Exception as err:  # noqa: BLE001 - not a torch file
-            raise MatchforgeError(f"cannot read LoFTR weights ({err.__class__.__name__})", path=path,
-                                  fix="give a weights.pt or last.ckpt written by matchforge, or an official LoFTR .ckpt") from None
+        blob = load_torch(path, "LoFTR weights")
         if isinstance(blob, dict) and isinstance(blob.get("hyper_parameters"), dict) and "conf" in blob["hyper_parameters"]:
             known.update(blob["hyper_parameters"]["conf"])  # our Lightning checkpoint
         elif path.with_name("model.json").is_file():

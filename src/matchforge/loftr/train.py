@@ -31,6 +31,7 @@ from typing import Any, Mapping
 
 from matchforge.conf import load_conf
 from matchforge.errors import MatchforgeError
+from matchforge.io.write import write_json
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +164,7 @@ def main(conf: Mapping[str, Any], dataset_json: str | Path | None, out_dir: str 
         merge_logs(out_dir / "logs", out_dir / "metrics.csv")
         plot_curves(out_dir / "metrics.csv", out_dir / "curve.png", CURVE_PANELS,
                     title=f"LoFTR run {run} ({conf['match_type']})")
-        (out_dir / "model.json").write_text(json.dumps(summary, indent=2, default=float))
+        write_json(out_dir / "model.json", summary, indent=2, default=float)
     return summary
 
 

@@ -22,6 +22,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from matchforge.errors import MatchforgeError
+from matchforge.io.safe import load_torch
+
 log = logging.getLogger(__name__)
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -203,7 +206,7 @@ def _read_state_dict(source: str) -> dict[str, torch.Tensor]:
         from safetensors.torch import load_file
 
         return load_file(str(path))
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = load_torch(path, "ImageNet backbone weights")
     for key in ("state_dict", "model"):
         if isinstance(state, dict) and key in state and isinstance(state[key], dict):
             state = state[key]
@@ -216,8 +219,6 @@ def load_imagenet_backbone(model: PoSFeat, source: str | None) -> bool:
     ``source``: a local file or folder, or ``hf:<repo_id>`` (e.g. ``hf:timm/resnet50.tv_in1k``, which holds
     torchvision's weights under the same names). ``layer4``/``fc`` entries are ignored.
     """
-    from matchforge.errors import MatchforgeError
-
     if not source:
         log.warning("PoSFeat: no ImageNet weights configured (model.pretrained is null); the %s backbone starts "
                     "from RANDOM initialisation, which needs far longer training to give useful descriptors",
@@ -225,6 +226,8 @@ def load_imagenet_backbone(model: PoSFeat, source: str | None) -> bool:
         return False
     try:
         state = _read_state_dict(source)
+    except MatchforgeError:
+        raise
     except (OSError, RuntimeError, ValueError) as err:
         raise MatchforgeError(f"cannot read ImageNet backbone weights from '{source}': {err}",
                               fix="point posfeat.model.pretrained at a torchvision ResNet state dict "
@@ -254,13 +257,15 @@ def build_model(conf: dict[str, Any]) -> PoSFeat:
 
 def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> tuple[PoSFeat, dict[str, Any]]:
     """Model (both nets) and its training conf from a matchforge PoSFeat checkpoint (``model.pt``)."""
-    from matchforge.errors import MatchforgeError
-
     path = Path(path)
     if not path.is_file():
         raise MatchforgeError("PoSFeat checkpoint not found", fix="train it first (matchforge posfeat-train) "
                               "or correct the path", path=path)
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    ckpt = load_torch(path, "PoSFeat checkpoint")
+    if not (isinstance(ckpt, dict) and isinstance(ckpt.get("conf"), dict) and isinstance(ckpt.get("model"), dict)):
+        raise MatchforgeError("not a PoSFeat checkpoint written by matchforge (it lacks 'model' and 'conf')", path=path,
+                              fix="give a desc/model.pt or kp/model.pt of a matchforge PoSFeat run (posfeat.runs.<run>), "
+                                  "or the name of such a run; ImageNet backbone weights go to posfeat.model.pretrained")
     conf = ckpt["conf"]
     model = PoSFeat(conf["model"]["arch"], conf["model"]["desc_dim"])
     model.load_state_dict(ckpt["model"])

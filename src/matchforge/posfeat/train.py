@@ -32,6 +32,7 @@ from matchforge.posfeat.visualize import snapshot
 from matchforge.training.curves import merge_logs, plot_curves
 from matchforge.training.engine import ResumableLoader, RunSpec, fit, resume_position, strip_options
 from matchforge.training.fingerprint import files_digest
+from matchforge.io.write import write_json
 
 log = logging.getLogger(__name__)
 
@@ -218,7 +219,7 @@ def main(conf: dict[str, Any], stage: str, pairs: Sequence[PairSample], out_dir:
         summary["loss_first"], summary["loss_last"] = float(np.mean(losses[:n])), float(np.mean(losses[-n:]))
     if result.trainer.is_global_zero:
         torch.save({"model": model.state_dict(), "conf": conf, "stage": stage, "step": result.global_step}, out / "model.pt")
-        (out / "summary.json").write_text(json.dumps(summary, indent=2))
+        write_json(out / "summary.json", summary, indent=2)
     log.info("PoSFeat %s: %s", stage, summary)
     return summary
 

@@ -15,6 +15,7 @@ from matchforge.matchers.features import mutual_nn  # noqa: E402
 from matchforge.posfeat.detect import describe, detect_keypoints, sift_keypoints  # noqa: E402
 from matchforge.geometry.epipolar import fundamental_from_poses, symmetric_epipolar_pixels  # noqa: E402
 from matchforge.posfeat.networks import PoSFeat, normalize  # noqa: E402
+from matchforge.io.write import save_figure
 
 
 @torch.no_grad()
@@ -69,7 +70,6 @@ def snapshot(model: PoSFeat, batch: dict[str, torch.Tensor], path: Path, title: 
     fig.suptitle(title)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+    save_figure(fig, path, dpi=80)
     model.train(was_training)
     return {"vis_matches": float(len(m)), "vis_epipolar_precision": float(good.mean()) if len(m) else 0.0}

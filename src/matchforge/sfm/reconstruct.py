@@ -24,6 +24,7 @@ from matchforge.conf import load_conf
 from matchforge.errors import MatchforgeError
 from matchforge.workflow import config_source, with_defaults
 from matchforge.sfm.inputs import StagedImages, require_folder, skipped_summary, stage_images
+from matchforge.io.write import write_json
 
 logger = logging.getLogger(__name__)
 
@@ -222,13 +223,13 @@ def main(conf: dict[str, Any], images: str | Path, out: str | Path, scene: str =
     except MatchforgeError as err:
         # Snakemake deletes a failed job's outputs: the record of what was found and skipped stays in work/
         stats.update(error=str(err), seconds=round(time.time() - start, 2))
-        (work / "stats.json").write_text(json.dumps(stats, indent=2))
+        write_json(work / "stats.json", stats, indent=2)
         raise
 
     final = pycolmap.Reconstruction(out / "sparse")
     stats.update(model_summary(final))
     stats["seconds"] = round(time.time() - start, 2)
-    (out / "stats.json").write_text(json.dumps(stats, indent=2))
+    write_json(out / "stats.json", stats, indent=2)
     skipped = f"; {len(stats['skipped'])} file(s) skipped: {skipped_summary(stats['skipped'])}" if stats["skipped"] else ""
     logger.info("scene %s: %d/%d photos registered, %d points, reprojection error %.3f px%s",
                 scene, stats["num_registered"], stats["num_images"], stats["num_points3D"],

@@ -26,6 +26,7 @@ from matchforge.errors import MatchforgeError
 from matchforge.workflow import section_defaults
 from matchforge.geometry.camera import vfov_deg
 from matchforge.shiftfocal.readers import Item, iter_source, resize_item
+from matchforge.io.write import write_json, save_figure
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +79,7 @@ def write_items(items: list[Item], out: str | Path, conf: dict, source: str) -> 
     np.save(out / "focals.npy", np.array(focals))
     np.save(out / "scales.npy", np.array(scales))
     index = {"source": source, "conf": conf, "items": entries, "skipped": skipped}
-    (out / "index.json").write_text(json.dumps(index, indent=1))
+    write_json(out / "index.json", index, indent=1)
     plot_histograms(entries, out / "histograms.png", source)
     log.info("%s: %d items (%d test), %d skipped -> %s", source, len(entries), splits.count("test"), len(skipped), out)
     return index
@@ -100,8 +101,7 @@ def plot_histograms(entries: list[dict], path: Path, source: str) -> None:
     axes[0].set_ylabel("items")
     fig.suptitle(f"{source}: {len(entries)} items")
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    save_figure(fig, path, dpi=90)
 
 
 def main(conf: dict, out: str | Path, source: str, paths: dict[str, str]) -> dict:

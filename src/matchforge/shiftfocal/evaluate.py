@@ -34,6 +34,7 @@ from matchforge.io.ply import write_ply
 from matchforge.shiftfocal.model import flush_denormals
 from matchforge.shiftfocal.recover import load_model, recover_shape
 from matchforge.shiftfocal.sampling import distort_shift, list_items, shift_bounds
+from matchforge.io.write import write_json, save_figure
 
 log = logging.getLogger(__name__)
 
@@ -107,8 +108,7 @@ def plot(rows: list[dict], path: Path, title: str) -> None:
         ax.legend(fontsize=8)
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    save_figure(fig, path, dpi=90)
 
 
 def main(conf: dict, model_dir: str | Path, data_dir: str | Path, out: str | Path) -> dict:
@@ -149,7 +149,7 @@ def main(conf: dict, model_dir: str | Path, data_dir: str | Path, out: str | Pat
     result = {"model_dir": str(model_dir), "data": str(data_dir), "conf": conf, "num_items": len(rows),
               "split": "all" if all_items else conf["split"],
               "summary": summarise(rows), "items": rows}
-    Path(f"{out}.json").write_text(json.dumps(result, indent=1))
+    write_json(Path(f"{out}.json"), result, indent=1)
     plot(rows, Path(f"{out}.png"), f"{Path(model_dir).name} on {out.name} ({len(rows)} items)")
     s = result["summary"]
     log.info("focal err %.3f (60-deg guess %.3f); shift err %.3f (none %.3f); AbsRel %.3f -> %.3f",

@@ -28,9 +28,11 @@ import torch
 from matchforge.errors import MatchforgeError
 from matchforge.io.depth import read_depth_file
 from matchforge.io.images import read_image
+from matchforge.io.safe import load_torch
 from matchforge.geometry.camera import centred_intrinsics, depth_from_disparity, guess_focal, normalize_depth, unproject, vfov_deg
 from matchforge.shiftfocal.model import PointVoxelRegressor, build_model, flush_denormals
 from matchforge.shiftfocal.sampling import p98, point_features
+from matchforge.io.write import write_json
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +68,11 @@ def load_model(path: str | Path, device: torch.device | str = "cpu") -> PointVox
     path = Path(path)
     if not path.exists():
         raise MatchforgeError("model file not found", fix="train it first (rule shiftfocal_train / matchforge shiftfocal-train)", path=path)
-    ck = torch.load(path, map_location="cpu", weights_only=False)
+    ck = load_torch(path, "shift/focal model")
+    if not (isinstance(ck, dict) and isinstance(ck.get("model_config"), dict) and isinstance(ck.get("state_dict"), dict)):
+        raise MatchforgeError("not a shift/focal model written by matchforge (it lacks 'model_config' and 'state_dict')",
+                              path=path, fix="give the folder of a shiftfocal run (results/models/shiftfocal/<run>, "
+                                             "holding focal.pt and shift.pt) or the name of such a run")
     model = build_model(ck["model_config"])
     model.load_state_dict(ck["state_dict"])
     return model.to(device).eval()
@@ -141,7 +147,7 @@ def main(model_dir: str | Path, depth_path: str | Path, out: str | Path, image: 
     np.save(out / "depth.npy", rec.depth.astype(np.float32))
     info = {"focal0_px": rec.focal0, "focal1_px": rec.focal1, "focal_px": rec.focal, "shift": rec.shift,
             "vfov_deg": rec.vfov_deg, "K": rec.K.tolist()}
-    (out / "recovery.json").write_text(json.dumps(info, indent=1))
+    write_json(out / "recovery.json", info, indent=1)
     log.info("focal %.1f px (guess %.1f), shift %.3f -> %s", rec.focal, rec.focal0, rec.shift, out)
     return rec
 

@@ -30,6 +30,7 @@ from matchforge.shiftfocal.sampling import DataItem, Sample, list_items, make_sa
 from matchforge.training.curves import merge_logs
 from matchforge.training.engine import ResumableLoader, RunSpec, fit, resolve_accelerator, resume_position, strip_options
 from matchforge.training.fingerprint import files_digest
+from matchforge.io.write import write_json, save_figure
 
 log = logging.getLogger(__name__)
 
@@ -277,8 +278,7 @@ def plot_curves(metrics: dict, path: Path) -> None:
         ax.set_xlabel("step")
         ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    save_figure(fig, path, dpi=90)
 
 
 def main(conf: dict, data_dirs: list[str | Path], out: str | Path) -> dict:
@@ -298,7 +298,7 @@ def main(conf: dict, data_dirs: list[str | Path], out: str | Path) -> dict:
         metrics["targets"][target] = train_target(conf, target, items, out, fingerprint)
         log.info("%s: best val L1 %.4f (constant predictor %.4f)", target,
                  metrics["targets"][target]["best_val_l1"], metrics["targets"][target]["val_l1_constant_mean"])
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    write_json(out / "metrics.json", metrics, indent=1)
     plot_curves(metrics, out / "curves.png")
     return metrics
 

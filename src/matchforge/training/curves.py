@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
+from matchforge.io.write import save_figure
+
 
 def merge_logs(logs_dir: Path, out_csv: Path) -> None:
     """One metrics table from the CSV logs of the first job and of every resumed job.
@@ -51,5 +53,4 @@ def plot_curves(metrics_csv: Path, out_png: Path, panels: Sequence[tuple[str, Se
             ax.text(0.5, 0.5, "not logged", ha="center", va="center", transform=ax.transAxes)
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(out_png, dpi=80)
-    plt.close(fig)
+    save_figure(fig, out_png, dpi=80)

@@ -41,9 +41,13 @@ import torch
 from torch.utils.data import DataLoader, Sampler
 
 from matchforge.conf import to_json
+from matchforge.errors import MatchforgeError
+from matchforge.io.safe import load_torch
+from matchforge.io.write import disk_errors, write_text
 
 log = logging.getLogger(__name__)
 
+PREVIOUS = "previous.ckpt"  # the checkpoint before last.ckpt, kept for when last.ckpt is damaged
 EXIT_INTERRUPTED = 75  # EX_TEMPFAIL: "try again", the job resumes from its checkpoint
 SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)
 
@@ -168,9 +172,13 @@ def resolve_accelerator(accelerator: str) -> str:
 
 
 def _atomic_save(trainer: L.Trainer, path: Path) -> None:
+    """Write ``path`` through a temporary file; the checkpoint it replaces becomes ``previous.ckpt``."""
     tmp = path.with_name(path.name + ".tmp")
-    trainer.save_checkpoint(str(tmp))
+    with disk_errors(tmp, "training checkpoint"):
+        trainer.save_checkpoint(str(tmp))
     if trainer.is_global_zero:
+        if path.is_file():
+            os.replace(path, path.with_name(PREVIOUS))
         os.replace(tmp, path)
     trainer.strategy.barrier()
 
@@ -281,11 +289,10 @@ def prepare(spec: RunSpec) -> tuple[str | None, int | None]:
     ident_file = ckpt_dir / "identity.json"
     identity = {"options": json.loads(to_json(spec.identity)), "data": spec.data_fingerprint}
     old = json.loads(ident_file.read_text()) if ident_file.is_file() else None
-    if last.is_file() and old == identity and not done.exists():
-        # mmap: read the step without loading the weights (Lightning loads them once, to resume)
-        step = int(torch.load(last, map_location="cpu", weights_only=False, mmap=True)["global_step"])
-        log.info("%s: resuming the interrupted job from %s (step %d)", spec.name, last, step)
-        return str(last), step
+    if old == identity and not done.exists():
+        found = _readable_checkpoint(spec)
+        if found is not None:
+            return found
     if done.exists() and old == identity:
         log.info("%s: the previous run finished (%s); this job trains it again from step 0",
                  spec.name, done.read_text().strip())
@@ -297,11 +304,36 @@ def prepare(spec: RunSpec) -> tuple[str | None, int | None]:
         if keys:
             why.append("options changed: " + ", ".join(keys))
         log.info("%s: %s; starting from step 0", spec.name, "; ".join(why) or "no usable checkpoint")
-    shutil.rmtree(ckpt_dir, ignore_errors=True)
+    for entry in ckpt_dir.iterdir() if ckpt_dir.is_dir() else ():
+        if ".damaged-" not in entry.name:  # damaged checkpoints stay for inspection
+            shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
     shutil.rmtree(spec.out_dir / "logs", ignore_errors=True)
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     ident_file.write_text(json.dumps(identity, indent=1))
     return None, None
+
+
+def _readable_checkpoint(spec: RunSpec) -> tuple[str, int] | None:
+    """The newest checkpoint that loads (``last.ckpt``, else ``previous.ckpt``) and its global step.
+
+    An unreadable one (a write cut short by a full disk or a lost node) is renamed ``*.damaged-<time>``
+    and logged, so that no rerun trips over it again."""
+    for ckpt in (spec.ckpt_dir / "last.ckpt", spec.ckpt_dir / PREVIOUS):
+        if not ckpt.is_file():
+            continue
+        try:
+            step = int(load_torch(ckpt, "training checkpoint")["global_step"])
+        except (MatchforgeError, KeyError, TypeError, ValueError) as err:
+            aside = ckpt.with_name(f"{ckpt.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
+            os.replace(ckpt, aside)
+            log.warning("%s: checkpoint %s cannot be read (%s); moved aside to %s", spec.name, ckpt,
+                        getattr(err, "cause", err), aside.name)
+            continue
+        log.info("%s: resuming the interrupted job from %s (step %d)", spec.name, ckpt, step)
+        return str(ckpt), step
+    if any(spec.ckpt_dir.glob("*.damaged-*")):
+        log.warning("%s: no readable checkpoint is left; starting again from step 0", spec.name)
+    return None
 
 
 def fit(module: L.LightningModule, train_loader: Any, val_loader: Any, spec: RunSpec) -> FitResult:
@@ -339,7 +371,7 @@ def fit(module: L.LightningModule, train_loader: Any, val_loader: Any, spec: Run
             data = train_loader
         else:
             data = (_LoadersWithVal if spec.has_val and val_loader is not None else _Loaders)(train_loader, val_loader)
-        trainer.fit(module, datamodule=data, ckpt_path=resume)
+        trainer.fit(module, datamodule=data, ckpt_path=resume, weights_only=True)
     except TrainingInterrupted as err:
         log.warning("%s: %s", spec.name, err)
         raise
