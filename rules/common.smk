@@ -52,6 +52,12 @@ def scene_photos(wc):
     return [str(p) for p in find_images(folder)] if folder.is_dir() else []
 
 
+def present(*paths):
+    """The user-given paths that exist. A missing one is left out of a job's inputs, so that it fails only
+    that job (which names the config key and the fix) instead of the planning of every job."""
+    return [str(p) for p in paths if p and Path(p).exists()]
+
+
 def scene_images_dir(wc):
     return config["scenes"][wc.scene]["images"]
 
@@ -107,7 +113,7 @@ def sfm_inputs(wc):
     scene = config["scenes"][wc.scene]
     inputs = {"photos": scene_photos(wc)}
     colmap = scene.get("colmap") or {}
-    inputs.update({k: colmap[k] for k in ("sparse", "database") if colmap.get(k)})
+    inputs.update({k: present(colmap.get(k)) for k in ("sparse", "database")})
     return inputs
 
 
@@ -213,8 +219,9 @@ def loftr_run_conf(wc):
 
 
 def loftr_init_input(wc):
+    """The initial weights: another run's weights.pt (built first) or an existing file (a missing one fails the job)."""
     init = loftr_init_file(wc.run)
-    return {"init": init} if init else {}
+    return {"init": init} if init and (LOFTR["runs"][wc.run]["init_weights"] in LOFTR["runs"] or present(init)) else {}
 
 
 def loftr_before_input(wc):
@@ -258,7 +265,7 @@ def loftr_train_inputs(wc):
     if rc.get("dataset"):
         return {"dataset": f"results/datasets/{rc['dataset']}/dataset.json"}
     sc = rc["scannet"]
-    return {"index": [sc["list"], sc["intrinsics"]] + ([sc["val"]["list"], sc["val"]["intrinsics"]] if sc.get("val") else [])}
+    return {"index": present(sc["list"], sc["intrinsics"], *([sc["val"]["list"], sc["val"]["intrinsics"]] if sc.get("val") else []))}
 
 
 def loftr_targets():
@@ -306,7 +313,9 @@ def pf_testset(name):
 
 def pf_testset_input(wc):
     spec = pf_testset(wc.pftestset)
-    return {"homography": spec.get("path"), "pose": spec.get("dataset"), "reconstruction": spec.get("images")}[spec["type"]]
+    if spec["type"] == "homography":
+        return present(spec["path"])
+    return spec["dataset"] if spec["type"] == "pose" else spec["images"]
 
 
 def _pf_check():
@@ -335,15 +344,19 @@ def pf_train_inputs(wc):
     inputs = {}
     if spec.get("dataset"):
         inputs["dataset"] = f"results/datasets/{spec['dataset']}/dataset.json"
-    if spec.get("caps_root"):
-        inputs["caps_root"] = spec["caps_root"]
-    if pf_init_file(wc.pfrun):
-        inputs["init_weights"] = pf_init_file(wc.pfrun)
+    inputs["caps_root"] = present(spec.get("caps_root"))
+    init = pf_init_file(wc.pfrun)
+    if init and (init.startswith("results/models/posfeat/") or present(init)):
+        inputs["init_weights"] = init
     return inputs
 
 
-def pf_train_args(wc, input):
-    return " ".join(f"--{k.replace('_', '-')} {shlex.quote(str(v))}" for k, v in input.items() if k not in ("desc", "init_weights"))
+def pf_train_args(wc):
+    """--dataset / --caps-root from the run's own entries (a missing CAPS folder fails the job, naming it)."""
+    spec = PF_RUNS[wc.pfrun]
+    args = {"dataset": f"results/datasets/{spec['dataset']}/dataset.json" if spec.get("dataset") else None,
+            "caps_root": spec.get("caps_root")}
+    return " ".join(f"--{k.replace('_', '-')} {shlex.quote(str(v))}" for k, v in args.items() if v)
 
 
 def pf_compare(wc):
@@ -391,7 +404,8 @@ def sf_train_inputs(wc):
     inputs = {"data": expand("results/shiftfocal/data/{source}", source=SF_RUNS[wc.sfrun]["sources"])}
     init = sf_train_conf(wc.sfrun).get("init_weights")
     if init:
-        inputs["init"] = [f"{init}/{t}.pt" for t in sf_train_conf(wc.sfrun)["targets"]]
+        files = [f"{init}/{t}.pt" for t in sf_train_conf(wc.sfrun)["targets"]]
+        inputs["init"] = files if init.startswith("results/models/shiftfocal/") else present(*files)
     return inputs
 
 
@@ -404,4 +418,11 @@ def sf_data_inputs(wc):
     if src["type"] == "matchforge":
         s = src["scene"]
         return {"h5": f"results/{s}/depth/h5", "sparse": f"results/{s}/sfm/sparse", "images": f"results/{s}/sfm/images"}
-    return {"path": src["path"]}
+    return {"path": present(src["path"])}
+
+
+def sf_data_args(wc):
+    """The source's folders as CLI arguments (a missing user folder fails this job only, naming it)."""
+    src = SF_SOURCES[wc.source]
+    paths = sf_data_inputs(wc) if src["type"] == "matchforge" else {"path": src["path"]}
+    return " ".join(f"--{k} {shlex.quote(str(v))}" for k, v in paths.items())

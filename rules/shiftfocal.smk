@@ -22,7 +22,7 @@ rule shiftfocal_data:
         directory("results/shiftfocal/data/{source}"),
     params:
         conf=lambda wc: to_json(sf_source_conf(wc.source)),
-        paths=lambda wc, input: " ".join(f"--{k} {shlex.quote(str(v))}" for k, v in input.items()),
+        paths=sf_data_args,
     log:
         "logs/shiftfocal/data_{source}.log",
     conda:

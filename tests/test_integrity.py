@@ -168,3 +168,23 @@ def test_bad_scenes_fail_alone_and_a_replaced_photo_rebuilds_only_its_scene(tmp_
     shutil.copy(real_data("reichstag", "images") / sorted(p.name for p in real_data("reichstag", "images").iterdir())[0],
                 photos / "added.jpg")
     assert planned_jobs(snakemake(work, "-n", *good)).get("sfm") == 1
+
+
+def test_damaged_depth_file_fails_the_job_with_the_rebuild_command(demo_sfm, demo_dataset, tmp_path):
+    """One depth H5 cut short (a full disk, a copy interrupted): scene info fails naming the file and the
+    Snakemake call that rebuilds it, instead of dropping the photo and training on less data."""
+    h5 = tmp_path / "results" / "sacre_coeur" / "depth" / "h5"
+    shutil.copytree(demo_dataset.parents[1] / "depth" / "h5", h5)
+    victim = sorted(h5.glob("*.h5"))[3]
+    victim.write_bytes(victim.read_bytes()[:2000])
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    from matchforge.conf import scene_conf
+    from matchforge.workflow import validate_config
+
+    validate_config(config)
+    with pytest.raises(MatchforgeError) as err:
+        scene_info.main(scene_conf(config, "sacre_coeur", "scene_info"), demo_sfm / "sparse", demo_sfm / "images",
+                        h5, tmp_path / "si", "sacre_coeur")
+    text = str(err.value)
+    assert victim.name in text and "cannot be read" in text, text
+    assert "snakemake --cores all --forcerun depth_align results/sacre_coeur/depth/align.json" in text, text

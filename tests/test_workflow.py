@@ -117,3 +117,34 @@ def test_slurm_placement_follows_each_rules_gpu_resource(tmp_path):
         gpu = int(res.get("gpu", 0))
         assert res["slurm_partition"] == ("gpuq" if gpu > 0 else "cpuq"), (rule, res)
         assert res["slurm_account"] == "lab" and res["slurm_extra"] == "--signal=USR1@120", (rule, res)
+
+
+def test_a_bad_entry_fails_only_the_jobs_that_need_it(tmp_path):
+    """A missing colmap.sparse/database of one scene and a mistyped init_weights of one LoFTR run: the whole
+    DAG is still planned (no MissingInputException), and each bad job fails naming the config key."""
+    work = tmp_path / "w"
+    write_config(work, {"good": {"images": str(DEMO_IMAGES)},
+                        "bad": {"images": str(DEMO_IMAGES), "colmap": {"sparse": str(tmp_path / "nope" / "sparse"),
+                                                                         "database": str(tmp_path / "nope" / "db.db")}}})
+    config = yaml.safe_load((work / "config.yaml").read_text())
+    config.update(datasets={"d": {"scenes": ["good"]}},
+                  loftr={"runs": {"typo": {"dataset": "d", "init_weights": "outdor", "testsets": []},
+                                  "fine": {"dataset": "d", "testsets": []}}})
+    (work / "config.yaml").write_text(yaml.safe_dump(config))
+    jobs = planned_jobs(snakemake(work, "-n"))
+    assert jobs["sfm"] == 2 and jobs["loftr_train"] == 2, jobs
+
+    proc = snakemake(work, "--keep-going", "results/bad/sfm/stats.json", check=False)
+    assert proc.returncode != 0
+    log = (work / "logs" / "bad" / "sfm.log").read_text()
+    assert "scenes.bad.colmap.sparse" in log and "nope/sparse" in log and "Fix:" in log and "Traceback" not in log
+
+    # the command the loftr_train job runs, with the run's options: the message names the key and the choices
+    from matchforge.workflow import validate_config
+
+    validate_config(config)
+    rc = {k: v for k, v in config["loftr"]["runs"]["typo"].items() if k != "testsets"}
+    proc = subprocess.run([sys.executable, "-m", "matchforge", "loftr-train", "--run", "typo", "--out", str(tmp_path / "r"),
+                           "--conf", json.dumps(rc)], capture_output=True, text=True)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "loftr.runs.typo.init_weights" in proc.stderr and "outdoor" in proc.stderr and "Traceback" not in proc.stderr

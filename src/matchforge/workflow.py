@@ -62,6 +62,17 @@ def config_source() -> str:
     return os.environ.get(CONFIG_FILES_ENV) or "config/config.yaml"
 
 
+def require_config_path(path: str | Path, key: str, what: str, expect: str = "", scene: str | None = None) -> Path:
+    """``path`` (named by config key ``key``) when it exists; else one MatchforgeError naming the key, the file
+    and what to put there. Jobs call this for user-given paths, which the workflow leaves out of their
+    inputs when missing so that only the jobs that need them fail."""
+    path = Path(path)
+    if not path.exists():
+        raise MatchforgeError(f"{what} not found (config key {key})", scene=scene, path=path,
+                              fix=f"set {key} in {config_source()} to {expect or 'an existing path'}")
+    return path
+
+
 def _closest(name: str, allowed: list[str]) -> str:
     match = difflib.get_close_matches(name, allowed, n=1, cutoff=0.5)
     return f" (did you mean '{match[0]}'?)" if match else ""

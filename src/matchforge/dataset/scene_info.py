@@ -80,13 +80,13 @@ def save_scene_info(path: str | Path, info: Mapping[str, Any]) -> None:
 
 
 def depth_status(path: Path, width: int, height: int, min_coverage: float) -> str:
-    """'ok', or why the depth file at ``path`` cannot supervise the image (missing, wrong size, empty)."""
+    """'ok', or why the depth file at ``path`` cannot supervise the image (missing, wrong size, empty).
+
+    A file that exists but does not read is not a reason to drop the photo quietly: it raises (see
+    :func:`matchforge.io.depth.read_depth`), naming the command that rebuilds it."""
     if not path.is_file():
         return "missing"
-    try:
-        d = read_depth(path)
-    except MatchforgeError as err:
-        return err.cause
+    d = read_depth(path)
     if d.shape != (height, width):
         return f"size {d.shape[1]}x{d.shape[0]} != image {width}x{height}"
     coverage = float(np.mean(np.isfinite(d) & (d > 0)))

@@ -30,6 +30,7 @@ import h5py
 import numpy as np
 
 from matchforge.errors import MatchforgeError
+from matchforge.io.safe import DamagedFile
 from matchforge.io.write import atomic_path
 from matchforge.workflow import schema_defaults
 
@@ -164,14 +165,33 @@ def _write_chunks_fast(ds: h5py.Dataset, d: np.ndarray, chunks: tuple[int, int],
         ds.id.write_direct_chunk(offset, data, filter_mask=mask_bits)
 
 
+def rebuild_hint(path: str | Path) -> str:
+    """The command that rebuilds the depth H5 at ``path``: for ``results/<scene>/depth/h5/<stem>.h5`` (also
+    reached through a dataset's links) the Snakemake call that reruns that scene's ``depth_align`` job."""
+    real = Path(path).resolve()
+    if real.parent.name == "h5" and real.parents[1].name == "depth" and real.parents[3].name == "results":
+        scene = real.parents[2].name
+        return (f"rebuild it with `snakemake --cores all --forcerun depth_align results/{scene}/depth/align.json`, "
+                "then run snakemake as before (the jobs after it rerun)")
+    return "rebuild it with `matchforge align-depth` (or the tool that wrote it)"
+
+
+def _damaged(path: str | Path, err: BaseException, scene: str | None = None) -> DamagedFile:
+    reason = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
+    return DamagedFile(f"the depth file cannot be read ({reason}): it is damaged (cut short, overwritten) or not "
+                       "a MegaDepth H5 with a float dataset 'depth'", scene=scene, path=path, fix=rebuild_hint(path))
+
+
 def read_depth(path: str | Path, *, scene: str | None = None) -> np.ndarray:
-    """Dataset ``depth`` of a MegaDepth H5 as float32 (0 = invalid), exactly as the LoFTR loader sees it."""
+    """Dataset ``depth`` of a MegaDepth H5 as float32 (0 = invalid), exactly as the LoFTR loader sees it.
+
+    A file that does not read raises :class:`~matchforge.io.safe.DamagedFile` with the command that rebuilds it.
+    """
     try:
         with h5py.File(path, "r") as f:
             return np.asarray(f["depth"], dtype=np.float32)
-    except (OSError, KeyError) as err:
-        raise MatchforgeError(f"cannot read depth ({err})", scene=scene, path=path,
-                              fix="depth H5 files need a float dataset 'depth' (rebuild with `matchforge align-depth`)") from None
+    except (OSError, KeyError, ValueError, TypeError) as err:
+        raise _damaged(path, err, scene) from None
 
 
 def read_depth_padded(path: str | Path, pad_to: int | None) -> np.ndarray:
@@ -196,9 +216,8 @@ def read_depth_padded(path: str | Path, pad_to: int | None) -> np.ndarray:
                         depth[:h, :w] = dset[()]
                 else:
                     depth = np.asarray(dset[()], dtype=np.float32)
-        except (OSError, KeyError) as err:
-            raise MatchforgeError(f"cannot read depth ({err})", path=path,
-                                  fix="depth H5 files need a float dataset 'depth' (rebuild with `matchforge align-depth`)") from None
+        except (OSError, KeyError, ValueError, TypeError) as err:
+            raise _damaged(path, err) from None
     else:
         from matchforge.io.images import read_image
 

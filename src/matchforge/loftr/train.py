@@ -86,8 +86,14 @@ def initial_weights(conf: Mapping[str, Any], run: str) -> tuple[dict[str, Any], 
     """(state dict, run options) for a run with ``init_weights``: the weights are read (see
     ``matchforge.loftr.model.read_weights``), their architecture is checked against the run's options,
     and ``temp_bug_fix`` is set to what the weights were trained with where their source records it."""
+    from matchforge.loftr import PRETRAINED
     from matchforge.loftr.model import check_architecture, read_weights
+    from matchforge.workflow import require_config_path
 
+    if conf["init_weights"] not in PRETRAINED:
+        require_config_path(conf["init_weights"], f"loftr.runs.{run}.init_weights", "the initial weights",
+                            f"the name of another run under loftr.runs, one of {', '.join(PRETRAINED)}, or a weights "
+                            "file (weights.pt, last.ckpt, an official LoFTR .ckpt)")
     state, known = read_weights(conf["init_weights"])
     check_architecture(known, conf, f"loftr.runs.{run}", f"'{conf['init_weights']}'")
     conf = dict(conf)
@@ -129,12 +135,11 @@ def main(conf: Mapping[str, Any], dataset_json: str | Path | None, out_dir: str 
     conf = run_defaults(conf)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    init_state = None
+    if conf["init_weights"]:  # read and checked before anything else, and before any checkpoint is touched
+        init_state, conf = initial_weights(conf, run)
     train, val = training_pairs(conf, dataset_json)
     log.info("run %s: %d train pairs (%d scenes), %d val pairs", run, len(train), len({r.scene for r in train}), len(val))
-
-    init_state = None
-    if conf["init_weights"]:  # read and checked before any checkpoint of an earlier job is touched
-        init_state, conf = initial_weights(conf, run)
 
     L.seed_everything(int(conf["seed"]), workers=True)
     module = LoFTRModule(conf)

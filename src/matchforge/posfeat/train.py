@@ -24,6 +24,7 @@ import torch
 
 from matchforge.conf import load_conf
 from matchforge.errors import MatchforgeError
+from matchforge.workflow import require_config_path
 from matchforge.posfeat.data import PairDataset, PairSample, StepBatchSampler, pairs_from_caps, pairs_from_dataset
 from matchforge.geometry.epipolar import fundamental_from_poses
 from matchforge.posfeat.losses import DiskLossConfig, EpipolarLossConfig, disk_loss, epipolar_loss, random_grid_points
@@ -145,6 +146,8 @@ def initial_model(conf: dict[str, Any], stage: str, out_dir: Path, init: str | P
         return load_checkpoint(Path(init) if init else out_dir / "desc" / "model.pt")[0]
     model = build_model(conf["model"])
     if conf.get("init_weights"):
+        require_config_path(conf["init_weights"], f"posfeat.runs.{out_dir.name}.init_weights", "the initial weights",
+                            "the name of another run under posfeat.runs, or its kp/model.pt")
         src, src_conf = load_checkpoint(conf["init_weights"])
         if (src_conf["model"]["arch"], src_conf["model"]["desc_dim"]) != (conf["model"]["arch"], conf["model"]["desc_dim"]):
             raise MatchforgeError(

@@ -22,7 +22,7 @@ import pycolmap
 
 from matchforge.conf import load_conf
 from matchforge.errors import MatchforgeError
-from matchforge.workflow import config_source, with_defaults
+from matchforge.workflow import config_source, require_config_path, with_defaults
 from matchforge.sfm.inputs import StagedImages, require_folder, skipped_summary, stage_images
 from matchforge.io.write import write_json
 
@@ -242,10 +242,8 @@ def _reconstruct(conf: dict[str, Any], images: Path, out: Path, scene: str, exis
     """The SfM of :func:`main` into ``out/{sparse,images}``, filling ``stats`` as it goes."""
     work = out / "work"
     if existing.get("sparse"):
-        sparse = Path(existing["sparse"])
-        if not sparse.is_dir():
-            raise MatchforgeError("the existing sparse model folder does not exist", scene=scene, path=sparse,
-                                  fix=f"fix scenes.{scene}.colmap.sparse in {config_source()}")
+        sparse = require_config_path(existing["sparse"], f"scenes.{scene}.colmap.sparse", "the existing sparse model folder",
+                                     "a COLMAP sparse model folder (cameras.bin, images.bin, points3D.bin)", scene=scene)
         rec = pycolmap.Reconstruction(sparse)
         stats.update(source="existing sparse model", num_images=rec.num_images(), skipped=[], attempts=[])
         if existing.get("undistorted"):
@@ -268,7 +266,8 @@ def _reconstruct(conf: dict[str, Any], images: Path, out: Path, scene: str, exis
                                   f"single photos (depth only), set scenes.{scene}.single_images: true")
     database = work / "database.db"
     if existing.get("database"):
-        shutil.copy2(existing["database"], database)
+        shutil.copy2(require_config_path(existing["database"], f"scenes.{scene}.colmap.database", "the COLMAP database",
+                                         "a COLMAP database.db of these photos", scene=scene), database)
         stats["matcher"] = "existing database"
     else:
         database.unlink(missing_ok=True)

@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from matchforge.conf import load_conf
 from matchforge.errors import MatchforgeError
-from matchforge.workflow import section_defaults
+from matchforge.workflow import require_config_path, section_defaults
 from matchforge.geometry.camera import vfov_deg
 from matchforge.shiftfocal.readers import Item, iter_source, resize_item
 from matchforge.io.write import write_json, save_figure
@@ -106,6 +106,9 @@ def plot_histograms(entries: list[dict], path: Path, source: str) -> None:
 
 def main(conf: dict, out: str | Path, source: str, paths: dict[str, str]) -> dict:
     """Read the source described by ``conf`` (``type``, ``max_items``, ...) at ``paths`` and write ``out``."""
+    if paths.get("path"):
+        require_config_path(paths["path"], f"shiftfocal.sources.{source}.path", f"the {conf.get('type')} data folder",
+                            "the dataset's root folder (docs/shiftfocal.md lists each layout)")
     conf = {**DEFAULTS, **conf}
     items = iter_source(conf, paths)
     return write_items(items, out, conf, source)

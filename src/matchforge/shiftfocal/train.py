@@ -24,6 +24,7 @@ import torch
 
 from matchforge.conf import load_conf
 from matchforge.errors import MatchforgeError
+from matchforge.workflow import require_config_path
 from matchforge.shiftfocal.model import ModelConfig, build_model, flush_denormals
 from matchforge.shiftfocal.recover import load_model
 from matchforge.shiftfocal.sampling import DataItem, Sample, list_items, make_sample
@@ -214,7 +215,8 @@ def train_target(conf: dict, target: str, items: list[DataItem], out: Path, data
     L.seed_everything(conf["seed"])
     model = build_model(model_config(conf, target))
     if conf.get("init_weights"):
-        init = Path(conf["init_weights"]) / f"{target}.pt"
+        init = require_config_path(Path(conf["init_weights"]) / f"{target}.pt", f"shiftfocal.runs.{Path(out).name}.train.init_weights",
+                                   "the initial weights", "the name of another run under shiftfocal.runs, or its folder (focal.pt, shift.pt)")
         model.load_state_dict(load_model(init).state_dict())
         log.info("%s: initialised from %s", target, init)
     val_loss0 = validate(model, val_samples, conf["batch_size"])
