@@ -210,9 +210,18 @@ def test_split_by_scene_and_loftr_config(built, tmp_path):
         build.main(conf, "two", {SCENE: root / "si", "twin": tmp_path / "si_b"},
                    {SCENE: demo_sfm / "images", "twin": demo_sfm / "images"},
                    {SCENE: root / "h5", "twin": root / "h5"}, tmp_path / "leaky")
-    # as an existing COLMAP model (no SfM record of its photos, so no duplicate check) it splits by scene
+    # an existing COLMAP model (no SfM record of its photos) whose photos were re-encoded at JPEG quality 90
+    # (other bytes, other pixels): checked from its images by perceptual hash, still refused
     twin_images = tmp_path / "twin_model" / "images"
     shutil.copytree(demo_sfm / "images", twin_images)
+    for p in twin_images.iterdir():
+        cv2.imwrite(str(p), cv2.imread(str(p)), [cv2.IMWRITE_JPEG_QUALITY, 90])
+    with pytest.raises(MatchforgeError, match="no test pairs \\([0-9]+ val/test images were left out as duplicates"):
+        build.main(conf, "two", {SCENE: root / "si", "twin": tmp_path / "si_b"},
+                   {SCENE: demo_sfm / "images", "twin": twin_images},
+                   {SCENE: root / "h5", "twin": root / "h5"}, tmp_path / "leaky2")
+    for p in twin_images.iterdir():  # mirrored: other photos as far as the split can tell
+        cv2.imwrite(str(p), cv2.flip(cv2.imread(str(p)), 1))
     meta = build.main(conf, "two", {SCENE: root / "si", "twin": tmp_path / "si_b"},
                       {SCENE: demo_sfm / "images", "twin": twin_images},
                       {SCENE: root / "h5", "twin": root / "h5"}, tmp_path / "two")
@@ -287,3 +296,60 @@ def test_track_wise_covisibility_matches_the_pairwise_d2net_loop(built):
     np.testing.assert_array_equal(fast.n_points3D, slow.n_points3D)
     assert (fast.overlap[2] == -1).all() and (fast.shared[2] == 0).all()
     assert (fast.overlap[valid][:, valid] > 0).sum() > len(views)  # the demo photos do overlap
+
+
+def test_viewpoint_split_holds_out_a_separated_group_of_cameras(built):
+    """The demo's held-out photos are a group of cameras: each one's nearest training camera is farther
+    than the held-out photos are from each other (separation > 1), as dataset.json reports."""
+    vp = built["meta"]["scenes"][SCENE]["viewpoint"]
+    images = built["meta"]["scenes"][SCENE]["images"]
+    assert set(vp["held_out"]) == set(images["test"]) | set(images["val"])
+    assert vp["separated"] and all(v["separation"] > 1 for v in vp["held_out"].values()), vp
+    assert all(v["nearest_train"] in images["train"] for v in vp["held_out"].values())
+
+
+def test_viewpoint_split_of_a_walk_through_takes_a_block_not_every_other_frame():
+    """Frames of a walk along a facade (cameras 1 unit apart, pairs between neighbours up to 3 frames apart):
+    the held-out frames are one contiguous block, and the frames next to it are left out as a buffer, so no
+    test frame has a training frame as its neighbour."""
+    from matchforge.dataset.splits import split_by_viewpoint
+
+    n = 20
+    poses = []
+    for k in range(n):
+        T = np.eye(4)
+        T[:3, 3] = -np.array([float(k), 0.0, 0.0])  # centre (k, 0, 0), looking along +z
+        poses.append(T)
+    pairs = np.array([(i, j) for i in range(n) for j in range(i + 1, min(n, i + 4))])
+    split = split_by_viewpoint(poses, np.ones(n, bool), pairs, 0.0, 0.2, seed=0, max_buffer_fraction=0.2)
+    test = np.flatnonzero(split.assign == 2)
+    assert len(test) == 4 and np.all(np.diff(test) == 1), split.assign  # one block of 4 frames
+    assert split.separated and min(r for r, _ in split.separation.values()) > 1
+    assert split.buffer and all(min(abs(b - t) for t in test) == 1 for b in split.buffer)
+    # the old random split by image, for contrast: some test frame has a training neighbour 1 frame away
+    rng = np.random.default_rng(0)
+    random_test = rng.permutation(n)[:4]
+    assert any(min(abs(t - k) for k in set(range(n)) - set(random_test)) == 1 for t in random_test)
+
+
+def test_near_duplicate_photos_stay_in_one_split(built, tmp_path):
+    """A photo re-encoded at JPEG quality 90 under another name passes byte and pixel checks; its perceptual
+    hash groups it with the original, so both land in the same split, whatever the seed, and dataset.json
+    lists them."""
+    root, demo_sfm = built["root"], built["demo_sfm"]
+    images = tmp_path / "model" / "images"  # an existing COLMAP model: hashes come from its images
+    shutil.copytree(demo_sfm / "images", images)
+    names = sorted(p.name for p in images.iterdir())
+    original, copy = names[1], names[6]
+    cv2.imwrite(str(images / copy), cv2.imread(str(images / original)), [cv2.IMWRITE_JPEG_QUALITY, 90])
+    assert (images / copy).read_bytes() != (images / original).read_bytes()
+    together = 0
+    for seed in range(6):
+        conf = {**built["config"]["datasets"]["demo"], "split": {"seed": seed, "val_fraction": 0.0, "test_fraction": 0.3}}
+        meta = build.main(conf, "demo", {SCENE: root / "si"}, {SCENE: images}, {SCENE: root / "h5"}, tmp_path / f"d{seed}")
+        where = {n: s for s, ns in meta["scenes"][SCENE]["images"].items() for n in ns}
+        if original in where or copy in where:
+            assert where.get(original) == where.get(copy), (seed, where)
+            together += 1
+        assert [sorted(g) for g in meta["scenes"][SCENE]["viewpoint"]["near_duplicates"]] == [sorted([original, copy])]
+    assert together == 6

@@ -189,3 +189,26 @@ def test_existing_database_with_global_mapper(tmp_path, demo_sfm):
     scene = load_scene(tmp_path / "glob" / "sparse")
     assert len(scene.views) == stats["num_registered"]
     assert stats["mean_reprojection_error"] < 2.0
+
+
+@pytest.mark.slow
+def test_one_oversized_photo_costs_nothing(tmp_path, demo_sfm):
+    """One photo of the demo as a 12000x8000 export (same EXIF) among the nine others: staged at the working
+    size like the others, the scene keeps all 10 photos and nearly all its points (the demo: 1518). Before,
+    COLMAP kept the 12000 px camera, whose pixel thresholds were 12x too strict: 10/10 but 1152 points."""
+    src = tmp_path / "photos"
+    src.mkdir()
+    big = DEMO_IMAGES / "32809961_8274055477.jpg"  # 1067x694: 3:2 like the export
+    for p in sorted(DEMO_IMAGES.glob("*.jpg")):
+        if p != big:
+            shutil.copy(p, src / p.name)
+    with Image.open(big) as im:
+        im.resize((12000, 8000), Image.LANCZOS).save(src / big.name, quality=95, exif=im.getexif())
+    reference = json.loads((demo_sfm / "stats.json").read_text())
+    stats = sfm_main(reference["options"], src, tmp_path / "out", scene="huge")
+    assert stats["resized_to_working_size"][big.name] == [12000, 8000]
+    with Image.open(tmp_path / "out" / "work" / "input" / big.name) as im:
+        assert max(im.size) == reference["options"]["max_image_size"]
+    assert stats["num_registered"] == stats["num_images"] == 10, stats["attempts"]
+    assert stats["num_points3D"] >= 0.9 * reference["num_points3D"], (stats["num_points3D"], reference["num_points3D"])
+    assert len(stats["photo_hashes"]) == 10

@@ -28,12 +28,15 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
+from PIL import Image
 
 from matchforge.conf import deep_merge, load_conf
 from matchforge.dataset.indices import load_scene_info
 from matchforge.dataset.scene_info import object_array, save_scene_info
-from matchforge.dataset.splits import SPLITS, split_images, split_scenes
+from matchforge.dataset.splits import (SPLITS, TRAIN, ViewpointSplit, near_duplicate_groups, split_by_viewpoint,
+                                       split_scenes)
 from matchforge.errors import MatchforgeError
+from matchforge.sfm.inputs import perceptual_hash
 from matchforge.workflow import section_defaults
 from matchforge.io.write import write_json
 
@@ -106,36 +109,61 @@ cfg.DATASET.MGDPT_IMG_RESIZE = {lo['img_resize']!r}
 '''
 
 
-def photo_digests(images_dir: str | Path) -> dict[str, str]:
-    """Pixel digests of a scene's photos by image name, from the SfM stage's stats.json beside ``images/``
-    (empty for models that were not staged by matchforge, e.g. an existing COLMAP project)."""
+def photo_hashes(images_dir: str | Path, names: list[str]) -> dict[str, str]:
+    """Perceptual hash of each named image of a scene: from the SfM stage's stats.json beside ``images/``,
+    else (an existing COLMAP project, whose photos matchforge never staged) computed from the images."""
     stats = Path(images_dir).parent / "stats.json"
-    return json.loads(stats.read_text()).get("photo_digests", {}) if stats.is_file() else {}
+    known = json.loads(stats.read_text()).get("photo_hashes", {}) if stats.is_file() else {}
+    missing = [n for n in names if n not in known]
+    for name in missing:
+        with Image.open(Path(images_dir) / name) as im:
+            known[name] = perceptual_hash(im)
+    return {n: known[n] for n in names}
 
 
-def exclude_cross_split_duplicates(assigns: dict[str, np.ndarray], image_paths: Mapping[str, Any],
-                                   digests: Mapping[str, Mapping[str, str]]) -> dict[str, dict[str, str]]:
-    """Take out of val/test every image identical (same decoded pixels) to a training image of any scene,
-    so that the same photo can never be trained on and tested on; ``assigns`` is changed in place (-1).
+def exclude_cross_split_duplicates(assigns: dict[str, np.ndarray], names: Mapping[str, list[str | None]],
+                                   hashes: Mapping[str, Mapping[str, str]], max_bits: int) -> dict[str, dict[str, str]]:
+    """Take out of val/test every image that is a near-duplicate (perceptual hashes at most ``max_bits``
+    apart: the same photo, re-encoded, resized or copied) of a training image of any scene, so that no photo
+    is trained on and tested on; ``assigns`` is changed in place (-1).
 
     Returns ``{scene: {excluded image: "duplicate of <scene>/<image> (train)"}}``.
     """
-    train: dict[str, str] = {}
-    for scene, assign in assigns.items():
-        for i, p in enumerate(image_paths[scene]):
-            d = digests[scene].get(Path(str(p)).name) if p is not None else None
-            if d and assign[i] == SPLITS.index("train"):
-                train.setdefault(d, f"{scene}/{Path(str(p)).name}")
+    train = [(int(hashes[s][n], 16), f"{s}/{n}") for s, assign in assigns.items()
+             for i, n in enumerate(names[s]) if n is not None and assign[i] == TRAIN]
+    train_values = np.array([v for v, _ in train], dtype=np.uint64)
     excluded: dict[str, dict[str, str]] = {}
     for scene, assign in assigns.items():
-        for i, p in enumerate(image_paths[scene]):
-            d = digests[scene].get(Path(str(p)).name) if p is not None else None
-            if d in train and assign[i] > SPLITS.index("train"):
-                log.warning("%s: %s left out of %s: duplicate of %s (train)", scene, Path(str(p)).name,
-                            SPLITS[int(assign[i])], train[d])
+        for i, name in enumerate(names[scene]):
+            if name is None or assign[i] <= TRAIN or not len(train_values):
+                continue
+            bits = np.unpackbits((train_values ^ np.uint64(int(hashes[scene][name], 16))).view(np.uint8).reshape(-1, 8), axis=1).sum(1)
+            if bits.min() <= max_bits:
+                twin = train[int(bits.argmin())][1]
+                log.warning("%s: %s left out of %s: duplicate of %s (train)", scene, name, SPLITS[int(assign[i])], twin)
                 assign[i] = -1
-                excluded.setdefault(scene, {})[Path(str(p)).name] = f"duplicate of {train[d]} (train)"
+                excluded.setdefault(scene, {})[name] = f"duplicate of {twin} (train)"
     return excluded
+
+
+def _viewpoint_report(split: ViewpointSplit, names: list[str | None], groups: np.ndarray, scene: str,
+                      dataset: str) -> dict[str, Any]:
+    """dataset.json's record of a viewpoint split: separation per held-out photo, buffer, near-duplicates."""
+    dups = [[names[i] for i in np.flatnonzero(groups == g)] for g in np.unique(groups) if np.count_nonzero(groups == g) > 1]
+    dups = [[n for n in group if n] for group in dups]
+    held = {names[i]: {"split": SPLITS[int(split.assign[i])], "separation": round(r, 3), "nearest_train": names[j]}
+            for i, (r, j) in sorted(split.separation.items())}
+    if not split.separated:
+        close = ", ".join(f"{n} ({v['separation']:.2f} x spacing from {v['nearest_train']})" for n, v in held.items()
+                          if v["separation"] < 1)
+        log.warning("%s / %s: the held-out photos could not be kept apart from the training cameras: %s. Test scores "
+                    "then partly measure seen viewpoints; add photos, or build a multi-scene dataset (split by scene)",
+                    dataset, scene, close)
+    for group in (g for g in dups if len(g) > 1):
+        log.info("%s: near-duplicate photos kept in one split: %s", scene, ", ".join(group))
+    return {"separated": split.separated, "spacing": {k: round(v, 4) for k, v in split.spacing.items()},
+            "buffer": sorted(names[i] for i in split.buffer), "held_out": held,
+            "near_duplicates": [g for g in dups if len(g) > 1]}
 
 
 def main(conf: Mapping[str, Any], dataset: str, scene_infos: Mapping[str, str | Path],
@@ -176,21 +204,28 @@ def main(conf: Mapping[str, Any], dataset: str, scene_infos: Mapping[str, str | 
     if by == "scene":
         assignment = split_scenes(scenes, split_conf["val_fraction"], split_conf["test_fraction"], split_conf["seed"])
     assigns: dict[str, np.ndarray] = {}
+    names = {s: [Path(str(p)).name if p is not None else None for p in next(iter(files[s].values()))["image_paths"]]
+             for s in scenes}
+    hashes = {s: photo_hashes(images[s], [n for n in names[s] if n is not None]) for s in scenes}
+    viewpoint: dict[str, dict[str, Any]] = {}
     for scene in scenes:
         first = next(iter(files[scene].values()))
         usable = np.array([p is not None for p in first["image_paths"]])
         if by == "scene":
             assigns[scene] = np.where(usable, SPLITS.index(assignment[scene]), -1)
-        else:
-            pairs = [(int(p[0][0]), int(p[0][1])) for info in files[scene].values() for p in info["pair_infos"]]
-            try:
-                assigns[scene] = split_images(usable, pairs, split_conf["val_fraction"], split_conf["test_fraction"],
-                                              split_conf["seed"], split_conf["tries"])
-            except ValueError as err:
-                raise MatchforgeError(str(err), fix="add photos or split this dataset by scene", scene=scene,
-                                      path=scene_infos[scene]) from None
-    excluded = exclude_cross_split_duplicates(assigns, {s: next(iter(files[s].values()))["image_paths"] for s in scenes},
-                                              {s: photo_digests(images[s]) for s in scenes})
+            continue
+        groups = near_duplicate_groups([hashes[scene].get(n) if n else None for n in names[scene]],
+                                       split_conf["near_duplicate_bits"])
+        pairs = np.array([p[0] for info in files[scene].values() for p in info["pair_infos"]], np.int64).reshape(-1, 2)
+        try:
+            split = split_by_viewpoint(first["poses"], usable, pairs, split_conf["val_fraction"], split_conf["test_fraction"],
+                                       split_conf["seed"], split_conf["tries"], groups, split_conf["max_buffer_fraction"])
+        except ValueError as err:
+            raise MatchforgeError(str(err), fix="add photos or split this dataset by scene", scene=scene,
+                                  path=scene_infos[scene]) from None
+        assigns[scene] = split.assign
+        viewpoint[scene] = _viewpoint_report(split, names[scene], groups, scene, dataset)
+    excluded = exclude_cross_split_duplicates(assigns, names, hashes, split_conf["near_duplicate_bits"])
     for scene in scenes:
         infos, assign = files[scene], assigns[scene]
         first = next(iter(infos.values()))
@@ -221,6 +256,7 @@ def main(conf: Mapping[str, Any], dataset: str, scene_infos: Mapping[str, str | 
             "images": {s: sorted(names[i] for i in range(n_img) if assign[i] == SPLITS.index(s)) for s in SPLITS},
             "pairs": per_split_pairs,
             "excluded_duplicates": excluded.get(scene, {}),
+            **({"viewpoint": viewpoint[scene]} if scene in viewpoint else {}),
             "dropped_cross_split_pairs": (0 if by == "scene" else
                                           sum(len(i["pair_infos"]) for i in infos.values()) - sum(per_split_pairs.values())),
         }

@@ -7,7 +7,17 @@ copy in test and the original in train.
 
 COLMAP reads pixels as stored and ignores the EXIF orientation tag, so a portrait photo taken with
 a rotated phone would enter SfM sideways. Photos with a non-trivial orientation are rewritten
-upright into the staging folder; all others are linked there unchanged.
+upright into the staging folder.
+
+Photos larger than the SfM working size (``sfm.max_image_size``) are staged at that size. COLMAP extracts
+features at the working size but keeps the camera at the full size, so the pixel thresholds of
+mapping (reprojection error, bundle adjustment) are ~12 times too strict for a 12000 px photo among
+1000 px ones; one such photo cost a 10-photo scene 7 registrations (tests/test_sfm.py). All other
+photos are linked unchanged. Staged copies keep the EXIF focal length, so COLMAP's focal prior
+scales with them.
+
+Each staged photo's perceptual hash (``imagehash.phash``, 64 bits) is recorded, so that later stages
+can keep near-duplicates (a re-encoded or resized copy) in one split.
 """
 
 from __future__ import annotations
@@ -19,6 +29,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import imagehash
 from PIL import Image, ImageFile, ImageOps
 from tqdm import tqdm
 
@@ -40,7 +51,9 @@ class StagedImages:
     names: list[str] = field(default_factory=list)
     skipped: list[dict[str, str]] = field(default_factory=list)  # {"file", "reason"}
     rotated: list[str] = field(default_factory=list)  # staged names rewritten upright from EXIF
+    resized: dict[str, list[int]] = field(default_factory=dict)  # staged name -> [w, h] of the original (larger) photo
     digests: dict[str, str] = field(default_factory=dict)  # staged name -> pixel digest (stats.json photo_digests)
+    hashes: dict[str, str] = field(default_factory=dict)  # staged name -> perceptual hash, hex (stats.json photo_hashes)
     has_gps: bool = False
 
     @property
@@ -90,8 +103,20 @@ def pixel_digest(image: Image.Image) -> str:
     return _digest(f"{image.mode}{image.size}".encode() + image.tobytes())
 
 
-def stage_images(src: Path, dst: Path) -> StagedImages:
-    """Check every photo under ``src`` and place the usable ones in ``dst`` (links or upright copies)."""
+def perceptual_hash(image: Image.Image) -> str:
+    """64-bit DCT perceptual hash (hex) of a photo: a few bits apart for re-encodings and resized copies,
+    16+ bits apart for distinct photos of one landmark (measured on the bundled scenes, docs/dataset.md)."""
+    return str(imagehash.phash(image))
+
+
+def hash_distance(a: str, b: str) -> int:
+    """Hamming distance (bits) of two :func:`perceptual_hash` values."""
+    return bin(int(a, 16) ^ int(b, 16)).count("1")
+
+
+def stage_images(src: Path, dst: Path, max_size: int | None = None) -> StagedImages:
+    """Check every photo under ``src`` and place the usable ones in ``dst`` (links, or upright / working-size
+    copies when the EXIF orientation is not the identity or the long side exceeds ``max_size``)."""
     if dst.exists():
         shutil.rmtree(dst)
     dst.mkdir(parents=True)
@@ -121,16 +146,24 @@ def stage_images(src: Path, dst: Path) -> StagedImages:
             continue
         seen[file_key] = seen[pixel_key] = rel
         staged.digests[name] = pixel_key.removeprefix("pixels:")
+        staged.hashes[name] = perceptual_hash(image)
         stems[stem] = rel
         exif = image.getexif()
         staged.has_gps |= bool(exif.get_ifd(EXIF_GPS)) if exif else False
         orientation = exif.get(EXIF_ORIENTATION, 1) if exif else 1
         target = dst / name
-        if orientation not in (0, 1):
-            upright = ImageOps.exif_transpose(image)
+        too_large = max_size is not None and max(image.size) > max_size
+        if orientation not in (0, 1) or too_large:
+            out = ImageOps.exif_transpose(image) if orientation not in (0, 1) else image
+            if too_large:
+                staged.resized[name] = list(image.size)
+                scale = max_size / max(out.size)
+                out = out.resize((max(1, round(out.width * scale)), max(1, round(out.height * scale))), Image.LANCZOS)
+                logger.info("%s is %dx%d: staged at %dx%d (sfm.max_image_size)", rel, *image.size, *out.size)
+            if orientation not in (0, 1):
+                staged.rotated.append(name)
             save_kwargs = {"quality": 95} if target.suffix.lower() in (".jpg", ".jpeg") else {}
-            upright.save(target, exif=upright.getexif(), **save_kwargs)  # keeps the focal length for COLMAP
-            staged.rotated.append(name)
+            out.save(target, exif=out.getexif(), **save_kwargs)  # keeps the focal length for COLMAP
         else:
             os.symlink(path.resolve(), target)
         staged.names.append(name)

@@ -251,10 +251,11 @@ def _reconstruct(conf: dict[str, Any], images: Path, out: Path, scene: str, exis
         else:
             undistort(conf, sparse, images, out)
         return
-    staged = stage_images(images, work / "input")
+    staged = stage_images(images, work / "input", conf["max_image_size"])
     # num_images: the readable photos SfM was given; skipped files (unreadable, duplicates) are listed apart
     stats.update(num_images=len(staged.names), num_files=staged.num_found, skipped=staged.skipped,
-                 rotated_from_exif=staged.rotated, photo_digests=staged.digests)
+                 rotated_from_exif=staged.rotated, resized_to_working_size=staged.resized,
+                 photo_digests=staged.digests, photo_hashes=staged.hashes)
     record = f"; skipped: {skipped_summary(staged.skipped)} (all listed in {work / 'stats.json'})" if staged.skipped else ""
     if not staged.names:
         raise MatchforgeError(f"no readable photos ({staged.num_found} image files found{record})", scene=scene,
