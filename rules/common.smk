@@ -11,8 +11,10 @@ from matchforge.conf import deep_merge, scene_conf, to_json
 from matchforge.errors import MatchforgeError
 from matchforge.evaluation.testsets import testset_available as _testset_available
 from matchforge.loftr import PRETRAINED as _PRETRAINED
-from matchforge.sfm.inputs import find_images
-from matchforge.workflow import CONFIG_FILES_ENV, SCHEMA_DIR, check, config_source, load_schema, validate_config
+from matchforge.sfm.inputs import photo_signature
+from matchforge.training.engine import engine_options, strip_options
+from matchforge.workflow import (CONFIG_FILES_ENV, SCHEMA_DIR, check_references, config_source,
+                                 posfeat_run_sections, validate_config)
 
 from snakemake_interface_executor_plugins.settings import DeploymentMethod
 
@@ -24,8 +26,14 @@ ENVS = Path(workflow.basedir) / "envs"
 
 # jobs name the file(s) a user edits in their messages
 os.environ[CONFIG_FILES_ENV] = ", ".join(map(str, workflow.configfiles)) or "config/config.yaml"
-# our own concise check first (key path, allowed keys, closest name), then Snakemake's as a second line
-validate_config(config, SCHEMA_DIR)  # stage defaults filled in; per-scene overrides checked by name
+# our own concise checks first (key path, allowed keys, closest name; names; cross-references), then
+# Snakemake's as a second line. A config mistake ends planning with its one-line message, no traceback.
+try:
+    validate_config(config, SCHEMA_DIR)  # stage defaults filled in; per-scene overrides checked by name
+    check_references(config)
+except MatchforgeError as _err:
+    print(f"matchforge: {_err}", file=sys.stderr)
+    raise SystemExit(2)
 validate(config, schema=SCHEMA_DIR / "config.schema.yaml")
 
 SCENES = list(config["scenes"])
@@ -45,11 +53,11 @@ wildcard_constraints:
 
 
 def scene_photos(wc):
-    """input: the photo files of the scene (not its folder, whose mtime misses a photo replaced in place),
-    so adding, removing or replacing one reruns that scene. A missing folder gives no inputs: the job
-    itself then fails with the config key and the fix, and other scenes go on under --keep-going."""
-    folder = Path(config["scenes"][wc.scene]["images"])
-    return [str(p) for p in find_images(folder)] if folder.is_dir() else []
+    """params: a digest of the names and contents of the scene's photos (sfm.inputs.photo_signature), so that
+    adding, removing or replacing one reruns that scene, whatever the new file's timestamp. A missing folder
+    gives "missing": the job itself then fails with the config key and the fix, and other scenes go on."""
+    cache = Path(".snakemake") / "matchforge" / "photos" / f"{wc.scene}.json"
+    return photo_signature(config["scenes"][wc.scene]["images"], cache)
 
 
 def present(*paths):
@@ -110,11 +118,8 @@ def cluster_resources():
 
 
 def sfm_inputs(wc):
-    scene = config["scenes"][wc.scene]
-    inputs = {"photos": scene_photos(wc)}
-    colmap = scene.get("colmap") or {}
-    inputs.update({k: present(colmap.get(k)) for k in ("sparse", "database")})
-    return inputs
+    colmap = config["scenes"][wc.scene].get("colmap") or {}
+    return {k: present(colmap.get(k)) for k in ("sparse", "database")}
 
 
 def sfm_existing(wc):
@@ -212,10 +217,18 @@ def loftr_init_file(run):
     return f"results/models/loftr/{init}/weights.pt" if init in LOFTR["runs"] else init
 
 
-def loftr_run_conf(wc):
-    conf = {k: v for k, v in LOFTR["runs"][wc.run].items() if k not in _NOT_TRAINING}
-    conf["init_weights"] = loftr_init_file(wc.run) or conf["init_weights"]
-    return to_json(conf)
+def loftr_train_conf(run):
+    """A run's training options: its entry without the workflow's own keys, init_weights as a file."""
+    conf = {k: v for k, v in LOFTR["runs"][run].items() if k not in _NOT_TRAINING}
+    conf["init_weights"] = loftr_init_file(run) or conf["init_weights"]
+    return conf
+
+
+def loftr_batch(wc):
+    """params: the run's effective batch (batch_size x devices x nodes), which defines what it learns although
+    `devices` and `num_nodes` are engine options; "auto" devices count the GPUs of the job's node."""
+    rc = LOFTR["runs"][wc.run]
+    return f"{rc['batch_size']}x{rc['devices']}x{rc['num_nodes']}"
 
 
 def loftr_init_input(wc):
@@ -286,12 +299,8 @@ def loftr_targets():
 
 
 def pf_run_conf(run):
-    """Options of one run: the posfeat sections with the run's overrides on top (validated)."""
-    conf = {"device": PF["device"], "init_weights": pf_init_file(run)}
-    for key in _PF_SECTIONS:
-        conf[key] = deep_merge(PF[key], PF_RUNS[run].get(key))
-        check(conf[key], {"$defs": _PF_SCHEMA["$defs"], "$ref": f"#/$defs/{key}"}, f"posfeat.runs.{run}.{key}")
-    return conf
+    """Options of one run: the posfeat sections with the run's overrides on top (checked at planning)."""
+    return {"device": PF["device"], "init_weights": pf_init_file(run), **posfeat_run_sections(PF, run)}
 
 
 def pf_init_file(run):
@@ -318,25 +327,15 @@ def pf_testset_input(wc):
     return spec["dataset"] if spec["type"] == "pose" else spec["images"]
 
 
-def _pf_check():
-    fix = f"edit posfeat in {config_source()} (config/README.md lists the options)"
-    for name, spec in PF_TESTSETS.items():
-        need = {"homography": "path", "pose": "dataset", "reconstruction": "images' or 'scene"}[spec["type"]]
-        if not any(spec.get(k) for k in need.split("' or '")):
-            raise MatchforgeError(f"posfeat test set '{name}' ({spec['type']}) needs '{need}'", fix=fix)
-        if spec["type"] == "pose" and spec["dataset"] not in (config.get("datasets") or {}):
-            raise MatchforgeError(f"posfeat test set '{name}' names unknown dataset '{spec['dataset']}'", fix=fix)
-        if spec.get("scene") and spec["scene"] not in SFM_SCENES:
-            raise MatchforgeError(f"posfeat test set '{name}' names scene '{spec['scene']}', which is unknown or has no SfM", fix=fix)
-    for run, spec in PF_RUNS.items():
-        if not spec.get("dataset") and not spec.get("caps_root"):
-            raise MatchforgeError(f"posfeat run '{run}' has no training data", fix="set dataset: or caps_root: ; " + fix)
-        if spec.get("dataset") and spec["dataset"] not in (config.get("datasets") or {}):
-            raise MatchforgeError(f"posfeat run '{run}' names unknown dataset '{spec['dataset']}'", fix=fix)
-        for t in spec["testsets"]:
-            if t not in PF_TESTSETS:
-                raise MatchforgeError(f"posfeat run '{run}' uses unknown test set '{t}'", fix=fix)
-        pf_run_conf(run)
+def result_options(conf):
+    """params: the options that define what a training job learns (training.engine.strip_options), as JSON."""
+    return to_json(strip_options(conf))
+
+
+def run_engine_options(conf):
+    """resources: the options that do not (training.engine.NOT_RESULT_OPTIONS), as JSON: a resource, not a
+    param, so editing `num_workers` or a checkpoint frequency plans no training job."""
+    return to_json(engine_options(conf))
 
 
 def pf_train_inputs(wc):
@@ -375,22 +374,6 @@ def pf_targets():
 
 
 # --- shiftfocal (shiftfocal.smk) ------------------------------------------
-
-
-def _sf_check():
-    """Names used by runs exist; matchforge sources name a scene; merged run options are valid."""
-    fix = f"edit shiftfocal in {config_source()} (config/README.md lists the options)"
-    for name, src in SF_SOURCES.items():
-        if src["type"] == "matchforge" and src.get("scene") not in SFM_SCENES:
-            raise MatchforgeError(f"shiftfocal source '{name}' needs `scene:` naming a scene with SfM (a key of scenes:"
-                                  " without single_images)", fix=fix)
-        if src["type"] != "matchforge" and not src.get("path"):
-            raise MatchforgeError(f"shiftfocal source '{name}' ({src['type']}) needs `path:`", fix=fix)
-    for run, spec in SF_RUNS.items():
-        for s in spec["sources"] + spec["testsets"]:
-            if s not in SF_SOURCES:
-                raise MatchforgeError(f"shiftfocal run '{run}' uses unknown source '{s}'", fix=fix)
-        check(sf_train_conf(run), {"$defs": _SF_SCHEMA["$defs"], "$ref": "#/$defs/train"}, f"shiftfocal.runs.{run}.train")
 
 
 def sf_train_conf(run):

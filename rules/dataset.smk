@@ -3,20 +3,6 @@
 
 DATASETS = list(config.get("datasets") or {})
 
-for _name, _entry in (config.get("datasets") or {}).items():
-    _unknown = [s for s in _entry["scenes"] if s not in config["scenes"]]
-    if _unknown:
-        raise MatchforgeError(
-            f"dataset '{_name}' lists unknown scene(s) {_unknown}",
-            fix=f"add them under `scenes:` in {config_source()} or remove them from datasets." + _name,
-        )
-    _single = [s for s in _entry["scenes"] if s in SINGLE_SCENES]
-    if _single:
-        raise MatchforgeError(
-            f"dataset '{_name}' lists scene(s) {_single} without SfM (single_images: true); datasets need poses",
-            fix="remove them from datasets." + _name + ".scenes, or drop single_images so that they go through SfM",
-        )
-
 
 wildcard_constraints:
     dataset=one_of(DATASETS),

@@ -4,17 +4,6 @@
 # scene and run batched.
 
 
-for _s in SCENES:
-    _fix = f"edit scenes.{_s} in {config_source()} (config/README.md, section depth)"
-    if _s in SINGLE_SCENES and depth_conf(_s)["backend"] != "depth_anything":
-        raise MatchforgeError(f"scene '{_s}' has single_images: true, so it has no SfM points for the "
-                              f"'{depth_conf(_s)['backend']}' depth backend", fix="set depth.backend: depth_anything; " + _fix)
-    if _s in SINGLE_SCENES and config["scenes"][_s].get("colmap"):
-        raise MatchforgeError(f"scene '{_s}' has single_images: true and a COLMAP project", fix="drop one of them; " + _fix)
-    if shape_run(_s) is not None and shape_run(_s) not in (config["shiftfocal"].get("runs") or {}):
-        raise MatchforgeError(f"scene '{_s}': depth.shape.run names unknown shift/focal run '{shape_run(_s)}'",
-                              fix="use a name under shiftfocal.runs, or null; " + _fix)
-
 
 rule depth_predict:
     wildcard_constraints:
@@ -95,14 +84,13 @@ rule depth_predict_single:
     """Scenes without SfM: depth of every readable photo (upright, as staged into depth/images/)."""
     wildcard_constraints:
         scene=one_of(SINGLE_SCENES),
-    input:
-        photos=scene_photos,
     output:
         raw=directory("results/{scene}/depth/raw"),
         preview=directory("results/{scene}/depth/preview"),
         images=directory("results/{scene}/depth/images"),
         inputs="results/{scene}/depth/inputs.json",
     params:
+        photos=scene_photos,
         conf=depth_predict_params,
         images=scene_images_dir,
     log:

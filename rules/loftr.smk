@@ -6,32 +6,14 @@ LOFTR = config["loftr"]
 LOFTR_RUNS = list(LOFTR["runs"])
 LOFTR_TESTSETS = list(LOFTR["testsets"])
 
-for _run, _rc in LOFTR["runs"].items():
-    if bool(_rc.get("dataset")) == bool(_rc.get("scannet")):
-        raise MatchforgeError(f"loftr run '{_run}' needs exactly one of `dataset` (a matchforge dataset) and `scannet` (LoFTR's ScanNet indices)",
-                              fix="set one of them under loftr.runs." + _run)
-    if _rc.get("dataset") and _rc["dataset"] not in (config.get("datasets") or {}):
-        raise MatchforgeError(f"loftr run '{_run}' trains on unknown dataset '{_rc['dataset']}'",
-                              fix="add it under `datasets:` or change loftr.runs." + _run + ".dataset")
-    for _ts in _rc["testsets"]:
-        if _ts not in LOFTR["testsets"]:
-            raise MatchforgeError(f"loftr run '{_run}' names unknown test set '{_ts}'",
-                                  fix="add it under loftr.testsets or remove it from loftr.runs." + _run + ".testsets")
-    if _rc["init_weights"] == _run:
-        raise MatchforgeError(f"loftr run '{_run}' starts from its own weights",
-                              fix=f"set loftr.runs.{_run}.init_weights to another run, a kornia name ({', '.join(_PRETRAINED)}) or a file")
-for _name, _ts in LOFTR["testsets"].items():
-    if _ts["kind"] == "dataset" and _ts.get("dataset") not in (config.get("datasets") or {}):
-        raise MatchforgeError(f"loftr test set '{_name}' uses unknown dataset '{_ts.get('dataset')}'",
-                              fix="set loftr.testsets." + _name + ".dataset to a name under `datasets:`")
-
 
 wildcard_constraints:
     run=one_of(LOFTR_RUNS),
     testset=one_of(LOFTR_TESTSETS),
 
 
-# Options that do not change the trained model: editing them must not retrain.
+# The workflow's own keys of a run (what to evaluate, GPUs to reserve): not training options at all. Engine
+# options (training.engine.NOT_RESULT_OPTIONS) reach the job as a resource; neither retrains when edited.
 _NOT_TRAINING = ("testsets", "gpus", "eval_gpus")
 
 
@@ -47,7 +29,8 @@ rule loftr_train:
         curve=report("results/models/loftr/{run}/curve.png", category="Training", subcategory="LoFTR",
                      caption="../workflow/report/training.rst"),
     params:
-        conf=loftr_run_conf,
+        conf=lambda wc: result_options(loftr_train_conf(wc.run)),
+        batch=loftr_batch,
         dataset=loftr_dataset_arg,
         out="results/models/loftr/{run}",
     log:
@@ -56,6 +39,7 @@ rule loftr_train:
         "benchmarks/loftr/{run}/train.tsv"
     threads: 2
     resources:
+        engine=lambda wc: run_engine_options(loftr_train_conf(wc.run)),
         gpu=lambda wc: LOFTR["runs"][wc.run]["gpus"],
         mem_mb=16000,
         # SLURM: one task per device on each of num_nodes nodes, the layout Lightning's SLURM environment
@@ -71,7 +55,7 @@ rule loftr_train:
         " && echo srun --ntasks=$(( {resources.tasks_per_node} * {resources.nodes} ))"
         " --ntasks-per-node={resources.tasks_per_node} )"
         " {MF} loftr-train --run {wildcards.run} {params.dataset} --out {params.out:q}"
-        " --conf {params.conf:q} > {log:q} 2>&1"
+        " --conf {params.conf:q} --engine {resources.engine:q} > {log:q} 2>&1"
 
 
 rule loftr_eval:

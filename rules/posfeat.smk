@@ -4,11 +4,8 @@
 PF = config["posfeat"]
 PF_RUNS = PF["runs"]
 PF_TESTSETS = PF["testsets"]
-_PF_SCHEMA = load_schema(SCHEMA_DIR / "posfeat.schema.yaml")
-_PF_SECTIONS = ("model", "data", "desc", "kp", "trainer", "extract")
 
 
-_pf_check()
 
 
 wildcard_constraints:
@@ -22,7 +19,7 @@ rule posfeat_desc:
     output:
         model="results/models/posfeat/{pfrun}/desc/model.pt",
     params:
-        conf=lambda wc: to_json(pf_run_conf(wc.pfrun)),
+        conf=lambda wc: result_options(pf_run_conf(wc.pfrun)),
         args=pf_train_args,
         out=lambda wc, output: str(Path(output.model).parents[1]),
     log:
@@ -33,10 +30,11 @@ rule posfeat_desc:
         "benchmarks/posfeat/{pfrun}/desc.tsv"
     threads: 2  # fits a small node; more with --set-threads posfeat_desc=8 (capped by --cores locally)
     resources:
+        engine=lambda wc: run_engine_options(pf_run_conf(wc.pfrun)),
         gpu=1,
         mem_mb=16000,
     shell:
-        "OMP_NUM_THREADS={threads} {MF} posfeat-train --stage desc {params.args} --out {params.out:q} --conf {params.conf:q} > {log:q} 2>&1"
+        "OMP_NUM_THREADS={threads} {MF} posfeat-train --stage desc {params.args} --out {params.out:q} --conf {params.conf:q} --engine {resources.engine:q} > {log:q} 2>&1"
 
 
 rule posfeat_kp:
@@ -46,7 +44,7 @@ rule posfeat_kp:
     output:
         model="results/models/posfeat/{pfrun}/kp/model.pt",
     params:
-        conf=lambda wc: to_json(pf_run_conf(wc.pfrun)),
+        conf=lambda wc: result_options(pf_run_conf(wc.pfrun)),
         args=pf_train_args,
         out=lambda wc, output: str(Path(output.model).parents[1]),
     log:
@@ -57,11 +55,12 @@ rule posfeat_kp:
         "benchmarks/posfeat/{pfrun}/kp.tsv"
     threads: 2  # fits a small node; more with --set-threads posfeat_desc=8 (capped by --cores locally)
     resources:
+        engine=lambda wc: run_engine_options(pf_run_conf(wc.pfrun)),
         gpu=1,
         mem_mb=16000,
     shell:
         "OMP_NUM_THREADS={threads} {MF} posfeat-train --stage kp {params.args} --init {input.desc:q} --out {params.out:q}"
-        " --conf {params.conf:q} > {log:q} 2>&1"
+        " --conf {params.conf:q} --engine {resources.engine:q} > {log:q} 2>&1"
 
 
 rule posfeat_extract:

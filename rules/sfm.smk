@@ -12,6 +12,7 @@ checkpoint sfm:
         images=directory("results/{scene}/sfm/images"),
         stats="results/{scene}/sfm/stats.json",
     params:
+        photos=scene_photos,
         conf=stage_params("sfm"),
         images=scene_images_dir,
         existing=sfm_existing,

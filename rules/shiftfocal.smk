@@ -4,10 +4,8 @@
 SF = config["shiftfocal"]
 SF_SOURCES = SF["sources"]
 SF_RUNS = SF["runs"]
-_SF_SCHEMA = load_schema(SCHEMA_DIR / "shiftfocal.schema.yaml")
 
 
-_sf_check()
 
 
 wildcard_constraints:
@@ -46,7 +44,7 @@ rule shiftfocal_train:
         curves=report("results/models/shiftfocal/{sfrun}/curves.png", category="Training", subcategory="shift/focal",
                       caption="../workflow/report/training.rst"),
     params:
-        conf=lambda wc: to_json(sf_train_conf(wc.sfrun)),
+        conf=lambda wc: result_options(sf_train_conf(wc.sfrun)),
         out=lambda wc, output: str(Path(output.focal).parent),
     log:
         "logs/shiftfocal/train_{sfrun}.log",
@@ -56,10 +54,11 @@ rule shiftfocal_train:
         "benchmarks/shiftfocal/train_{sfrun}.tsv"
     threads: 2
     resources:
+        engine=lambda wc: run_engine_options(sf_train_conf(wc.sfrun)),
         gpu=1,
         mem_mb=16000,
     shell:
-        "{MF} shiftfocal-train --data {input.data:q} --out {params.out:q} --conf {params.conf:q} > {log:q} 2>&1"
+        "{MF} shiftfocal-train --data {input.data:q} --out {params.out:q} --conf {params.conf:q} --engine {resources.engine:q} > {log:q} 2>&1"
 
 
 rule shiftfocal_eval:

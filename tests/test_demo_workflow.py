@@ -106,6 +106,22 @@ def test_demo_is_up_to_date_and_reports(demo_run):
     work, cmd = demo_run
     proc = subprocess.run(cmd + ["-n"], capture_output=True, text=True, check=True)
     assert "Nothing to be done" in proc.stdout + proc.stderr
+    # edits that change nothing a job computes plan nothing: the photo folder spelt absolute with a trailing
+    # slash, and engine options of a finished training run (workers, checkpoint frequency)
+    config_file = work / "config" / "config.yaml"
+    original = config_file.read_text()
+    import yaml
+
+    edited = yaml.safe_load(original)
+    edited["scenes"]["sacre_coeur"]["images"] = str(work / edited["scenes"]["sacre_coeur"]["images"]) + "/"
+    edited["loftr"]["runs"]["demo_ds"].update(num_workers=1, checkpoint_every_n_steps=7, checkpoint_minutes=3)
+    edited["posfeat"]["data"]["num_workers"] = 1
+    config_file.write_text(yaml.safe_dump(edited))
+    try:
+        proc = subprocess.run(cmd + ["-n"], capture_output=True, text=True, check=True)
+        assert "Nothing to be done" in proc.stdout + proc.stderr, proc.stdout[-3000:]
+    finally:
+        config_file.write_text(original)
     report = work / "report.html"
     # as in `make demo`: no --cores (a rule whose threads depend on the core count would refuse)
     no_cores = [a for i, a in enumerate(cmd) if a != "--cores" and (i == 0 or cmd[i - 1] != "--cores")]

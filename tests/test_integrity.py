@@ -4,6 +4,7 @@ scenes without pairs, photos replaced in place, missing folders, misleading mess
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -113,11 +114,50 @@ def test_config_mistakes_get_a_short_message_naming_the_file(tmp_path):
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0
     assert "unknown config key 'scene_inf' (did you mean 'scene_info'?)" in out and str(work / "config.yaml") in out
-    assert len(out.splitlines()) < 40, out
+    assert "Traceback" not in out and 'File "' not in out and len(out.splitlines()) <= 2, out  # the message alone
     write_config(work, {"demo": {"imgaes": str(DEMO_IMAGES)}})
     proc = snakemake(work, "-n", check=False)
     out = proc.stdout + proc.stderr
     assert "unknown config key 'scenes.demo.imgaes' (did you mean 'images'?)" in out
+
+
+def test_names_and_keys_inside_runs_get_the_short_message():
+    """One name rule for every scene, dataset, run and test set of every family (they become folders under
+    results/), and unknown keys at any depth, inside runs and their sections too, with the closest name.
+    (The Snakefile prints exactly this message and stops: test_config_mistakes_get_a_short_message_naming_the_file.)"""
+    from matchforge.workflow import check_references, validate_config
+
+    cases = [
+        ({"loftr": {"runs": {"r": {"dataset": "d", "num_worker": 2}}}}, "unknown config key 'loftr.runs.r.num_worker' (did you mean 'num_workers'?)"),
+        ({"posfeat": {"runs": {"r": {"dataset": "d", "desc": {"stepz": 3}}}}}, "unknown config key 'posfeat.runs.r.desc.stepz' (did you mean 'steps'?)"),
+        ({"posfeat": {"runs": {"../../x": {"dataset": "d"}}}}, "'../../x' is not a valid name under posfeat.runs"),
+        ({"posfeat": {"runs": {"pf x": {"dataset": "d"}}}}, "'pf x' is not a valid name under posfeat.runs"),
+        ({"shiftfocal": {"sources": {"a b": {"type": "tum", "path": "x"}}}}, "'a b' is not a valid name under shiftfocal.sources"),
+        ({"loftr": {"testsets": {"t/u": {"kind": "dataset", "dataset": "d"}}}}, "'t/u' is not a valid name under loftr.testsets"),
+        ({"loftr": {"runs": {"r": {"dataset": "d", "testsets": ["demo_tset"]}}, "testsets": {"demo_test": {"kind": "dataset", "dataset": "d"}}}},
+         "names unknown test set 'demo_tset' (did you mean 'demo_test'?)"),
+    ]
+    for entry, expected in cases:
+        config = {"scenes": {"demo": {"images": str(DEMO_IMAGES)}}, "datasets": {"d": {"scenes": ["demo"]}}, **entry}
+        with pytest.raises(MatchforgeError) as err:
+            validate_config(config)
+            check_references(config)
+        assert expected in str(err.value), (expected, str(err.value))
+
+
+def test_weights_that_are_not_a_checkpoint_get_a_message_not_a_key_error(tmp_path):
+    """A file of plain tensors given as PoSFeat or shift/focal initial weights (an ImageNet backbone, say)."""
+    import torch
+
+    from matchforge.posfeat.networks import load_checkpoint
+    from matchforge.shiftfocal.recover import load_model
+
+    plain = tmp_path / "resnet18.pth"
+    torch.save({"conv1.weight": torch.zeros(64, 3, 7, 7)}, plain)
+    with pytest.raises(MatchforgeError, match="not a PoSFeat checkpoint written by matchforge"):
+        load_checkpoint(plain)
+    with pytest.raises(MatchforgeError, match="not a shift/focal model written by matchforge"):
+        load_model(plain)
 
 
 @pytest.mark.slow
@@ -158,15 +198,22 @@ def test_bad_scenes_fail_alone_and_a_replaced_photo_rebuilds_only_its_scene(tmp_
 
     good = targets[:2]
     assert planned_jobs(snakemake(work, "-n", *good)) == {}
-    shutil.copy(PHOTOS[4], photos / PHOTOS[0].name)  # replaced in place: same name, other content
+    old = (946684800, 946684800)  # 2000-01-01: what `cp -p`, `rsync -a` or an old archive leave on a new file
+    shutil.copy(PHOTOS[4], photos / PHOTOS[0].name)  # replaced in place: same name, other content, older mtime
+    os.utime(photos / PHOTOS[0].name, old)
     downstream = {"sfm": 1, "depth_predict": 1, "depth_align": 1, "scene_info": 1}
     proc = snakemake(work, "-n", *good)
     assert {k: v for k, v in planned_jobs(proc).items() if k in downstream} == downstream
     outputs = [ln for ln in (proc.stdout + proc.stderr).splitlines() if ln.strip().startswith("output:")]
     assert outputs and not [ln for ln in outputs if "results/reichstag" in ln]
-    shutil.copy(PHOTOS[0], photos / PHOTOS[0].name)  # back as it was, but newer: still stale
+    shutil.copy(PHOTOS[0], photos / PHOTOS[0].name)  # back as it was: the content SfM ran on, nothing to do
+    os.utime(photos / PHOTOS[0].name, old)
+    assert planned_jobs(snakemake(work, "-n", *good)) == {}
+    (photos / PHOTOS[1].name).touch()  # a newer timestamp alone changes nothing either
+    assert planned_jobs(snakemake(work, "-n", *good)) == {}
     shutil.copy(real_data("reichstag", "images") / sorted(p.name for p in real_data("reichstag", "images").iterdir())[0],
                 photos / "added.jpg")
+    os.utime(photos / "added.jpg", old)
     assert planned_jobs(snakemake(work, "-n", *good)).get("sfm") == 1
 
 

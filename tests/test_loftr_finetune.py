@@ -82,15 +82,24 @@ def test_before_and_after_are_evaluated_on_the_same_pairs(pretrained, tmp_path):
     assert "from" not in other["before"] and other["before"]["num_matches"] == other["num_matches"]
 
 
-def test_mismatched_architecture_is_refused_with_the_option_named(pretrained, tmp_path):
+def test_architecture_conflicts_are_listed_at_once_and_unset_options_follow_the_weights(pretrained, tmp_path):
     dataset, a = pretrained
-    conf = {**BASE, "init_weights": str(a / "weights.pt"), "block_dims": [16, 24, 32]}
-    with pytest.raises(MatchforgeError, match=r"block_dims.*\[32, 48, 64\].*loftr.runs.c.block_dims"):
+    # the run sets two architecture options that differ from the weights: one message names both
+    conf = {**BASE, "init_weights": str(a / "weights.pt"), "initial_dim": 16, "block_dims": [16, 24, 32]}
+    with pytest.raises(MatchforgeError) as err:
         train_main(conf, dataset, tmp_path / "c", run="c")
+    text = str(err.value)
+    assert "initial_dim = 32 (the run sets 16)" in text and "block_dims = [32, 48, 64] (the run sets [16, 24, 32])" in text
+    assert "remove initial_dim, block_dims from loftr.runs.c" in text
     conf = {**BASE, "init_weights": str(a / "weights.pt"), "match_type": "sinkhorn"}
-    with pytest.raises(MatchforgeError, match="match_type"):
+    with pytest.raises(MatchforgeError, match="match_type = dual_softmax"):
         train_main(conf, dataset, tmp_path / "c", run="c")
     assert not (tmp_path / "c" / "weights.pt").exists()
+    # a run that states no architecture option trains the weights' architecture
+    unset = {k: v for k, v in BASE.items() if k not in ("initial_dim", "block_dims", "coarse_layers")}
+    summary = train_main({**unset, "init_weights": str(a / "weights.pt"), "n_samples_per_subset": 1}, dataset,
+                         tmp_path / "d", run="d")
+    assert (summary["conf"]["initial_dim"], summary["conf"]["block_dims"], summary["conf"]["coarse_layers"]) == (32, [32, 48, 64], 1)
 
 
 def test_pretrained_name_offline_gives_the_download_error(pretrained, tmp_path, monkeypatch):

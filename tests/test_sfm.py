@@ -91,6 +91,11 @@ def test_stage_images_skips_broken_and_honours_exif(tmp_path):
     (src / "truncated.jpg").write_bytes(data[: len(data) // 3])
     (src / "notes.jpg").write_text("not an image")
     (src / "readme.txt").write_text("ignored")
+    # links: one to a photo (staged), one to a file that is gone, one to itself, and a folder link back up
+    (src / "zz_linked.jpg").symlink_to(good[0])
+    (src / "dangling.jpg").symlink_to(tmp_path / "gone.jpg")
+    (src / "loop.jpg").symlink_to(src / "loop.jpg")
+    (src / "up").symlink_to(src)
     # a photo stored sideways with EXIF orientation 6 (rotate 90 deg clockwise to view)
     upright = Image.open(good[1]).convert("RGB")
     exif = Image.Exif()
@@ -100,8 +105,11 @@ def test_stage_images_skips_broken_and_honours_exif(tmp_path):
     staged = stage_images(src, tmp_path / "staged")
     assert sorted(staged.names) == ["ok.jpg", "sideways.jpg"]
     skipped = {s["file"]: s["reason"] for s in staged.skipped}
-    assert set(skipped) == {"truncated.jpg", "notes.jpg"}
-    assert all(r.startswith("unreadable") for r in skipped.values())
+    assert set(skipped) == {"truncated.jpg", "notes.jpg", "zz_linked.jpg", "dangling.jpg", "loop.jpg"}
+    assert skipped["zz_linked.jpg"] == "duplicate of ok.jpg (identical file)"
+    assert skipped["dangling.jpg"] == f"a symbolic link to '{tmp_path / 'gone.jpg'}', which does not exist"
+    assert skipped["loop.jpg"] == "a symbolic link loop"
+    assert skipped["truncated.jpg"].startswith("unreadable") and skipped["notes.jpg"].startswith("unreadable")
     assert staged.rotated == ["sideways.jpg"]
     fixed = Image.open(tmp_path / "staged" / "sideways.jpg")
     assert fixed.size == upright.size

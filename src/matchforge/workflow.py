@@ -12,6 +12,7 @@ import difflib
 import functools
 import json
 import os
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping, MutableMapping
@@ -28,20 +29,36 @@ SCHEMA_DIR = Path(str(resources.files("matchforge") / "schemas"))
 SCENE_STAGES = ("sfm", "depth", "scene_info")
 
 
-def _with_defaults(cls):
+def normalise_path(value: str) -> str:
+    """One spelling per location: ``./a/``, ``a`` and ``$PWD/a`` all become ``a`` (relative to the working
+    directory when inside it, else absolute). Values that are names rather than paths (``outdoor``,
+    ``hf:repo/id``, a run name) come back unchanged."""
+    absolute = os.path.normpath(os.path.abspath(os.path.expanduser(value)))
+    relative = os.path.relpath(absolute)
+    return absolute if relative == ".." or relative.startswith("../") else relative
+
+
+def _extended(cls, fill_defaults: bool):
+    """``cls`` that also normalises every string of a ``format: path`` property (so that editing the spelling
+    of a path never reruns a job) and, with ``fill_defaults``, fills in missing properties' defaults."""
     validate_properties = cls.VALIDATORS["properties"]
 
-    def set_defaults(validator, properties, instance, schema):
+    def properties(validator, props, instance, schema):
         if isinstance(instance, dict):
-            for name, sub in properties.items():
-                if isinstance(sub, dict) and "default" in sub and name not in instance:
+            for name, sub in props.items():
+                if not isinstance(sub, dict):
+                    continue
+                if fill_defaults and "default" in sub and name not in instance:
                     instance[name] = sub["default"]
-        yield from validate_properties(validator, properties, instance, schema)
+                if sub.get("format") == "path" and isinstance(instance.get(name), str):
+                    instance[name] = normalise_path(instance[name])
+        yield from validate_properties(validator, props, instance, schema)
 
-    return jsonschema.validators.extend(cls, {"properties": set_defaults})
+    return jsonschema.validators.extend(cls, {"properties": properties})
 
 
-DefaultFillingValidator = _with_defaults(jsonschema.Draft202012Validator)
+DefaultFillingValidator = _extended(jsonschema.Draft202012Validator, fill_defaults=True)
+PathNormalisingValidator = _extended(jsonschema.Draft202012Validator, fill_defaults=False)
 
 
 def load_schema(path: str | Path) -> dict[str, Any]:
@@ -78,9 +95,12 @@ def _closest(name: str, allowed: list[str]) -> str:
     return f" (did you mean '{match[0]}'?)" if match else ""
 
 
-def check_keys(instance: Mapping[str, Any], schema: Mapping[str, Any], where: str) -> None:
-    """Unknown keys of ``instance`` (where ``schema`` forbids extra keys), recursively, as one short error
-    naming the key path, the allowed keys and the closest allowed name."""
+def check_keys(instance: Mapping[str, Any], schema: Mapping[str, Any], where: str,
+               root: Mapping[str, Any] | None = None) -> None:
+    """Unknown keys of ``instance`` (where ``schema`` forbids extra keys), recursively and through local
+    ``$ref`` s, as one short error naming the key path, the allowed keys and the closest allowed name."""
+    root = schema if root is None else root
+    schema = _resolve(schema, root)
     if not isinstance(instance, Mapping) or not isinstance(schema, Mapping):
         return
     props = schema.get("properties") or {}
@@ -88,14 +108,46 @@ def check_keys(instance: Mapping[str, Any], schema: Mapping[str, Any], where: st
     for key, value in instance.items():
         path = f"{where}.{key}" if where else str(key)
         if key in props:
-            check_keys(value, props[key], path)
+            check_keys(value, props[key], path, root)
         elif isinstance(extra, Mapping):
-            check_keys(value, extra, path)
+            check_keys(value, extra, path, root)
         elif extra is False:
             allowed = sorted(props)
             raise MatchforgeError(
                 f"unknown config key '{path}'{_closest(str(key), allowed)}; allowed here: {', '.join(allowed)}",
                 fix=f"edit {config_source()}; options and defaults are listed in config/README.md")
+
+
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+# Every key the workflow turns into a wildcard and a folder under results/: one name rule for all.
+NAMED = ("scenes", "datasets", "loftr.runs", "loftr.testsets", "posfeat.runs", "posfeat.testsets", "shiftfocal.runs",
+         "shiftfocal.sources")
+
+
+def check_names(config: Mapping[str, Any]) -> None:
+    """Names of scenes, datasets, runs and test sets: letters, digits, ``_``, ``.``, ``-``, starting with a
+    letter or digit (no ``/``, no spaces: they become folder names under results/ and wildcard values)."""
+    for where in NAMED:
+        section: Any = config
+        for key in where.split("."):
+            section = section.get(key) if isinstance(section, Mapping) else None
+        for name in section or {}:
+            if not NAME.match(str(name)):
+                raise MatchforgeError(
+                    f"'{name}' is not a valid name under {where}: names are letters, digits, '_', '.' and '-', "
+                    "starting with a letter or digit (each becomes a folder under results/)",
+                    fix=f"rename it in {config_source()}")
+
+
+def _resolve(schema: Mapping[str, Any], root: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``schema`` with a local ``$ref`` (``#/$defs/x``) replaced by its target (its other keys kept)."""
+    ref = schema.get("$ref") if isinstance(schema, Mapping) else None
+    if not (isinstance(ref, str) and ref.startswith("#/")):
+        return schema
+    target: Any = root
+    for part in ref[2:].split("/"):
+        target = target[part]
+    return {**_resolve(target, root), **{k: v for k, v in schema.items() if k != "$ref"}}
 
 
 def check(instance: MutableMapping[str, Any], schema: Mapping[str, Any], where: str) -> None:
@@ -117,7 +169,8 @@ def validate_config(config: MutableMapping[str, Any], schema_dir: str | Path | N
     schema_dir = Path(schema_dir) if schema_dir is not None else SCHEMA_DIR
     top = load_schema(schema_dir / "config.schema.yaml")
     check_keys(config, top, "")
-    errors = sorted(jsonschema.Draft202012Validator(top).iter_errors(config), key=lambda e: list(e.absolute_path))
+    check_names(config)
+    errors = sorted(PathNormalisingValidator(top).iter_errors(config), key=lambda e: list(e.absolute_path))
     if errors:
         key = ".".join(str(p) for p in errors[0].absolute_path) or "(top level)"
         raise MatchforgeError(f"invalid config at {key}: {errors[0].message}",
@@ -166,3 +219,113 @@ def section_defaults(stage: str, *path: str) -> dict[str, Any]:
     for _ in DefaultFillingValidator(schema).iter_errors(instance):  # fills defaults; required keys may be missing
         pass
     return json.loads(json.dumps(instance))
+
+
+def check_references(config: Mapping[str, Any]) -> None:
+    """Cross-references of a validated config (names that must exist elsewhere in it), and the merged options
+    of PoSFeat and shift/focal runs; the first problem raises one MatchforgeError naming the key and the fix.
+
+    Paths are *not* checked here: a missing file fails only the jobs that need it (see :func:`require_config_path`).
+    """
+    src = config_source()
+    scenes = config["scenes"]
+    single = {s for s, e in scenes.items() if e.get("single_images")}
+    sfm_scenes = set(scenes) - single
+    datasets = config.get("datasets") or {}
+    for name, entry in datasets.items():
+        unknown = [s for s in entry["scenes"] if s not in scenes]
+        if unknown:
+            raise MatchforgeError(f"dataset '{name}' lists unknown scene(s) {unknown}",
+                                  fix=f"add them under `scenes:` in {src} or remove them from datasets.{name}")
+        without = [s for s in entry["scenes"] if s in single]
+        if without:
+            raise MatchforgeError(f"dataset '{name}' lists scene(s) {without} without SfM (single_images: true); "
+                                  "datasets need poses", fix=f"remove them from datasets.{name}.scenes, or drop "
+                                                             "single_images so that they go through SfM")
+    for s, entry in scenes.items():
+        depth = deep_merge(config["depth"], entry.get("depth"))
+        fix = f"edit scenes.{s} in {src} (config/README.md, section depth)"
+        if s in single and depth["backend"] != "depth_anything":
+            raise MatchforgeError(f"scene '{s}' has single_images: true, so it has no SfM points for the "
+                                  f"'{depth['backend']}' depth backend", fix="set depth.backend: depth_anything; " + fix)
+        if s in single and entry.get("colmap"):
+            raise MatchforgeError(f"scene '{s}' has single_images: true and a COLMAP project", fix="drop one of them; " + fix)
+        run = depth["shape"]["run"]
+        if run is not None and run not in (config["shiftfocal"].get("runs") or {}):
+            raise MatchforgeError(f"scene '{s}': depth.shape.run names unknown shift/focal run '{run}'",
+                                  fix="use a name under shiftfocal.runs, or null; " + fix)
+    _check_loftr(config["loftr"], datasets)
+    _check_posfeat(config["posfeat"], datasets, sfm_scenes, src)
+    _check_shiftfocal(config["shiftfocal"], sfm_scenes, src)
+
+
+def _check_loftr(loftr: Mapping[str, Any], datasets: Mapping[str, Any]) -> None:
+    from matchforge.loftr import PRETRAINED
+
+    for run, rc in loftr["runs"].items():
+        where = f"loftr.runs.{run}"
+        if bool(rc.get("dataset")) == bool(rc.get("scannet")):
+            raise MatchforgeError(f"loftr run '{run}' needs exactly one of `dataset` (a matchforge dataset) and "
+                                  "`scannet` (LoFTR's ScanNet indices)", fix=f"set one of them under {where}")
+        if rc.get("dataset") and rc["dataset"] not in datasets:
+            raise MatchforgeError(f"loftr run '{run}' trains on unknown dataset '{rc['dataset']}'{_closest(rc['dataset'], list(datasets))}",
+                                  fix=f"add it under `datasets:` or change {where}.dataset")
+        for ts in rc["testsets"]:
+            if ts not in loftr["testsets"]:
+                raise MatchforgeError(f"loftr run '{run}' names unknown test set '{ts}'{_closest(ts, list(loftr['testsets']))}",
+                                      fix=f"add it under loftr.testsets or remove it from {where}.testsets")
+        if rc["init_weights"] == run:
+            raise MatchforgeError(f"loftr run '{run}' starts from its own weights",
+                                  fix=f"set {where}.init_weights to another run, a kornia name ({', '.join(PRETRAINED)}) or a file")
+    for name, ts in loftr["testsets"].items():
+        if ts["kind"] == "dataset" and ts.get("dataset") not in datasets:
+            raise MatchforgeError(f"loftr test set '{name}' uses unknown dataset '{ts.get('dataset')}'",
+                                  fix=f"set loftr.testsets.{name}.dataset to a name under `datasets:`")
+
+
+PF_SECTIONS = ("model", "data", "desc", "kp", "trainer", "extract")
+
+
+def posfeat_run_sections(posfeat: Mapping[str, Any], run: str) -> dict[str, Any]:
+    """The posfeat sections (model, data, desc, kp, trainer, extract) with run ``run``'s overrides on top."""
+    return {key: deep_merge(posfeat[key], posfeat["runs"][run].get(key)) for key in PF_SECTIONS}
+
+
+def _check_posfeat(pf: Mapping[str, Any], datasets: Mapping[str, Any], sfm_scenes: set[str], src: str) -> None:
+    fix = f"edit posfeat in {src} (config/README.md lists the options)"
+    for name, spec in pf["testsets"].items():
+        need = {"homography": "path", "pose": "dataset", "reconstruction": "images' or 'scene"}[spec["type"]]
+        if not any(spec.get(k) for k in need.split("' or '")):
+            raise MatchforgeError(f"posfeat test set '{name}' ({spec['type']}) needs '{need}'", fix=fix)
+        if spec["type"] == "pose" and spec["dataset"] not in datasets:
+            raise MatchforgeError(f"posfeat test set '{name}' names unknown dataset '{spec['dataset']}'", fix=fix)
+        if spec.get("scene") and spec["scene"] not in sfm_scenes:
+            raise MatchforgeError(f"posfeat test set '{name}' names scene '{spec['scene']}', which is unknown or has no SfM", fix=fix)
+    schema = load_schema(SCHEMA_DIR / "posfeat.schema.yaml")
+    for run, spec in pf["runs"].items():
+        if not spec.get("dataset") and not spec.get("caps_root"):
+            raise MatchforgeError(f"posfeat run '{run}' has no training data", fix="set dataset: or caps_root: ; " + fix)
+        if spec.get("dataset") and spec["dataset"] not in datasets:
+            raise MatchforgeError(f"posfeat run '{run}' names unknown dataset '{spec['dataset']}'", fix=fix)
+        for t in spec["testsets"]:
+            if t not in pf["testsets"]:
+                raise MatchforgeError(f"posfeat run '{run}' uses unknown test set '{t}'{_closest(t, list(pf['testsets']))}", fix=fix)
+        for key, section in posfeat_run_sections(pf, run).items():
+            check(section, {"$defs": schema["$defs"], "$ref": f"#/$defs/{key}"}, f"posfeat.runs.{run}.{key}")
+
+
+def _check_shiftfocal(sf: Mapping[str, Any], sfm_scenes: set[str], src: str) -> None:
+    fix = f"edit shiftfocal in {src} (config/README.md lists the options)"
+    for name, source in sf["sources"].items():
+        if source["type"] == "matchforge" and source.get("scene") not in sfm_scenes:
+            raise MatchforgeError(f"shiftfocal source '{name}' needs `scene:` naming a scene with SfM (a key of scenes:"
+                                  " without single_images)", fix=fix)
+        if source["type"] != "matchforge" and not source.get("path"):
+            raise MatchforgeError(f"shiftfocal source '{name}' ({source['type']}) needs `path:`", fix=fix)
+    schema = load_schema(SCHEMA_DIR / "shiftfocal.schema.yaml")
+    for run, spec in sf["runs"].items():
+        for s in spec["sources"] + spec["testsets"]:
+            if s not in sf["sources"]:
+                raise MatchforgeError(f"shiftfocal run '{run}' uses unknown source '{s}'{_closest(s, list(sf['sources']))}", fix=fix)
+        check(deep_merge(sf["train"], spec["train"]), {"$defs": schema["$defs"], "$ref": "#/$defs/train"},
+              f"shiftfocal.runs.{run}.train")

@@ -261,17 +261,28 @@ def architecture_of(state: Mapping[str, torch.Tensor]) -> dict[str, Any]:
     }
 
 
-def check_architecture(known: Mapping[str, Any], conf: Mapping[str, Any], where: str, what: str) -> None:
-    """Refuse weights whose architecture differs from the options ``conf``, naming the first option that differs.
+def fit_architecture(known: Mapping[str, Any], conf: Mapping[str, Any], where: str, what: str) -> dict[str, Any]:
+    """The architecture options of the weights ``what`` that the run must take: where ``conf`` leaves an
+    :data:`ARCHITECTURE` option at its schema default, the weights' value; where it sets another value that
+    differs from the weights', an error naming **every** such option at once.
 
     ``where``: the config path of the options (``loftr.runs.<run>``), ``what``: the weights (for the message).
     """
+    defaults = model_defaults({})
+    taken, conflicts = {}, []
     for key in ARCHITECTURE:
         mine = MATCH_TYPES.get(conf[key], conf[key]) if key == "match_type" else conf[key]
-        if key in known and known[key] != mine:
-            raise MatchforgeError(f"the weights {what} have {key} = {known[key]}, but {where}.{key} is {mine}",
-                                  fix=f"set {where}.{key}: {known[key]} (or remove it when that is the default), "
-                                      f"or start from weights of this architecture")
+        if key not in known or known[key] == mine:
+            continue
+        if mine == defaults[key]:
+            taken[key] = known[key]
+        else:
+            conflicts.append(f"{key} = {known[key]} (the run sets {mine})")
+    if conflicts:
+        raise MatchforgeError(f"the weights {what} have {'; '.join(conflicts)}",
+                              fix=f"remove {', '.join(c.split(' = ')[0] for c in conflicts)} from {where} (the weights' "
+                                  "values are then used), set the weights' values, or start from weights of this architecture")
+    return taken
 
 
 def load_weights(weights: str, model_conf: Mapping[str, Any] | None = None, device: str | torch.device = "cpu") -> LoFTR:

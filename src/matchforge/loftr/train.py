@@ -87,7 +87,7 @@ def initial_weights(conf: Mapping[str, Any], run: str) -> tuple[dict[str, Any], 
     ``matchforge.loftr.model.read_weights``), their architecture is checked against the run's options,
     and ``temp_bug_fix`` is set to what the weights were trained with where their source records it."""
     from matchforge.loftr import PRETRAINED
-    from matchforge.loftr.model import check_architecture, read_weights
+    from matchforge.loftr.model import fit_architecture, read_weights
     from matchforge.workflow import require_config_path
 
     if conf["init_weights"] not in PRETRAINED:
@@ -95,8 +95,11 @@ def initial_weights(conf: Mapping[str, Any], run: str) -> tuple[dict[str, Any], 
                             f"the name of another run under loftr.runs, one of {', '.join(PRETRAINED)}, or a weights "
                             "file (weights.pt, last.ckpt, an official LoFTR .ckpt)")
     state, known = read_weights(conf["init_weights"])
-    check_architecture(known, conf, f"loftr.runs.{run}", f"'{conf['init_weights']}'")
-    conf = dict(conf)
+    taken = fit_architecture(known, conf, f"loftr.runs.{run}", f"'{conf['init_weights']}'")
+    if taken:
+        log.info("architecture from the initial weights (the run leaves it at the defaults): %s",
+                 ", ".join(f"{k} = {v}" for k, v in taken.items()))
+    conf = {**conf, **taken}
     if "temp_bug_fix" in known and known["temp_bug_fix"] != conf["temp_bug_fix"]:
         log.info("temp_bug_fix follows the initial weights: %s", known["temp_bug_fix"])
         conf["temp_bug_fix"] = bool(known["temp_bug_fix"])
@@ -179,8 +182,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="output folder (weights.pt, model.json, metrics.csv, curve.png, checkpoints/)")
     parser.add_argument("--run", default="run", help="run name (for logs)")
     parser.add_argument("--conf", default=None, help="run options: inline JSON or a YAML/JSON file (see config/README.md, loftr.runs)")
+    parser.add_argument("--engine", default=None, help="options that do not change what is learned (workers, devices, checkpoint and log "
+                        "frequency), as JSON merged over --conf; the workflow passes them apart so that editing them reruns nothing")
 
 
 def run(args: argparse.Namespace) -> None:
-    summary = main(load_conf(args.conf), args.dataset, args.out, run=args.run)
+    summary = main(load_conf(args.engine, load_conf(args.conf)), args.dataset, args.out, run=args.run)
     log.info("trained %s: %d steps in %.1f s", args.run, summary["global_step"], summary["seconds"])

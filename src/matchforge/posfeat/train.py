@@ -248,8 +248,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--caps-root", help="CAPS MegaDepth 'train' folder (img_cam.txt + pairs.txt per scene)")
     parser.add_argument("--init", help="description-stage model.pt for --stage kp (default <out>/desc/model.pt)")
     parser.add_argument("--conf", help="options as inline JSON or a YAML file, merged over the defaults")
+    parser.add_argument("--engine", default=None, help="options that do not change what is learned (workers, devices, checkpoint and log "
+                        "frequency), as JSON merged over --conf; the workflow passes them apart so that editing them reruns nothing")
 
 
 def run(args: argparse.Namespace) -> None:
-    conf = run_defaults(load_conf(args.conf))
+    conf = run_defaults(load_conf(args.engine, load_conf(args.conf)))
     main(conf, args.stage, training_pairs(conf, args.dataset, args.caps_root), args.out, args.init)

@@ -22,12 +22,15 @@ can keep near-duplicates (a re-encoded or resized copy) in one split.
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import json
 import logging
 import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 import imagehash
 from PIL import Image, ImageFile, ImageOps
@@ -76,8 +79,73 @@ def skipped_summary(skipped: list[dict[str, str]], limit: int = 5) -> str:
 
 
 def find_images(folder: Path) -> list[Path]:
-    """Image files under ``folder`` (recursive, sorted); other files are ignored."""
-    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    """Image files under ``folder`` (recursive, sorted by name), links that point nowhere included (staging
+    lists them as skipped); other files are ignored."""
+    return [Path(entry.path) for _, entry in sorted(_scan(Path(folder)), key=lambda x: x[0])]
+
+
+def _scan(folder: Path, prefix: str = "", seen: set[tuple[int, int]] | None = None) -> Iterator[tuple[str, os.DirEntry]]:
+    """(relative name, entry) of every image file below ``folder``, in no particular order. Hidden entries
+    are skipped; linked folders are followed once (a link back up the tree is not a loop forever)."""
+    seen = set() if seen is None else seen
+    st = folder.stat()
+    if (st.st_dev, st.st_ino) in seen:
+        return
+    seen.add((st.st_dev, st.st_ino))
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            try:
+                is_dir = entry.is_dir(follow_symlinks=True)
+            except OSError:  # a link loop: listed below (as an image name) or ignored
+                is_dir = False
+            if is_dir:
+                yield from _scan(Path(entry.path), f"{prefix}{entry.name}/", seen)
+            elif Path(entry.name).suffix.lower() in IMAGE_SUFFIXES:
+                yield f"{prefix}{entry.name}", entry
+
+
+def photo_signature(folder: str | Path, cache: str | Path) -> str:
+    """A digest of the names and **contents** of the photos below ``folder``, for the SfM job's params: it
+    changes when a photo is added, removed or replaced, whatever the replacement's timestamp (``cp -p``,
+    ``rsync -a`` and unpacked archives keep old mtimes), and not when a photo is only touched.
+
+    Each photo's content digest is kept in ``cache`` (JSON) under its stat key (inode, size, mtime, ctime);
+    the kernel sets ctime on every write or rename, so only new or changed files are read again. A link
+    that points nowhere counts as its own entry ("unreadable"), so fixing it reruns the scene too.
+    """
+    folder, cache = Path(folder), Path(cache)
+    if not folder.is_dir():
+        return "missing"
+    try:
+        known = json.loads(cache.read_text()) if cache.is_file() else {}
+    except ValueError:
+        known = {}
+    current, digests = {}, []
+    for name, entry in sorted(_scan(folder)):
+        try:
+            st = entry.stat(follow_symlinks=True)
+        except OSError:
+            digests.append(f"{name}:unreadable")
+            continue
+        key = [st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+        old = known.get(name)
+        if old and old[0] == key:
+            digest = old[1]
+        else:
+            try:
+                digest = hashlib.blake2b(Path(entry.path).read_bytes(), digest_size=16).hexdigest()
+            except OSError:
+                digest = "unreadable"
+        current[name] = [key, digest]
+        digests.append(f"{name}:{digest}")
+    if current != known:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_name(cache.name + f".{os.getpid()}")
+        tmp.write_text(json.dumps(current))
+        os.replace(tmp, cache)
+    return hashlib.blake2b("\n".join(digests).encode(), digest_size=16).hexdigest()
 
 
 def check_image(path: Path) -> tuple[Image.Image | None, str | None]:
@@ -127,6 +195,16 @@ def stage_images(src: Path, dst: Path, max_size: int | None = None) -> StagedIma
         rel = path.relative_to(src).as_posix()
         name = rel.replace("/", "__")
         image, reason = check_image(path)
+        if image is None and path.is_symlink():
+            try:
+                path.stat()
+                target_ok = True
+            except OSError as err:
+                target_ok = False
+                loop = err.errno == errno.ELOOP
+            if not target_ok:
+                reason = ("a symbolic link loop" if loop else
+                          f"a symbolic link to '{os.readlink(path)}', which does not exist")
         stem = Path(name).stem
         if image is None:
             staged.skipped.append({"file": rel, "reason": reason})

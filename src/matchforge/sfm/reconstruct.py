@@ -24,7 +24,7 @@ from matchforge.conf import load_conf
 from matchforge.errors import MatchforgeError
 from matchforge.workflow import config_source, require_config_path, with_defaults
 from matchforge.sfm.inputs import StagedImages, require_folder, skipped_summary, stage_images
-from matchforge.io.write import write_json
+from matchforge.io.write import require_free_space, write_json
 
 logger = logging.getLogger(__name__)
 
@@ -84,6 +84,20 @@ def extract_and_match(conf: dict[str, Any], database: Path, images: StagedImages
         pycolmap.match_vocabtree(database, matching_options=matching, pairing_options=pairing, device=device)
     logger.info("%s matching in %.1f s", matcher, time.time() - t)
     return matcher
+
+
+def sfm_space_mb(conf: dict[str, Any], staged: StagedImages) -> float:
+    """A generous estimate (MB) of the disk SfM needs: SIFT keypoints + descriptors per photo, matches per
+    candidate pair, a few models and the undistorted images (about twice the photos' size).
+
+    COLMAP aborts in C++ when its database cannot grow, leaving a half-written database and no message,
+    so the stage refuses to start without this much free space."""
+    n = len(staged.names)
+    photos = sum((staged.folder / name).stat().st_size for name in staged.names) / 2**20
+    features = n * conf["max_num_features"] * (128 + 24) / 2**20
+    pairs = min(n * (n - 1) / 2, n * conf["sequential_overlap"] * 4) if n > conf["exhaustive_max_images"] else n * (n - 1) / 2
+    matches = pairs * min(conf["max_num_matches"], conf["max_num_features"]) * 8 / 2**20 * 0.1  # ~10 % survive
+    return 2 * photos + features + matches + 5 * n * 0.05 + 10
 
 
 def mapping_threads(conf: dict[str, Any]) -> int:
@@ -223,7 +237,10 @@ def main(conf: dict[str, Any], images: str | Path, out: str | Path, scene: str =
     except MatchforgeError as err:
         # Snakemake deletes a failed job's outputs: the record of what was found and skipped stays in work/
         stats.update(error=str(err), seconds=round(time.time() - start, 2))
-        write_json(work / "stats.json", stats, indent=2)
+        try:
+            write_json(work / "stats.json", stats, indent=2)
+        except MatchforgeError:  # the disk is full: the error itself says so
+            pass
         raise
 
     final = pycolmap.Reconstruction(out / "sparse")
@@ -266,6 +283,8 @@ def _reconstruct(conf: dict[str, Any], images: Path, out: Path, scene: str, exis
                               fix=f"add more photos of the scene taken from different positions, or, for unrelated "
                                   f"single photos (depth only), set scenes.{scene}.single_images: true")
     database = work / "database.db"
+    require_free_space(work, sfm_space_mb(conf, staged), f"SfM of {len(staged.names)} photos (features, matches, "
+                       "models and undistorted images)", scene=scene)
     if existing.get("database"):
         shutil.copy2(require_config_path(existing["database"], f"scenes.{scene}.colmap.database", "the COLMAP database",
                                          "a COLMAP database.db of these photos", scene=scene), database)

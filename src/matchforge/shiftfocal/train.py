@@ -309,7 +309,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", nargs="+", required=True, help="shiftfocal-data output folders")
     parser.add_argument("--out", required=True, help="run folder (results/models/shiftfocal/{run})")
     parser.add_argument("--conf", help="JSON or YAML over the defaults (config/README.md, shiftfocal.train)")
+    parser.add_argument("--engine", default=None, help="options that do not change what is learned (workers, devices, checkpoint and log "
+                        "frequency), as JSON merged over --conf; the workflow passes them apart so that editing them reruns nothing")
 
 
 def run(args: argparse.Namespace) -> None:
-    main(load_conf(args.conf), args.data, args.out)
+    main(load_conf(args.engine, load_conf(args.conf)), args.data, args.out)

@@ -75,6 +75,19 @@ def strip_options(conf: Mapping[str, Any], extra: Sequence[str] = ()) -> dict[st
     return {k: strip_options(v, extra) if isinstance(v, Mapping) else v for k, v in conf.items() if k not in drop}
 
 
+def engine_options(conf: Mapping[str, Any]) -> dict[str, Any]:
+    """Only the options of :data:`NOT_RESULT_OPTIONS` in ``conf`` (recursively, keeping the nesting), so that
+    ``deep_merge(strip_options(conf), engine_options(conf)) == conf``. The workflow passes these to training
+    jobs as a resource, not a param, so editing one never plans a training job (docs/training.md)."""
+    out: dict[str, Any] = {}
+    for k, v in conf.items():
+        if k in NOT_RESULT_OPTIONS:
+            out[k] = v
+        elif isinstance(v, Mapping) and (sub := engine_options(v)):
+            out[k] = sub
+    return out
+
+
 @dataclass
 class RunSpec:
     """Where a run lives and how the Trainer runs it (options from the family's schema)."""
