@@ -14,7 +14,8 @@ rule scene_info:
         images="results/{scene}/sfm/images",
         depth="results/{scene}/depth/h5",
     output:
-        directory("results/{scene}/scene_info"),
+        report(directory("results/{scene}/scene_info"), patterns=["{name}.png", "{name}.csv"], category="Scene info",
+               subcategory="{scene}", caption="../workflow/report/scene_info.rst"),
     params:
         conf=stage_params("scene_info"),
     log:

@@ -37,7 +37,7 @@ rule depth_align:
         sparse="results/{scene}/sfm/sparse",
         raw="results/{scene}/depth/raw",
     output:
-        h5=directory("results/{scene}/depth/h5"),
+        h5=directory("results/{scene}/depth/aligned"),
         report="results/{scene}/depth/align.json",
     params:
         conf=depth_params("align", "h5"),
@@ -54,12 +54,35 @@ rule depth_align:
         " --h5 {output.h5:q} --report {output.report:q} --conf {params.conf:q} > {log:q} 2>&1"
 
 
+rule depth_consistency:
+    input:
+        sparse="results/{scene}/sfm/sparse",
+        aligned="results/{scene}/depth/aligned",
+    output:
+        h5=directory("results/{scene}/depth/h5"),
+        report="results/{scene}/depth/consistency.json",
+    params:
+        conf=depth_params("consistency", "h5"),
+    log:
+        "logs/{scene}/depth_consistency.log",
+    conda:
+        "../envs/sfm.yaml"
+    benchmark:
+        "benchmarks/{scene}/depth_consistency.tsv"
+    resources:
+        mem_mb=4000,
+    shell:
+        "{MF} depth-consistency --scene {wildcards.scene} --sfm results/{wildcards.scene}/sfm --aligned {input.aligned:q}"
+        " --h5 {output.h5:q} --report {output.report:q} --conf {params.conf:q} > {log:q} 2>&1"
+
+
 rule depth_qa:
     input:
         sparse="results/{scene}/sfm/sparse",
         raw="results/{scene}/depth/raw",
         h5="results/{scene}/depth/h5",
         report="results/{scene}/depth/align.json",
+        consistency="results/{scene}/depth/consistency.json",
     output:
         qa="results/{scene}/depth/qa.json",
         plot=report("results/{scene}/depth/qa.png", category="Depth", subcategory="{scene}",
@@ -76,7 +99,8 @@ rule depth_qa:
         mem_mb=4000,
     shell:
         "{MF} depth-qa --scene {wildcards.scene} --sfm results/{wildcards.scene}/sfm --raw {input.raw:q}"
-        " --h5 {input.h5:q} --align-report {input.report:q} --out {output.qa:q} --plot {output.plot:q}"
+        " --h5 {input.h5:q} --align-report {input.report:q} --consistency-report {input.consistency:q}"
+        " --out {output.qa:q} --plot {output.plot:q}"
         " --conf {params.conf:q} > {log:q} 2>&1"
 
 

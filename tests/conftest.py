@@ -67,7 +67,7 @@ def demo_dataset(demo_sfm, tmp_path_factory) -> Path:
 
     from matchforge.conf import scene_conf
     from matchforge.dataset import build, scene_info
-    from matchforge.depth import align, predict
+    from matchforge.depth import align, consistency, predict
     from matchforge.workflow import validate_config
 
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
@@ -75,8 +75,10 @@ def demo_dataset(demo_sfm, tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("demo_dataset")
     depth_conf = scene_conf(config, "sacre_coeur", "depth")
     predict.main(depth_conf, demo_sfm, root / "depth", scene="sacre_coeur")
-    align.main(depth_conf, demo_sfm, root / "depth" / "raw", root / "depth" / "h5", root / "depth" / "align.json",
+    align.main(depth_conf, demo_sfm, root / "depth" / "raw", root / "depth" / "aligned", root / "depth" / "align.json",
                scene="sacre_coeur")
+    consistency.main(depth_conf, demo_sfm, root / "depth" / "aligned", root / "depth" / "h5",
+                     root / "depth" / "consistency.json", scene="sacre_coeur")
     scene_info.main(scene_conf(config, "sacre_coeur", "scene_info"), demo_sfm / "sparse", demo_sfm / "images",
                     root / "depth" / "h5", root / "si", "sacre_coeur")
     build.main(config["datasets"]["demo"], "demo", {"sacre_coeur": root / "si"}, {"sacre_coeur": demo_sfm / "images"},

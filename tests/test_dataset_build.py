@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import shutil
@@ -51,7 +52,9 @@ def built(demo_sfm, tmp_path_factory):
     sfm = load_scene(demo_sfm / "sparse")
     no_depth = sorted(sfm.views)[3]
     _write_sparse_depth(sfm, root / "h5", {no_depth})
-    conf = config["scene_info"]
+    # depth only at the observation pixels, which LoFTR's coarse cell centres hardly ever hit: no pair would keep
+    # ground truth, so these tests of the layout keep every pair (test_every_training_pair_has_ground_truth...)
+    conf = {**config["scene_info"], "min_gt_matches": 0}
     stats = scene_info.main(conf, demo_sfm / "sparse", demo_sfm / "images", root / "h5", root / "si", SCENE)
     meta = build.main(config["datasets"]["demo"], "demo", {SCENE: root / "si"}, {SCENE: demo_sfm / "images"},
                       {SCENE: root / "h5"}, root / "demo")
@@ -245,9 +248,10 @@ def test_split_by_scene_and_loftr_config(built, tmp_path):
 def test_bucket_options(built, tmp_path):
     demo_sfm, root = built["demo_sfm"], built["root"]
     args = (demo_sfm / "sparse", demo_sfm / "images", root / "h5")
-    everything = scene_info.main({"buckets": [[0.0, 1.0]]}, *args, tmp_path / "all", SCENE)
-    capped = scene_info.main({"buckets": [[0.0, 1.0]], "max_pairs_per_bucket": 5}, *args, tmp_path / "cap", SCENE)
-    limited = scene_info.main({"buckets": [[0.0, 1.0]], "max_scale_ratio": 1.05}, *args, tmp_path / "sr", SCENE)
+    keep = {"min_gt_matches": 0}  # see `built`
+    everything = scene_info.main({"buckets": [[0.0, 1.0]], **keep}, *args, tmp_path / "all", SCENE)
+    capped = scene_info.main({"buckets": [[0.0, 1.0]], "max_pairs_per_bucket": 5, **keep}, *args, tmp_path / "cap", SCENE)
+    limited = scene_info.main({"buckets": [[0.0, 1.0]], "max_scale_ratio": 1.05, **keep}, *args, tmp_path / "sr", SCENE)
     n_all = everything["num_pairs"]
     assert n_all == everything["num_candidate_pairs"] > built["stats"]["num_pairs"]
     assert capped["num_pairs"] == 5
@@ -255,7 +259,7 @@ def test_bucket_options(built, tmp_path):
     finite = ratios[np.triu_indices(len(ratios), 1)]
     assert limited["num_pairs"] == int(np.sum(finite[np.isfinite(finite)] <= 1.05)) < n_all
     # files from an earlier bucket layout are removed
-    scene_info.main({"buckets": [[0.2, 0.9]]}, *args, tmp_path / "all", SCENE)
+    scene_info.main({"buckets": [[0.2, 0.9]], **keep}, *args, tmp_path / "all", SCENE)
     assert sorted(p.name for p in (tmp_path / "all").glob("*_*_*.npz")) == [f"{SCENE}_0.2_0.9.npz"]
 
 
@@ -267,7 +271,7 @@ def test_bad_inputs_are_explained(built, tmp_path):
     with pytest.raises(MatchforgeError, match="sparse model folder not found"):
         scene_info.main({}, tmp_path / "nope", demo_sfm / "images", root / "h5", tmp_path / "x", SCENE)
     # a single narrow bucket leaves at most a pair or two: one split ends up empty
-    scene_info.main({"buckets": [[0.75, 1.0]]}, demo_sfm / "sparse", demo_sfm / "images", root / "h5",
+    scene_info.main({"buckets": [[0.75, 1.0]], "min_gt_matches": 0}, demo_sfm / "sparse", demo_sfm / "images", root / "h5",
                     tmp_path / "narrow", SCENE)
     with pytest.raises(MatchforgeError, match="no (train|test) pairs"):
         build.main({"scenes": [SCENE]}, "narrow", {SCENE: tmp_path / "narrow"}, {SCENE: demo_sfm / "images"},
@@ -353,3 +357,35 @@ def test_near_duplicate_photos_stay_in_one_split(built, tmp_path):
             together += 1
         assert [sorted(g) for g in meta["scenes"][SCENE]["viewpoint"]["near_duplicates"]] == [sorted([original, copy])]
     assert together == 6
+
+
+def test_every_training_pair_has_ground_truth_and_pairs_csv_says_how_much(demo_sfm, demo_dataset, tmp_path):
+    """The demo as the shipped config builds it (sparse depth, consistency filter): pairs.csv lists each bucketed
+    pair with its ground-truth coarse matches at gt_img_resize; a threshold drops the weakest (listed in
+    stats.json); every pair LoFTR then loads, through its own loader and supervision, has at least that many."""
+    import pandas as pd
+    from torch.utils.data import default_collate
+
+    from matchforge.loftr.data import PairDataset
+    from matchforge.loftr.supervision import coarse_supervision
+
+    config = _config()
+    root, h5 = demo_dataset.parent.parent, demo_dataset.parents[1] / "depth" / "h5"
+    table = pd.read_csv(root / "si" / "pairs.csv")
+    shipped = json.loads((root / "si" / "stats.json").read_text())
+    assert list(table.columns) == ["image0", "image1", "bucket", "overlap", "gt_coarse_matches", "valid0", "valid1"]
+    assert len(table) == shipped["num_pairs"] + shipped["num_dropped_few_gt_matches"]
+    assert table["valid0"].between(0, 1).all() and (table["gt_coarse_matches"] >= 1).all()
+    cut = int(table["gt_coarse_matches"].median())
+    conf = {**config["scene_info"], "min_gt_matches": cut}
+    stats = scene_info.main(conf, demo_sfm / "sparse", demo_sfm / "images", h5, tmp_path / "si", SCENE)
+    weak = {(r.image0, r.image1) for r in table.itertuples() if r.gt_coarse_matches < cut}
+    assert weak and {(d["image0"], d["image1"]) for d in stats["dropped_few_gt_matches"]} == weak
+    assert stats["num_pairs"] == len(table) - len(weak)
+    build.main(config["datasets"]["demo"], "demo", {SCENE: tmp_path / "si"}, {SCENE: demo_sfm / "images"},
+               {SCENE: h5}, tmp_path / "demo")
+    records = [r for split in ("train", "test") for r in read_dataset(tmp_path / "demo" / "dataset.json", split)]
+    assert records
+    data = PairDataset(records, img_resize=conf["gt_img_resize"], depth_max_size=None)
+    counts = [int(coarse_supervision(default_collate([data[k]]))["conf_matrix_gt"].sum()) for k in range(len(data))]
+    assert min(counts) >= cut, counts  # the loader and the supervision training runs agree with pairs.csv

@@ -17,7 +17,8 @@ from matchforge.errors import MatchforgeError
 COMMANDS: dict[str, tuple[str, str]] = {
     "sfm": ("matchforge.sfm.reconstruct", "photos -> undistorted PINHOLE COLMAP model (pycolmap)"),
     "depth": ("matchforge.depth.predict", "predict raw depth per undistorted image (Depth-Anything or sparse SfM)"),
-    "align-depth": ("matchforge.depth.align", "align raw depth to the SfM scale and write MegaDepth H5"),
+    "align-depth": ("matchforge.depth.align", "align raw depth to the SfM scale (MegaDepth H5 files, unfiltered)"),
+    "depth-consistency": ("matchforge.depth.consistency", "keep the depth other views confirm; write the training H5 files"),
     "depth-qa": ("matchforge.depth.qa", "alignment residual, coverage and track-transfer error of depth maps"),
     "depth-shape": ("matchforge.depth.shape", "focal length and point cloud per depth map from a shift/focal model"),
     "scene-info": ("matchforge.dataset.scene_info", "MegaDepth scene-info files with overlap buckets"),

@@ -35,7 +35,7 @@ from matchforge.errors import MatchforgeError
 from matchforge.workflow import schema_defaults
 from matchforge.io.depth import read_depth
 from matchforge.workflow import config_source
-from matchforge.io.colmap import load_scene
+from matchforge.io.colmap import View, load_scene
 from matchforge.io.write import write_json, save_figure
 
 log = logging.getLogger(__name__)
@@ -95,6 +95,68 @@ def depth_status(path: Path, width: int, height: int, min_coverage: float) -> st
     return "ok"
 
 
+PAIR_COLUMNS = ["image0", "image1", "bucket", "overlap", "gt_coarse_matches", "valid0", "valid1"]
+
+
+def valid_fraction(path: Path) -> float:
+    """Share of pixels with valid (> 0) depth in a depth H5 (after the consistency filter in the workflow)."""
+    return float((read_depth(path) > 0).mean())
+
+
+def gt_counts(views: list[View], chosen: list[tuple[int, int, float]], images_dir: Path, depth_dir: Path | None,
+              has_depth: np.ndarray, img_resize: int) -> list[int | None]:
+    """Ground-truth coarse matches of each chosen pair at ``img_resize``, by the supervision training uses
+    (:func:`matchforge.loftr.supervision.coarse_match_counts`); None for pairs without depth on both sides."""
+    from matchforge.dataset.indices import PairRecord
+    from matchforge.loftr.supervision import coarse_match_counts
+
+    out: list[int | None] = [None] * len(chosen)
+    todo, records = [], []
+    for k, (i, j, ov) in enumerate(chosen):
+        if depth_dir is None or not (has_depth[i] and has_depth[j]):
+            continue
+        a, b = views[i], views[j]
+        records.append(PairRecord("", images_dir / a.name, images_dir / b.name, depth_dir / f"{a.stem}.h5",
+                                  depth_dir / f"{b.stem}.h5", a.K, b.K, a.T_cw, b.T_cw,
+                                  b.T_cw @ np.linalg.inv(a.T_cw), ov))
+        todo.append(k)
+    for k, n in zip(todo, coarse_match_counts(records, img_resize) if records else []):
+        out[k] = n
+    return out
+
+
+def _quantiles(values: Any) -> dict[str, float | int | None]:
+    v = np.asarray(values, dtype=np.float64)
+    if not len(v):
+        return {"n": 0, "min": None, "median": None, "p10": None, "max": None}
+    return {"n": int(len(v)), "min": int(v.min()), "p10": float(np.percentile(v, 10)), "median": float(np.median(v)),
+            "max": int(v.max())}
+
+
+def plot_gt_matches(path: Path, table: Any, minimum: int, img_resize: int, scene: str) -> None:
+    """Histogram of ground-truth coarse matches per pair, one colour per bucket, the drop threshold marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    data = table.dropna(subset=["gt_coarse_matches"])
+    if len(data):
+        top = max(int(data["gt_coarse_matches"].max()), minimum) + 1
+        bins = np.linspace(0, top, min(40, top) + 1)
+        for bucket, group in data.groupby("bucket"):
+            ax.hist(group["gt_coarse_matches"], bins=bins, alpha=0.6, label=f"{bucket} ({len(group)} pairs)")
+        ax.axvline(minimum, color="k", ls="--", lw=1, label=f"min_gt_matches = {minimum} (fewer: dropped)")
+        ax.legend(fontsize=8)
+    else:
+        ax.text(0.5, 0.5, "no pair with depth on both sides", ha="center", va="center", transform=ax.transAxes)
+    ax.set(xlabel=f"ground-truth coarse matches per pair at {img_resize} px (what LoFTR's supervision gets)",
+           ylabel="pairs", title=f"{scene}: ground truth per training pair")
+    fig.tight_layout()
+    save_figure(fig, path, dpi=100)
+
+
 def plot_overlaps(path: str | Path, overlaps: np.ndarray, buckets: list[list[float]], per_bucket: Mapping[str, int],
                   scene: str) -> None:
     """Histogram of the candidate pairs' overlap scores with the buckets shaded (PNG)."""
@@ -152,6 +214,7 @@ def main(conf: Mapping[str, Any], sparse_dir: str | Path, images_dir: str | Path
         status[v.name] = ("missing (no depth folder)" if depth_dir is None else
                           depth_status(depth_dir / f"{v.stem}.h5", v.width, v.height, conf["min_depth_coverage"]))
     has_depth = np.array([status[v.name] == "ok" for v in views])
+    valid_share = {v.name: valid_fraction(depth_dir / f"{v.stem}.h5") for v, ok in zip(views, has_depth) if ok}
     usable = has_depth if conf["require_depth"] else np.ones(len(views), bool)
     for v in views:
         if status[v.name] != "ok":
@@ -193,18 +256,38 @@ def main(conf: Mapping[str, Any], sparse_dir: str | Path, images_dir: str | Path
             stale.unlink()
     rng = np.random.default_rng(conf["seed"])
     per_bucket: dict[str, int] = {}
+    rows: list[dict[str, Any]] = []
+    dropped: list[dict[str, Any]] = []
     for (lo, hi), stem in zip(buckets, stems):
         chosen = [c for c in candidates if lo <= c[2] < hi]
         cap = conf["max_pairs_per_bucket"]
         if cap is not None and len(chosen) > cap:
             keep = np.sort(rng.choice(len(chosen), size=cap, replace=False))
             chosen = [chosen[k] for k in keep]
+        counts = gt_counts(views, chosen, images_dir, depth_dir, has_depth, conf["gt_img_resize"])
+        kept = []
+        for (i, j, ov), n_gt in zip(chosen, counts):
+            row = {"image0": views[i].name, "image1": views[j].name, "bucket": stem, "overlap": round(ov, 4),
+                   "gt_coarse_matches": n_gt, "valid0": valid_share.get(views[i].name), "valid1": valid_share.get(views[j].name)}
+            rows.append(row)
+            if n_gt is not None and n_gt < conf["min_gt_matches"]:
+                dropped.append(row)
+            else:
+                kept.append((i, j, ov))
         pair_infos = [(np.array([i, j], dtype=np.int64), np.float64(ov), central_match(views[i], views[j]))
-                      for i, j, ov in chosen]
+                      for i, j, ov in kept]
         save_scene_info(out_dir / f"{stem}.npz", {**arrays, "pair_infos": pair_infos})
         per_bucket[stem] = len(pair_infos)
         if not pair_infos:
             log.warning("%s: bucket [%g, %g) has no pairs", scene, lo, hi)
+    for row in dropped:
+        log.warning("%s: pair %s - %s (%s) dropped: %d ground-truth coarse matches at %s px < scene_info.min_gt_matches %d",
+                    scene, row["image0"], row["image1"], row["bucket"], row["gt_coarse_matches"], conf["gt_img_resize"],
+                    conf["min_gt_matches"])
+    import pandas as pd
+
+    pairs_table = pd.DataFrame(rows, columns=PAIR_COLUMNS)
+    pairs_table.to_csv(out_dir / "pairs.csv", index=False)
 
     np.savez(out_dir / "d2net_extras.npz", image_names=np.array(cov.names), depth_valid=has_depth,
              usable=usable, n_points3D=cov.n_points3D, overlap_matrix=cov.overlap,
@@ -214,17 +297,23 @@ def main(conf: Mapping[str, Any], sparse_dir: str | Path, images_dir: str | Path
         "scene": scene, "options": conf, "num_images": n, "num_depth_valid": int(has_depth.sum()),
         "num_usable": int(usable.sum()), "depth_status": status, "num_candidate_pairs": len(candidates),
         "pairs_per_bucket": per_bucket, "num_pairs": int(sum(per_bucket.values())),
+        "gt_img_resize": conf["gt_img_resize"], "min_gt_matches": conf["min_gt_matches"],
+        "gt_coarse_matches": _quantiles(pairs_table["gt_coarse_matches"].dropna()),
+        "num_dropped_few_gt_matches": len(dropped),
+        "dropped_few_gt_matches": [{k: r[k] for k in ("image0", "image1", "bucket", "gt_coarse_matches")} for r in dropped],
     }
     write_json(out_dir / "stats.json", stats, indent=2)
     if stats["num_pairs"] == 0:
+        few = f", {len(dropped)} dropped with fewer than {conf['min_gt_matches']} ground-truth matches" if dropped else ""
         raise MatchforgeError(
             f"no training pairs: {n} registered images, {int(has_depth.sum())} with valid depth, "
-            f"{len(candidates)} co-visible candidate pairs, none in the overlap buckets {buckets}",
+            f"{len(candidates)} co-visible candidate pairs, none kept in the overlap buckets {buckets}{few}",
             scene=scene, path=out_dir / "stats.json",
             fix="check the depth stage's qa.json (images without valid depth are left out) and the SfM model "
                 "(sfm/stats.json: registered photos and 3D points); widen scene_info.buckets or lower "
                 "scene_info.min_shared_points")
     plot_overlaps(out_dir / "overlap_hist.png", np.array([c[2] for c in candidates]), buckets, per_bucket, scene)
+    plot_gt_matches(out_dir / "gt_matches_hist.png", pairs_table, conf["min_gt_matches"], conf["gt_img_resize"], scene)
     log.info("%s: %d/%d images with depth, %d pairs in buckets %s", scene, int(has_depth.sum()), n,
              stats["num_pairs"], per_bucket)
     return stats

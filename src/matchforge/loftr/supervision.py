@@ -74,14 +74,10 @@ def _cell_index(pts_c: torch.Tensor, h: int, w: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def coarse_supervision(data: dict[str, Any], stride: int = 8, depth_check: bool = False) -> dict[str, Any]:
-    """Add ``conf_matrix_gt`` (N, L, S), ``spv_b_ids/i_ids/j_ids``, ``spv_w_pt0_i``, ``spv_pt1_i`` to ``data``.
-
-    Needs ``image0/1``, ``depth0/1``, ``T_0to1``, ``T_1to0``, ``K0/1`` and optionally ``scale0/1``
-    and coarse ``mask0/1``. With no ground-truth match in the batch the ids are a single dummy
-    (0, 0, 0) so that the matcher's ground-truth padding still works; the loss gives it no weight
-    because ``conf_matrix_gt`` stays all zero.
-    """
+def coarse_ground_truth(data: dict[str, Any], stride: int = 8, depth_check: bool = False) -> dict[str, torch.Tensor]:
+    """The ground-truth coarse matches of a batch: ``b_ids``, ``i_ids``, ``j_ids`` (possibly empty), the warped
+    cell centres ``w_pt0`` (N, L, 2) and the cell centres ``pt1`` (N, S, 2), original-image pixels.
+    Inputs as :func:`coarse_supervision`."""
     device = data["image0"].device
     n, _, H0, W0 = data["image0"].shape
     _, _, H1, W1 = data["image1"].shape
@@ -112,8 +108,24 @@ def coarse_supervision(data: dict[str, Any], stride: int = 8, depth_check: bool 
     correct[:, 0] = False
 
     b_ids, i_ids = torch.where(correct)
-    j_ids = nearest1[b_ids, i_ids]
-    conf_gt = torch.zeros(n, h0 * w0, h1 * w1, device=device)
+    return {"b_ids": b_ids, "i_ids": i_ids, "j_ids": nearest1[b_ids, i_ids], "w_pt0": w_pt0, "pt1": pt1}
+
+
+@torch.no_grad()
+def coarse_supervision(data: dict[str, Any], stride: int = 8, depth_check: bool = False) -> dict[str, Any]:
+    """Add ``conf_matrix_gt`` (N, L, S), ``spv_b_ids/i_ids/j_ids``, ``spv_w_pt0_i``, ``spv_pt1_i`` to ``data``.
+
+    Needs ``image0/1``, ``depth0/1``, ``T_0to1``, ``T_1to0``, ``K0/1`` and optionally ``scale0/1``
+    and coarse ``mask0/1``. With no ground-truth match in the batch the ids are a single dummy
+    (0, 0, 0) so that the matcher's ground-truth padding still works; the loss gives it no weight
+    because ``conf_matrix_gt`` stays all zero.
+    """
+    gt = coarse_ground_truth(data, stride, depth_check)
+    b_ids, i_ids, j_ids, w_pt0, pt1 = gt["b_ids"], gt["i_ids"], gt["j_ids"], gt["w_pt0"], gt["pt1"]
+    n, _, H0, W0 = data["image0"].shape
+    _, _, H1, W1 = data["image1"].shape
+    device = data["image0"].device
+    conf_gt = torch.zeros(n, (H0 // stride) * (W0 // stride), (H1 // stride) * (W1 // stride), device=device)
     conf_gt[b_ids, i_ids, j_ids] = 1
     if len(b_ids) == 0:
         log.warning("no ground-truth coarse match in pairs %s", data.get("pair_names"))
@@ -133,3 +145,15 @@ def fine_supervision(data: dict[str, Any]) -> dict[str, Any]:
     gt = (data["spv_w_pt0_i"][b, i] - data["spv_pt1_i"][b, j]) / scale / radius
     data["expec_f_gt"] = gt
     return data
+
+
+@torch.no_grad()
+def coarse_match_counts(records: list[Any], img_resize: int | None, depth_check: bool = False) -> list[int]:
+    """Ground-truth coarse matches of each pair (``PairRecord`` s with depth) at the training resolution
+    ``img_resize``: exactly what :func:`coarse_supervision` gives training for that pair."""
+    from torch.utils.data import default_collate
+
+    from matchforge.loftr.data import PairDataset
+
+    data = PairDataset(records, img_resize=img_resize, depth_max_size=None)
+    return [len(coarse_ground_truth(default_collate([data[k]]), depth_check=depth_check)["b_ids"]) for k in range(len(data))]
