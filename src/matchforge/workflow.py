@@ -250,6 +250,10 @@ def check_references(config: Mapping[str, Any]) -> None:
                                   f"'{depth['backend']}' depth backend", fix="set depth.backend: depth_anything; " + fix)
         if s in single and entry.get("colmap"):
             raise MatchforgeError(f"scene '{s}' has single_images: true and a COLMAP project", fix="drop one of them; " + fix)
+        if depth["backend"] == "mvs":
+            from matchforge.depth.mvs import require_cuda
+
+            require_cuda(s)
         run = depth["shape"]["run"]
         if run is not None and run not in (config["shiftfocal"].get("runs") or {}):
             raise MatchforgeError(f"scene '{s}': depth.shape.run names unknown shift/focal run '{run}'",

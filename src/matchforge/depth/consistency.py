@@ -56,34 +56,36 @@ def covisible_neighbours(scene: Scene, top_k: int) -> dict[str, list[str]]:
     return out
 
 
-def votes(depth_i: np.ndarray, view_i: View, depth_j: np.ndarray, view_j: View, rel_threshold: float) -> np.ndarray:
-    """(H, W) bool of ``view_i``: pixels whose depth ``view_j`` confirms (see the module docstring)."""
-    rows, cols = np.nonzero(depth_i > 0)
-    d = depth_i[rows, cols].astype(np.float64)
-    pix = np.stack([cols + 0.5, rows + 0.5, np.ones_like(d)])  # pixel centres, COLMAP convention
-    X_i = (np.linalg.inv(view_i.K) @ pix) * d  # (3, N) in camera i
-    T = view_j.T_cw @ np.linalg.inv(view_i.T_cw)  # camera i -> camera j
-    X_j = T[:3, :3] @ X_i + T[:3, 3:4]
-    z = X_j[2]
-    out = np.zeros(depth_i.shape, bool)
-    front = z > 1e-9
-    x = view_j.K @ X_j[:, front]
-    u, v = np.floor(x[0] / x[2]).astype(np.int64), np.floor(x[1] / x[2]).astype(np.int64)
-    inside = (u >= 0) & (u < view_j.width) & (v >= 0) & (v < view_j.height)
-    idx = np.flatnonzero(front)[inside]
-    d_j = depth_j[v[inside], u[inside]].astype(np.float64)
-    ok = (d_j > 0) & (np.abs(z[idx] - d_j) <= rel_threshold * d_j)
-    out[rows[idx[ok]], cols[idx[ok]]] = True
-    return out
+def _affine(M: np.ndarray, x: np.ndarray, y: np.ndarray, z: np.ndarray) -> list[np.ndarray]:
+    """Rows of ``M[:, :3] @ [x, y, z] + M[:, 3]`` for a (3, 4) ``M``, row by row: for 3 x N products this is several
+    times faster than a BLAS call, whose threads only add overhead here."""
+    return [M[r, 0] * x + M[r, 1] * y + M[r, 2] * z + M[r, 3] for r in range(3)]
 
 
 def filter_depth(depth: np.ndarray, view: View, neighbours: list[tuple[np.ndarray, View]],
                  rel_threshold: float, min_views: int) -> np.ndarray:
-    """``depth`` with every pixel that fewer than ``min_views`` neighbours confirm set to 0."""
-    count = np.zeros(depth.shape, np.int32)
+    """``depth`` with every pixel that fewer than ``min_views`` neighbours confirm set to 0 (module docstring)."""
+    rows, cols = np.nonzero(depth > 0)
+    d = depth[rows, cols].astype(np.float64)
+    Ki = np.linalg.inv(view.K)  # PINHOLE: no skew
+    # pixel centres (COLMAP convention) -> camera ray times depth -> world
+    xc = ((cols + 0.5) * Ki[0, 0] + Ki[0, 2]) * d
+    yc = ((rows + 0.5) * Ki[1, 1] + Ki[1, 2]) * d
+    world = _affine(np.linalg.inv(view.T_cw)[:3], xc, yc, d)
+    count = np.zeros(len(d), np.int32)
     for depth_j, view_j in neighbours:
-        count += votes(depth, view, depth_j, view_j, rel_threshold)
-    return np.where(count >= min_views, depth, np.float32(0)).astype(np.float32)
+        px, py, z = _affine(view_j.K @ view_j.T_cw[:3], *world)  # z: the depth in camera j
+        with np.errstate(divide="ignore", invalid="ignore"):
+            u = np.floor(px / z)
+            v = np.floor(py / z)
+        idx = np.flatnonzero((z > 1e-9) & (u >= 0) & (u < view_j.width) & (v >= 0) & (v < view_j.height))
+        d_j = depth_j[v[idx].astype(np.int64), u[idx].astype(np.int64)].astype(np.float64)
+        agree = (d_j > 0) & (np.abs(z[idx] - d_j) <= rel_threshold * d_j)
+        count[idx[agree]] += 1
+    out = np.zeros(depth.shape, np.float32)
+    keep = count >= min_views
+    out[rows[keep], cols[keep]] = depth[rows[keep], cols[keep]]
+    return out
 
 
 def main(conf: Mapping[str, Any], sfm_dir: str | Path, aligned_dir: str | Path, h5_dir: str | Path,

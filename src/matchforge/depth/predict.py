@@ -1,4 +1,4 @@
-"""``matchforge depth``: raw depth per undistorted image of a scene (backend ``sparse`` or ``depth_anything``).
+"""``matchforge depth``: raw depth per undistorted image of a scene (backend ``sparse``, ``depth_anything`` or ``mvs``).
 
 Writes ``<out>/raw/{stem}.png`` (16-bit, invertible, see :mod:`matchforge.depth.rawpng`) at the
 undistorted image size and ``<out>/preview/{stem}.jpg``. The model is loaded once per scene and run in
@@ -83,6 +83,10 @@ def main(conf: Mapping[str, Any], sfm_dir: str | Path, out_dir: str | Path, scen
     Returns a summary dict (also logged): backend, kind, number of images, seconds.
     """
     conf = with_defaults(conf)
+    if conf["backend"] == "mvs":
+        from matchforge.depth.mvs import require_cuda
+
+        require_cuda(scene)  # before anything is read or written
     sfm_dir, out_dir = Path(sfm_dir), Path(out_dir)
     model = load_sfm(sfm_dir, scene)
     raw_dir, preview_dir = out_dir / "raw", out_dir / "preview"
@@ -109,6 +113,13 @@ def main(conf: Mapping[str, Any], sfm_dir: str | Path, out_dir: str | Path, scen
 
         for name, dmap in tqdm(net.predict(images()), total=len(views), desc=f"depth {scene or ''}", unit="img"):
             _write(raw_dir, preview_dir, views[name].stem, dmap, kind, meta)  # dense: no background needed
+    elif backend == "mvs":
+        from matchforge.depth.mvs import patch_match
+
+        kind, meta = "sfm", {"backend": "mvs", "options": conf["mvs"]}
+        for name, dmap in tqdm(patch_match(conf["mvs"], sfm_dir, model, out_dir, scene), total=len(views),
+                               desc=f"mvs depth {scene or ''}", unit="img"):
+            _write(raw_dir, preview_dir, views[name].stem, dmap, kind, meta, read_rgb(sfm_dir / "images" / name, views[name], scene))
     else:  # the schema rejects other values; keep a clear message for hand-written --conf
         raise ValueError(f"unknown depth backend {backend!r}")
     summary = {"scene": scene, "backend": backend, "kind": kind, "num_images": len(views),

@@ -83,7 +83,7 @@ def main(conf: Mapping[str, Any], sfm_dir: str | Path, raw_dir: str | Path, h5_d
         z = model.camera_points(view)[:, 2]
         hold = holdout_mask(view.point_ids, pct) & (z > 0)
         raw, meta = read_raw(raw_dir / f"{view.stem}.png")
-        if meta["kind"] == "sfm":
+        if meta.get("backend", "sparse" if meta["kind"] == "sfm" else "") == "sparse":
             # the H5 holds the held-out points themselves: densify again without them
             fit = ~hold & (z > 0)
             redo = np.nan_to_num(densify(view.height, view.width, view.xy[fit], z[fit], conf["sparse"]), nan=0.0)
