@@ -9,7 +9,7 @@ from snakemake.utils import validate
 
 from matchforge.conf import deep_merge, scene_conf, to_json
 from matchforge.errors import MatchforgeError
-from matchforge.evaluation.testsets import testset_available as _testset_available
+from matchforge.evaluation.testsets import matching_options, testset_available as _testset_available
 from matchforge.loftr import PRETRAINED as _PRETRAINED
 from matchforge.sfm.inputs import photo_signature
 from matchforge.training.engine import engine_options, strip_options
@@ -237,25 +237,25 @@ def loftr_init_input(wc):
     return {"init": init} if init and (LOFTR["runs"][wc.run]["init_weights"] in LOFTR["runs"] or present(init)) else {}
 
 
-def loftr_before_input(wc):
-    """A fine-tuning run's initial weights, and when they are another configured run that is evaluated on
-    the same test set, that evaluation (the "before" numbers are then read, not computed twice)."""
-    out = loftr_init_input(wc)
-    init = LOFTR["runs"][wc.run]["init_weights"]
-    if init in LOFTR["runs"] and wc.testset in LOFTR["runs"][init]["testsets"]:
-        out["before_result"] = f"results/eval/loftr/{init}/{wc.testset}.json"
-    return out
+def loftr_init_weights(wc, input):
+    """What the initial-weights matching loads: the file, or the kornia name (downloaded once)."""
+    return input.init if "init" in input.keys() else LOFTR["runs"][wc.run]["init_weights"]
 
 
-def loftr_before_arg(wc, input):
-    """--before (the run's initial weights, evaluated in the same job; kornia names download once), or
-    --before-result (the initial run's own evaluation on the same test set)."""
+def loftr_before_matches(wc):
+    """A fine-tuning run's "before": the matches of its initial weights on the same test set, which for another
+    configured run are that run's own match file (matched once, whichever run asks first)."""
     init = LOFTR["runs"][wc.run]["init_weights"]
     if not init:
-        return ""
-    if "before_result" in input.keys():
-        return f"--before-result {shlex.quote(input.before_result)}"
-    return f"--before {shlex.quote(input.init if 'init' in input.keys() else init)}"
+        return {}
+    if init in LOFTR["runs"]:
+        return {"before": f"results/eval/matches/loftr/{init}/{wc.testset}.h5"}
+    return {"before": f"results/eval/matches/loftr-init/{wc.run}/{wc.testset}.h5"}
+
+
+def sift_ratio_label():
+    b = LOFTR["baseline"]
+    return f"sift (mutual NN + ratio {b['ratio']:g}, {b['max_keypoints']} kp)"
 
 
 def loftr_testset_conf(wc):
@@ -291,7 +291,7 @@ def loftr_targets():
                 out += [f"results/eval/loftr/{run}/{ts}.json", f"results/eval/loftr/{run}/{ts}_matches.jpg"]
                 used.add(ts)
     if LOFTR["baseline"]["enabled"]:
-        out += [f"results/eval/sift/relpose/{ts}{f}" for ts in sorted(used) for f in (".json", "_matches.jpg")]
+        out += [f"results/eval/sift/ratio/{ts}{f}" for ts in sorted(used) for f in (".json", "_matches.jpg")]
     return out
 
 
@@ -361,15 +361,19 @@ def pf_train_args(wc):
 def pf_compare(wc):
     """The SIFT curve drawn beside PoSFeat's in homography plots."""
     if PF["sift_baseline"] and PF_TESTSETS[wc.pftestset]["type"] == "homography":
-        return {"sift": f"results/eval/sift/baseline/{wc.pftestset}.json"}
+        return {"sift": f"results/eval/sift/mnn/{wc.pftestset}.json"}
     return {}
+
+
+def sift_mnn_label():
+    return f"sift (mutual NN, {PF['extract']['num_pts']} kp at {PF['extract']['max_size'] or 'full'} px)"
 
 
 def pf_targets():
     out = [f"results/eval/posfeat/{run}/{t}.json" for run, spec in PF_RUNS.items() for t in spec["testsets"]]
     if PF["sift_baseline"]:
         used = sorted({t for spec in PF_RUNS.values() for t in spec["testsets"]})
-        out += [f"results/eval/sift/baseline/{t}.json" for t in used]
+        out += [f"results/eval/sift/mnn/{t}.json" for t in used]
     return out
 
 

@@ -58,12 +58,57 @@ rule loftr_train:
         " --conf {params.conf:q} --engine {resources.engine:q} > {log:q} 2>&1"
 
 
-rule loftr_eval:
+# Evaluation in two steps (docs/evaluation.md): match every pair of a test set once (match-pairs -> an hloc-style
+# match file), then score the stored matches (score). Editing a scoring option (ransac_thresh, epi_err_thr,
+# ransac_frame) reruns only the scoring; a fine-tuning run's "before" numbers are one more match file.
+
+
+rule loftr_match:
     input:
         unpack(loftr_testset_inputs),
-        unpack(loftr_before_input),
         weights="results/models/loftr/{run}/weights.pt",
         meta="results/models/loftr/{run}/model.json",
+    output:
+        "results/eval/matches/loftr/{run}/{testset}.h5",
+    params:
+        testset=lambda wc: to_json(matching_options(LOFTR["testsets"][wc.testset])),
+        matcher=lambda wc, input: to_json({"name": "loftr", "weights": input.weights}),
+        dataset=loftr_dataset_arg,
+    log:
+        "logs/loftr/{run}/match_{testset}.log",
+    benchmark:
+        "benchmarks/loftr/{run}/match_{testset}.tsv"
+    resources:
+        gpu=lambda wc: LOFTR["runs"][wc.run]["eval_gpus"],
+        mem_mb=8000,
+    conda:
+        "../envs/train.yaml"
+    shell:
+        "{MF} match-pairs --name {wildcards.testset} --testset {params.testset:q} --matcher {params.matcher:q}"
+        " {params.dataset} --out {output:q} > {log:q} 2>&1"
+
+
+use rule loftr_match as loftr_init_match with:
+    input:
+        unpack(loftr_testset_inputs),
+        unpack(loftr_init_input),
+    output:
+        "results/eval/matches/loftr-init/{run}/{testset}.h5",
+    params:
+        testset=lambda wc: to_json(matching_options(LOFTR["testsets"][wc.testset])),
+        matcher=lambda wc, input: to_json({"name": "loftr", "weights": loftr_init_weights(wc, input)}),
+        dataset=loftr_dataset_arg,
+    log:
+        "logs/loftr/{run}/match_init_{testset}.log",
+    benchmark:
+        "benchmarks/loftr/{run}/match_init_{testset}.tsv"
+
+
+rule loftr_score:
+    input:
+        unpack(loftr_testset_inputs),
+        unpack(loftr_before_matches),
+        matches="results/eval/matches/loftr/{run}/{testset}.h5",
     output:
         json="results/eval/loftr/{run}/{testset}.json",
         vis=report("results/eval/loftr/{run}/{testset}_matches.jpg", category="Matches", subcategory="{testset}",
@@ -71,43 +116,61 @@ rule loftr_eval:
     params:
         testset=loftr_testset_conf,
         dataset=loftr_dataset_arg,
-        before=loftr_before_arg,
+        before=lambda wc, input: f"--before {input.before}" if "before" in input.keys() else "",
     log:
-        "logs/loftr/{run}/eval_{testset}.log",
-    benchmark:
-        "benchmarks/loftr/{run}/eval_{testset}.tsv"
-    resources:
-        gpu=lambda wc: LOFTR["runs"][wc.run]["eval_gpus"],
-        mem_mb=8000,
-    conda:
-        "../envs/train.yaml"
-    shell:
-        "{MF} loftr-eval --name {wildcards.testset} --testset {params.testset:q} --weights {input.weights:q}"
-        " {params.before} {params.dataset} --out {output.json:q} --vis {output.vis:q} > {log:q} 2>&1"
-
-
-rule loftr_sift_eval:
-    input:
-        unpack(loftr_testset_inputs),
-    output:
-        json="results/eval/sift/relpose/{testset}.json",
-        vis=report("results/eval/sift/relpose/{testset}_matches.jpg", category="Matches", subcategory="{testset}",
-                   caption="../workflow/report/matches.rst"),
-    params:
-        testset=loftr_testset_conf,
-        baseline=lambda wc: to_json(LOFTR["baseline"]),
-        dataset=loftr_dataset_arg,
-    log:
-        "logs/sift/relpose_{testset}.log",
-    benchmark:
-        "benchmarks/sift/relpose_{testset}.tsv"
+        "logs/loftr/{run}/score_{testset}.log",
     resources:
         mem_mb=4000,
     conda:
-        "../envs/train.yaml"
+        "../envs/sfm.yaml"
     shell:
-        "{MF} loftr-eval --name {wildcards.testset} --testset {params.testset:q} --baseline sift"
-        " --baseline-conf {params.baseline:q} {params.dataset} --out {output.json:q} --vis {output.vis:q} > {log:q} 2>&1"
+        "{MF} score --name {wildcards.testset} --label loftr/{wildcards.run} --testset {params.testset:q}"
+        " --matches {input.matches:q} {params.before} {params.dataset} --out {output.json:q} --vis {output.vis:q} > {log:q} 2>&1"
+
+
+rule sift_ratio_match:
+    input:
+        unpack(loftr_testset_inputs),
+    output:
+        "results/eval/matches/sift/ratio/{testset}.h5",
+    params:
+        testset=lambda wc: to_json(matching_options(LOFTR["testsets"][wc.testset])),
+        matcher=lambda wc: to_json({"name": "sift", **{k: v for k, v in LOFTR["baseline"].items() if k != "enabled"}}),
+        dataset=loftr_dataset_arg,
+    log:
+        "logs/sift/ratio/match_{testset}.log",
+    benchmark:
+        "benchmarks/sift/ratio/match_{testset}.tsv"
+    resources:
+        mem_mb=4000,
+    conda:
+        "../envs/sfm.yaml"
+    shell:
+        "{MF} match-pairs --name {wildcards.testset} --testset {params.testset:q} --matcher {params.matcher:q}"
+        " {params.dataset} --out {output:q} > {log:q} 2>&1"
+
+
+rule sift_ratio_score:
+    input:
+        unpack(loftr_testset_inputs),
+        matches="results/eval/matches/sift/ratio/{testset}.h5",
+    output:
+        json="results/eval/sift/ratio/{testset}.json",
+        vis=report("results/eval/sift/ratio/{testset}_matches.jpg", category="Matches", subcategory="{testset}",
+                   caption="../workflow/report/matches.rst"),
+    params:
+        testset=loftr_testset_conf,
+        dataset=loftr_dataset_arg,
+        label=lambda wc: sift_ratio_label(),
+    log:
+        "logs/sift/ratio/score_{testset}.log",
+    resources:
+        mem_mb=4000,
+    conda:
+        "../envs/sfm.yaml"
+    shell:
+        "{MF} score --name {wildcards.testset} --label {params.label:q} --testset {params.testset:q}"
+        " --matches {input.matches:q} {params.dataset} --out {output.json:q} --vis {output.vis:q} > {log:q} 2>&1"
 
 
 TARGETS["loftr"] = loftr_targets

@@ -4,6 +4,8 @@
 PF = config["posfeat"]
 PF_RUNS = PF["runs"]
 PF_TESTSETS = PF["testsets"]
+PF_MATCHED = [t for t, spec in PF_TESTSETS.items() if spec["type"] in ("pose", "homography")]
+PF_RECONSTRUCTION = [t for t, spec in PF_TESTSETS.items() if spec["type"] == "reconstruction"]
 
 
 
@@ -90,65 +92,138 @@ rule sift_extract:
     input:
         data=pf_testset_input,
     output:
-        "results/eval/sift/baseline/features/{pftestset}.h5",
+        "results/eval/sift/mnn/features/{pftestset}.h5",
     params:
         conf=lambda wc: to_json({"max_size": PF["extract"]["max_size"], "num_pts": PF["extract"]["num_pts"],
                                  "method": "sift"}),
         testset=lambda wc: to_json(pf_testset(wc.pftestset)),
     log:
-        "logs/sift/baseline/extract_{pftestset}.log",
+        "logs/sift/mnn/extract_{pftestset}.log",
     conda:
         "../envs/sfm.yaml"
     benchmark:
-        "benchmarks/sift/baseline/extract_{pftestset}.tsv"
+        "benchmarks/sift/mnn/extract_{pftestset}.tsv"
     resources:
         mem_mb=4000,
     shell:
         "{MF} extract --testset {params.testset:q} --out {output:q} --conf {params.conf:q} > {log:q} 2>&1"
 
 
-rule posfeat_eval:
+# Pose and homography test sets: export the mutual-NN matches of the stored features, then score them, as for
+# LoFTR (docs/evaluation.md); reconstruction test sets map the features directly.
+
+
+rule posfeat_match:
+    wildcard_constraints:
+        pftestset=one_of(PF_MATCHED),
+    input:
+        features="results/eval/posfeat/{pfrun}/features/{pftestset}.h5",
+        data=pf_testset_input,
+    output:
+        "results/eval/matches/posfeat/{pfrun}/{pftestset}.h5",
+    params:
+        testset=lambda wc: to_json(matching_options(pf_testset(wc.pftestset))),
+        matcher=lambda wc, input: to_json({"name": "features", "features": input.features,
+                                           "working_size": pf_run_conf(wc.pfrun)["extract"]["max_size"]}),
+    log:
+        "logs/posfeat/{pfrun}/match_{pftestset}.log",
+    conda:
+        "../envs/sfm.yaml"
+    resources:
+        mem_mb=4000,
+    shell:
+        "{MF} match-pairs --name {wildcards.pftestset} --testset {params.testset:q} --matcher {params.matcher:q}"
+        " --out {output:q} > {log:q} 2>&1"
+
+
+use rule posfeat_match as sift_mnn_match with:
+    input:
+        features="results/eval/sift/mnn/features/{pftestset}.h5",
+        data=pf_testset_input,
+    output:
+        "results/eval/matches/sift/mnn/{pftestset}.h5",
+    params:
+        testset=lambda wc: to_json(matching_options(pf_testset(wc.pftestset))),
+        matcher=lambda wc, input: to_json({"name": "features", "features": input.features, "working_size": PF["extract"]["max_size"]}),
+    log:
+        "logs/sift/mnn/match_{pftestset}.log",
+
+
+rule posfeat_score:
+    wildcard_constraints:
+        pftestset=one_of(PF_MATCHED),
     input:
         unpack(pf_compare),
-        features="results/eval/posfeat/{pfrun}/features/{pftestset}.h5",
+        matches="results/eval/matches/posfeat/{pfrun}/{pftestset}.h5",
         data=pf_testset_input,
     output:
         "results/eval/posfeat/{pfrun}/{pftestset}.json",
     params:
         testset=lambda wc: to_json(pf_testset(wc.pftestset)),
         compare=lambda wc, input: " ".join(f"{k}={input[k]}" for k in pf_compare(wc)),
+        label="posfeat/{pfrun}",
     log:
-        "logs/posfeat/{pfrun}/eval_{pftestset}.log",
+        "logs/posfeat/{pfrun}/score_{pftestset}.log",
     conda:
         "../envs/sfm.yaml"
-    benchmark:
-        "benchmarks/posfeat/{pfrun}/eval_{pftestset}.tsv"
     resources:
-        mem_mb=8000,
+        mem_mb=4000,
     shell:
-        "{MF} posfeat-eval --testset {params.testset:q} --features {input.features:q} --out {output:q}"
-        " --label posfeat/{wildcards.pfrun} --compare {params.compare} > {log:q} 2>&1"
+        "{MF} score --name {wildcards.pftestset} --label {params.label:q} --testset {params.testset:q} --matches {input.matches:q}"
+        " --out {output:q} --compare {params.compare} > {log:q} 2>&1"
 
 
-rule sift_eval:
+use rule posfeat_score as sift_mnn_score with:
     input:
-        features="results/eval/sift/baseline/features/{pftestset}.h5",
+        matches="results/eval/matches/sift/mnn/{pftestset}.h5",
         data=pf_testset_input,
     output:
-        "results/eval/sift/baseline/{pftestset}.json",
+        "results/eval/sift/mnn/{pftestset}.json",
     params:
         testset=lambda wc: to_json(pf_testset(wc.pftestset)),
+        compare="",
+        label=lambda wc: sift_mnn_label(),
     log:
-        "logs/sift/baseline/eval_{pftestset}.log",
+        "logs/sift/mnn/score_{pftestset}.log",
+
+
+rule posfeat_reconstruct:
+    wildcard_constraints:
+        pftestset=one_of(PF_RECONSTRUCTION),
+    input:
+        features="results/eval/posfeat/{pfrun}/features/{pftestset}.h5",
+        data=pf_testset_input,
+    output:
+        "results/eval/posfeat/{pfrun}/{pftestset}.json",
+    params:
+        testset=lambda wc: to_json(pf_testset(wc.pftestset)),
+        label="posfeat/{pfrun}",
+    log:
+        "logs/posfeat/{pfrun}/reconstruct_{pftestset}.log",
     conda:
         "../envs/sfm.yaml"
     benchmark:
-        "benchmarks/sift/baseline/eval_{pftestset}.tsv"
+        "benchmarks/posfeat/{pfrun}/reconstruct_{pftestset}.tsv"
     resources:
         mem_mb=8000,
     shell:
-        "{MF} posfeat-eval --testset {params.testset:q} --features {input.features:q} --out {output:q}"
-        " --label sift > {log:q} 2>&1"
+        "{MF} reconstruct-eval --testset {params.testset:q} --features {input.features:q} --out {output:q}"
+        " --label {params.label:q} > {log:q} 2>&1"
+
+
+use rule posfeat_reconstruct as sift_mnn_reconstruct with:
+    input:
+        features="results/eval/sift/mnn/features/{pftestset}.h5",
+        data=pf_testset_input,
+    output:
+        "results/eval/sift/mnn/{pftestset}.json",
+    params:
+        testset=lambda wc: to_json(pf_testset(wc.pftestset)),
+        label=lambda wc: sift_mnn_label(),
+    log:
+        "logs/sift/mnn/reconstruct_{pftestset}.log",
+    benchmark:
+        "benchmarks/sift/mnn/reconstruct_{pftestset}.tsv"
 
 
 TARGETS["posfeat"] = pf_targets

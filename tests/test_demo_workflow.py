@@ -57,17 +57,23 @@ def test_every_stage_runs_on_the_demo(demo_run):
     expected_relpose = ({("loftr", run, ts) for run, rc in config["loftr"]["runs"].items() for ts in rc["testsets"]}
                         | {("loftr", f"{run} (before)", ts) for run, rc in config["loftr"]["runs"].items()
                            if rc.get("init_weights") for ts in rc["testsets"]}
-                        | {("sift", "relpose", ts) for ts in loftr_ts})
+                        | {("sift", "ratio", ts) for ts in loftr_ts})
     by_type = {}
     for run, rc in config["posfeat"]["runs"].items():
         for ts in rc["testsets"]:
-            by_type.setdefault(config["posfeat"]["testsets"][ts]["type"], set()).update({("posfeat", run, ts), ("sift", "baseline", ts)})
+            by_type.setdefault(config["posfeat"]["testsets"][ts]["type"], set()).update({("posfeat", run, ts), ("sift", "mnn", ts)})
     assert rows["relpose"] == expected_relpose | by_type["pose"]
     assert rows["homography"] == by_type["homography"] and rows["reconstruction"] == by_type["reconstruction"]
     assert rows["shape"] == {("shiftfocal", run, ts) for run, rc in config["shiftfocal"]["runs"].items() for ts in rc["testsets"]}
-    assert tables["relpose"][["auc@5", "auc@10", "auc@20", "precision", "num_matches"]].notna().all().all()
+    assert tables["relpose"][["auc@5", "auc@10", "auc@20", "precision", "inlier_ratio", "num_matches"]].notna().all().all()
     assert tables["relpose"]["precision"].between(0, 100).all() and (tables["relpose"]["precision"] > 1).any()  # percent
-    assert tables["homography"][["mma@1", "mma@3", "mma@5", "mma@10"]].stack().between(0, 1).all()
+    assert tables["relpose"]["auc@10_ci"].str.match(r"^\[\d+\.\d, \d+\.\d\]$").all()  # an interval on every score
+    few = tables["relpose"][tables["relpose"]["num_pairs"] < 10]
+    assert len(few) and few["note"].str.contains("< 10").all()  # demo_test has 2 pairs: flagged
+    assert set(tables["relpose"][tables["relpose"]["family"] == "sift"]["method"]) == {
+        "sift (mutual NN + ratio 0.8, 4096 kp)", "sift (mutual NN, 2048 kp at 480 px)"}  # each protocol by its name
+    assert tables["homography"][["mma@1", "mma@3", "mma@5", "mma@10"]].stack().between(0, 100).all()  # percent
+    assert tables["homography"][["h_ransac_auc@1", "h_dlt_auc@5"]].notna().all().all()
     # with the scene's known cameras SIFT (480 px, about 1400 keypoints) maps at least half of the 10 demo photos
     # (7 and 10 in two runs) and more than the untrained PoSFeat (3-4)
     rec = tables["reconstruction"].set_index("family")
@@ -93,8 +99,9 @@ def test_demo_loftr_learns_and_fine_tunes(demo_run):
         assert learned["num_matches"] >= 15 and learned["precision"] >= 35, (run, learned["num_matches"], learned["precision"])
     ft = json.loads((results / "eval" / "loftr" / "demo_ds_ft" / "demo_train.json").read_text())
     before = json.loads((results / "eval" / "loftr" / "demo_ds" / "demo_train.json").read_text())
-    # before = demo_ds on the same pairs: its own evaluation, read rather than computed twice
-    assert ft["before"]["weights"].endswith("demo_ds/weights.pt") and ft["before"]["from"].endswith("demo_ds/demo_train.json")
+    # before = demo_ds on the same pairs: demo_ds's own match file, matched once and scored for both
+    assert ft["before"]["matches"] == "results/eval/matches/loftr/demo_ds/demo_train.h5" == before["matches"]
+    assert ft["before"]["auc@10"] == before["auc@10"] and ft["vs_before"]["auc@10"] in ("overlap", "better", "worse")
     assert [(p["image0"], p["image1"]) for p in ft["pairs"]] == [(p["image0"], p["image1"]) for p in before["pairs"]]
     table = pd.read_csv(results / "summary" / "relpose.csv")
     rows = table[table["testset"] == "demo_test"]
@@ -106,12 +113,24 @@ def test_demo_is_up_to_date_and_reports(demo_run):
     work, cmd = demo_run
     proc = subprocess.run(cmd + ["-n"], capture_output=True, text=True, check=True)
     assert "Nothing to be done" in proc.stdout + proc.stderr
-    # edits that change nothing a job computes plan nothing: the photo folder spelt absolute with a trailing
-    # slash, and engine options of a finished training run (workers, checkpoint frequency)
+    # a scoring option of a test set rescores the stored matches: no matching job is planned
+    from test_workflow import planned_jobs
+
     config_file = work / "config" / "config.yaml"
     original = config_file.read_text()
     import yaml
 
+    edited = yaml.safe_load(original)
+    edited["loftr"]["testsets"]["demo_test"]["ransac_thresh"] = 1.0
+    config_file.write_text(yaml.safe_dump(edited))
+    try:
+        jobs = planned_jobs(subprocess.run(cmd + ["-n"], capture_output=True, text=True, check=True))
+    finally:
+        config_file.write_text(original)
+    assert jobs.get("loftr_score") == 3 and jobs.get("sift_ratio_score") == 1, jobs
+    assert not {k for k in jobs if "match" in k}, jobs
+    # edits that change nothing a job computes plan nothing: the photo folder spelt absolute with a trailing
+    # slash, and engine options of a finished training run (workers, checkpoint frequency)
     edited = yaml.safe_load(original)
     edited["scenes"]["sacre_coeur"]["images"] = str(work / edited["scenes"]["sacre_coeur"]["images"]) + "/"
     edited["loftr"]["runs"]["demo_ds"].update(num_workers=1, checkpoint_every_n_steps=7, checkpoint_minutes=3)

@@ -11,9 +11,9 @@ import pytest
 
 from conftest import REPO
 
-STAGES = ["sfm", "depth", "align-depth", "depth-qa", "depth-shape", "scene-info", "dataset", "loftr-train", "loftr-eval",
-          "match", "posfeat-train", "extract", "posfeat-eval", "shiftfocal-data", "shiftfocal-train", "shiftfocal-eval",
-          "summarize", "recover-shape"]
+STAGES = ["sfm", "depth", "align-depth", "depth-consistency", "depth-qa", "depth-shape", "scene-info", "dataset",
+          "loftr-train", "match-pairs", "score", "match", "posfeat-train", "extract", "reconstruct-eval", "shiftfocal-data",
+          "shiftfocal-train", "shiftfocal-eval", "summarize", "recover-shape"]
 
 
 @pytest.fixture(scope="module")

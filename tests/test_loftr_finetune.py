@@ -59,27 +59,24 @@ def test_fine_tuning_starts_from_exactly_the_given_weights(pretrained, tmp_path)
     assert any(not torch.equal(init[k], tuned[k]) for k in init if k.startswith("loftr_coarse."))
 
 
-def test_before_and_after_are_evaluated_on_the_same_pairs(pretrained, tmp_path):
-    from matchforge.loftr.evaluate import main as eval_main
+def test_before_is_one_more_match_file_scored_on_the_same_pairs(pretrained, tmp_path):
+    """A fine-tuning run's "before" numbers: its initial weights' matches of the same test set, scored by the same
+    code; the verdict says whether the 95 % intervals overlap."""
+    from matchforge.evaluation.match_pairs import main as match_pairs
+    from matchforge.evaluation.score import main as score
 
     dataset, a = pretrained
-    meta = json.loads((a / "model.json").read_text())
-    res = eval_main({"kind": "dataset", "img_resize": 192}, tmp_path / "e.json", weights=a / "weights.pt",
-                    model_conf=meta["conf"], dataset_json=dataset, name="tiny", before=a / "weights.pt")
+    testset = {"kind": "dataset", "img_resize": 192}
+    match_pairs(testset, {"name": "loftr", "weights": str(a / "weights.pt")}, tmp_path / "a.h5", dataset_json=dataset)
+    res = score(testset, tmp_path / "a.h5", tmp_path / "e.json", dataset_json=dataset, name="tiny", before=tmp_path / "a.h5")
     saved = json.loads((tmp_path / "e.json").read_text())
-    assert {"auc@5", "auc@10", "auc@20", "precision", "num_matches"} <= set(saved["before"])
-    # the same weights before and after: identical numbers
+    assert {"auc@5", "auc@10", "auc@20", "precision", "num_matches", "auc@10_ci"} <= set(saved["before"])
+    # the same matches before and after: identical numbers, overlapping intervals
     assert all(saved["before"][k] == res[k] for k in ("auc@5", "auc@10", "auc@20", "precision", "num_matches"))
-    # the initial run's own evaluation on the same test set is read instead of computed again ...
-    reused = eval_main({"kind": "dataset", "img_resize": 192}, tmp_path / "r.json", weights=a / "weights.pt",
-                       model_conf=meta["conf"], dataset_json=dataset, name="tiny", before_result=tmp_path / "e.json")
-    assert reused["before"]["from"] == str(tmp_path / "e.json")
-    assert {k: v for k, v in reused["before"].items() if k != "from"} == \
-        {**{k: saved[k] for k in saved["before"] if k != "weights"}, "weights": saved["weights"]}
-    # ... but not when it was made with other options: then its weights are evaluated on these pairs
-    other = eval_main({"kind": "dataset", "img_resize": 160}, tmp_path / "o.json", weights=a / "weights.pt",
-                      model_conf=meta["conf"], dataset_json=dataset, name="tiny", before_result=tmp_path / "e.json")
-    assert "from" not in other["before"] and other["before"]["num_matches"] == other["num_matches"]
+    assert saved["vs_before"]["auc@10"] == "overlap" and saved["few_pairs"]
+    # a rescoring with other scoring options reads the stored matches: same matches, other threshold
+    strict = score({**testset, "epi_err_thr": 1e-6}, tmp_path / "a.h5", tmp_path / "s.json", dataset_json=dataset)
+    assert strict["num_matches"] == res["num_matches"] and strict["precision"] <= res["precision"]
 
 
 def test_architecture_conflicts_are_listed_at_once_and_unset_options_follow_the_weights(pretrained, tmp_path):

@@ -10,7 +10,7 @@ from scipy.spatial.transform import Rotation
 from conftest import REPO, real_data
 from matchforge.evaluation.pose import evaluate_pair, pose_auc
 from matchforge.geometry.pose import relative_pose_error
-from matchforge.evaluation.relpose import evaluate
+from matchforge.evaluation.relpose import match, score
 from matchforge.evaluation.testsets import load_testset, read_reichstag
 
 REICHSTAG = REPO / "resources" / "testsets" / "reichstag"
@@ -36,25 +36,20 @@ def test_pose_error_hand_computed():
     assert err_t == pytest.approx(np.degrees(np.arctan(0.1)))
 
 
-def test_pose_convention_against_independent_ground_truth():
-    """Real SIFT matches of Reichstag photos (made without any pose) scored against the IMC calibration poses:
-    world->camera, as the files state, gives a working matcher's AUC; the same matches scored against the
-    inverted (camera->world) poses do not, so a wrong convention anywhere in the evaluation would show."""
+def test_pose_convention_against_independent_ground_truth(tmp_path):
+    """Real SIFT matches of Reichstag photos (made without any pose), stored once and scored against the IMC
+    calibration poses: world->camera, as the files state, gives a working matcher's AUC; the same stored matches
+    scored against the inverted (camera->world) poses do not, so a wrong convention anywhere would show."""
     import dataclasses
 
     from matchforge.matchers.sift import SiftMatcher
 
     records = read_reichstag(REICHSTAG)[:6]
-    matcher = SiftMatcher({"max_keypoints": 2048, "img_resize": 640})
-    cache = {}
-
-    def cached(p0, p1):
-        return cache.setdefault((str(p0), str(p1)), matcher(p0, p1))
-
-    right = evaluate(cached, records)
+    match(SiftMatcher({"max_keypoints": 2048, "img_resize": 640}), records, tmp_path / "m.h5", {"name": "sift"}, 640)
+    right = score(records, tmp_path / "m.h5")
     inverted = [dataclasses.replace(r, T0=np.linalg.inv(r.T0), T1=np.linalg.inv(r.T1),
                                     T_0to1=np.linalg.inv(r.T1) @ r.T0) for r in records]
-    wrong = evaluate(cached, inverted)
+    wrong = score(inverted, tmp_path / "m.h5")
     assert right["failed"] == 0 and right["num_pairs"] == 6
     assert right["auc@10"] > 30 and right["precision"] > 50, right
     assert wrong["auc@10"] < 0.5 * right["auc@10"] and wrong["precision"] < 0.5 * right["precision"], (wrong, right)
@@ -69,7 +64,8 @@ def test_reichstag_testset_and_sift_baseline(tmp_path):
     assert np.allclose(r.T_0to1, r.T1 @ np.linalg.inv(r.T0)) and np.allclose(r.T0[3], [0, 0, 0, 1])
     from matchforge.matchers.sift import SiftMatcher
 
-    res = evaluate(SiftMatcher({"max_keypoints": 2048, "img_resize": 640}), records, vis=(tmp_path / "m.jpg", "sift"))
+    match(SiftMatcher({"max_keypoints": 2048, "img_resize": 640}), records, tmp_path / "m.h5", {"name": "sift"}, 640)
+    res = score(records, tmp_path / "m.h5", vis=(tmp_path / "m.jpg", "sift"))
     assert res["num_matches"] > 30 and res["auc@20"] > 20  # real photos, real ground truth
     pic, im0, im1 = (cv2.imread(str(p)) for p in (tmp_path / "m.jpg", r.image0, r.image1))
     assert pic.shape[1] == im0.shape[1] + im1.shape[1] and pic.shape[0] == max(im0.shape[0], im1.shape[0])

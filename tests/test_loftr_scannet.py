@@ -70,7 +70,7 @@ def test_index_reader_and_ground_truth_match_the_original_frames(scannet_root, t
 
 @pytest.mark.slow
 def test_train_and_evaluate_on_scannet_format(scannet_root, tmp_path):
-    from matchforge.evaluation.relpose import evaluate
+    from matchforge.evaluation.relpose import match, score
     from matchforge.matchers import get_matcher
     from matchforge.loftr.train import main as train_main
 
@@ -87,7 +87,8 @@ def test_train_and_evaluate_on_scannet_format(scannet_root, tmp_path):
                            "img_resize": 256, "pad": False, "device": "cpu"})
     matcher.model.coarse_matching.thr = 0.0  # an untrained model: keep every mutual match
     seen = []
-    res = evaluate(lambda p0, p1: seen.append(matcher(p0, p1)) or seen[-1], val[:1])
+    match(lambda p0, p1: seen.append(matcher(p0, p1)) or seen[-1], val[:1], tmp_path / "m.h5", {"name": "loftr"}, 256)
+    res = score(val[:1], tmp_path / "m.h5")
     assert res["num_pairs"] == 1 and len(seen[0][0]) > 0
     from matchforge.evaluation.relpose import to_intrinsics_frame
 

@@ -80,7 +80,8 @@ def test_training_forward_matches_kornia_inference():
 @pytest.mark.slow
 def test_train_resume_export_and_evaluate(tmp_path, monkeypatch):
     from matchforge.loftr import lightning_module
-    from matchforge.loftr.evaluate import main as eval_main
+    from matchforge.evaluation.match_pairs import main as match_pairs
+    from matchforge.evaluation.score import main as score
     from matchforge.matchers.match import main as match_main
     from matchforge.loftr.train import main as train_main
 
@@ -131,8 +132,9 @@ def test_train_resume_export_and_evaluate(tmp_path, monkeypatch):
     KF.LoFTR(pretrained=None, config=kornia_config(meta["conf"])).load_state_dict(state, strict=True)
     assert load_weights(str(out / "weights.pt"), meta["conf"]).training is False
 
-    res = eval_main({"kind": "dataset", "img_resize": 256}, tmp_path / "eval.json", weights=out / "weights.pt",
-                    model_conf=meta["conf"], dataset_json=dataset, name="tiny")
+    match_pairs({"kind": "dataset", "img_resize": 256}, {"name": "loftr", "weights": str(out / "weights.pt")},
+                tmp_path / "m.h5", dataset_json=dataset, name="tiny")  # options from the model.json beside the weights
+    res = score({"kind": "dataset", "img_resize": 256}, tmp_path / "m.h5", tmp_path / "eval.json", dataset_json=dataset, name="tiny")
     saved = json.loads((tmp_path / "eval.json").read_text())
     assert saved["num_pairs"] == 1 and {"auc@5", "auc@10", "auc@20", "precision", "num_matches"} <= set(saved)
     assert res["pairs"][0]["image0"] == "1305031102.175304.png" and saved["pairs"][0]["num_matches"] == res["num_matches"]

@@ -11,33 +11,50 @@ import torch
 
 from conftest import REPO, real_data
 from matchforge.errors import MatchforgeError
-from matchforge.evaluation.homography import (SCORE_WEIGHTS, evaluate, find_pairs, mma_curve,
-                                              mma_score, project)
+from matchforge.evaluation.homography import SCORE_WEIGHTS, find_pairs, mma_curve, mma_score, project, score
 from matchforge.matchers.features import mutual_nn
 from matchforge.posfeat.detect import detect_keypoints
 
 
-def test_mma_of_known_matches_equals_the_hand_value():
-    pair = next(p for p in find_pairs(real_data("homography")) if p.name == "homogr/adam")
+def _stored(tmp_path, record, kp0, kp1):
+    """A match file holding ``kp0 <-> kp1`` for ``record``, as match-pairs writes it."""
+    from matchforge.evaluation.relpose import pair_names
+    from matchforge.io.matches import MatchWriter
+
+    with MatchWriter(tmp_path / "m.h5", {"name": "by hand"}) as w:
+        w.write(*pair_names([record])[0], kp0, kp1)
+    return tmp_path / "m.h5"
+
+
+def test_mma_and_homography_auc_of_known_matches_equal_the_hand_values(tmp_path):
+    from matchforge.evaluation.testsets import homography_records
+
+    record = next(r for r in homography_records(real_data("homography")) if r.name == "homogr/adam")
     rng = np.random.default_rng(0)
     kp0 = rng.uniform(50, 400, (6, 2))
     offsets = np.array([0.0, 0.5, 1.5, 2.5, 3.8, 12.0])  # known errors, along varied directions
     angle = rng.uniform(0, 2 * np.pi, 6)
-    kp1 = project(pair.H, kp0 - 0.5) + 0.5 + offsets[:, None] * np.c_[np.cos(angle), np.sin(angle)]
-    desc = np.eye(6, dtype=np.float32)  # one-hot: mutual NN pairs i with i
-    order = rng.permutation(6)  # shuffle image 1 so the matcher must find the pairing
-    feats = {pair.image0: {"keypoints": kp0, "descriptors": desc},
-             pair.image1: {"keypoints": kp1[order], "descriptors": desc[order]}}
-    res = evaluate([pair], feats.__getitem__, mutual_nn, thresholds=tuple(range(1, 11)))
+    kp1 = project(record.H, kp0 - 0.5) + 0.5 + offsets[:, None] * np.c_[np.cos(angle), np.sin(angle)]
+    res = score([record], _stored(tmp_path, record, kp0, kp1), thresholds=tuple(range(1, 11)))
     hand = [2 / 6, 3 / 6, 4 / 6, 5 / 6, 5 / 6, 5 / 6, 5 / 6, 5 / 6, 5 / 6, 5 / 6]  # errors <= 1, 2, ..., 10 px
-    assert res["overall"]["mma"] == pytest.approx(hand)
-    assert res["overall"]["mma@3"] == pytest.approx(4 / 6)
+    assert res["overall"]["mma"] == pytest.approx([100 * h for h in hand])  # percent
+    assert res["overall"]["mma@3"] == pytest.approx(100 * 4 / 6)
     w = [1.9, 1.8, 1.7, 1.6, 1.5, 1.4, 1.3, 1.2, 1.1, 1.0]
-    assert res["overall"]["mma_score"] == pytest.approx(sum(a * b for a, b in zip(w, hand)) / sum(w))
+    assert res["overall"]["mma_score"] == pytest.approx(100 * sum(a * b for a, b in zip(w, hand)) / sum(w))
     assert list(SCORE_WEIGHTS) == pytest.approx(w)
-    assert res["overall"]["num_matches"] == 6
+    assert res["overall"]["num_matches"] == 6 and res["overall"]["few_pairs"]
     assert mma_curve(np.zeros(0), (1, 2)).tolist() == [0.0, 0.0]  # no matches counts as 0
     assert mma_score([1.0] * 10) == pytest.approx(1.0)
+    # exact matches: both estimates recover H (AUC 100 at 1 px); 4 exact + 2 far outliers: RANSAC still does,
+    # DLT (least squares on every match) does not
+    exact = project(record.H, kp0 - 0.5) + 0.5
+    res = score([record], _stored(tmp_path, record, kp0, exact))
+    assert res["overall"]["h_ransac_auc@1"] > 90 and res["overall"]["h_dlt_auc@1"] > 90
+    grid = np.stack(np.meshgrid(np.linspace(60, 500, 4), np.linspace(60, 380, 4)), -1).reshape(-1, 2)
+    bad = project(record.H, grid - 0.5) + 0.5
+    bad[:3] += 40.0
+    res = score([record], _stored(tmp_path, record, grid, bad))
+    assert res["overall"]["h_ransac_auc@1"] > 90 and res["overall"]["h_dlt_auc@5"] < 10, res["overall"]
 
 
 def test_homogr_models_are_inverted_to_map_a_to_b():
@@ -94,21 +111,27 @@ def test_detect_keypoints_nms_threshold_and_refinement():
 
 @pytest.mark.slow
 def test_sift_on_shared_homography_pairs_gives_a_sensible_curve(tmp_path):
+    from matchforge.evaluation.match_pairs import main as match_pairs
+    from matchforge.evaluation.score import main as score_main
     from matchforge.evaluation.testsets import testset_images
-    from matchforge.evaluation.features import main as evaluate_main
     from matchforge.posfeat.extract import main as extract_main
 
     spec = {"type": "homography", "path": str(real_data("homography"))}
     feats = extract_main({"method": "sift", "max_size": 1024, "num_pts": 8192}, testset_images(spec),
                          tmp_path / "sift.h5")
-    res = evaluate_main(spec, feats, tmp_path / "sift.json", "sift")
+    match_pairs(spec, {"name": "features", "features": str(feats), "working_size": 1024}, tmp_path / "m.h5")
+    res = score_main(spec, tmp_path / "m.h5", tmp_path / "sift.json", label="sift")
     curve = np.array(res["overall"]["mma"])
     assert res["num_pairs"] == 9
     assert np.all(np.diff(curve) >= 0)  # cumulative in the threshold
-    assert 0.05 < curve[0] < curve[2] < curve[9] < 0.95
+    assert 5 < curve[0] < curve[2] < curve[9] < 95  # percent
     by_pair = {r["pair"]: r for r in res["pairs"]}
-    assert by_pair["oxford_graf/img1-img2"]["mma"][4] > 0.5  # graf 1-2: easy for SIFT
-    assert by_pair["homogr/adam"]["mma"][4] > 0.5
+    assert by_pair["oxford_graf/img1-img2"]["mma"][4] > 50  # graf 1-2: easy for SIFT
+    assert by_pair["homogr/adam"]["mma"][4] > 50
+    # homography estimation from the same matches: RANSAC is far more accurate than DLT on all matches
+    o = res["overall"]
+    print({k: round(v, 1) for k, v in o.items() if k.startswith("h_") and not k.endswith("_ci")})
+    assert o["h_ransac_auc@5"] > 20 and o["h_ransac_auc@5"] > 2 * o["h_dlt_auc@5"], o
     assert (tmp_path / "sift.png").stat().st_size > 10000
     stored = json.loads((tmp_path / "sift.json").read_text())
     assert stored["overall"]["mma_score"] == pytest.approx(res["overall"]["mma_score"])
@@ -174,8 +197,9 @@ def test_pose_evaluation_of_real_sift_matches_against_imc_ground_truth(tmp_path)
     """SIFT matches of real Reichstag photos, scored against the IMC calibration poses through the shared
     metrics: a working matcher gets a high AUC, and the same matches against camera->world poses (a wrong
     convention) get a low one, so the evaluation's pose convention is checked by data it did not make."""
+    from matchforge.evaluation.match_pairs import main as match_pairs
+    from matchforge.evaluation.score import main as score_main
     from matchforge.evaluation.testsets import testset_images
-    from matchforge.evaluation import features as ev
     from matchforge.posfeat.extract import main as extract_main
 
     results = {}
@@ -183,7 +207,8 @@ def test_pose_evaluation_of_real_sift_matches_against_imc_ground_truth(tmp_path)
         spec = {"type": "pose", "dataset": str(_reichstag_dataset(real_data("reichstag"), tmp_path / convention, convention))}
         feats = extract_main({"method": "sift", "max_size": 1024, "num_pts": 4096}, testset_images(spec),
                              tmp_path / f"{convention}.h5")
-        results[convention] = ev.evaluate_pose(spec, feats)
+        match_pairs(spec, {"name": "features", "features": str(feats), "working_size": 1024}, tmp_path / f"{convention}_m.h5")
+        results[convention] = score_main(spec, tmp_path / f"{convention}_m.h5", tmp_path / f"{convention}.json")
     good, wrong = results["world_to_camera"], results["camera_to_world"]
     assert good["num_pairs"] == wrong["num_pairs"] == 6 and good["num_matches"] > 100
     # plain mutual NN (no ratio test) at 1024 px: AUC@5/10/20 about 26 / 46 / 73, a third of the matches correct

@@ -5,11 +5,18 @@ so a stale run that is no longer configured is not tabulated):
 
 - ``scenes.csv``: one row per scene from ``results/{scene}/sfm/stats.json`` (or ``depth/inputs.json`` for
   scenes without SfM), ``depth/qa.json`` and ``depth/shape.json``.
-- ``relpose.csv`` / ``.png``: relative-pose AUC@5/10/20 (percent), epipolar precision and matches, one row
-  per method (``family/run``) and test set; a fine-tuned run adds ``<run> (before)``, its initial weights on
-  the same pairs. The figure has one panel per test set with AUC bars per method.
-- ``homography.csv`` / ``.png``: mean matching accuracy (fraction of matches within t px) at 1/3/5/10 px and
-  its area; the figure draws MMA against the threshold, one panel per test set.
+- ``relpose.csv`` / ``.png``: relative-pose AUC@5/10/20 (%), epipolar precision and RANSAC inlier ratio (%),
+  matches, one row per method and test set, each score with its 95 % bootstrap interval over pairs (``*_ci``);
+  a fine-tuned run adds ``<run> (before)``, its initial weights on the same pairs, and says in ``vs_before``
+  whether the AUC@10 intervals overlap. ``note`` flags test sets under 10 pairs. The figure has one panel per
+  test set with AUC bars per method and their intervals as error bars.
+- ``homography.csv`` / ``.png``: mean matching accuracy (%) at 1/3/5/10 px and PoSFeat's MMA score, and the
+  homography-estimation AUC (%) at 1/3/5 px of RANSAC and DLT estimates; the figure draws MMA against the
+  threshold, one panel per test set.
+
+``method`` names each row by what it is: ``loftr/<run>``, ``posfeat/<run>``, and the two SIFT protocols by their
+options: ``sift (mutual NN + ratio 0.8, 4096 kp)`` (the LoFTR baseline, ``sift/ratio``) and ``sift (mutual NN,
+2048 kp at 480 px)`` (the PoSFeat baseline, ``sift/mnn``).
 - ``reconstruction.csv`` / ``.png``: COLMAP mapping from each method's features: registered images, points,
   track length, reprojection error.
 - ``shape.csv`` / ``.png``: shift/focal recovery on held-out items: focal error, shift error, AbsRel before
@@ -29,10 +36,13 @@ from typing import Any, Iterable
 import pandas as pd
 from matchforge.io.write import save_figure
 
-ID = ["family", "run", "testset"]
+ID = ["family", "run", "method", "testset"]
 COLUMNS = {
-    "relpose": ID + ["num_pairs", "auc@5", "auc@10", "auc@20", "precision", "num_matches", "failed", "seconds_per_pair"],
-    "homography": ID + ["num_pairs", "num_features", "num_matches", "mma@1", "mma@3", "mma@5", "mma@10", "mma_score"],
+    "relpose": ID + ["num_pairs", "auc@5", "auc@5_ci", "auc@10", "auc@10_ci", "auc@20", "auc@20_ci", "precision",
+                     "precision_ci", "inlier_ratio", "num_matches", "failed", "seconds_per_pair", "vs_before", "note"],
+    "homography": ID + ["num_pairs", "num_matches", "mma@1", "mma@3", "mma@3_ci", "mma@5", "mma@10", "mma_score",
+                        "h_ransac_auc@1", "h_ransac_auc@3", "h_ransac_auc@3_ci", "h_ransac_auc@5", "h_dlt_auc@1",
+                        "h_dlt_auc@3", "h_dlt_auc@5", "note"],
     "reconstruction": ID + ["num_images", "num_registered", "num_points3D", "num_observations", "mean_track_length",
                             "mean_reprojection_error", "mean_num_keypoints", "num_inlier_matches"],
     "shape": ID + ["num_items", "focal_err_guess", "focal_err", "shift_err_none", "shift_err", "absrel_before",
@@ -67,21 +77,33 @@ def kind_of(result: dict[str, Any]) -> str | None:
     return None
 
 
+def _intervals(row: dict[str, Any]) -> dict[str, Any]:
+    """``row`` with every ``<score>_ci`` pair shown as ``[lo, hi]`` (one decimal) and the few-pairs note."""
+    out = {k: (f"[{v[0]:.1f}, {v[1]:.1f}]" if k.endswith("_ci") and isinstance(v, (list, tuple)) else v) for k, v in row.items()}
+    if row.get("few_pairs"):
+        out["note"] = f"only {row.get('num_pairs')} pairs (< 10): wide intervals"
+    return out
+
+
 def eval_rows(path: Path) -> tuple[str | None, list[dict[str, Any]]]:
     """Rows of one ``results/eval/{family}/{run}/{testset}.json`` (two for a fine-tuned run)."""
     family, run, testset = path.parts[-3], path.parts[-2], path.stem
     result = json.loads(path.read_text())
     kind = kind_of(result)
-    ident = {"family": family, "run": run, "testset": testset}
+    ident = {"family": family, "run": run, "method": result.get("label") or f"{family}/{run}", "testset": testset}
     if kind == "homography":
-        return kind, [{**result["overall"], "thresholds": result.get("thresholds", []), **ident}]
+        return kind, [_intervals({**result["overall"], "thresholds": result.get("thresholds", []), **ident})]
     if kind == "shape":
         return kind, [{**ident, "num_items": result.get("num_items"),
                        **{k: v["mean"] for k, v in result["summary"].items() if isinstance(v, dict) and "mean" in v}}]
     rows = []
     if kind == "relpose" and isinstance(result.get("before"), dict):  # initial weights, scored on the same pairs
-        rows.append({**result["before"], **ident, "run": f"{run} (before)"})
-    rows.append({**result, **ident})
+        rows.append(_intervals({**result["before"], **ident, "run": f"{run} (before)", "method": f"{ident['method']} (before)"}))
+    after = _intervals({**result, **ident})
+    if kind == "relpose" and "vs_before" in result:
+        after["vs_before"] = f"AUC@10 {result['vs_before']['auc@10']}" + (
+            " (95 % intervals overlap: no evidence of a change)" if result["vs_before"]["auc@10"] == "overlap" else "")
+    rows.append(after)
     return kind, rows
 
 
@@ -95,7 +117,7 @@ def eval_tables(paths: Iterable[Path]) -> tuple[dict[str, pd.DataFrame], Curves]
             rows[kind] += found
         if kind == "homography":
             row = found[0]
-            curves[(f"{row['family']}/{row['run']}", row["testset"])] = (row.get("thresholds", []), row.get("mma", []))
+            curves[(row["method"], row["testset"])] = (row.get("thresholds", []), row.get("mma", []))
     return {kind: pd.DataFrame(rows[kind]).reindex(columns=COLUMNS[kind]) for kind in KINDS}, curves
 
 
@@ -128,7 +150,20 @@ def scene_table(files: Iterable[Path]) -> pd.DataFrame:
 
 
 def _method(table: pd.DataFrame) -> pd.Series:
-    return table["family"] + "/" + table["run"]
+    return table["method"]
+
+
+def _errors(rows: pd.DataFrame, keys: list[str]) -> Any:
+    """(2, methods, len(keys)) asymmetric error-bar lengths from ``[lo, hi]`` interval strings (0 where none)."""
+    import numpy as np
+
+    err = np.zeros((len(keys), 2, len(rows)))
+    for k, key in enumerate(keys):
+        for r, (value, ci) in enumerate(zip(rows[key], rows.get(f"{key}_ci", [None] * len(rows)))):
+            if isinstance(ci, str) and ci.startswith("["):
+                lo, hi = (float(x) for x in ci.strip("[]").split(","))
+                err[k, :, r] = [max(value - lo, 0.0), max(hi - value, 0.0)]
+    return err
 
 
 def _empty(ax: Any, text: str) -> None:
@@ -150,16 +185,17 @@ def plot_kind(kind: str, table: pd.DataFrame, path: Path, curves: Curves) -> Non
     for ax, ts in zip(axes[0], testsets):
         rows = table[table["testset"] == ts].set_index(_method(table[table["testset"] == ts]))
         if kind == "relpose":
-            rows[["auc@5", "auc@10", "auc@20"]].plot.barh(ax=ax, legend=False)
-            ax.set_xlabel("pose AUC (%)")
+            keys = ["auc@5", "auc@10", "auc@20"]
+            rows[keys].plot.barh(ax=ax, legend=False, xerr=_errors(rows, keys), capsize=2)
+            ax.set_xlabel("pose AUC (%), 95 % intervals")
             ax.set_xlim(0, 100)
         elif kind == "homography":
             for method in rows.index:
                 thresholds, mma = curves.get((method, ts), ([], []))
                 ax.plot(thresholds, mma, marker=".", label=method)
             ax.set_xlabel("threshold (px)")
-            ax.set_ylabel("MMA")
-            ax.set_ylim(0, 1)
+            ax.set_ylabel("MMA (%)")
+            ax.set_ylim(0, 100)
             ax.legend(fontsize=8)
         elif kind == "reconstruction":
             (rows["num_registered"] / rows["num_images"] * 100).plot.barh(ax=ax)
@@ -168,7 +204,8 @@ def plot_kind(kind: str, table: pd.DataFrame, path: Path, curves: Curves) -> Non
         else:
             rows[["absrel_before", "absrel_after"]].plot.barh(ax=ax, legend=False)
             ax.set_xlabel("AbsRel of the point cloud depth")
-        ax.set_title(ts)
+        n = rows["num_pairs"].max() if "num_pairs" in rows else float("nan")
+        ax.set_title(ts if pd.isna(n) else f"{ts} ({int(n)} pairs" + (", < 10: wide intervals" if n < 10 else "") + ")")
     fig.suptitle(f"matchforge: {kind}", x=0.02, ha="left")
     if kind in ("relpose", "shape") and testsets:  # one legend for all panels, above them
         fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="upper right", ncol=3, fontsize=8)

@@ -36,7 +36,7 @@ from matchforge.workflow import schema_defaults
 from matchforge.io.depth import read_depth
 from matchforge.workflow import config_source
 from matchforge.io.colmap import View, load_scene
-from matchforge.io.write import write_json, save_figure
+from matchforge.io.write import save_figure, write_bytes, write_json
 
 log = logging.getLogger(__name__)
 
@@ -71,12 +71,7 @@ def object_array(items: list[Any]) -> np.ndarray:
 
 def save_scene_info(path: str | Path, info: Mapping[str, Any]) -> None:
     """Write a scene-info dict the way the official files are: ``pickle.dump`` of a dict."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "wb") as f:
-        pickle.dump(dict(info), f, protocol=pickle.HIGHEST_PROTOCOL)
-    tmp.replace(path)
+    write_bytes(path, pickle.dumps(dict(info), protocol=pickle.HIGHEST_PROTOCOL), "scene-info file")
 
 
 def depth_status(path: Path, width: int, height: int, min_coverage: float) -> str:

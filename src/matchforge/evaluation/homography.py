@@ -1,6 +1,8 @@
-"""HPatches-protocol homography evaluation (D2-Net): mutual-NN matching, MMA at 1..15 px, MMA score.
+"""Homography evaluation of stored matches: HPatches-protocol MMA (D2-Net) and homography accuracy (glue-factory).
 
-Works for any extractor: it takes keypoints + descriptors per image. Folders understood by
+MMA (%) at 1..15 px and PoSFeat's MMA score from the matches of any matcher (``matchforge match-pairs``),
+and the AUC (%) at 1/3/5 px of the mean corner error of homographies estimated from those matches by
+RANSAC and by DLT (least squares). Folders understood by
 :func:`find_pairs` (searched recursively):
 
 - HPatches sequences: ``<seq>/1.ppm .. 6.ppm`` + ``H_1_k`` (maps image 1 -> image k); pairs (1, k).
@@ -11,15 +13,16 @@ Works for any extractor: it takes keypoints + descriptors per image. Folders und
 
 Homographies act on pixel-index coordinates (pixel centres at integers), so matchforge keypoints
 (pixel centres at +0.5) are shifted by -0.5 before projection. A match is correct when
-``|H x0 - x1| <= thr``. MMA is the mean over pairs of the per-pair share of correct matches (0 for a
+``|H x0 - x1| <= thr``. MMA is the mean over pairs of the per-pair share (%) of correct matches (0 for a
 pair without matches); the MMA score is the mean of MMA@1..10 weighted by 1.9, 1.8, ..., 1.0 (PoSFeat).
+Every test-set number has a 95 % bootstrap interval over pairs (:mod:`matchforge.evaluation.stats`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -31,6 +34,7 @@ from matchforge.io.write import save_figure
 D2NET_EXCLUDED = ("i_contruction", "i_crownnight", "i_dc", "i_pencils", "i_whitebuilding",
                   "v_artisans", "v_astronautis", "v_talent")
 THRESHOLDS = tuple(range(1, 16))
+AUC_THRESHOLDS = (1, 3, 5)  # px of mean corner error, as glue-factory scores HPatches
 SCORE_WEIGHTS = tuple(np.round(np.arange(1.9, 0.95, -0.1), 1))  # for MMA@1..10
 
 
@@ -100,15 +104,6 @@ def project(H: np.ndarray, xy: np.ndarray) -> np.ndarray:
     return p[:, :2] / p[:, 2:3]
 
 
-def match_errors(kp0: np.ndarray, kp1: np.ndarray, matches: np.ndarray, H: np.ndarray) -> np.ndarray:
-    """Reprojection error (pixels) of each match (i, j): |H (kp0[i] - 0.5) - (kp1[j] - 0.5)|."""
-    if len(matches) == 0:
-        return np.zeros(0)
-    a = project(H, kp0[matches[:, 0]] - 0.5)
-    b = kp1[matches[:, 1]] - 0.5
-    return np.linalg.norm(a - b, axis=1)
-
-
 def mma_curve(errors: np.ndarray, thresholds: Sequence[float] = THRESHOLDS) -> np.ndarray:
     """Share of matches with error <= each threshold (0 for no matches)."""
     if len(errors) == 0:
@@ -122,39 +117,83 @@ def mma_score(curve_1_to_10: Sequence[float]) -> float:
     return float(np.sum(w * np.asarray(curve_1_to_10)[:10]) / w.sum())
 
 
-def evaluate(pairs: Sequence[HomographyPair], features: Callable[[str], dict[str, np.ndarray]],
-             matcher: Callable[[np.ndarray, np.ndarray], np.ndarray],
-             thresholds: Sequence[float] = THRESHOLDS) -> dict:
-    """MMA over ``pairs``; ``features(name)`` gives keypoints/descriptors, ``matcher`` the (M, 2) matches."""
+def corner_error(H_est: np.ndarray | None, H: np.ndarray, width: int, height: int) -> float:
+    """Mean distance (px) between the corners of image 0 mapped by ``H_est`` and by the true ``H`` (inf: no estimate)."""
+    if H_est is None or not np.all(np.isfinite(H_est)):
+        return float("inf")
+    corners = np.array([[0, 0], [width - 1, 0], [width - 1, height - 1], [0, height - 1]], np.float64)
+    return float(np.linalg.norm(project(H_est, corners) - project(H, corners), axis=1).mean())
+
+
+def estimate_homography(k0: np.ndarray, k1: np.ndarray, method: str, ransac_thresh: float = 3.0) -> np.ndarray | None:
+    """H (pixel indices of image 0 -> 1) from matched matchforge keypoints: ``ransac`` (OpenCV, ``ransac_thresh``
+    px) or ``dlt`` (least squares on every match); None with fewer than 4 matches or a degenerate set."""
+    import cv2
+
+    if len(k0) < 4:
+        return None
+    src, dst = (np.ascontiguousarray(k - 0.5, np.float64) for k in (k0, k1))
+    if method == "ransac":
+        H, _ = cv2.findHomography(src, dst, cv2.RANSAC, ransac_thresh, maxIters=10000, confidence=0.9999)
+    else:
+        H, _ = cv2.findHomography(src, dst, 0)
+    return H
+
+
+def score(records: Sequence[Any], matches: str | Path, thresholds: Sequence[float] = THRESHOLDS,
+          auc_thresholds: Sequence[float] = AUC_THRESHOLDS, ransac_thresh: float = 3.0) -> dict:
+    """MMA (%) at each threshold from stored matches, and homography accuracy as glue-factory scores HPatches:
+    the AUC (%) of the mean corner error of RANSAC and DLT estimates at 1/3/5 px. Each test-set number has a
+    95 % bootstrap interval over pairs; ``records`` come from :func:`matchforge.evaluation.testsets.homography_records`."""
+    from matchforge.evaluation.pose import pose_auc
+    from matchforge.evaluation.relpose import pair_names
+    from matchforge.evaluation.stats import FEW_PAIRS, bootstrap
+    from matchforge.io.images import image_size
+    from matchforge.io.matches import MatchReader
+
     per_pair = []
-    for p in pairs:
-        f0, f1 = features(p.image0), features(p.image1)
-        m = matcher(f0["descriptors"], f1["descriptors"])
-        err = match_errors(f0["keypoints"], f1["keypoints"], m, p.H)
-        per_pair.append({"pair": p.name, "category": p.category, "num_features": 0.5 * (len(f0["keypoints"]) + len(f1["keypoints"])),
-                         "num_matches": int(len(m)), "mma": mma_curve(err, thresholds).tolist()})
-    out: dict = {"thresholds": list(thresholds), "num_pairs": len(per_pair), "pairs": per_pair}
+    with MatchReader(matches) as reader:
+        for rec, (n0, n1) in zip(records, pair_names(records)):
+            k0, k1 = reader(n0, n1)
+            err = np.linalg.norm(project(rec.H, k0 - 0.5) - (k1 - 0.5), axis=1) if len(k0) else np.zeros(0)
+            w, h = image_size(rec.image0)
+            per_pair.append({"pair": rec.name, "category": rec.category, "num_matches": int(len(k0)),
+                             "mma": (mma_curve(err, thresholds) * 100).tolist(),
+                             **{f"h_error_{m}": corner_error(estimate_homography(k0, k1, m, ransac_thresh), rec.H, w, h)
+                                for m in ("ransac", "dlt")}})
+    out: dict = {"thresholds": list(thresholds), "num_pairs": len(per_pair), "matcher": reader.matcher,
+                 "pairs": [{k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in r.items()}
+                           for r in per_pair]}
     groups = {"overall": per_pair}
     for cat in ("illumination", "viewpoint"):
         sel = [r for r in per_pair if r["category"] == cat]
         if sel:
             groups[cat] = sel
     for g, rows in groups.items():
-        curve = np.mean([r["mma"] for r in rows], axis=0)
-        res = {"mma": curve.tolist(), "num_pairs": len(rows),
-               "num_features": float(np.mean([r["num_features"] for r in rows])),
-               "num_matches": float(np.mean([r["num_matches"] for r in rows]))}
-        for t in (1, 3, 5, 10):
-            if t in thresholds:
-                res[f"mma@{t}"] = float(curve[list(thresholds).index(t)])
+        mma = np.array([r["mma"] for r in rows])
+        curve = mma.mean(0)
+        res: dict = {"mma": curve.tolist(), "num_pairs": len(rows), "few_pairs": len(rows) < FEW_PAIRS,
+                     "num_matches": float(np.mean([r["num_matches"] for r in rows]))}
+        picks = [list(thresholds).index(t) for t in (1, 3, 5, 10) if t in thresholds]
+        cis = bootstrap(mma[:, picks], lambda v: v.mean(0))
+        for k, ci in zip(picks, cis):
+            res[f"mma@{thresholds[k]:g}"] = float(curve[k])
+            res[f"mma@{thresholds[k]:g}_ci"] = [float(ci[0]), float(ci[1])]
         if all(t in thresholds for t in range(1, 11)):
             res["mma_score"] = mma_score([curve[list(thresholds).index(t)] for t in range(1, 11)])
+        for m in ("ransac", "dlt"):
+            errors = np.array([r[f"h_error_{m}"] for r in rows], np.float64)
+            aucs = pose_auc(errors, tuple(auc_thresholds))
+            cis = bootstrap(errors, lambda e: list(pose_auc(e, tuple(auc_thresholds)).values()))
+            for (key, value), ci in zip(aucs.items(), cis):
+                res[f"h_{m}_{key}"] = value
+                res[f"h_{m}_{key}_ci"] = [float(ci[0]), float(ci[1])]
         out[g] = res
     return out
 
 
 def plot_curves(results: dict[str, dict], path: str | Path, title: str = "MMA (HPatches protocol)") -> None:
-    """One MMA-vs-threshold curve (1..10 px) per method; ``results`` maps a label to an :func:`evaluate` result."""
+    """One MMA-vs-threshold curve (1..10 px, %) per method; ``results`` maps a label to a :func:`score` result."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -169,9 +208,10 @@ def plot_curves(results: dict[str, dict], path: str | Path, title: str = "MMA (H
             th = np.asarray(r["thresholds"])
             sel = th <= 10
             ax.plot(th[sel], np.asarray(r[g]["mma"])[sel], marker="o", ms=3,
-                    label=f"{label} (MMA score {r[g].get('mma_score', float('nan')):.3f})")
-        ax.set(title=f"{g} ({next(iter(results.values()))[g]['num_pairs']} pairs)", xlabel="threshold (px)",
-               ylabel="MMA", ylim=(0, 1), xlim=(1, 10))
+                    label=f"{label} (MMA score {r[g].get('mma_score', float('nan')):.1f} %)")
+        n = next(iter(results.values()))[g]["num_pairs"]
+        ax.set(title=f"{g} ({n} pairs{', fewer than 10' if n < 10 else ''})", xlabel="threshold (px)",
+               ylabel="MMA (%)", ylim=(0, 100), xlim=(1, 10))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.suptitle(title)

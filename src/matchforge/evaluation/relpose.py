@@ -1,28 +1,49 @@
-"""Relative-pose evaluation of any matcher on pairs with known intrinsics and relative pose.
+"""Relative-pose evaluation of any matcher, in two steps: export the matches, then score them.
 
-Per pair: matches in matchforge pixels of the frame ``K`` refers to -> RANSAC essential matrix (0.5 px
-normalised by the mean focal) -> pose error = max(rotation, translation-direction angle) in degrees, a
-failed estimate counting as infinite; epipolar precision = share of matches whose squared symmetric
-epipolar distance (normalised coordinates) is below ``epi_err_thr``. Over the pairs: AUC@5/10/20 (%,
-trapezoid), mean precision (%), mean number of matches, failed estimates. Definitions:
-:mod:`matchforge.evaluation.pose`. Every family's relative-pose numbers come from :func:`evaluate`.
+:func:`match` runs a matcher over a test set's pairs and writes one match file (:mod:`matchforge.io.matches`,
+keyed by pair names as hloc does); :func:`score` reads it back and scores each pair: RANSAC essential matrix,
+pose error = max(rotation, translation-direction angle) in degrees (a failed estimate counts as infinite),
+epipolar precision = share of matches whose squared symmetric epipolar distance (normalised coordinates) is
+below ``epi_err_thr``, RANSAC inlier ratio. Over the pairs: AUC@5/10/20 (%, trapezoid), mean precision and
+inlier ratio (%), mean number of matches, failed estimates, each with a 95 % bootstrap interval over pairs
+(:mod:`matchforge.evaluation.stats`). Definitions: :mod:`matchforge.evaluation.pose`. Changing a scoring
+option rescores the stored matches without matching again.
+
+RANSAC threshold (``ransac_frame``): ``evaluated`` (default) applies ``ransac_thresh`` (0.5 px, the official
+value) in pixels of the images the matcher actually saw, so it is multiplied by (long side of the frame K
+refers to) / (the matcher's working long side) before RANSAC; ``original`` applies it in the K frame, as
+the official LoFTR test code does (there the images are evaluated near full size).
 """
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 from tqdm import tqdm
 
 from matchforge.evaluation.pose import evaluate_pair, pose_auc
-from matchforge.evaluation.visualize import draw_pair
+from matchforge.evaluation.stats import FEW_PAIRS, bootstrap
 from matchforge.io.images import image_size
+from matchforge.io.matches import MatchReader, MatchWriter
 
-SUMMARY_KEYS = ("auc@5", "auc@10", "auc@20", "precision", "num_matches", "failed", "num_pairs")
+SUMMARY_KEYS = ("auc@5", "auc@10", "auc@20", "precision", "inlier_ratio", "num_matches", "failed", "num_pairs",
+                "seconds_per_pair")
+CI_KEYS = ("auc@5", "auc@10", "auc@20", "precision", "inlier_ratio", "num_matches")
 Matcher = Callable[[Any, Any], tuple[np.ndarray, np.ndarray]]
+
+
+def pair_names(records: Sequence[Any]) -> list[tuple[str, str]]:
+    """Names of each pair's images, relative to the folder all of a test set's images share (match-file keys)."""
+    paths = [os.path.abspath(p) for r in records for p in (r.image0, r.image1)]
+    if not paths:
+        return []
+    root = os.path.commonpath(paths) if len(set(paths)) > 1 else os.path.dirname(paths[0])
+    rel = [os.path.relpath(p, root) for p in paths]
+    return list(zip(rel[0::2], rel[1::2]))
 
 
 def to_intrinsics_frame(kpts: np.ndarray, path: str | Path, size: tuple[int, int] | None) -> np.ndarray:
@@ -33,31 +54,70 @@ def to_intrinsics_frame(kpts: np.ndarray, path: str | Path, size: tuple[int, int
     return kpts * np.array([size[0] / w, size[1] / h])
 
 
-def evaluate(matcher: Matcher, records: Sequence[Any],
-             ransac_thresh: float = 0.5, epi_err_thr: float = 5e-4, vis: tuple[str | Path, str] | None = None) -> dict[str, Any]:
-    """Aggregate and per-pair relative-pose metrics of ``matcher`` on ``records``.
-
-    ``vis = (path, title)`` also draws the first pair's matches (see :func:`draw_pair`).
-    """
-    rows = []
+def match(matcher: Matcher, records: Sequence[Any], out_h5: str | Path, matcher_conf: Mapping[str, Any],
+          working_size: int | None = None) -> dict[str, Any]:
+    """Match every pair of ``records`` and write ``out_h5``; ``working_size`` is the long side (px) the matcher
+    sees (None: full size), stored for the scorer's RANSAC threshold. Returns the number of pairs and time."""
     t0 = time.time()
-    for n, rec in enumerate(tqdm(records, desc="pairs", mininterval=5)):
-        k0, k1 = matcher(rec.image0, rec.image1)
-        k0 = to_intrinsics_frame(k0, rec.image0, getattr(rec, "size0", None))
-        k1 = to_intrinsics_frame(k1, rec.image1, getattr(rec, "size1", None))
-        if vis is not None and n == 0:
-            draw_pair(rec, k0, k1, epi_err_thr, vis[1], vis[0])
-        r = evaluate_pair(k0, k1, np.asarray(rec.K0), np.asarray(rec.K1), np.asarray(rec.T_0to1), ransac_thresh, epi_err_thr)
-        rows.append({"image0": Path(rec.image0).name, "image1": Path(rec.image1).name, "scene": str(rec.scene),
-                     **{k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in r.items()}})
-    return {**aggregate(rows), "seconds_per_pair": (time.time() - t0) / max(len(rows), 1), "pairs": rows}
+    with MatchWriter(out_h5, {**matcher_conf, "working_size": working_size}) as writer:
+        for rec, (n0, n1) in zip(tqdm(records, desc="matching pairs", mininterval=5), pair_names(records)):
+            k0, k1 = matcher(rec.image0, rec.image1)
+            writer.write(n0, n1, k0, k1)
+        seconds = (time.time() - t0) / max(len(records), 1)
+        writer.set("seconds_per_pair", seconds)
+    return {"num_pairs": len(records), "seconds_per_pair": seconds}
+
+
+def _frame_long_side(path: Path, size: tuple[int, int] | None) -> float:
+    return float(max(size) if size is not None else max(image_size(path)))
+
+
+def score(records: Sequence[Any], matches: str | Path, ransac_thresh: float = 0.5, epi_err_thr: float = 5e-4,
+          ransac_frame: str = "evaluated", vis: tuple[str | Path, str] | None = None) -> dict[str, Any]:
+    """Aggregate (with 95 % intervals) and per-pair metrics of the matches in ``matches`` on ``records``.
+
+    ``vis = (path, title)`` also draws the first pair's matches coloured by epipolar error.
+    """
+    from matchforge.evaluation.visualize import draw_pair
+
+    rows = []
+    with MatchReader(matches) as reader:
+        working = reader.matcher.get("working_size")
+        for n, (rec, (n0, n1)) in enumerate(zip(records, pair_names(records))):
+            k0, k1 = reader(n0, n1)
+            k0 = to_intrinsics_frame(k0, rec.image0, getattr(rec, "size0", None))
+            k1 = to_intrinsics_frame(k1, rec.image1, getattr(rec, "size1", None))
+            if vis is not None and n == 0:
+                draw_pair(rec, k0, k1, epi_err_thr, vis[1], vis[0])
+            thresh = ransac_thresh
+            if ransac_frame == "evaluated" and working:
+                frames = [_frame_long_side(Path(rec.image0), getattr(rec, "size0", None)),
+                          _frame_long_side(Path(rec.image1), getattr(rec, "size1", None))]
+                thresh = ransac_thresh * float(np.mean(frames)) / float(working)
+            r = evaluate_pair(k0, k1, np.asarray(rec.K0), np.asarray(rec.K1), np.asarray(rec.T_0to1), thresh, epi_err_thr)
+            r["inlier_ratio"] = r["num_inliers"] / r["num_matches"] if r["num_matches"] else 0.0
+            rows.append({"image0": n0, "image1": n1, "scene": str(rec.scene), "ransac_thresh_px": thresh,
+                         **{k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in r.items()}})
+    return {**aggregate(rows), "seconds_per_pair": reader.seconds_per_pair, "matches": str(matches),
+            "matcher": reader.matcher, "pairs": rows}
 
 
 def aggregate(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Test-set numbers from per-pair rows of :func:`~matchforge.evaluation.pose.evaluate_pair`
-    (``pose_error`` None or inf for a failed estimate): AUCs and precision in percent."""
-    errors = [np.inf if r["pose_error"] is None else r["pose_error"] for r in rows]
-    return {"num_pairs": len(rows), **pose_auc(errors),
-            "precision": float(np.mean([r["precision"] for r in rows]) * 100) if rows else 0.0,
-            "num_matches": float(np.mean([r["num_matches"] for r in rows])) if rows else 0.0,
-            "failed": int(sum(not np.isfinite(e) for e in errors))}
+    """Test-set numbers from per-pair rows: AUCs, precision and inlier ratio in percent, each with its 95 %
+    bootstrap interval over pairs (``<key>_ci``), and ``few_pairs`` when there are fewer than 10 pairs."""
+    errors = np.array([np.inf if r["pose_error"] is None else r["pose_error"] for r in rows], dtype=np.float64)
+    per_pair = np.array([[r["precision"] * 100, r.get("inlier_ratio", 0.0) * 100, r["num_matches"]] for r in rows],
+                        dtype=np.float64).reshape(-1, 3)
+    out: dict[str, Any] = {"num_pairs": len(rows), **pose_auc(errors),
+                           "precision": float(per_pair[:, 0].mean()) if rows else 0.0,
+                           "inlier_ratio": float(per_pair[:, 1].mean()) if rows else 0.0,
+                           "num_matches": float(per_pair[:, 2].mean()) if rows else 0.0,
+                           "failed": int(np.sum(~np.isfinite(errors))), "few_pairs": len(rows) < FEW_PAIRS}
+    if rows:
+        aucs = bootstrap(errors, lambda e: list(pose_auc(e).values()))
+        means = bootstrap(per_pair, lambda v: v.mean(0))
+        for key, ci in zip(("auc@5", "auc@10", "auc@20"), aucs):
+            out[f"{key}_ci"] = [float(ci[0]), float(ci[1])]
+        for key, ci in zip(("precision", "inlier_ratio", "num_matches"), means):
+            out[f"{key}_ci"] = [float(ci[0]), float(ci[1])]
+    return out

@@ -79,6 +79,48 @@ def load_testset(ts: Mapping[str, Any], dataset_json: str | Path | None = None, 
     return records
 
 
+# Options that only change how stored matches are scored: editing them rescores, it never rematches.
+SCORING_KEYS = ("ransac_thresh", "epi_err_thr", "ransac_frame")
+
+
+def matching_options(testset: Mapping[str, Any]) -> dict[str, Any]:
+    """What a test set's matching depends on (its pairs, image sizes): everything but :data:`SCORING_KEYS`."""
+    return {k: v for k, v in testset.items() if k not in SCORING_KEYS}
+
+
+def scoring_options(testset: Mapping[str, Any]) -> dict[str, Any]:
+    """The options of :data:`SCORING_KEYS` a test set sets."""
+    return {k: v for k, v in testset.items() if k in SCORING_KEYS}
+
+
+def pose_records(testset: Mapping[str, Any], dataset_json: str | Path | None = None, name: str = "") -> list[Any]:
+    """Pose pairs of an entry of ``loftr.testsets`` (it has ``kind``) or a ``pose`` entry of ``posfeat.testsets``."""
+    if "kind" in testset:
+        return load_testset(testset, dataset_json, name)
+    spec = dict(testset)
+    if dataset_json is not None:
+        spec["dataset"] = str(dataset_json)
+    return pose_pairs(spec)[0]
+
+
+def testset_root(testset: Mapping[str, Any], dataset_json: str | Path | None = None) -> Path:
+    """The folder a feature test set's image names are relative to (see :func:`testset_images`)."""
+    if testset.get("type") == "homography":
+        return Path(testset["path"]).resolve()
+    return Path(dataset_json or testset["dataset"]).resolve().parent
+
+
+def homography_records(root: str | Path) -> list[Any]:
+    """The pairs of a homography test set as records with image paths, ``H`` (image 0 -> 1) and a category."""
+    from types import SimpleNamespace
+
+    from matchforge.evaluation.homography import find_pairs
+
+    root = Path(root)
+    return [SimpleNamespace(scene=p.name, name=p.name, image0=root / p.image0, image1=root / p.image1, H=p.H,
+                            category=p.category) for p in find_pairs(root)]
+
+
 # --- feature test sets (posfeat.testsets): the images to extract ------------------------------------
 
 POSE_DEFAULTS = {"split": "test", "min_overlap": 0.0, "max_pairs": None, "ransac_thresh": 0.5}

@@ -15,7 +15,7 @@ import h5py
 import numpy as np
 
 from matchforge.errors import MatchforgeError
-from matchforge.io.write import disk_errors
+from matchforge.io.write import atomic_h5
 
 
 class FeatureWriter:
@@ -23,37 +23,20 @@ class FeatureWriter:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.tmp = self.path.with_name(self.path.name + ".part")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file: h5py.File | None = None
 
     def __enter__(self) -> "FeatureWriter":
-        self._errors = disk_errors(self.tmp, "feature file")
-        self._errors.__enter__()
-        self._file = h5py.File(self.tmp, "w")
+        self._context = atomic_h5(self.path, "feature file")
+        self._file = self._context.__enter__()
         return self
 
     def write(self, name: str, features: dict[str, np.ndarray]) -> None:
-        assert self._file is not None, "use FeatureWriter as a context manager"
         group = self._file.create_group(name)
         for key, value in features.items():
             group.create_dataset(key, data=value)
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        assert self._file is not None
-        close_error = None
-        try:
-            self._file.close()
-        except Exception as err:  # noqa: BLE001 - the close flushes: a full disk shows here
-            close_error = err
-        error = exc if exc is not None else close_error
-        if error is None:
-            self._errors.__exit__(None, None, None)
-            self.tmp.replace(self.path)
-        # removes the .part file; a disk error is raised as a MatchforgeError naming the cause
-        elif not self._errors.__exit__(type(error), error, error.__traceback__) and exc is None:
-            raise close_error
+                 tb: TracebackType | None) -> bool | None:
+        return self._context.__exit__(exc_type, exc, tb)
 
 
 def read_features(path: str | Path, name: str) -> dict[str, np.ndarray]:

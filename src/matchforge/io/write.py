@@ -118,3 +118,14 @@ def save_figure(fig: Any, path: str | Path, **savefig: Any) -> None:
             fig.savefig(tmp, format=path.suffix.lstrip(".") or "png", **savefig)
     finally:
         plt.close(fig)
+
+
+@contextmanager
+def atomic_h5(path: str | Path, what: str = "output") -> Iterator[Any]:
+    """An ``h5py.File`` open for writing on ``<path>.part``; it becomes ``path`` when the block succeeds and
+    is closed. A failure (a full disk shows when the file is flushed) leaves nothing (see :func:`atomic_path`)."""
+    import h5py
+
+    with atomic_path(path, what) as tmp:
+        with h5py.File(tmp, "w") as f:
+            yield f

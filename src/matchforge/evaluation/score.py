@@ -1,0 +1,114 @@
+"""``matchforge score``: score stored matches (``matchforge match-pairs``) on their test set (the scoring step).
+
+- Pose test sets (``loftr.testsets``, ``posfeat.testsets`` of type ``pose``), as
+  :func:`matchforge.evaluation.relpose.score` defines: AUC@5/10/20, epipolar precision, RANSAC inlier ratio,
+  matches. ``--before`` scores a second match file (a fine-tuning run's initial weights on the same pairs)
+  into the key ``before``, and ``vs_before`` says per score whether the two intervals overlap or which is better.
+- Homography test sets: MMA (%) and homography-estimation AUC (:func:`matchforge.evaluation.homography.score`),
+  with a plot of the MMA curves (``--compare`` adds other methods' results to it).
+
+Every test-set number has its 95 % bootstrap interval over pairs; ``few_pairs`` marks test sets under 10
+pairs. The JSON written (``results/eval/<family>/<run>/<testset>.json`` in the workflow) has the aggregates,
+the options, the matcher and one row per pair.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+from typing import Any, Mapping
+
+from matchforge.conf import load_conf
+from matchforge.evaluation.match_pairs import records_of
+from matchforge.evaluation.relpose import CI_KEYS, SUMMARY_KEYS, score
+from matchforge.evaluation.stats import compare as compare_intervals
+from matchforge.evaluation.testsets import matching_options
+from matchforge.io.write import write_json
+
+log = logging.getLogger(__name__)
+
+SCORING_DEFAULTS = {"ransac_thresh": 0.5, "epi_err_thr": 5e-4, "ransac_frame": "evaluated"}
+
+
+def summary_of(result: Mapping[str, Any]) -> dict[str, Any]:
+    """The test-set numbers of a scored result (no rows), with their intervals."""
+    return {k: result[k] for k in (*SUMMARY_KEYS, *(f"{c}_ci" for c in CI_KEYS), "few_pairs") if k in result}
+
+
+def main(testset: Mapping[str, Any], matches: str | Path, out_json: str | Path, *, dataset_json: str | Path | None = None,
+         name: str = "", label: str = "", before: str | Path | None = None, vis: str | Path | None = None,
+         compare: Mapping[str, str | Path] | None = None) -> dict[str, Any]:
+    """Score ``matches`` on ``testset``; write ``out_json`` (and, with ``vis``, the first pair's matches)."""
+    if testset.get("type") == "homography":
+        return homography(testset, matches, out_json, name=name, label=label, compare=compare)
+    scoring = {**SCORING_DEFAULTS, **{k: v for k, v in testset.items() if k in SCORING_DEFAULTS}}
+    records = records_of(matching_options(testset), dataset_json, name)
+    res = score(records, matches, float(scoring["ransac_thresh"]), float(scoring["epi_err_thr"]), scoring["ransac_frame"],
+                vis=(vis, f"{label or 'matches'} on {name}") if vis else None)
+    result: dict[str, Any] = {"testset": name, "label": label, "testset_conf": dict(testset), "scoring": scoring, **res}
+    if before is not None:
+        prior = score(records, before, float(scoring["ransac_thresh"]), float(scoring["epi_err_thr"]), scoring["ransac_frame"])
+        result["before"] = {"matches": str(before), "matcher": prior["matcher"], **summary_of(prior)}
+        if result["num_pairs"]:
+            result["vs_before"] = {k: compare_intervals(prior[f"{k}_ci"], res[f"{k}_ci"]) for k in ("auc@5", "auc@10", "auc@20", "precision")}
+        log.info("before: %s", _scores(result["before"]))
+    write_json(out_json, result, default=str)
+    log.info("%s on %s: %s%s", label, name, _scores(result),
+             f"; vs before: {result['vs_before']}" if "vs_before" in result else "")
+    return result
+
+
+def homography(testset: Mapping[str, Any], matches: str | Path, out_json: str | Path, *, name: str = "", label: str = "",
+               compare: Mapping[str, str | Path] | None = None) -> dict[str, Any]:
+    """MMA and homography accuracy of ``matches``; writes ``out_json`` and the MMA curves beside it (.png)."""
+    import json
+
+    from matchforge.evaluation.homography import plot_curves, score as score_homography
+    from matchforge.evaluation.testsets import homography_records
+
+    result = {"testset": name, "label": label, "testset_conf": dict(testset),
+              **score_homography(homography_records(testset["path"]), matches)}
+    write_json(out_json, result, default=str)
+    curves = {label or "matches": result}
+    for other, path in (compare or {}).items():
+        curves[other] = json.loads(Path(path).read_text())
+    plot_curves(curves, Path(out_json).with_suffix(".png"), f"MMA on {name or testset['path']}")
+    o = result["overall"]
+    log.info("%s on %s: MMA@1/3/5/10 = %.1f / %.1f / %.1f / %.1f %%, homography AUC@1/3/5 (RANSAC) = %.1f / %.1f / %.1f %%, "
+             "%d pairs", label, name, o["mma@1"], o["mma@3"], o["mma@5"], o["mma@10"], o["h_ransac_auc@1"],
+             o["h_ransac_auc@3"], o["h_ransac_auc@5"], o["num_pairs"])
+    return result
+
+
+def _scores(res: Mapping[str, Any]) -> str:
+    ci = res.get("auc@10_ci", [float("nan")] * 2)
+    return (f"AUC@5/10/20 = {res['auc@5']:.2f} / {res['auc@10']:.2f} [{ci[0]:.1f}, {ci[1]:.1f}] / {res['auc@20']:.2f}, "
+            f"precision {res['precision']:.1f} %, inliers {res['inlier_ratio']:.1f} %, {res['num_matches']:.0f} matches/pair, "
+            f"{res['num_pairs']} pairs{' (fewer than 10: wide intervals)' if res.get('few_pairs') else ''}")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--testset", required=True, help="test-set options: inline JSON or YAML file")
+    parser.add_argument("--matches", required=True, help="match file from matchforge match-pairs")
+    parser.add_argument("--out", required=True, help="output JSON")
+    parser.add_argument("--dataset", default=None, help="dataset.json, for test sets of a matchforge dataset")
+    parser.add_argument("--name", default="", help="test-set name")
+    parser.add_argument("--label", default="", help="method name in the result (e.g. loftr/demo_ds)")
+    parser.add_argument("--before", default=None, help="match file of the initial weights of a fine-tuned model, scored under `before`")
+    parser.add_argument("--vis", default=None, help="also draw the first pair's matches here (.jpg)")
+    parser.add_argument("--compare", nargs="*", default=[], metavar="LABEL=JSON",
+                        help="homography: other methods' results drawn in the same MMA plot")
+
+
+def run(args: argparse.Namespace) -> None:
+    from matchforge.errors import MatchforgeError
+
+    compare = {}
+    for item in args.compare:
+        if "=" not in item:
+            raise MatchforgeError(f"--compare expects LABEL=JSON, got '{item}'", fix="e.g. --compare sift=results/eval/sift/mnn/homography.json")
+        k, v = item.split("=", 1)
+        compare[k] = v
+    main(load_conf(args.testset), args.matches, args.out, dataset_json=args.dataset, name=args.name, label=args.label,
+         before=args.before, vis=args.vis, compare=compare)
