@@ -258,12 +258,45 @@ def sift_ratio_label():
     return f"sift (mutual NN + ratio {b['ratio']:g}, {b['max_keypoints']} kp)"
 
 
+# --- localization (evaluated by the loftr and posfeat rules) ----------------
+
+
+LOC = config["localization"]["testsets"]
+
+
+def loc_spec(name):
+    """A localization test set with workflow paths: own scene (the dataset.json, the scene's SfM, its metres per
+    unit) or an Aachen-layout folder as given."""
+    ts = LOC[name]
+    if ts.get("aachen"):
+        return {"type": "localization", **ts}
+    scene = ts["scene"] or config["datasets"][ts["dataset"]]["scenes"][0]
+    return {"type": "localization", "dataset": f"results/datasets/{ts['dataset']}/dataset.json", "sfm": f"results/{scene}/sfm",
+            "scene": scene, "metres_per_unit": config["scenes"][scene]["metres_per_unit"],
+            **{k: v for k, v in ts.items() if k not in ("dataset", "scene")}}
+
+
+def loc_inputs(name):
+    spec = loc_spec(name)
+    if spec.get("aachen"):
+        return {k: present(spec[k]) for k in ("aachen", "query_pairs", "db_pairs", "ground_truth") if spec.get(k)}
+    return {"dataset": spec["dataset"], "sfm": f"{spec['sfm']}/stats.json"}
+
+
+def loftr_testset_spec(name):
+    """A test set LoFTR and the SIFT baseline are evaluated on: an entry of loftr.testsets or a localization set."""
+    return loc_spec(name) if name in LOC else LOFTR["testsets"][name]
+
+
 def loftr_testset_conf(wc):
-    return to_json(LOFTR["testsets"][wc.testset])
+    return to_json(loftr_testset_spec(wc.testset))
 
 
 def loftr_testset_inputs(wc):
-    """dataset.json for test sets of kind 'dataset'; nothing else is produced by the workflow."""
+    """dataset.json for test sets of kind 'dataset' (and the scene's SfM for localization); nothing else is
+    produced by the workflow."""
+    if wc.testset in LOC:
+        return loc_inputs(wc.testset)
     ts = LOFTR["testsets"][wc.testset]
     return {"dataset": f"results/datasets/{ts['dataset']}/dataset.json"} if ts["kind"] == "dataset" else {}
 
@@ -292,6 +325,9 @@ def loftr_targets():
                 used.add(ts)
     if LOFTR["baseline"]["enabled"]:
         out += [f"results/eval/sift/ratio/{ts}{f}" for ts in sorted(used) for f in (".json", "_matches.jpg")]
+    for name in LOC:  # every run, and the SIFT baseline, localize on every localization test set
+        out += [f"results/eval/loftr/{run}/{name}.json" for run in LOFTR["runs"]]
+        out += [f"results/eval/sift/ratio/{name}.json"] if LOFTR["baseline"]["enabled"] else []
     return out
 
 
@@ -311,6 +347,8 @@ def pf_init_file(run):
 
 def pf_testset(name):
     """Test-set spec with workflow names resolved to paths (dataset -> dataset.json, scene -> SfM images)."""
+    if name in LOC:
+        return loc_spec(name)
     spec = dict(PF_TESTSETS[name])
     if spec["type"] == "pose":
         spec["dataset"] = f"results/datasets/{spec['dataset']}/dataset.json"
@@ -324,6 +362,10 @@ def pf_testset_input(wc):
     spec = pf_testset(wc.pftestset)
     if spec["type"] == "homography":
         return present(spec["path"])
+    if spec["type"] == "localization":
+        return list(loc_inputs(wc.pftestset).values())
+    if spec["type"] == "reconstruction" and spec.get("eth"):
+        return present(spec["eth"])
     return spec["dataset"] if spec["type"] == "pose" else spec["images"]
 
 
@@ -360,7 +402,7 @@ def pf_train_args(wc):
 
 def pf_compare(wc):
     """The SIFT curve drawn beside PoSFeat's in homography plots."""
-    if PF["sift_baseline"] and PF_TESTSETS[wc.pftestset]["type"] == "homography":
+    if PF["sift_baseline"] and pf_testset(wc.pftestset)["type"] == "homography":
         return {"sift": f"results/eval/sift/mnn/{wc.pftestset}.json"}
     return {}
 
@@ -370,7 +412,7 @@ def sift_mnn_label():
 
 
 def pf_targets():
-    out = [f"results/eval/posfeat/{run}/{t}.json" for run, spec in PF_RUNS.items() for t in spec["testsets"]]
+    out = [f"results/eval/posfeat/{run}/{t}.json" for run, spec in PF_RUNS.items() for t in [*spec["testsets"], *LOC]]
     if PF["sift_baseline"]:
         used = sorted({t for spec in PF_RUNS.values() for t in spec["testsets"]})
         out += [f"results/eval/sift/mnn/{t}.json" for t in used]

@@ -9,7 +9,7 @@ LOFTR_TESTSETS = list(LOFTR["testsets"])
 
 wildcard_constraints:
     run=one_of(LOFTR_RUNS),
-    testset=one_of(LOFTR_TESTSETS),
+    testset=one_of(LOFTR_TESTSETS + list(LOC)),
 
 
 # The workflow's own keys of a run (what to evaluate, GPUs to reserve): not training options at all. Engine
@@ -71,7 +71,7 @@ rule loftr_match:
     output:
         "results/eval/matches/loftr/{run}/{testset}.h5",
     params:
-        testset=lambda wc: to_json(matching_options(LOFTR["testsets"][wc.testset])),
+        testset=lambda wc: to_json(matching_options(loftr_testset_spec(wc.testset))),
         matcher=lambda wc, input: to_json({"name": "loftr", "weights": input.weights}),
         dataset=loftr_dataset_arg,
     log:
@@ -95,7 +95,7 @@ use rule loftr_match as loftr_init_match with:
     output:
         "results/eval/matches/loftr-init/{run}/{testset}.h5",
     params:
-        testset=lambda wc: to_json(matching_options(LOFTR["testsets"][wc.testset])),
+        testset=lambda wc: to_json(matching_options(loftr_testset_spec(wc.testset))),
         matcher=lambda wc, input: to_json({"name": "loftr", "weights": loftr_init_weights(wc, input)}),
         dataset=loftr_dataset_arg,
     log:
@@ -105,6 +105,8 @@ use rule loftr_match as loftr_init_match with:
 
 
 rule loftr_score:
+    wildcard_constraints:
+        testset=one_of(LOFTR_TESTSETS),
     input:
         unpack(loftr_testset_inputs),
         unpack(loftr_before_matches),
@@ -134,7 +136,7 @@ rule sift_ratio_match:
     output:
         "results/eval/matches/sift/ratio/{testset}.h5",
     params:
-        testset=lambda wc: to_json(matching_options(LOFTR["testsets"][wc.testset])),
+        testset=lambda wc: to_json(matching_options(loftr_testset_spec(wc.testset))),
         matcher=lambda wc: to_json({"name": "sift", **{k: v for k, v in LOFTR["baseline"].items() if k != "enabled"}}),
         dataset=loftr_dataset_arg,
     log:
@@ -151,6 +153,8 @@ rule sift_ratio_match:
 
 
 rule sift_ratio_score:
+    wildcard_constraints:
+        testset=one_of(LOFTR_TESTSETS),
     input:
         unpack(loftr_testset_inputs),
         matches="results/eval/matches/sift/ratio/{testset}.h5",
@@ -171,6 +175,45 @@ rule sift_ratio_score:
     shell:
         "{MF} score --name {wildcards.testset} --label {params.label:q} --testset {params.testset:q}"
         " --matches {input.matches:q} {params.dataset} --out {output.json:q} --vis {output.vis:q} > {log:q} 2>&1"
+
+
+rule loftr_localize:
+    wildcard_constraints:
+        testset=one_of(LOC),
+    input:
+        unpack(loftr_testset_inputs),
+        matches="results/eval/matches/loftr/{run}/{testset}.h5",
+    output:
+        "results/eval/loftr/{run}/{testset}.json",
+    params:
+        testset=loftr_testset_conf,
+        label="loftr/{run}",
+    log:
+        "logs/loftr/{run}/localize_{testset}.log",
+    benchmark:
+        "benchmarks/loftr/{run}/localize_{testset}.tsv"
+    resources:
+        mem_mb=4000,
+    conda:
+        "../envs/sfm.yaml"
+    shell:
+        "{MF} score --name {wildcards.testset} --label {params.label:q} --testset {params.testset:q}"
+        " --matches {input.matches:q} --out {output:q} > {log:q} 2>&1"
+
+
+use rule loftr_localize as sift_ratio_localize with:
+    input:
+        unpack(loftr_testset_inputs),
+        matches="results/eval/matches/sift/ratio/{testset}.h5",
+    output:
+        "results/eval/sift/ratio/{testset}.json",
+    params:
+        testset=loftr_testset_conf,
+        label=lambda wc: sift_ratio_label(),
+    log:
+        "logs/sift/ratio/localize_{testset}.log",
+    benchmark:
+        "benchmarks/sift/ratio/localize_{testset}.tsv"
 
 
 TARGETS["loftr"] = loftr_targets

@@ -4,7 +4,7 @@
 PF = config["posfeat"]
 PF_RUNS = PF["runs"]
 PF_TESTSETS = PF["testsets"]
-PF_MATCHED = [t for t, spec in PF_TESTSETS.items() if spec["type"] in ("pose", "homography")]
+PF_MATCHED = [t for t, spec in PF_TESTSETS.items() if spec["type"] in ("pose", "homography")] + list(LOC)
 PF_RECONSTRUCTION = [t for t, spec in PF_TESTSETS.items() if spec["type"] == "reconstruction"]
 
 
@@ -12,7 +12,7 @@ PF_RECONSTRUCTION = [t for t, spec in PF_TESTSETS.items() if spec["type"] == "re
 
 wildcard_constraints:
     pfrun=one_of(PF_RUNS),
-    pftestset=one_of(PF_TESTSETS),
+    pftestset=one_of(list(PF_TESTSETS) + list(LOC)),
 
 
 rule posfeat_desc:

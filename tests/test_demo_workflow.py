@@ -79,6 +79,18 @@ def test_every_stage_runs_on_the_demo(demo_run):
     rec = tables["reconstruction"].set_index("family")
     assert rec.loc["sift", "num_images"] == 10 and rec.loc["sift", "num_registered"] >= 5
     assert rec.loc["sift", "num_registered"] > rec.loc["posfeat", "num_registered"]
+    # localization: every LoFTR run, the SIFT baseline and every PoSFeat run localize the demo's held-out photos
+    loc = config["localization"]["testsets"]
+    assert rows["localization"] == ({("loftr", run, ts) for run in config["loftr"]["runs"] for ts in loc}
+                                    | {("sift", "ratio", ts) for ts in loc}
+                                    | {("posfeat", run, ts) for run in config["posfeat"]["runs"] for ts in loc})
+    lt = tables["localization"]
+    assert (lt["unit"] == "median baseline").all() and lt["thresholds"].str.contains("median baseline").all()
+    assert lt["recall@3_ci"].str.match(r"^\[\d+\.\d, \d+\.\d\]$").all() and lt["note"].str.contains("< 10").all()
+    assert lt[lt["family"] == "sift"]["recall@3"].iloc[0] > 0  # SIFT localizes at least one of the 3 queries
+    # the test photos are a separated viewpoint group (dataset.json says how far each is from training)
+    view = json.loads((results / "datasets" / "demo" / "dataset.json").read_text())["scenes"]["sacre_coeur"]["viewpoint"]
+    assert view["separated"] and min(v["separation"] for v in view["held_out"].values()) > 1.0, view
     scenes = pd.read_csv(results / "summary" / "scenes.csv")
     assert scenes["scene"].tolist() == ["sacre_coeur"] and scenes["num_points3D"].iloc[0] > 500
 
@@ -122,12 +134,14 @@ def test_demo_is_up_to_date_and_reports(demo_run):
 
     edited = yaml.safe_load(original)
     edited["loftr"]["testsets"]["demo_test"]["ransac_thresh"] = 1.0
+    edited["localization"]["testsets"]["demo_loc"]["ransac_px"] = 8.0
     config_file.write_text(yaml.safe_dump(edited))
     try:
         jobs = planned_jobs(subprocess.run(cmd + ["-n"], capture_output=True, text=True, check=True))
     finally:
         config_file.write_text(original)
     assert jobs.get("loftr_score") == 3 and jobs.get("sift_ratio_score") == 1, jobs
+    assert jobs.get("loftr_localize") == 3 and jobs.get("sift_ratio_localize") == 1 and jobs.get("posfeat_score") == 1, jobs
     assert not {k for k in jobs if "match" in k}, jobs
     # edits that change nothing a job computes plan nothing: the photo folder spelt absolute with a trailing
     # slash, and engine options of a finished training run (workers, checkpoint frequency)
@@ -151,5 +165,6 @@ def test_demo_is_up_to_date_and_reports(demo_run):
         assert f"models/loftr/{run}/curve.png" in html, run
         assert f"eval/loftr/{run}/demo_test_matches.jpg" in html, run
     for needle in ("summary/relpose.png", "summary/homography.png", "summary/reconstruction.png", "summary/shape.png",
+                   "summary/localization.png",
                    "summary/relpose.csv", "summary/scenes.csv", "depth/qa"):
         assert needle in html, needle

@@ -234,3 +234,40 @@ def test_reconstruction_from_sift_features_on_a_real_scene(tmp_path):
     assert stats["num_points3D"] > 200 and stats["mean_track_length"] > 2.5
     assert 0 < stats["mean_reprojection_error"] < 2.0
     assert (tmp_path / "rec" / "database.db").is_file()
+
+
+@pytest.mark.slow
+def test_eth_benchmark_layout_gives_the_benchmark_columns(tmp_path):
+    """A dataset in the ETH local feature benchmark's layout, made here from 6 real Reichstag photos as the
+    benchmark ships its datasets (images/, database.db with the images and cameras imported, match-list.txt):
+    SIFT features are imported into a copy of that database, verified and mapped; the result has the
+    benchmark's columns, uses only the listed pairs, and leaves the dataset's database untouched."""
+    import hashlib
+    import shutil
+
+    import pycolmap
+
+    from matchforge.evaluation.features import main as reconstruct_eval
+    from matchforge.evaluation.reconstruction import ETH_COLUMNS
+    from matchforge.evaluation.testsets import testset_images
+    from matchforge.posfeat.extract import main as extract_main
+
+    eth = tmp_path / "Reichstag"
+    (eth / "images").mkdir(parents=True)
+    photos = sorted(real_data("reichstag", "images").iterdir())[:6]
+    for p in photos:
+        shutil.copy(p, eth / "images" / p.name)
+    pycolmap.Database.open(eth / "database.db").close()
+    pycolmap.import_images(eth / "database.db", eth / "images", pycolmap.CameraMode.PER_IMAGE)
+    names = [p.name for p in photos]
+    listed = [(a, b) for i, a in enumerate(names) for b in names[i + 1:] if (i + names.index(b)) % 3]  # 10 of 15 pairs
+    (eth / "match-list.txt").write_text("".join(f"{a} {b}\n" for a, b in listed))
+    digest = hashlib.sha256((eth / "database.db").read_bytes()).hexdigest()
+    spec = {"type": "reconstruction", "eth": str(eth)}
+    feats = extract_main({"method": "sift", "max_size": None, "num_pts": 4096}, testset_images(spec), tmp_path / "f.h5")
+    res = reconstruct_eval(spec, feats, tmp_path / "eth.json", "sift")
+    assert set(ETH_COLUMNS) <= set(res) and ("num_dense_points" in res) == pycolmap.has_cuda
+    assert res["num_images"] == 6 and res["num_pairs"] == len(listed) == 10
+    assert res["num_registered"] >= 5 and res["num_points3D"] > 200 and res["mean_observations_per_image"] > 50
+    assert 0 < res["num_verified_pairs"] <= 10 and res["num_inlier_matches"] > 100
+    assert hashlib.sha256((eth / "database.db").read_bytes()).hexdigest() == digest

@@ -17,6 +17,9 @@ so a stale run that is no longer configured is not tabulated):
 ``method`` names each row by what it is: ``loftr/<run>``, ``posfeat/<run>``, and the two SIFT protocols by their
 options: ``sift (mutual NN + ratio 0.8, 4096 kp)`` (the LoFTR baseline, ``sift/ratio``) and ``sift (mutual NN,
 2048 kp at 480 px)`` (the PoSFeat baseline, ``sift/mnn``).
+- ``localization.csv`` / ``.png``: queries (a scene's test photos) localized against its training photos, as hloc
+  runs Aachen: recall (%) at the three Aachen thresholds (``thresholds`` says in metres or in median camera
+  baselines, ``unit``), with intervals, and median errors.
 - ``reconstruction.csv`` / ``.png``: COLMAP mapping from each method's features: registered images, points,
   track length, reprojection error.
 - ``shape.csv`` / ``.png``: shift/focal recovery on held-out items: focal error, shift error, AbsRel before
@@ -43,8 +46,13 @@ COLUMNS = {
     "homography": ID + ["num_pairs", "num_matches", "mma@1", "mma@3", "mma@3_ci", "mma@5", "mma@10", "mma_score",
                         "h_ransac_auc@1", "h_ransac_auc@3", "h_ransac_auc@3_ci", "h_ransac_auc@5", "h_dlt_auc@1",
                         "h_dlt_auc@3", "h_dlt_auc@5", "note"],
+    # the ETH local feature benchmark's columns (evaluation.reconstruction.ETH_COLUMNS); num_dense_points is added
+    # when a result has it (a CUDA build of pycolmap)
     "reconstruction": ID + ["num_images", "num_registered", "num_points3D", "num_observations", "mean_track_length",
-                            "mean_reprojection_error", "mean_num_keypoints", "num_inlier_matches"],
+                            "mean_observations_per_image", "mean_reprojection_error", "num_verified_pairs",
+                            "num_inlier_matches", "mean_num_keypoints"],
+    "localization": ID + ["num_queries", "num_db", "recall@1", "recall@1_ci", "recall@2", "recall@2_ci", "recall@3",
+                          "recall@3_ci", "thresholds", "median_t_error", "median_R_error", "unit", "note"],
     "shape": ID + ["num_items", "focal_err_guess", "focal_err", "shift_err_none", "shift_err", "absrel_before",
                    "absrel_after", "points_err_before", "points_err_after"],
 }
@@ -68,6 +76,8 @@ def kind_of(result: dict[str, Any]) -> str | None:
     """Which table an evaluation JSON belongs to (None: not an evaluation result)."""
     if "auc@5" in result:
         return "relpose"
+    if "recall@1" in result and "num_queries" in result:
+        return "localization"
     if isinstance(result.get("overall"), dict) and "mma_score" in result["overall"]:
         return "homography"
     if "num_registered" in result and "num_images" in result:
@@ -93,6 +103,9 @@ def eval_rows(path: Path) -> tuple[str | None, list[dict[str, Any]]]:
     ident = {"family": family, "run": run, "method": result.get("label") or f"{family}/{run}", "testset": testset}
     if kind == "homography":
         return kind, [_intervals({**result["overall"], "thresholds": result.get("thresholds", []), **ident})]
+    if kind == "localization":
+        thresholds = "; ".join(result[f"threshold@{k}"] for k in (1, 2, 3))
+        return kind, [_intervals({**result, **ident, "thresholds": thresholds})]
     if kind == "shape":
         return kind, [{**ident, "num_items": result.get("num_items"),
                        **{k: v["mean"] for k, v in result["summary"].items() if isinstance(v, dict) and "mean" in v}}]
@@ -118,7 +131,10 @@ def eval_tables(paths: Iterable[Path]) -> tuple[dict[str, pd.DataFrame], Curves]
         if kind == "homography":
             row = found[0]
             curves[(row["method"], row["testset"])] = (row.get("thresholds", []), row.get("mma", []))
-    return {kind: pd.DataFrame(rows[kind]).reindex(columns=COLUMNS[kind]) for kind in KINDS}, curves
+    optional = {"reconstruction": ["num_dense_points"]}  # columns that only some machines produce
+    return {kind: pd.DataFrame(rows[kind]).reindex(columns=COLUMNS[kind] + [c for c in optional.get(kind, [])
+                                                                          if any(c in r for r in rows[kind])])
+            for kind in KINDS}, curves
 
 
 def scene_table(files: Iterable[Path]) -> pd.DataFrame:
@@ -197,6 +213,11 @@ def plot_kind(kind: str, table: pd.DataFrame, path: Path, curves: Curves) -> Non
             ax.set_ylabel("MMA (%)")
             ax.set_ylim(0, 100)
             ax.legend(fontsize=8)
+        elif kind == "localization":
+            keys = ["recall@1", "recall@2", "recall@3"]
+            rows[keys].plot.barh(ax=ax, legend=False, xerr=_errors(rows, keys), capsize=2)
+            ax.set_xlabel("queries localized within (t, R) (%), 95 % intervals")
+            ax.set_xlim(0, 100)
         elif kind == "reconstruction":
             (rows["num_registered"] / rows["num_images"] * 100).plot.barh(ax=ax)
             ax.set_xlabel("registered images (%)")
@@ -207,7 +228,7 @@ def plot_kind(kind: str, table: pd.DataFrame, path: Path, curves: Curves) -> Non
         n = rows["num_pairs"].max() if "num_pairs" in rows else float("nan")
         ax.set_title(ts if pd.isna(n) else f"{ts} ({int(n)} pairs" + (", < 10: wide intervals" if n < 10 else "") + ")")
     fig.suptitle(f"matchforge: {kind}", x=0.02, ha="left")
-    if kind in ("relpose", "shape") and testsets:  # one legend for all panels, above them
+    if kind in ("relpose", "localization", "shape") and testsets:  # one legend for all panels, above them
         fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="upper right", ncol=3, fontsize=8)
     fig.tight_layout(rect=(0, 0, 1, 0.93))
     save_figure(fig, path, dpi=110)

@@ -121,7 +121,7 @@ def check_keys(instance: Mapping[str, Any], schema: Mapping[str, Any], where: st
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 # Every key the workflow turns into a wildcard and a folder under results/: one name rule for all.
 NAMED = ("scenes", "datasets", "loftr.runs", "loftr.testsets", "posfeat.runs", "posfeat.testsets", "shiftfocal.runs",
-         "shiftfocal.sources")
+         "shiftfocal.sources", "localization.testsets")
 
 
 def check_names(config: Mapping[str, Any]) -> None:
@@ -259,6 +259,7 @@ def check_references(config: Mapping[str, Any]) -> None:
             raise MatchforgeError(f"scene '{s}': depth.shape.run names unknown shift/focal run '{run}'",
                                   fix="use a name under shiftfocal.runs, or null; " + fix)
     _check_loftr(config["loftr"], datasets)
+    _check_localization(config, datasets)
     _check_posfeat(config["posfeat"], datasets, sfm_scenes, src)
     _check_shiftfocal(config["shiftfocal"], sfm_scenes, src)
 
@@ -287,6 +288,23 @@ def _check_loftr(loftr: Mapping[str, Any], datasets: Mapping[str, Any]) -> None:
                                   fix=f"set loftr.testsets.{name}.dataset to a name under `datasets:`")
 
 
+def _check_localization(config: Mapping[str, Any], datasets: Mapping[str, Any]) -> None:
+    fix = f"edit localization.testsets in {config_source()} (config/README.md)"
+    others = set(config["loftr"]["testsets"]) | set(config["posfeat"]["testsets"])
+    for name, ts in config["localization"]["testsets"].items():
+        if name in others:
+            raise MatchforgeError(f"localization test set '{name}' has the name of a loftr or posfeat test set", fix="rename it; " + fix)
+        if ts.get("aachen"):
+            continue
+        if ts["dataset"] not in datasets:
+            raise MatchforgeError(f"localization test set '{name}' names unknown dataset '{ts['dataset']}'"
+                                  f"{_closest(ts['dataset'], list(datasets))}", fix=fix)
+        scenes = datasets[ts["dataset"]]["scenes"]
+        if (ts.get("scene") or scenes[0]) not in scenes or (not ts.get("scene") and len(scenes) > 1):
+            raise MatchforgeError(f"localization test set '{name}' needs one scene of dataset '{ts['dataset']}' "
+                                  f"(it has {scenes})", fix="set its scene: ; " + fix)
+
+
 PF_SECTIONS = ("model", "data", "desc", "kp", "trainer", "extract")
 
 
@@ -298,7 +316,7 @@ def posfeat_run_sections(posfeat: Mapping[str, Any], run: str) -> dict[str, Any]
 def _check_posfeat(pf: Mapping[str, Any], datasets: Mapping[str, Any], sfm_scenes: set[str], src: str) -> None:
     fix = f"edit posfeat in {src} (config/README.md lists the options)"
     for name, spec in pf["testsets"].items():
-        need = {"homography": "path", "pose": "dataset", "reconstruction": "images' or 'scene"}[spec["type"]]
+        need = {"homography": "path", "pose": "dataset", "reconstruction": "images' or 'scene' or 'eth"}[spec["type"]]
         if not any(spec.get(k) for k in need.split("' or '")):
             raise MatchforgeError(f"posfeat test set '{name}' ({spec['type']}) needs '{need}'", fix=fix)
         if spec["type"] == "pose" and spec["dataset"] not in datasets:

@@ -3,7 +3,8 @@
 A ``{type: reconstruction, images: DIR[, sparse: DIR]}`` test set (``posfeat.testsets``): COLMAP mapping from the
 features matched by mutual nearest neighbours, with the cameras of ``sparse`` (a matchforge scene's undistorted
 model) as known PINHOLE intrinsics when given (:mod:`matchforge.evaluation.reconstruction`), reported with the
-ETH local feature benchmark's columns. The features come from ``matchforge extract`` on
+ETH local feature benchmark's columns. ``{type: reconstruction, eth: DIR}`` runs a dataset of that benchmark in
+its own layout (``images/``, ``database.db`` with the images and cameras, optional ``match-list.txt``). The features come from ``matchforge extract`` on
 :func:`matchforge.evaluation.testsets.testset_images` (same names).
 """
 
@@ -51,18 +52,25 @@ def main(spec: dict[str, Any], features_path: str | Path, out_json: str | Path, 
     if spec.get("type") != "reconstruction":
         raise MatchforgeError(f"test set type '{spec.get('type')}' is not a reconstruction",
                               fix="score pose and homography test sets with matchforge match-pairs + matchforge score")
-    features = get_matcher({"name": "features", "features": features_path}).features  # read once per image
-    names = [n for n, _ in list_images(spec["images"])]
-    intrinsics = None
-    if spec.get("sparse"):  # a matchforge scene: its undistorted cameras are known
-        from matchforge.io.colmap import load_scene
+    from matchforge.evaluation.reconstruction import eth_dataset
 
-        intrinsics = {v.name: v.K for v in load_scene(spec["sparse"]).views.values()}
-        names = [n for n in names if n in intrinsics]
+    features = get_matcher({"name": "features", "features": features_path}).features  # read once per image
     result: dict[str, Any] = {"label": label, "testset": spec, "features": str(features_path)}
-    result.update(reconstruct(spec["images"], names, features, mutual_nn, out_json.with_suffix(""),
-                              camera_mode="PER_IMAGE" if intrinsics else spec.get("camera_mode", "AUTO"),
-                              intrinsics=intrinsics))
+    if spec.get("eth"):  # a benchmark dataset: its own database (images, cameras) and pairs
+        images, database, names, pairs = eth_dataset(spec["eth"])
+        result.update(reconstruct(images, names, features, mutual_nn, out_json.with_suffix(""), pairs=pairs,
+                                  database=database))
+    else:
+        names = [n for n, _ in list_images(spec["images"])]
+        intrinsics = None
+        if spec.get("sparse"):  # a matchforge scene: its undistorted cameras are known
+            from matchforge.io.colmap import load_scene
+
+            intrinsics = {v.name: v.K for v in load_scene(spec["sparse"]).views.values()}
+            names = [n for n in names if n in intrinsics]
+        result.update(reconstruct(spec["images"], names, features, mutual_nn, out_json.with_suffix(""),
+                                  camera_mode="PER_IMAGE" if intrinsics else spec.get("camera_mode", "AUTO"),
+                                  intrinsics=intrinsics))
     write_json(out_json, finite(result))
     log.info("%s: %s", label, json.dumps({k: v for k, v in result.items() if k not in ("testset", "features")},
                                          default=float)[:800])

@@ -1,7 +1,8 @@
 """``matchforge match-pairs``: match every pair of a test set once and store the matches (the export step).
 
-Test sets: an entry of ``loftr.testsets`` (kinds ``dataset``, ``reichstag``, ``megadepth``, ``scannet``) or of
-``posfeat.testsets`` (types ``pose`` and ``homography``). Matchers (``--matcher``, JSON, see
+Test sets: an entry of ``loftr.testsets`` (kinds ``dataset``, ``reichstag``, ``megadepth``, ``scannet``), of
+``posfeat.testsets`` (types ``pose`` and ``homography``) or of ``localization.testsets`` (type ``localization``:
+database and query pairs, :mod:`matchforge.evaluation.localization`). Matchers (``--matcher``, JSON, see
 :func:`matchforge.matchers.get_matcher`): ``{"name": "loftr", "weights": ...}``, ``{"name": "sift", "ratio": 0.8,
 "max_keypoints": 4096}`` or ``{"name": "features", "features": file.h5}`` (stored PoSFeat or SIFT features,
 mutual nearest neighbours). LoFTR and SIFT see the test set's ``img_resize`` unless the matcher names its own.
@@ -31,6 +32,10 @@ def records_of(testset: Mapping[str, Any], dataset_json: str | Path | None = Non
     """The pairs of a test set (pose records with K and poses, or homography records with H)."""
     if testset.get("type") == "homography":
         return homography_records(testset["path"])
+    if testset.get("type") == "localization":
+        from matchforge.evaluation.localization import records
+
+        return records(testset)
     return pose_records(testset, dataset_json, name)
 
 

@@ -42,6 +42,8 @@ def main(testset: Mapping[str, Any], matches: str | Path, out_json: str | Path, 
     """Score ``matches`` on ``testset``; write ``out_json`` (and, with ``vis``, the first pair's matches)."""
     if testset.get("type") == "homography":
         return homography(testset, matches, out_json, name=name, label=label, compare=compare)
+    if testset.get("type") == "localization":
+        return localization(testset, matches, out_json, name=name, label=label)
     scoring = {**SCORING_DEFAULTS, **{k: v for k, v in testset.items() if k in SCORING_DEFAULTS}}
     records = records_of(matching_options(testset), dataset_json, name)
     res = score(records, matches, float(scoring["ransac_thresh"]), float(scoring["epi_err_thr"]), scoring["ransac_frame"],
@@ -78,6 +80,24 @@ def homography(testset: Mapping[str, Any], matches: str | Path, out_json: str | 
     log.info("%s on %s: MMA@1/3/5/10 = %.1f / %.1f / %.1f / %.1f %%, homography AUC@1/3/5 (RANSAC) = %.1f / %.1f / %.1f %%, "
              "%d pairs", label, name, o["mma@1"], o["mma@3"], o["mma@5"], o["mma@10"], o["h_ransac_auc@1"],
              o["h_ransac_auc@3"], o["h_ransac_auc@5"], o["num_pairs"])
+    return result
+
+
+def localization(testset: Mapping[str, Any], matches: str | Path, out_json: str | Path, *, name: str = "",
+                 label: str = "") -> dict[str, Any]:
+    """Triangulate the database and localize the queries from ``matches``; the work folder sits beside ``out_json``."""
+    from matchforge.evaluation.localization import score as localize
+
+    result = {"testset": name, "label": label, "testset_conf": dict(testset),
+              **localize(testset, matches, Path(out_json).with_suffix(""))}
+    write_json(out_json, result, default=str)
+    if result["recall@1"] is None:
+        log.info("%s on %s: %.0f %% of %d queries localized (no ground truth); submission %s", label, name,
+                 result["localized"], result["num_queries"], result.get("submission"))
+    else:
+        log.info("%s on %s: recall %.1f / %.1f / %.1f %% at (%s), (%s), (%s); %d queries", label, name,
+                 result["recall@1"], result["recall@2"], result["recall@3"], result["threshold@1"],
+                 result["threshold@2"], result["threshold@3"], result["num_queries"])
     return result
 
 

@@ -80,7 +80,7 @@ def load_testset(ts: Mapping[str, Any], dataset_json: str | Path | None = None, 
 
 
 # Options that only change how stored matches are scored: editing them rescores, it never rematches.
-SCORING_KEYS = ("ransac_thresh", "epi_err_thr", "ransac_frame")
+SCORING_KEYS = ("ransac_thresh", "epi_err_thr", "ransac_frame", "merge_px", "ransac_px", "metres_per_unit")
 
 
 def matching_options(testset: Mapping[str, Any]) -> dict[str, Any]:
@@ -107,6 +107,10 @@ def testset_root(testset: Mapping[str, Any], dataset_json: str | Path | None = N
     """The folder a feature test set's image names are relative to (see :func:`testset_images`)."""
     if testset.get("type") == "homography":
         return Path(testset["path"]).resolve()
+    if testset.get("type") == "localization":
+        from matchforge.evaluation.localization import image_names
+
+        return image_names(testset)[0].resolve()
     return Path(dataset_json or testset["dataset"]).resolve().parent
 
 
@@ -165,5 +169,10 @@ def testset_images(spec: dict[str, Any]) -> list[tuple[str, Path]]:
     if kind == "reconstruction":
         from matchforge.io.images import list_images
 
-        return list_images(spec["images"])
+        return list_images(spec["images"] if spec.get("images") else Path(spec["eth"]) / "images")
+    if kind == "localization":
+        from matchforge.evaluation.localization import image_names
+
+        root, names = image_names(spec)
+        return [(n, root / n) for n in names]
     raise MatchforgeError(f"unknown test set type '{kind}'", fix="use homography, pose or reconstruction")

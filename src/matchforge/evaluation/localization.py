@@ -1,0 +1,347 @@
+"""Visual localization as hloc runs Aachen Day-Night: triangulate the database, then localize the queries.
+
+Two kinds of test set (``localization.testsets``):
+
+- **own scene** (``dataset:``): one scene of a dataset split by viewpoint (docs/dataset.md). The database is
+  its training photos with their SfM poses and intrinsics held fixed, the queries its test photos, whose SfM
+  poses are the ground truth (the localization gets only their intrinsics, as Aachen's queries come with theirs).
+- **Aachen layout** (``aachen:``): a folder laid out as Aachen Day-Night v1.1 (:mod:`matchforge.io.aachen`): its
+  database model, its queries with intrinsics, its pair lists. The result holds the benchmark's submission file;
+  errors and recall only when a ``ground_truth`` file (the submission format) is given, since the benchmark
+  keeps its query poses private.
+
+Steps (one code path for both):
+
+1. Pairs (:func:`problem`): database pairs (each database image with its ``db_k`` most covisible database images,
+   hloc's ``pairs_from_covisibility``, or the given list) and query pairs (each query with its ``query_k`` most
+   covisible database images in the ground-truth model, an oracle retrieval stated in the result, or the given
+   retrieval list).
+2. The matcher matches every pair once (``matchforge match-pairs`` writes the match file).
+3. Keypoints per image are the matched points of all its pairs, merged within ``merge_px`` (hloc's
+   quantisation for detector-free matchers; detector-based features repeat exactly and merge exactly).
+4. The database is triangulated from those matches with pycolmap (geometric verification, then
+   ``triangulate_points`` into the fixed database cameras).
+5. Each query: its 2D-3D correspondences through its matches to the database images' triangulated points,
+   then ``pycolmap.estimate_and_refine_absolute_pose`` (RANSAC ``ransac_px``, then refinement).
+6. Errors against the ground truth: rotation (degrees) and camera-centre distance. Recall at Aachen's
+   thresholds (0.25 m, 2°), (0.5 m, 5°), (5 m, 10°): in metres when ``metres_per_unit`` (the scene's
+   ``scenes.<s>.metres_per_unit``) is known, else with the metres replaced by multiples of the median
+   database camera baseline (distance to the nearest other database camera), and the result says which.
+
+Poses are world->camera; pixels are matchforge's (= COLMAP's: the top-left corner at (0, 0)).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, Mapping
+
+import numpy as np
+
+from matchforge.errors import MatchforgeError
+
+log = logging.getLogger(__name__)
+
+AACHEN = ((0.25, 2.0), (0.5, 5.0), (5.0, 10.0))  # (distance, degrees)
+DEFAULTS = {"db_k": 10, "query_k": 5, "merge_px": 1.0, "ransac_px": 12.0, "metres_per_unit": None}
+
+
+@dataclass
+class Problem:
+    """What to localize: the database model and images, the queries' intrinsics, the pairs to match."""
+
+    reference: Any  # pycolmap.Reconstruction: the database images' cameras and world->camera poses
+    images: Path  # image names are paths below it
+    db_pairs: list[tuple[str, str]]
+    queries: dict[str, Any]  # query name -> pycolmap.Camera
+    query_pairs: list[tuple[str, str]]  # (query, database image)
+    truth: dict[str, np.ndarray] | None  # query name -> world->camera 4x4, when known
+    retrieval: str
+
+
+def split_images(spec: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+    """(database names, query names) of an own-scene test set: its scene's train and test images in the dataset."""
+    meta = json.loads(Path(spec["dataset"]).read_text())
+    scenes = meta["scenes"]
+    scene = spec.get("scene") or (next(iter(scenes)) if len(scenes) == 1 else None)
+    if scene not in scenes:
+        raise MatchforgeError(f"localization needs one scene of the dataset (it has {sorted(scenes)})", path=spec["dataset"],
+                              fix="set the test set's scene:")
+    images = scenes[scene]["images"]
+    if scenes[scene].get("split") != "images" or not images.get("test") or not images.get("train"):
+        raise MatchforgeError(f"scene '{scene}' has no held-out photos beside training ones in this dataset (it is split "
+                              "by scene): localization needs both", path=spec["dataset"],
+                              fix="use a dataset of one scene (split.by: images)")
+    return list(images["train"]), list(images["test"])
+
+
+def _covisible(model: Any, names: list[str], candidates: list[str], k: int) -> dict[str, list[str]]:
+    """For each of ``names``, its ``k`` candidates sharing the most 3D points (at least one), most first."""
+    points = {img.name: {p.point3D_id for p in img.points2D if p.has_point3D()} for img in model.images.values()}
+    out = {}
+    for n in names:
+        shared = sorted(((len(points[n] & points[c]), c) for c in candidates if c != n), key=lambda s: (-s[0], s[1]))
+        out[n] = [c for s, c in shared[:k] if s > 0]
+    return out
+
+
+def _db_covisibility(model: Any, names: list[str], k: int) -> list[tuple[str, str]]:
+    return sorted({tuple(sorted((a, b))) for a, nb in _covisible(model, names, names, k).items() for b in nb})
+
+
+def _pose(image: Any) -> np.ndarray:
+    T = np.eye(4)
+    T[:3] = (image.cam_from_world() if callable(image.cam_from_world) else image.cam_from_world).matrix()
+    return T
+
+
+def problem(spec: Mapping[str, Any]) -> Problem:
+    """The :class:`Problem` of a test set spec (own scene: ``dataset`` + ``sfm``; Aachen layout: ``aachen``)."""
+    import pycolmap
+
+    spec = {**DEFAULTS, **spec}
+    if spec.get("aachen"):
+        return _aachen_problem(spec)
+    sfm = Path(spec["sfm"])
+    reference = pycolmap.Reconstruction(str(sfm / "sparse"))
+    by_name = {img.name: img for img in reference.images.values()}
+    db, queries = split_images(spec)
+    query_pairs = [(q, d) for q, nb in _covisible(reference, queries, db, int(spec["query_k"])).items() for d in nb]
+    db_pairs = _db_covisibility(reference, db, int(spec["db_k"]))
+    cameras = {q: reference.cameras[by_name[q].camera_id] for q in queries}
+    truth = {q: _pose(by_name[q]) for q in queries}
+    for q in queries:
+        reference.deregister_frame(by_name[q].frame_id)
+    return Problem(reference, sfm / "images", db_pairs, cameras, query_pairs, truth,
+                   f"oracle: each query's {spec['query_k']} most covisible database images in the ground-truth model")
+
+
+def _aachen_problem(spec: Mapping[str, Any]) -> Problem:
+    import pycolmap
+
+    from matchforge.io import aachen
+
+    root = Path(spec["aachen"])
+    reference = pycolmap.Reconstruction(str(aachen.model_dir(root)))
+    db_names = sorted(img.name for img in reference.images.values())
+    queries = aachen.read_queries(root)
+    query_pairs = aachen.read_pairs(spec["query_pairs"]) if spec.get("query_pairs") else []
+    unknown = sorted({q for q, _ in query_pairs if q not in queries} | {d for _, d in query_pairs if d not in set(db_names)})
+    if unknown or not query_pairs:
+        raise MatchforgeError(f"the query pair list must pair queries (queries/*_with_intrinsics.txt) with database "
+                              f"images of the model; {len(unknown)} unknown names, e.g. {unknown[:3]}" if unknown
+                              else "no query pairs", path=spec.get("query_pairs") or root,
+                              fix="give query_pairs: a retrieval pair list ('query_name db_name' per line)")
+    queries = {q: queries[q] for q in sorted({q for q, _ in query_pairs})}
+    if spec.get("db_pairs"):
+        db_pairs = aachen.read_pairs(spec["db_pairs"])
+    elif reference.num_points3D():
+        db_pairs = _db_covisibility(reference, db_names, int(spec["db_k"]))
+    else:
+        raise MatchforgeError("the database model has no 3D points to pick covisible database pairs from",
+                              path=aachen.model_dir(root), fix="give db_pairs: a pair list of database images")
+    truth = {}
+    if spec.get("ground_truth"):
+        by_file = aachen.read_submission(spec["ground_truth"])
+        truth = {q: by_file[Path(q).name] for q in queries if Path(q).name in by_file}
+    return Problem(reference, root / aachen.IMAGES, db_pairs, queries, query_pairs, truth or None,
+                   f"given: {Path(spec['query_pairs']).name}")
+
+
+def records(spec: Mapping[str, Any]) -> list[Any]:
+    """Every pair to match, as records with ``image0``/``image1`` paths (for ``match-pairs``)."""
+    p = problem(spec)
+    return [SimpleNamespace(scene="localization", image0=p.images / a, image1=p.images / b) for a, b in p.db_pairs + p.query_pairs]
+
+
+def image_names(spec: Mapping[str, Any]) -> tuple[Path, list[str]]:
+    """(image folder, every image name a pair uses): what a feature extractor must cover."""
+    p = problem(spec)
+    return p.images, sorted({n for pair in p.db_pairs + p.query_pairs for n in pair})
+
+
+class Keypoints:
+    """Per image, matched points merged within ``merge_px`` into one keypoint list (ids stable in insertion order)."""
+
+    def __init__(self, merge_px: float):
+        self.cell = max(float(merge_px), 1e-6)
+        self.index: dict[str, dict[tuple[int, int], int]] = {}
+        self.xy: dict[str, list[np.ndarray]] = {}
+
+    def ids(self, name: str, xy: np.ndarray) -> np.ndarray:
+        index, pts = self.index.setdefault(name, {}), self.xy.setdefault(name, [])
+        out = np.empty(len(xy), np.int64)
+        for k, key in enumerate(map(tuple, np.floor(np.asarray(xy) / self.cell).astype(np.int64))):
+            if key not in index:
+                index[key] = len(pts)
+                pts.append(xy[k])
+            out[k] = index[key]
+        return out
+
+    def array(self, name: str) -> np.ndarray:
+        return np.asarray(self.xy.get(name, []), np.float64).reshape(-1, 2)
+
+
+def _pair_matches(kps: Keypoints, reader: Any, a: str, b: str) -> np.ndarray:
+    """(M, 2) keypoint ids of the stored matches of pair (a, b), duplicates removed."""
+    k0, k1 = reader(a, b)
+    m = np.stack([kps.ids(a, k0), kps.ids(b, k1)], 1) if len(k0) else np.zeros((0, 2), np.int64)
+    return np.unique(m, axis=0) if len(m) else m
+
+
+def triangulate(p: Problem, kps: Keypoints, db_matches: Mapping[tuple[str, str], np.ndarray], work: Path) -> Any:
+    """The database model triangulated from the matches into the fixed reference cameras (pycolmap)."""
+    import pycolmap
+
+    reference = pycolmap.Reconstruction(p.reference)
+    reference.delete_all_points2D_and_points3D()
+    ids = {img.name: img.image_id for img in reference.images.values()}
+    db_path = work / "database.db"
+    db = pycolmap.Database.open(db_path)
+    for camera in reference.cameras.values():
+        db.write_camera(camera, use_camera_id=True)
+    for rig in reference.rigs.values():
+        db.write_rig(rig, use_rig_id=True)
+    for frame in reference.frames.values():
+        db.write_frame(frame, use_frame_id=True)
+    for image in reference.images.values():
+        db.write_image(image, use_image_id=True)
+        db.write_keypoints(image.image_id, np.ascontiguousarray(kps.array(image.name), np.float32))
+    for (a, b), m in db_matches.items():
+        db.write_matches(ids[a], ids[b], np.ascontiguousarray(m, np.uint32))
+    db.close()
+    (work / "pairs.txt").write_text("".join(f"{a} {b}\n" for a, b in db_matches))
+    verify = pycolmap.TwoViewGeometryOptions()
+    verify.ransac.random_seed = 0
+    pycolmap.verify_matches(db_path, work / "pairs.txt", verify)
+    (work / "triangulated").mkdir()
+    return pycolmap.triangulate_points(reference, db_path, p.images, work / "triangulated")
+
+
+def localize(p: Problem, matches: str | Path, work: str | Path, merge_px: float = 1.0,
+             ransac_px: float = 12.0) -> tuple[list[dict[str, Any]], Any]:
+    """Per query ``{query, localized, T (world->camera 4x4 or None), num_correspondences, num_inliers}``, and the
+    triangulated database model; ``work`` (emptied first) holds the database and the model."""
+    import pycolmap
+
+    from matchforge.io.matches import MatchReader
+
+    work = Path(work)
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    kps = Keypoints(merge_px)
+    with MatchReader(matches) as reader:
+        db_matches = {(a, b): _pair_matches(kps, reader, a, b) for a, b in p.db_pairs}
+        q_matches = {(q, d): _pair_matches(kps, reader, q, d) for q, d in p.query_pairs}
+    model = triangulate(p, kps, db_matches, work)
+    db_ids = {img.name: img.image_id for img in model.images.values()}
+    estimation = pycolmap.AbsolutePoseEstimationOptions()
+    estimation.ransac.max_error = float(ransac_px)
+    estimation.ransac.random_seed = 0
+    rows = []
+    for q, camera in p.queries.items():
+        pts2d, pts3d, seen = [], [], set()
+        xy = kps.array(q)
+        for (qq, d), m in q_matches.items():
+            if qq != q or not len(m):
+                continue
+            image = model.images[db_ids[d]]
+            for kq, kd in m:
+                p2d = image.points2D[int(kd)]
+                if p2d.has_point3D() and (int(kq), p2d.point3D_id) not in seen:
+                    seen.add((int(kq), p2d.point3D_id))
+                    pts2d.append(xy[int(kq)])
+                    pts3d.append(model.points3D[p2d.point3D_id].xyz)
+        est = None
+        if len(pts2d) >= 4:
+            est = pycolmap.estimate_and_refine_absolute_pose(np.asarray(pts2d, np.float64), np.asarray(pts3d, np.float64),
+                                                            camera, estimation)
+        T = None
+        if est is not None:
+            T = np.eye(4)
+            T[:3] = est["cam_from_world"].matrix()
+        rows.append({"query": q, "localized": T is not None, "T": T, "num_correspondences": len(pts2d),
+                     "num_inliers": int(np.sum(est["inlier_mask"])) if est is not None else 0})
+    return rows, model
+
+
+def errors(T_est: np.ndarray, T_gt: np.ndarray) -> tuple[float, float]:
+    """(camera-centre distance in the model's units, rotation error in degrees) of two world->camera poses."""
+    R_err = np.degrees(np.arccos(np.clip((np.trace(T_est[:3, :3] @ T_gt[:3, :3].T) - 1) / 2, -1, 1)))
+    centre = lambda T: -T[:3, :3].T @ T[:3, 3]  # noqa: E731
+    return float(np.linalg.norm(centre(T_est) - centre(T_gt))), float(R_err)
+
+
+def score(spec: Mapping[str, Any], matches: str | Path, work: str | Path) -> dict[str, Any]:
+    """Localize every query of test set ``spec`` from the stored ``matches``; the result dict. An Aachen-layout
+    set also gets its submission file, ``<work>/submission.txt``."""
+    from matchforge.io.aachen import write_submission
+
+    t0 = time.time()
+    spec = {**DEFAULTS, **spec}
+    p = problem(spec)
+    rows, model = localize(p, matches, work, spec["merge_px"], spec["ransac_px"])
+    out: dict[str, Any] = {"num_queries": len(rows), "num_db": p.reference.num_reg_images(),
+                           "num_db_pairs": len(p.db_pairs), "num_query_pairs": len(p.query_pairs),
+                           "num_points3D": model.num_points3D(), "retrieval": p.retrieval,
+                           "localized": float(np.mean([r["localized"] for r in rows]) * 100) if rows else 0.0}
+    if spec.get("aachen"):
+        out["submission"] = str(Path(work) / "submission.txt")
+        write_submission(out["submission"], {r["query"]: r["T"] for r in rows if r["localized"]})
+    for r in rows:
+        T = r.pop("T")
+        r["t_error"], r["R_error"] = (errors(T, p.truth[r["query"]]) if T is not None and p.truth and r["query"] in p.truth
+                                      else (None, None))
+        r["pose"] = T.tolist() if T is not None else None
+    if p.truth:
+        truth_rows = [r for r in rows if r["query"] in p.truth]
+        out.update(summarize(truth_rows, p.reference, spec))
+    else:
+        out.update({f"recall@{k}": None for k in (1, 2, 3)}, unit=None, note="no ground truth: see the submission file")
+    return {**out, "options": spec, "seconds": round(time.time() - t0, 2), "queries": rows}
+
+
+def median_baseline(model: Any) -> float:
+    """Median distance (model units) of each registered camera to its nearest other one."""
+    centres = np.array([img.projection_center() for img in model.images.values() if img.has_pose])
+    d = np.linalg.norm(centres[:, None] - centres[None], axis=-1)
+    np.fill_diagonal(d, np.inf)
+    return float(np.median(d.min(1)))
+
+
+def _finite(v: float) -> float | None:
+    """JSON-safe: None for an error that is infinite (more than half the queries not localized)."""
+    return float(v) if np.isfinite(v) else None
+
+
+def summarize(rows: list[dict[str, Any]], reference: Any, spec: Mapping[str, Any]) -> dict[str, Any]:
+    """Recall at the Aachen thresholds (%, with 95 % bootstrap intervals) and median errors over the queries."""
+    from matchforge.evaluation.stats import FEW_PAIRS, bootstrap
+
+    if spec.get("metres_per_unit"):
+        scale, unit = float(spec["metres_per_unit"]), "m"
+    else:
+        scale, unit = 1.0 / median_baseline(reference), "median baseline"
+    t = np.array([r["t_error"] * scale if r["localized"] else np.inf for r in rows], np.float64)
+    R = np.array([r["R_error"] if r["localized"] else np.inf for r in rows], np.float64)
+    both = np.stack([t, R], 1)
+    out: dict[str, Any] = {"num_queries": len(rows), "unit": unit, "few_pairs": len(rows) < FEW_PAIRS,
+                           "median_t_error": _finite(np.median(t)) if len(t) else None,
+                           "median_R_error": _finite(np.median(R)) if len(R) else None,
+                           "units_per_sfm_unit": scale}
+    for k, (dt, dr) in enumerate(AACHEN, 1):
+        def recall(v: np.ndarray, dt: float = dt, dr: float = dr) -> float:
+            return float(np.mean((v[:, 0] <= dt) & (v[:, 1] <= dr)) * 100) if len(v) else 0.0
+
+        out[f"recall@{k}"] = recall(both)
+        ci = bootstrap(both, recall)
+        out[f"recall@{k}_ci"] = [float(ci[0]), float(ci[1])]
+        out[f"threshold@{k}"] = f"{dt:g} {unit}, {dr:g} deg"
+    return out

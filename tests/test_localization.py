@@ -1,0 +1,149 @@
+"""Localization (hloc's Aachen protocol): on the demo scene's held-out photos, and on a folder in the exact Aachen
+Day-Night v1.1 layout built from the Reichstag photos, whose ground truth comes from the Image Matching Challenge
+reconstruction (independent of anything matchforge computes)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import real_data
+from matchforge.errors import MatchforgeError
+
+SIFT = {"name": "sift", "ratio": 0.8, "max_keypoints": 4096}
+
+
+def make_aachen(root: Path, queries: int = 3) -> dict[str, Path]:
+    """Reichstag in the Aachen v1.1 layout: database images with their IMC poses and intrinsics as the model
+    (no points, as hloc's triangulation discards them anyway), the other photos as day queries with intrinsics,
+    exhaustive pair lists, and the queries' IMC poses as a ground-truth file in the submission format."""
+    import pycolmap
+
+    from matchforge.io import aachen
+    from matchforge.io.calibration import ImcScene
+
+    src = real_data("reichstag")
+    scene = ImcScene(src)
+    stems = sorted(p.stem for p in (src / "images").glob("*.jpg"))
+    query_stems = stems[1::3][:queries]
+    model = pycolmap.Reconstruction()
+    query_lines, truth, names = [], {}, {}
+    for k, stem in enumerate(stems, 1):
+        K, T = scene.camera(stem)
+        w, h = Image.open(scene.image(stem)).size
+        camera = pycolmap.Camera(model="PINHOLE", width=w, height=h, params=[K[0, 0], K[1, 1], K[0, 2], K[1, 2]], camera_id=k)
+        if stem in query_stems:
+            name = f"query/day/nexus5x/{stem}.jpg"
+            query_lines.append(f"{name} PINHOLE {w} {h} {K[0, 0]} {K[1, 1]} {K[0, 2]} {K[1, 2]}")
+            truth[name] = T
+        else:
+            name = f"db/{stem}.jpg"
+            model.add_camera_with_trivial_rig(camera)
+            model.add_image_with_trivial_frame(pycolmap.Image(name=name, camera_id=k, image_id=k),
+                                               pycolmap.Rigid3d(pycolmap.Rotation3d(T[:3, :3]), T[:3, 3]))
+        names[stem] = name
+        (root / aachen.IMAGES / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(scene.image(stem), root / aachen.IMAGES / name)
+    (root / aachen.MODEL).mkdir(parents=True)
+    model.write_binary(str(root / aachen.MODEL))
+    (root / "queries").mkdir()
+    (root / "queries" / aachen.QUERY_FILES[0]).write_text("\n".join(query_lines) + "\n")
+    db = [names[s] for s in stems if s not in query_stems]
+    aachen.write_pairs(root / "pairs-db.txt", [(a, b) for i, a in enumerate(db) for b in db[i + 1:]])
+    aachen.write_pairs(root / "pairs-query.txt", [(q, d) for q in truth for d in db])
+    aachen.write_submission(root / "ground_truth.txt", truth)
+    return {"aachen": root, "db_pairs": root / "pairs-db.txt", "query_pairs": root / "pairs-query.txt",
+            "ground_truth": root / "ground_truth.txt"}
+
+
+def localize(spec: dict, tmp_path: Path) -> dict:
+    from matchforge.evaluation import match_pairs, score
+
+    spec = {"type": "localization", "img_resize": 640, **{k: str(v) for k, v in spec.items()}}
+    match_pairs.main(spec, SIFT, tmp_path / "matches.h5", name="loc")
+    return score.main(spec, tmp_path / "matches.h5", tmp_path / "loc.json", name="loc", label="sift")
+
+
+def test_aachen_layout_localizes_reichstag_queries_against_independent_ground_truth(tmp_path):
+    from matchforge.io.aachen import read_submission
+
+    files = make_aachen(tmp_path / "aachen")
+    res = localize(files, tmp_path)
+    assert res["num_queries"] == 3 and res["num_db"] == 7 and res["num_points3D"] > 100
+    # SIFT localizes these Flickr photos within a few tenths of a degree of the IMC reconstruction
+    assert res["localized"] == 100.0
+    assert all(q["R_error"] < 1.0 for q in res["queries"]), res["queries"]
+    assert res["unit"] == "median baseline" and res["recall@2"] == 100.0
+    # the submission: one line per query, file names without folders, world->camera poses as the result holds
+    sub = read_submission(res["submission"])
+    assert sorted(sub) == sorted(Path(q["query"]).name for q in res["queries"])
+    for q in res["queries"]:
+        np.testing.assert_allclose(sub[Path(q["query"]).name], np.array(q["pose"]), atol=1e-6)
+    # the same file holds the ground truth: its poses are what the errors were measured against
+    truth = read_submission(files["ground_truth"])
+    from matchforge.evaluation.localization import errors
+
+    for q in res["queries"]:
+        t, R = errors(sub[Path(q["query"]).name], truth[Path(q["query"]).name])
+        assert R == pytest.approx(q["R_error"], abs=1e-4) and t == pytest.approx(q["t_error"], rel=1e-4, abs=1e-9)
+
+
+def test_aachen_layout_without_ground_truth_writes_the_submission_only(tmp_path):
+    files = make_aachen(tmp_path / "aachen", queries=1)
+    del files["ground_truth"]
+    res = localize(files, tmp_path)
+    assert res["recall@1"] is None and "no ground truth" in res["note"]
+    line = Path(res["submission"]).read_text().split()
+    assert len(line) == 8 and line[0].endswith(".jpg") and "/" not in line[0]
+    q = np.array([float(v) for v in line[1:5]])
+    assert q[0] >= 0 and np.linalg.norm(q) == pytest.approx(1.0)
+
+
+def test_aachen_layout_errors_name_the_file_and_the_fix(tmp_path):
+    from matchforge.evaluation.localization import problem
+
+    files = make_aachen(tmp_path / "aachen", queries=1)
+    spec = {k: str(v) for k, v in files.items()}
+    Path(files["query_pairs"]).write_text("query/day/nexus5x/missing.jpg db/x.jpg\n")
+    with pytest.raises(MatchforgeError, match="unknown names") as err:
+        problem(spec)
+    assert "pairs-query.txt" in str(err.value)
+    with pytest.raises(MatchforgeError, match="no 3D points"):
+        problem({**spec, "query_pairs": _first_query_pair(files, tmp_path), "db_pairs": None})
+    shutil.rmtree(tmp_path / "aachen" / "3D-models")
+    with pytest.raises(MatchforgeError, match="aachen_v_1_1"):
+        problem(spec)
+
+
+def _first_query_pair(files: dict, tmp_path: Path) -> str:
+    query = (Path(files["aachen"]) / "queries" / "day_time_queries_with_intrinsics.txt").read_text().split()[0]
+    db = next((Path(files["aachen"]) / "images" / "images_upright" / "db").iterdir()).name
+    (tmp_path / "ok.txt").write_text(f"{query} db/{db}\n")
+    return str(tmp_path / "ok.txt")
+
+
+def test_demo_queries_localize_from_the_training_photos_only(demo_sfm, demo_dataset, tmp_path):
+    """The demo's 3 viewpoint-held-out photos against its 7 training photos: the database model never sees a query."""
+    import pycolmap
+
+    spec = {"dataset": demo_dataset, "sfm": demo_sfm, "db_k": 4, "query_k": 3}
+    res = localize(spec, tmp_path)
+    meta = json.loads(Path(demo_dataset).read_text())
+    images = meta["scenes"]["sacre_coeur"]["images"]
+    assert sorted(q["query"] for q in res["queries"]) == sorted(images["test"])
+    model = pycolmap.Reconstruction(str(tmp_path / "loc" / "triangulated"))
+    observed = {model.images[i].name for i in model.reg_image_ids() if model.images[i].num_points3D > 0}
+    assert observed and observed <= set(images["train"])
+    assert res["unit"] == "median baseline" and "oracle" in res["retrieval"]
+    assert sum(q["localized"] and q["R_error"] < 2.0 for q in res["queries"]) >= 2, res["queries"]
+    assert 0 <= res["recall@1_ci"][0] <= res["recall@1"] <= res["recall@1_ci"][1] <= 100
+    # metres per SfM unit turns the thresholds into metres
+    from matchforge.evaluation.localization import summarize
+
+    again = summarize(res["queries"], pycolmap.Reconstruction(str(demo_sfm / "sparse")), {"metres_per_unit": 2.0})
+    assert again["unit"] == "m" and again["threshold@1"] == "0.25 m, 2 deg"
