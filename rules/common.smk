@@ -306,10 +306,14 @@ def loftr_dataset_arg(wc, input):
 
 
 def loftr_train_inputs(wc):
-    """The dataset.json of a matchforge dataset, or the index files of a ScanNet run (its frames are the user's)."""
+    """The dataset.json of a matchforge dataset, or the index lists of a MegaDepth or ScanNet run (its images are
+    the user's)."""
     rc = LOFTR["runs"][wc.run]
     if rc.get("dataset"):
         return {"dataset": f"results/datasets/{rc['dataset']}/dataset.json"}
+    if rc.get("megadepth"):
+        md = rc["megadepth"]
+        return {"index": present(md["list"], *([md["val"]["list"]] if md.get("val") else []))}
     sc = rc["scannet"]
     return {"index": present(sc["list"], sc["intrinsics"], *([sc["val"]["list"], sc["val"]["intrinsics"]] if sc.get("val") else []))}
 

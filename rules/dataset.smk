@@ -54,4 +54,18 @@ rule dataset:
         " --conf {params.conf:q} > {log:q} 2>&1"
 
 
-TARGETS["dataset"] = lambda: expand("results/datasets/{dataset}/dataset.json", dataset=DATASETS)
+rule dataset_gluefactory:
+    input:
+        "results/datasets/{dataset}/dataset.json",
+    output:
+        directory("results/datasets/{dataset}/gluefactory"),
+    log:
+        "logs/datasets/{dataset}_gluefactory.log",
+    conda:
+        "../envs/sfm.yaml"
+    localrule: True
+    shell:
+        "{MF} export-gluefactory --dataset {input:q} --out {output:q} > {log:q} 2>&1"
+
+
+TARGETS["dataset"] = lambda: expand("results/datasets/{dataset}/{f}", dataset=DATASETS, f=["dataset.json", "gluefactory"])

@@ -123,3 +123,24 @@ def test_scannet_poses_from_pose_files_agree_with_rel_pose(tmp_path):
         assert not np.allclose(b.T0, np.eye(4))
     with pytest.raises(MatchforgeError, match="pose file not found"):
         read_scannet_index(root / "test.npz", root / "intrinsics.npz", "/data/scannet", pose_dir=tmp_path / "poses")
+
+
+def test_a_run_on_the_official_megadepth_index_layout_reads_the_dataset_route_pairs(demo_dataset, tmp_path):
+    """A LoFTR run's `megadepth:` source (official scene-info files + list + data root) pointed at a matchforge
+    dataset, which is written in that layout, trains on exactly the pairs its dataset.json route gives; missing
+    images stop it with the file named."""
+    from matchforge.dataset.indices import read_dataset, scene_of_subset
+    from matchforge.loftr.train import run_defaults, training_pairs
+
+    root = demo_dataset.parent
+    index = root / "index"
+    md = {"npz_root": str(index / "scene_info"), "list": str(index / "trainvaltest_list" / "train_list.txt"),
+          "data_root": str(root / "train")}  # as the dataset's loftr_data_config.py sets TRAIN_DATA_ROOT
+    train, val = training_pairs(run_defaults({"megadepth": md}), None)
+    ref = read_dataset(demo_dataset, "train")
+    assert len(train) == len(ref) > 0 and val == []
+    assert sorted((str(r.image0), str(r.image1)) for r in train) == sorted((str(r.image0), str(r.image1)) for r in ref)
+    assert {scene_of_subset(r.scene) for r in train} == {"sacre_coeur"}
+    with pytest.raises(MatchforgeError, match="MegaDepth images or depth maps not found") as err:
+        training_pairs(run_defaults({"megadepth": {**md, "data_root": str(tmp_path)}}), None)
+    assert str(tmp_path) in str(err.value)

@@ -86,7 +86,7 @@ def test_every_stage_runs_on_the_demo(demo_run):
                                     | {("posfeat", run, ts) for run in config["posfeat"]["runs"] for ts in loc})
     lt = tables["localization"]
     assert (lt["unit"] == "median baseline").all() and lt["thresholds"].str.contains("median baseline").all()
-    assert lt["recall@3_ci"].str.match(r"^\[\d+\.\d, \d+\.\d\]$").all() and lt["note"].str.contains("< 10").all()
+    assert lt["recall@3_ci"].str.match(r"^\[\d+\.\d, \d+\.\d\]$").all() and lt["note"].str.contains("3 queries").all()
     assert lt[lt["family"] == "sift"]["recall@3"].iloc[0] > 0  # SIFT localizes at least one of the 3 queries
     # the test photos are a separated viewpoint group (dataset.json says how far each is from training)
     view = json.loads((results / "datasets" / "demo" / "dataset.json").read_text())["scenes"]["sacre_coeur"]["viewpoint"]
@@ -107,8 +107,9 @@ def test_demo_loftr_learns_and_fine_tunes(demo_run):
         assert m["train/loss_c"].tail(10).mean() < 0.5 * m["train/loss_c"].head(3).mean(), (run, m["train/loss_c"].tolist())
         assert m["train/correct_c"].tail(10).mean() > 5 * max(m["train/correct_c"].head(10).mean(), 1), run
         learned = json.loads((results / "eval" / "loftr" / run / "demo_train.json").read_text())
-        # an untrained model has no confident match; after ~120 steps: 27 (DS) and 61 (OT) matches per pair, 47-49 % correct
-        assert learned["num_matches"] >= 15 and learned["precision"] >= 35, (run, learned["num_matches"], learned["precision"])
+        # an untrained model has no confident match; after ~120 steps on the 7 viewpoint-split training photos:
+        # 15 (DS) and 51 (OT) matches per pair, 34 % and 44 % epipolar-correct (runs of 2026-12-04)
+        assert learned["num_matches"] >= 10 and learned["precision"] >= 25, (run, learned["num_matches"], learned["precision"])
     ft = json.loads((results / "eval" / "loftr" / "demo_ds_ft" / "demo_train.json").read_text())
     before = json.loads((results / "eval" / "loftr" / "demo_ds" / "demo_train.json").read_text())
     # before = demo_ds on the same pairs: demo_ds's own match file, matched once and scored for both
@@ -168,3 +169,32 @@ def test_demo_is_up_to_date_and_reports(demo_run):
                    "summary/localization.png",
                    "summary/relpose.csv", "summary/scenes.csv", "depth/qa"):
         assert needle in html, needle
+
+
+@pytest.mark.slow
+def test_doc_tables_come_from_the_run(demo_run, tmp_path):
+    """`matchforge doc-tables` rewrites each generated block of the docs from the run's summary, row for row,
+    and leaves every other line alone."""
+    import re
+
+    import pandas as pd
+
+    from matchforge.doc_tables import BLOCK, main, parse_spec
+
+    work, _ = demo_run
+    doc = tmp_path / "evaluation.md"
+    original = (REPO / "docs" / "evaluation.md").read_text()
+    doc.write_text(original)
+    done = main([doc], work / "results" / "summary", "demo test run")
+    new = doc.read_text()
+    specs = [m.group("spec") for m in BLOCK.finditer(original)]
+    assert done == {str(doc): len(specs)} and len(specs) >= 4
+    assert BLOCK.sub("", new) == BLOCK.sub("", original)  # outside the blocks nothing changed
+    for m in BLOCK.finditer(new):
+        name, filters = parse_spec(m.group("spec"))
+        csv = pd.read_csv(work / "results" / "summary" / f"{name}.csv")
+        for column, value in filters.items():
+            csv = csv[csv[column].astype(str) == value]
+        rows = [line for line in m.group(0).splitlines() if line.startswith("|")][2:]
+        assert [re.split(r"\s*\|\s*", r)[1:3] for r in rows] == csv[["method", "testset"]].astype(str).values.tolist()
+        assert "demo test run" in m.group(0)

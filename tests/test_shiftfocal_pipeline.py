@@ -75,6 +75,37 @@ def test_train_checkpoints_and_decays_lr(tum_data, tmp_path, caplog):
     assert sf_train.lr_factor(100, 100, "cosine", 0.01) == pytest.approx(0.01)
 
 
+def test_tensorboard_logger_writes_the_curves_csv_also_holds(tum_data, tmp_path):
+    """The engine's `logger: tensorboard` (an engine option: same identity as csv) writes TensorBoard event files
+    with the same training losses as the CSV that feeds curve.png and the report."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from matchforge.training.engine import RunSpec, loggers, strip_options
+
+    out = tmp_path / "run"
+    m = sf_train.main({**TINY, "targets": ["shift"], "logger": "tensorboard"}, [tum_data], out)
+    events = sorted((out / "shift" / "logs" / "tensorboard").rglob("events.out.tfevents.*"))
+    assert events
+    acc = EventAccumulator(str(events[0].parent))
+    acc.Reload()
+    tags = acc.Tags()["scalars"]
+    loss_tag = next(t for t in tags if "loss" in t and "train" in t)
+    tb = [e.value for e in acc.Scalars(loss_tag)]
+    csv = [v for _, v in m["targets"]["shift"]["history"]["train_loss"]]
+    assert len(tb) == len(csv) == 2 and np.allclose(tb, csv, rtol=1e-5)
+    assert strip_options({"logger": "tensorboard", "lr": 1}) == {"lr": 1}  # not result-defining: never retrains
+    with pytest.raises(MatchforgeError, match="unknown logger"):
+        loggers(RunSpec(out_dir=tmp_path, name="x", identity={}, data_fingerprint="", logger="mlflow"))
+
+
+def test_a_logger_whose_package_is_missing_names_the_extra(tmp_path, monkeypatch):
+    from matchforge.training.engine import RunSpec, loggers
+
+    monkeypatch.setitem(sys.modules, "wandb", None)  # what an environment without wandb gives: ImportError
+    with pytest.raises(MatchforgeError, match=r"matchforge\[wandb\]"):
+        loggers(RunSpec(out_dir=tmp_path, name="LoFTR run x", identity={}, data_fingerprint="", logger="wandb"))
+
+
 @pytest.mark.slow
 def test_sigterm_resumes_exactly_and_changed_data_retrains(tum_data, tmp_path, caplog):
     """A real job (CLI) gets SIGTERM mid-training, exits 75 with a checkpoint; the rerun resumes at the next

@@ -148,3 +148,25 @@ def test_a_bad_entry_fails_only_the_jobs_that_need_it(tmp_path):
                            "--conf", json.dumps(rc)], capture_output=True, text=True)
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "loftr.runs.typo.init_weights" in proc.stderr and "outdoor" in proc.stderr and "Traceback" not in proc.stderr
+
+
+EXAMPLES = {  # example -> jobs its plan must hold
+    "finetune_outdoor_4gpu.yaml": {"sfm": 1, "depth_predict": 1, "dataset": 1, "loftr_train": 1, "loftr_init_match": 1,
+                                   "loftr_localize": 1, "summary": 1},
+    "megadepth_scratch.yaml": {"loftr_train": 1},
+    "slurm_ddp_2nodes.yaml": {"sfm": 1, "loftr_train": 1, "loftr_score": 1},
+    "depth_anything_v2.yaml": {"sfm": 1, "depth_predict": 1, "depth_consistency": 1, "dataset": 1},
+}
+
+
+@pytest.mark.parametrize("example", sorted(EXAMPLES))
+def test_config_examples_plan_their_jobs(example, tmp_path):
+    """Each ready config of config/examples/ validates and plans its jobs (`snakemake -n`), with its placeholder
+    photo folder pointed at the demo photos."""
+    from conftest import DEMO_IMAGES
+
+    text = (REPO / "config" / "examples" / example).read_text().replace("/data/my_photos", str(DEMO_IMAGES))
+    (tmp_path / "config.yaml").write_text(text)
+    (tmp_path / "resources").symlink_to(REPO / "resources")
+    jobs = planned_jobs(snakemake(tmp_path, "-n", "--replace-workflow-config"))
+    assert {k: jobs.get(k) for k in EXAMPLES[example]} == EXAMPLES[example], jobs

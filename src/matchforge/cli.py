@@ -23,9 +23,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "depth-shape": ("matchforge.depth.shape", "focal length and point cloud per depth map from a shift/focal model"),
     "scene-info": ("matchforge.dataset.scene_info", "MegaDepth scene-info files with overlap buckets"),
     "dataset": ("matchforge.dataset.build", "splits, MegaDepth layout and LoFTR data config for a dataset"),
+    "export-gluefactory": ("matchforge.dataset.export", "a built dataset in glue-factory's posed-images layout (LightGlue training)"),
     "loftr-train": ("matchforge.loftr.train", "train LoFTR (dual-softmax or optimal transport)"),
     "match-pairs": ("matchforge.evaluation.match_pairs", "match every pair of a test set once and store the matches (.h5)"),
-    "score": ("matchforge.evaluation.score", "score stored matches: relative pose or homography, with 95 % intervals"),
+    "score": ("matchforge.evaluation.score", "score stored matches: relative pose, homography or localization, with 95 % intervals"),
     "match": ("matchforge.matchers.match", "match two images (or a video) and draw the matches"),
     "posfeat-train": ("matchforge.posfeat.train", "train PoSFeat (description net, then detection net)"),
     "extract": ("matchforge.posfeat.extract", "extract PoSFeat (or SIFT-described) keypoints and descriptors"),
@@ -33,7 +34,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "shiftfocal-data": ("matchforge.shiftfocal.data", "generate shift/focal training data from RGB-D datasets"),
     "shiftfocal-train": ("matchforge.shiftfocal.train", "train the shift/focal point-cloud model"),
     "shiftfocal-eval": ("matchforge.shiftfocal.evaluate", "evaluate shift/focal recovery on held-out items"),
-    "summarize": ("matchforge.summary", "one table and figure per kind of result (scenes, relpose, homography, reconstruction, shape)"),
+    "summarize": ("matchforge.summary", "one table and figure per kind of result (scenes, relpose, homography, localization, reconstruction, shape)"),
+    "doc-tables": ("matchforge.doc_tables", "rewrite the docs' generated tables from a run's results/summary"),
     "recover-shape": ("matchforge.shiftfocal.recover", "recover focal and depth shift of one relative depth map"),
 }
 

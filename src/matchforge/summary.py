@@ -51,7 +51,7 @@ COLUMNS = {
     "reconstruction": ID + ["num_images", "num_registered", "num_points3D", "num_observations", "mean_track_length",
                             "mean_observations_per_image", "mean_reprojection_error", "num_verified_pairs",
                             "num_inlier_matches", "mean_num_keypoints"],
-    "localization": ID + ["num_queries", "num_db", "recall@1", "recall@1_ci", "recall@2", "recall@2_ci", "recall@3",
+    "localization": ID + ["num_queries", "num_db", "localized", "recall@1", "recall@1_ci", "recall@2", "recall@2_ci", "recall@3",
                           "recall@3_ci", "thresholds", "median_t_error", "median_R_error", "unit", "note"],
     "shape": ID + ["num_items", "focal_err_guess", "focal_err", "shift_err_none", "shift_err", "absrel_before",
                    "absrel_after", "points_err_before", "points_err_after"],
@@ -91,7 +91,8 @@ def _intervals(row: dict[str, Any]) -> dict[str, Any]:
     """``row`` with every ``<score>_ci`` pair shown as ``[lo, hi]`` (one decimal) and the few-pairs note."""
     out = {k: (f"[{v[0]:.1f}, {v[1]:.1f}]" if k.endswith("_ci") and isinstance(v, (list, tuple)) else v) for k, v in row.items()}
     if row.get("few_pairs"):
-        out["note"] = f"only {row.get('num_pairs')} pairs (< 10): wide intervals"
+        n, what = (row["num_queries"], "queries") if "num_queries" in row else (row.get("num_pairs"), "pairs")
+        out["note"] = f"only {n} {what} (< 10): wide intervals"
     return out
 
 
@@ -104,8 +105,8 @@ def eval_rows(path: Path) -> tuple[str | None, list[dict[str, Any]]]:
     if kind == "homography":
         return kind, [_intervals({**result["overall"], "thresholds": result.get("thresholds", []), **ident})]
     if kind == "localization":
-        thresholds = "; ".join(result[f"threshold@{k}"] for k in (1, 2, 3))
-        return kind, [_intervals({**result, **ident, "thresholds": thresholds})]
+        thresholds = "; ".join(result[f"threshold@{k}"] for k in (1, 2, 3) if f"threshold@{k}" in result)
+        return kind, [_intervals({**result, **ident, "thresholds": thresholds or result.get("note", "")})]
     if kind == "shape":
         return kind, [{**ident, "num_items": result.get("num_items"),
                        **{k: v["mean"] for k, v in result["summary"].items() if isinstance(v, dict) and "mean" in v}}]
@@ -187,6 +188,11 @@ def _empty(ax: Any, text: str) -> None:
     ax.set_axis_off()
 
 
+# shape panel: metric -> (column without the model, column with it)
+SHAPE_METRICS = {"focal error": ("focal_err_guess", "focal_err"), "shift error": ("shift_err_none", "shift_err"),
+                 "depth AbsRel": ("absrel_before", "absrel_after"), "point error": ("points_err_before", "points_err_after")}
+
+
 def plot_kind(kind: str, table: pd.DataFrame, path: Path, curves: Curves) -> None:
     """The figure of one kind: one panel per test set, methods side by side."""
     import matplotlib
@@ -222,11 +228,15 @@ def plot_kind(kind: str, table: pd.DataFrame, path: Path, curves: Curves) -> Non
             (rows["num_registered"] / rows["num_images"] * 100).plot.barh(ax=ax)
             ax.set_xlabel("registered images (%)")
             ax.set_xlim(0, 100)
-        else:
-            rows[["absrel_before", "absrel_after"]].plot.barh(ax=ax, legend=False)
-            ax.set_xlabel("AbsRel of the point cloud depth")
-        n = rows["num_pairs"].max() if "num_pairs" in rows else float("nan")
-        ax.set_title(ts if pd.isna(n) else f"{ts} ({int(n)} pairs" + (", < 10: wide intervals" if n < 10 else "") + ")")
+        else:  # every metric of the table, without the model (initial guess / no shift / raw depth) and with it
+            bars = pd.DataFrame({f"{run}: {when}": [rows.loc[run, c] for c in cols]
+                                 for run in rows.index for when, cols in zip(("without", "with the model"), zip(*SHAPE_METRICS.values()))},
+                                index=list(SHAPE_METRICS))
+            bars.plot.barh(ax=ax, legend=False)
+            ax.set_xlabel("error (lower is better)")
+        n, what = ((rows["num_pairs"].max(), "pairs") if "num_pairs" in rows else
+                   (rows["num_queries"].max(), "queries") if "num_queries" in rows else (float("nan"), ""))
+        ax.set_title(ts if pd.isna(n) else f"{ts} ({int(n)} {what}" + (", < 10: wide intervals" if n < 10 else "") + ")")
     fig.suptitle(f"matchforge: {kind}", x=0.02, ha="left")
     if kind in ("relpose", "localization", "shape") and testsets:  # one legend for all panels, above them
         fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="upper right", ncol=3, fontsize=8)

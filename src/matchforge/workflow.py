@@ -269,9 +269,9 @@ def _check_loftr(loftr: Mapping[str, Any], datasets: Mapping[str, Any]) -> None:
 
     for run, rc in loftr["runs"].items():
         where = f"loftr.runs.{run}"
-        if bool(rc.get("dataset")) == bool(rc.get("scannet")):
-            raise MatchforgeError(f"loftr run '{run}' needs exactly one of `dataset` (a matchforge dataset) and "
-                                  "`scannet` (LoFTR's ScanNet indices)", fix=f"set one of them under {where}")
+        if sum(bool(rc.get(k)) for k in ("dataset", "megadepth", "scannet")) != 1:
+            raise MatchforgeError(f"loftr run '{run}' needs exactly one of `dataset` (a matchforge dataset), `megadepth` "
+                                  "and `scannet` (LoFTR's official indices)", fix=f"set one of them under {where}")
         if rc.get("dataset") and rc["dataset"] not in datasets:
             raise MatchforgeError(f"loftr run '{run}' trains on unknown dataset '{rc['dataset']}'{_closest(rc['dataset'], list(datasets))}",
                                   fix=f"add it under `datasets:` or change {where}.dataset")

@@ -21,6 +21,7 @@ The overlap filter is the upstream loader's: a pair is kept when ``overlap > min
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,12 @@ import numpy as np
 
 from matchforge.errors import MatchforgeError
 from matchforge.io.safe import load_array_file
+
+
+def scene_of_subset(stem: str) -> str:
+    """The scene of a scene-info file stem: ``0015_0.1_0.3`` (official) or ``sacre_coeur_train_0.1_0.3`` (a
+    matchforge dataset's split) -> ``0015``, ``sacre_coeur``; other stems unchanged."""
+    return re.sub(r"(?:_(?:train|val|test))?_\d+(?:\.\d+)?_\d+(?:\.\d+)?$", "", stem)
 
 
 @dataclass

@@ -66,20 +66,23 @@ def filter_depth(depth: np.ndarray, view: View, neighbours: list[tuple[np.ndarra
                  rel_threshold: float, min_views: int) -> np.ndarray:
     """``depth`` with every pixel that fewer than ``min_views`` neighbours confirm set to 0 (module docstring)."""
     rows, cols = np.nonzero(depth > 0)
-    d = depth[rows, cols].astype(np.float64)
-    Ki = np.linalg.inv(view.K)  # PINHOLE: no skew
+    # float32 throughout: pixel coordinates below 1e4 and a relative test at a few per cent need no more, and
+    # the filter is memory-bound
+    d = depth[rows, cols].astype(np.float32)
+    Ki = np.linalg.inv(view.K).astype(np.float32)  # PINHOLE: no skew
     # pixel centres (COLMAP convention) -> camera ray times depth -> world
-    xc = ((cols + 0.5) * Ki[0, 0] + Ki[0, 2]) * d
-    yc = ((rows + 0.5) * Ki[1, 1] + Ki[1, 2]) * d
-    world = _affine(np.linalg.inv(view.T_cw)[:3], xc, yc, d)
+    xc = ((cols.astype(np.float32) + 0.5) * Ki[0, 0] + Ki[0, 2]) * d
+    yc = ((rows.astype(np.float32) + 0.5) * Ki[1, 1] + Ki[1, 2]) * d
+    world = _affine(np.linalg.inv(view.T_cw)[:3].astype(np.float32), xc, yc, d)
     count = np.zeros(len(d), np.int32)
     for depth_j, view_j in neighbours:
-        px, py, z = _affine(view_j.K @ view_j.T_cw[:3], *world)  # z: the depth in camera j
+        px, py, z = _affine((view_j.K @ view_j.T_cw[:3]).astype(np.float32), *world)  # z: the depth in camera j
         with np.errstate(divide="ignore", invalid="ignore"):
-            u = np.floor(px / z)
-            v = np.floor(py / z)
+            inv = np.float32(1) / z
+            u = px * inv
+            v = py * inv
         idx = np.flatnonzero((z > 1e-9) & (u >= 0) & (u < view_j.width) & (v >= 0) & (v < view_j.height))
-        d_j = depth_j[v[idx].astype(np.int64), u[idx].astype(np.int64)].astype(np.float64)
+        d_j = depth_j[v[idx].astype(np.int32), u[idx].astype(np.int32)]  # non-negative: truncation = floor
         agree = (d_j > 0) & (np.abs(z[idx] - d_j) <= rel_threshold * d_j)
         count[idx[agree]] += 1
     out = np.zeros(depth.shape, np.float32)

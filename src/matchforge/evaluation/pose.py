@@ -34,7 +34,7 @@ def pose_auc(errors: np.ndarray | list[float], thresholds: tuple[float, ...] = (
 
 
 def evaluate_pair(kpts0: np.ndarray, kpts1: np.ndarray, K0: np.ndarray, K1: np.ndarray, T_0to1: np.ndarray,
-                  ransac_thresh: float = 0.5, epi_thresh: float = 5e-4) -> dict[str, float]:
+                  ransac_thresh: float = 0.5, epi_thresh: float = 5e-4, estimator: str = "opencv") -> dict[str, float]:
     """Pose error (deg), epipolar precision and match count for one pair (official definitions)."""
     out: dict[str, float] = {"num_matches": int(len(kpts0))}
     if len(kpts0):
@@ -42,7 +42,7 @@ def evaluate_pair(kpts0: np.ndarray, kpts1: np.ndarray, K0: np.ndarray, K1: np.n
         out["precision"] = float(np.mean(d < epi_thresh))
     else:
         out["precision"] = 0.0
-    est = estimate_pose(kpts0, kpts1, K0, K1, ransac_thresh)
+    est = estimate_pose(kpts0, kpts1, K0, K1, ransac_thresh, estimator=estimator)
     if est is None:
         out.update(err_t=np.inf, err_R=np.inf, pose_error=np.inf, num_inliers=0)
     else:

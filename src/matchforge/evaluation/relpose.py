@@ -13,6 +13,9 @@ RANSAC threshold (``ransac_frame``): ``evaluated`` (default) applies ``ransac_th
 value) in pixels of the images the matcher actually saw, so it is multiplied by (long side of the frame K
 refers to) / (the matcher's working long side) before RANSAC; ``original`` applies it in the K frame, as
 the official LoFTR test code does (there the images are evaluated near full size).
+
+Estimator (``estimator``): ``opencv`` (default, the official test code's RANSAC, for parity with published LoFTR
+numbers) or ``poselib`` (LO-RANSAC + refinement, as glue-factory evaluates; the optional extra ``poselib``).
 """
 
 from __future__ import annotations
@@ -73,7 +76,8 @@ def _frame_long_side(path: Path, size: tuple[int, int] | None) -> float:
 
 
 def score(records: Sequence[Any], matches: str | Path, ransac_thresh: float = 0.5, epi_err_thr: float = 5e-4,
-          ransac_frame: str = "evaluated", vis: tuple[str | Path, str] | None = None) -> dict[str, Any]:
+          ransac_frame: str = "evaluated", vis: tuple[str | Path, str] | None = None,
+          estimator: str = "opencv") -> dict[str, Any]:
     """Aggregate (with 95 % intervals) and per-pair metrics of the matches in ``matches`` on ``records``.
 
     ``vis = (path, title)`` also draws the first pair's matches coloured by epipolar error.
@@ -94,7 +98,8 @@ def score(records: Sequence[Any], matches: str | Path, ransac_thresh: float = 0.
                 frames = [_frame_long_side(Path(rec.image0), getattr(rec, "size0", None)),
                           _frame_long_side(Path(rec.image1), getattr(rec, "size1", None))]
                 thresh = ransac_thresh * float(np.mean(frames)) / float(working)
-            r = evaluate_pair(k0, k1, np.asarray(rec.K0), np.asarray(rec.K1), np.asarray(rec.T_0to1), thresh, epi_err_thr)
+            r = evaluate_pair(k0, k1, np.asarray(rec.K0), np.asarray(rec.K1), np.asarray(rec.T_0to1), thresh, epi_err_thr,
+                              estimator)
             r["inlier_ratio"] = r["num_inliers"] / r["num_matches"] if r["num_matches"] else 0.0
             rows.append({"image0": n0, "image1": n1, "scene": str(rec.scene), "ransac_thresh_px": thresh,
                          **{k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in r.items()}})

@@ -28,7 +28,7 @@ from matchforge.io.write import write_json
 
 log = logging.getLogger(__name__)
 
-SCORING_DEFAULTS = {"ransac_thresh": 0.5, "epi_err_thr": 5e-4, "ransac_frame": "evaluated"}
+SCORING_DEFAULTS = {"ransac_thresh": 0.5, "epi_err_thr": 5e-4, "ransac_frame": "evaluated", "estimator": "opencv"}
 
 
 def summary_of(result: Mapping[str, Any]) -> dict[str, Any]:
@@ -47,10 +47,11 @@ def main(testset: Mapping[str, Any], matches: str | Path, out_json: str | Path, 
     scoring = {**SCORING_DEFAULTS, **{k: v for k, v in testset.items() if k in SCORING_DEFAULTS}}
     records = records_of(matching_options(testset), dataset_json, name)
     res = score(records, matches, float(scoring["ransac_thresh"]), float(scoring["epi_err_thr"]), scoring["ransac_frame"],
-                vis=(vis, f"{label or 'matches'} on {name}") if vis else None)
+                vis=(vis, f"{label or 'matches'} on {name}") if vis else None, estimator=scoring["estimator"])
     result: dict[str, Any] = {"testset": name, "label": label, "testset_conf": dict(testset), "scoring": scoring, **res}
     if before is not None:
-        prior = score(records, before, float(scoring["ransac_thresh"]), float(scoring["epi_err_thr"]), scoring["ransac_frame"])
+        prior = score(records, before, float(scoring["ransac_thresh"]), float(scoring["epi_err_thr"]), scoring["ransac_frame"],
+                      estimator=scoring["estimator"])
         result["before"] = {"matches": str(before), "matcher": prior["matcher"], **summary_of(prior)}
         if result["num_pairs"]:
             result["vs_before"] = {k: compare_intervals(prior[f"{k}_ci"], res[f"{k}_ci"]) for k in ("auc@5", "auc@10", "auc@20", "precision")}

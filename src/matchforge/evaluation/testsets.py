@@ -80,7 +80,8 @@ def load_testset(ts: Mapping[str, Any], dataset_json: str | Path | None = None, 
 
 
 # Options that only change how stored matches are scored: editing them rescores, it never rematches.
-SCORING_KEYS = ("ransac_thresh", "epi_err_thr", "ransac_frame", "merge_px", "ransac_px", "metres_per_unit")
+SCORING_KEYS = ("ransac_thresh", "epi_err_thr", "ransac_frame", "estimator", "merge_px", "ransac_px", "metres_per_unit",
+                "ground_truth")
 
 
 def matching_options(testset: Mapping[str, Any]) -> dict[str, Any]:

@@ -13,6 +13,8 @@ import logging
 import cv2
 import numpy as np
 
+from matchforge.errors import MatchforgeError
+
 log = logging.getLogger(__name__)
 
 
@@ -46,10 +48,20 @@ def relative_pose_error(T_0to1: np.ndarray, R: np.ndarray, t: np.ndarray) -> tup
 
 
 def estimate_pose(kpts0: np.ndarray, kpts1: np.ndarray, K0: np.ndarray, K1: np.ndarray,
-                  thresh: float = 0.5, conf: float = 0.99999) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    """RANSAC essential matrix from pixel matches; returns (R, t, inlier mask) or None (< 5 matches / failure)."""
+                  thresh: float = 0.5, conf: float = 0.99999,
+                  estimator: str = "opencv") -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Relative pose from pixel matches; returns (R, t, inlier mask) or None (< 5 matches / failure).
+
+    ``estimator``: ``opencv`` (the official LoFTR test code: RANSAC essential matrix on normalised coordinates,
+    ``thresh`` divided by the mean focal, then ``recoverPose``) or ``poselib`` (LO-RANSAC with non-linear
+    refinement, what glue-factory's evaluations use; ``thresh`` is its maximum epipolar error in pixels).
+    """
     if len(kpts0) < 5:
         return None
+    if estimator == "poselib":
+        return estimate_pose_poselib(kpts0, kpts1, K0, K1, thresh)
+    if estimator != "opencv":
+        raise MatchforgeError(f"unknown pose estimator '{estimator}'", fix="use opencv or poselib")
     f_mean = np.mean([K0[0, 0], K1[1, 1], K0[0, 0], K1[1, 1]])  # upstream quirk: fx0 and fy1 only
     norm_thresh = thresh / f_mean
     k0 = (kpts0 - K0[[0, 1], [2, 2]][None]) / K0[[0, 1], [0, 1]][None]
@@ -68,3 +80,26 @@ def estimate_pose(kpts0: np.ndarray, kpts1: np.ndarray, K0: np.ndarray, K1: np.n
         if n > best_n:
             best_n, best = n, (R, t[:, 0], mask.ravel() > 0)
     return best
+
+
+def estimate_pose_poselib(kpts0: np.ndarray, kpts1: np.ndarray, K0: np.ndarray, K1: np.ndarray,
+                          thresh: float) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """PoseLib's LO-RANSAC relative pose (``pip install 'matchforge[poselib]'``); same return as :func:`estimate_pose`.
+    Cameras are PINHOLE from ``K`` in the keypoints' frame (PoseLib and matchforge share COLMAP's pixel convention)."""
+    try:
+        import poselib
+    except ImportError:
+        raise MatchforgeError("pose estimator 'poselib' needs the poselib package",
+                              fix="pip install 'matchforge[poselib]' (or set estimator: opencv)") from None
+
+    def camera(K: np.ndarray, pts: np.ndarray) -> dict:
+        return {"model": "PINHOLE", "width": int(np.ceil(max(pts[:, 0].max(), 2 * K[0, 2]))),
+                "height": int(np.ceil(max(pts[:, 1].max(), 2 * K[1, 2]))), "params": [K[0, 0], K[1, 1], K[0, 2], K[1, 2]]}
+
+    k0, k1 = np.asarray(kpts0, np.float64), np.asarray(kpts1, np.float64)
+    pose, info = poselib.estimate_relative_pose(k0, k1, camera(K0, k0), camera(K1, k1),
+                                                {"max_epipolar_error": float(thresh), "seed": 0}, {})
+    inliers = np.asarray(info.get("inliers", []), bool)
+    if not inliers.any():
+        return None
+    return np.asarray(pose.R), np.asarray(pose.t), inliers

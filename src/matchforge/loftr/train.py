@@ -50,11 +50,22 @@ CURVE_PANELS = [("losses", ["train/loss", "train/loss_c", "train/loss_f", "val/l
 
 
 def training_pairs(conf: Mapping[str, Any], dataset_json: str | Path | None) -> tuple[list[Any], list[Any]]:
-    """(train, val) pairs: a matchforge/MegaDepth-format dataset, or LoFTR's ScanNet indices (``conf['scannet']``)."""
-    from matchforge.dataset.indices import read_dataset, read_scannet_list
+    """(train, val) pairs: a matchforge/MegaDepth-format dataset, or LoFTR's official MegaDepth or ScanNet indices
+    (``conf['megadepth']``, ``conf['scannet']``)."""
+    from matchforge.dataset.indices import read_dataset, read_megadepth_list, read_scannet_list
 
-    sc = conf.get("scannet")
-    if sc:
+    sc, md = conf.get("scannet"), conf.get("megadepth")
+    if md:
+        train = read_megadepth_list(md["npz_root"], md["list"], md["data_root"], conf["min_overlap"])
+        val_conf = md.get("val")
+        val = read_megadepth_list(val_conf["npz_root"], val_conf["list"], val_conf["data_root"]) if val_conf else []
+        missing = [p for r in train[:1] + val[:1] for p in (r.image0, r.depth0) if p is not None and not Path(p).is_file()]
+        if missing:
+            raise MatchforgeError("MegaDepth images or depth maps not found", path=missing[0],
+                                  fix="point loftr.runs.<run>.megadepth.data_root at the folder holding the index's "
+                                      "phoenix/S6/zl548/MegaDepth_v1 paths (LoFTR's data/megadepth/train)")
+        where: Any = md["list"]
+    elif sc:
         train = read_scannet_list(sc["npz_root"], sc["list"], sc["intrinsics"], sc["data_root"], sc.get("pose_root"),
                                   conf["min_overlap"])
         val_conf = sc.get("val")
@@ -65,10 +76,10 @@ def training_pairs(conf: Mapping[str, Any], dataset_json: str | Path | None) -> 
             raise MatchforgeError("ScanNet frames not found", path=missing[0],
                                   fix="export the ScanNet scenes (color/, depth/, pose/ per scene, LoFTR's python export) "
                                       "under loftr.runs.<run>.scannet.data_root")
-        where: Any = sc["list"]
+        where = sc["list"]
     else:
         if dataset_json is None:
-            raise MatchforgeError("no training data", fix="pass --dataset (a matchforge dataset.json) or set the run's `scannet:` index")
+            raise MatchforgeError("no training data", fix="pass --dataset (a matchforge dataset.json) or set the run's `megadepth:` or `scannet:` index")
         train = read_dataset(dataset_json, "train", conf["min_overlap"])
         try:
             val = read_dataset(dataset_json, "val", 0.0)
@@ -116,22 +127,23 @@ def run_identity(conf: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def data_fingerprint(conf: Mapping[str, Any], dataset_json: str | Path | None) -> str:
-    """The training data's fingerprint: the dataset and its scene-info files, or the ScanNet index lists."""
+    """The training data's fingerprint: the dataset and its scene-info files, or the official index lists."""
     from matchforge.training.fingerprint import dataset_fingerprint, files_digest
 
-    sc = conf.get("scannet")
+    sc = conf.get("scannet") or conf.get("megadepth")
     if sc:
         return files_digest([sc["list"], *([sc["val"]["list"]] if sc.get("val") else [])])
     return dataset_fingerprint(dataset_json)
 
 
 def main(conf: Mapping[str, Any], dataset_json: str | Path | None, out_dir: str | Path, run: str = "run") -> dict[str, Any]:
-    """Train one run on ``dataset_json`` (or the run's ``scannet`` indices); returns the summary written into ``model.json``."""
+    """Train one run on ``dataset_json`` (or the run's ``megadepth``/``scannet`` indices); returns the summary written into ``model.json``."""
     import lightning as L
     import torch
 
     from matchforge.loftr.lightning_module import LoFTRModule, PairDataModule, scaled_lr_and_warmup, true_batch_size
     from matchforge.loftr.model import export_state_dict
+    from matchforge.dataset.indices import scene_of_subset
     from matchforge.training.curves import merge_logs, plot_curves
     from matchforge.training.engine import RunSpec, fit
 
@@ -142,7 +154,9 @@ def main(conf: Mapping[str, Any], dataset_json: str | Path | None, out_dir: str 
     if conf["init_weights"]:  # read and checked before anything else, and before any checkpoint is touched
         init_state, conf = initial_weights(conf, run)
     train, val = training_pairs(conf, dataset_json)
-    log.info("run %s: %d train pairs (%d scenes), %d val pairs", run, len(train), len({r.scene for r in train}), len(val))
+    subsets = {r.scene for r in train}
+    log.info("run %s: %d train pairs from %d scene-info files (%d scenes), %d val pairs", run, len(train), len(subsets),
+             len({scene_of_subset(s) for s in subsets}), len(val))
 
     L.seed_everything(int(conf["seed"]), workers=True)
     module = LoFTRModule(conf)
@@ -156,7 +170,7 @@ def main(conf: Mapping[str, Any], dataset_json: str | Path | None, out_dir: str 
                    num_nodes=int(conf["num_nodes"]), strategy=conf["strategy"], precision=conf["precision"],
                    gradient_clip_val=float(conf["gradient_clip_val"]),
                    checkpoint_every_n_steps=int(conf["checkpoint_every_n_steps"]),
-                   checkpoint_minutes=float(conf["checkpoint_minutes"]),
+                   checkpoint_minutes=float(conf["checkpoint_minutes"]), logger=conf["logger"],
                    check_val_every_n_epoch=int(conf["val_every_n_epochs"]), has_val=bool(val))
     result = fit(module, PairDataModule(conf, train, val), None, spec)
     trainer = result.trainer
@@ -178,7 +192,7 @@ def main(conf: Mapping[str, Any], dataset_json: str | Path | None, out_dir: str 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", default=None, help="dataset.json of a dataset built by `matchforge dataset` "
-                        "(not needed when the run's options name a `scannet:` index)")
+                        "(not needed when the run's options name a `megadepth:` or `scannet:` index)")
     parser.add_argument("--out", required=True, help="output folder (weights.pt, model.json, metrics.csv, curve.png, checkpoints/)")
     parser.add_argument("--run", default="run", help="run name (for logs)")
     parser.add_argument("--conf", default=None, help="run options: inline JSON or a YAML/JSON file (see config/README.md, loftr.runs)")

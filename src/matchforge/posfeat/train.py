@@ -204,7 +204,7 @@ def main(conf: dict[str, Any], stage: str, pairs: Sequence[PairSample], out_dir:
                    max_steps=sconf["steps"], max_epochs=1, accelerator=tconf["accelerator"], devices=tconf["devices"],
                    num_nodes=tconf["num_nodes"], strategy=tconf["strategy"], precision=tconf["precision"],
                    gradient_clip_val=tconf["gradient_clip_val"], checkpoint_every_n_steps=sconf["ckpt_every"],
-                   checkpoint_minutes=tconf["checkpoint_minutes"], has_val=False)
+                   checkpoint_minutes=tconf["checkpoint_minutes"], logger=tconf["logger"], has_val=False)
     module = PoSFeatModule(model, conf, stage, vis_batch, out / "vis")
     result = fit(module, train_loader, None, spec)
     merge_logs(out / "logs", out / "metrics.csv")

@@ -235,6 +235,7 @@ def train_target(conf: dict, target: str, items: list[DataItem], out: Path, data
                    accelerator=conf["accelerator"], devices=conf["devices"], num_nodes=conf["num_nodes"],
                    strategy=conf["strategy"], precision=conf["precision"], gradient_clip_val=conf["gradient_clip_val"],
                    checkpoint_every_n_steps=conf["checkpoint_every"], checkpoint_minutes=conf["checkpoint_minutes"],
+                   logger=conf["logger"],
                    val_check_interval=min(conf["val_every"], conf["steps"]), check_val_every_n_epoch=1)
     module = ShiftFocalModule(model, conf)
     result = fit(module, train_loader, val_batches, spec)

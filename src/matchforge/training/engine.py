@@ -56,7 +56,7 @@ SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)
 NOT_RESULT_OPTIONS = frozenset({
     "num_workers", "device", "accelerator", "devices", "num_nodes", "strategy",
     "checkpoint_every_n_steps", "checkpoint_every", "ckpt_every", "checkpoint_minutes",
-    "vis_every", "val_every", "val_every_n_epochs", "log_every_n_steps",
+    "vis_every", "val_every", "val_every_n_epochs", "log_every_n_steps", "logger",
 })
 
 
@@ -110,6 +110,7 @@ class RunSpec:
     val_check_interval: int | float | None = None
     has_val: bool = True
     log_every_n_steps: int = 1
+    logger: str = "csv"  # csv, tensorboard or wandb (CSV is always written: it feeds curve.png and the report)
     callbacks: list[L.Callback] = field(default_factory=list)
 
     @property
@@ -349,6 +350,32 @@ def _readable_checkpoint(spec: RunSpec) -> tuple[str, int] | None:
     return None
 
 
+def loggers(spec: RunSpec) -> list[Any]:
+    """Lightning loggers of a run: CSV (always; a new version per resumed job, see ``curves.merge_logs``) and the
+    one ``spec.logger`` adds: TensorBoard event files under ``<out>/logs/tensorboard`` (what the official LoFTR
+    code writes) or a Weights & Biases run (project ``matchforge``, named after the run, files under ``<out>``)."""
+    from lightning.pytorch.loggers import CSVLogger
+
+    out = [CSVLogger(str(spec.out_dir), name="logs")]
+    extra = {"tensorboard": ("TensorBoardLogger", "tensorboard"), "wandb": ("WandbLogger", "wandb")}
+    if spec.logger in extra:
+        cls, package = extra[spec.logger]
+        try:
+            __import__(package)
+        except ImportError:
+            raise MatchforgeError(f"{spec.name}: logger '{spec.logger}' needs the {package} package",
+                                  fix=f"pip install 'matchforge[{package}]' (or set logger: csv)") from None
+        import lightning.pytorch.loggers as pl_loggers
+
+        if spec.logger == "tensorboard":
+            out.append(pl_loggers.TensorBoardLogger(str(spec.out_dir / "logs"), name="tensorboard", default_hp_metric=False))
+        else:
+            out.append(pl_loggers.WandbLogger(project="matchforge", name=spec.name, save_dir=str(spec.out_dir)))
+    elif spec.logger != "csv":
+        raise MatchforgeError(f"{spec.name}: unknown logger '{spec.logger}'", fix="use csv, tensorboard or wandb")
+    return out
+
+
 def fit(module: L.LightningModule, train_loader: Any, val_loader: Any, spec: RunSpec) -> FitResult:
     """Train ``module`` under the resume policy; on a signal, checkpoint and raise :class:`TrainingInterrupted`.
 
@@ -356,8 +383,6 @@ def fit(module: L.LightningModule, train_loader: Any, val_loader: Any, spec: Run
     checkpoint is restored, so that :func:`resume_position` can place a :class:`ResumableLoader`); or
     ``train_loader`` is a ``LightningDataModule`` (and ``val_loader`` None) that does the same itself.
     """
-    from lightning.pytorch.loggers import CSVLogger
-
     spec.out_dir.mkdir(parents=True, exist_ok=True)
     resume, start = prepare(spec)
     accelerator = resolve_accelerator(spec.accelerator)
@@ -372,7 +397,7 @@ def fit(module: L.LightningModule, train_loader: Any, val_loader: Any, spec: Run
         precision=spec.precision, max_epochs=spec.max_epochs, max_steps=spec.max_steps,
         gradient_clip_val=spec.gradient_clip_val, gradient_clip_algorithm="norm",
         sync_batchnorm=multi and accelerator == "gpu", use_distributed_sampler=False,
-        logger=CSVLogger(str(spec.out_dir), name="logs"),  # a new version per (resumed) job; see curves.merge_logs
+        logger=loggers(spec),
         log_every_n_steps=spec.log_every_n_steps, callbacks=[_LogSteps(), checkpoints, *spec.callbacks],
         enable_checkpointing=False, limit_val_batches=1.0 if spec.has_val else 0, num_sanity_val_steps=0,
         check_val_every_n_epoch=spec.check_val_every_n_epoch, val_check_interval=spec.val_check_interval,
