@@ -61,4 +61,4 @@ def test_workflow_plans_with_the_installed_package(installed, tmp_path):
                           "--directory", str(tmp_path), "--configfile", str(REPO / "config" / "config.yaml"),
                           "--workflow-profile", "none"], capture_output=True, text=True, env=env, cwd=REPO)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
-    assert "sfm" in res.stdout and "loftr_train" in res.stdout and "posfeat_eval" in res.stdout
+    assert "sfm" in res.stdout and "loftr_train" in res.stdout and "posfeat_score" in res.stdout and "loftr_localize" in res.stdout

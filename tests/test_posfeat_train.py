@@ -32,7 +32,7 @@ def test_a_few_cpu_steps_reduce_the_epipolar_loss(reichstag_pairs):
     torch.manual_seed(0)
     model = PoSFeat("resnet18", 64)
     sconf = {"grid_size": 8, "temperature": 60.0, "line_samples": 50, "window_size": 0.15, "loc_rand": 0.0,
-             "cost_thr": 0.3, "optimizer": "adam", "lr": 1e-4}  # 3e-4 oscillates (loss back up by step 6)
+             "cost_thr": 0.3, "optimizer": "adam", "lr": 2e-5}  # 5e-5 and up oscillate here (back above 9 px by step 6)
     optim = make_optimizer(set_modes(model, "desc"), sconf)
     losses = []
     for _ in range(8):  # the same pair and query points every step: the loss must go down

@@ -97,7 +97,9 @@ def rewrite(doc: Path, summary: Path, source: str) -> int:
 
     new = BLOCK.sub(block, text)
     if new != text:
-        doc.write_text(new)
+        from matchforge.io.write import write_text
+
+        write_text(doc, new, "documentation page")
     return count
 
 

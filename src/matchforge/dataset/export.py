@@ -28,13 +28,13 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import h5py
 import numpy as np
 
 from matchforge.dataset.indices import load_scene_info, scene_of_subset
 from matchforge.errors import MatchforgeError
 from matchforge.io.depth import read_depth
 from matchforge.io.images import image_size
+from matchforge.io.write import atomic_h5, write_json, write_text
 
 log = logging.getLogger(__name__)
 
@@ -97,18 +97,16 @@ def gluefactory(dataset_json: str | Path, out: str | Path) -> dict[str, Any]:
                 w, h = image_size(image)
                 _link(image, folder / "images" / name)
                 d = _depth_at_image_size(read_depth(depth, scene=scene), w, h)
-                (folder / "depths").mkdir(parents=True, exist_ok=True)
-                with h5py.File(folder / "depths" / f"{depth_stem(name)}.h5", "w") as f:
+                with atomic_h5(folder / "depths" / f"{depth_stem(name)}.h5", "glue-factory depth file") as f:
                     f.create_dataset("depth", data=d.astype(np.float32), compression="gzip", compression_opts=1)
                 R, t = T[:3, :3], T[:3, 3]
                 params = (K[0, 0], K[1, 1], K[0, 2], K[1, 2])
                 lines.append(" ".join([name, *(f"{v:.10g}" for v in (*R.ravel(), *t)), "PINHOLE", str(w), str(h),
                                        *(f"{v:.10g}" for v in params)]))
-            (folder / "views.txt").write_text("\n".join(lines) + "\n")
-            (folder / "pairs.txt").write_text("".join(f"{a} {b}\n" for a, b in sorted(content["pairs"])))
+            write_text(folder / "views.txt", "\n".join(lines) + "\n", "views.txt")
+            write_text(folder / "pairs.txt", "".join(f"{a} {b}\n" for a, b in sorted(content["pairs"])), "pairs.txt")
             summary[split][scene] = {"views": len(lines), "pairs": len(content["pairs"])}
-    (tmp / "export.json").write_text(json.dumps({"dataset": meta["name"], "format": "glue-factory posed_images",
-                                                 "splits": summary}, indent=1))
+    write_json(tmp / "export.json", {"dataset": meta["name"], "format": "glue-factory posed_images", "splits": summary})
     if out.exists():
         shutil.rmtree(out)
     os.replace(tmp, out)

@@ -182,9 +182,13 @@ def hash_distance(a: str, b: str) -> int:
     return bin(int(a, 16) ^ int(b, 16)).count("1")
 
 
-def stage_images(src: Path, dst: Path, max_size: int | None = None) -> StagedImages:
+def stage_images(src: Path, dst: Path, max_size: int | None = None,
+                 sizes: dict[str, tuple[int, int]] | None = None) -> StagedImages:
     """Check every photo under ``src`` and place the usable ones in ``dst`` (links, or upright / working-size
-    copies when the EXIF orientation is not the identity or the long side exceeds ``max_size``)."""
+    copies when the EXIF orientation is not the identity or the long side exceeds ``max_size``).
+
+    ``sizes``: staged name -> (width, height) the photo must have, overriding ``max_size`` (an existing COLMAP
+    database's cameras: its keypoints are in pixels of the images it was built from)."""
     if dst.exists():
         shutil.rmtree(dst)
     dst.mkdir(parents=True)
@@ -230,14 +234,22 @@ def stage_images(src: Path, dst: Path, max_size: int | None = None) -> StagedIma
         staged.has_gps |= bool(exif.get_ifd(EXIF_GPS)) if exif else False
         orientation = exif.get(EXIF_ORIENTATION, 1) if exif else 1
         target = dst / name
-        too_large = max_size is not None and max(image.size) > max_size
+        upright = image.size[::-1] if orientation in (5, 6, 7, 8) else image.size
+        want = tuple((sizes or {}).get(name) or ()) or None
+        if want is not None:
+            too_large = tuple(want) != tuple(upright)
+        else:
+            too_large = max_size is not None and max(image.size) > max_size
         if orientation not in (0, 1) or too_large:
             out = ImageOps.exif_transpose(image) if orientation not in (0, 1) else image
             if too_large:
                 staged.resized[name] = list(image.size)
-                scale = max_size / max(out.size)
-                out = out.resize((max(1, round(out.width * scale)), max(1, round(out.height * scale))), Image.LANCZOS)
-                logger.info("%s is %dx%d: staged at %dx%d (sfm.max_image_size)", rel, *image.size, *out.size)
+                if want is None:
+                    scale = max_size / max(out.size)
+                    want = (max(1, round(out.width * scale)), max(1, round(out.height * scale)))
+                out = out.resize(tuple(want), Image.LANCZOS)
+                logger.info("%s is %dx%d: staged at %dx%d (%s)", rel, *image.size, *out.size,
+                            "the existing database's size" if sizes and name in sizes else "sfm.max_image_size")
             if orientation not in (0, 1):
                 staged.rotated.append(name)
             save_kwargs = {"quality": 95} if target.suffix.lower() in (".jpg", ".jpeg") else {}

@@ -254,6 +254,18 @@ def main(conf: dict[str, Any], images: str | Path, out: str | Path, scene: str =
     return stats
 
 
+def database_image_sizes(database: str | Path, scene: str) -> dict[str, tuple[int, int]]:
+    """Image name -> (width, height) of its camera in an existing COLMAP database (the size its keypoints refer to)."""
+    path = require_config_path(database, f"scenes.{scene}.colmap.database", "the COLMAP database",
+                               "a COLMAP database.db of these photos", scene=scene)
+    db = pycolmap.Database.open(path)
+    try:
+        cameras = {c.camera_id: c for c in db.read_all_cameras()}
+        return {img.name: (cameras[img.camera_id].width, cameras[img.camera_id].height) for img in db.read_all_images()}
+    finally:
+        db.close()
+
+
 def _reconstruct(conf: dict[str, Any], images: Path, out: Path, scene: str, existing: dict[str, Any],
                  stats: dict[str, Any]) -> None:
     """The SfM of :func:`main` into ``out/{sparse,images}``, filling ``stats`` as it goes."""
@@ -268,7 +280,8 @@ def _reconstruct(conf: dict[str, Any], images: Path, out: Path, scene: str, exis
         else:
             undistort(conf, sparse, images, out)
         return
-    staged = stage_images(images, work / "input", conf["max_image_size"])
+    sizes = database_image_sizes(existing["database"], scene) if existing.get("database") else None
+    staged = stage_images(images, work / "input", conf["max_image_size"], sizes)
     # num_images: the readable photos SfM was given; skipped files (unreadable, duplicates) are listed apart
     stats.update(num_images=len(staged.names), num_files=staged.num_found, skipped=staged.skipped,
                  rotated_from_exif=staged.rotated, resized_to_working_size=staged.resized,
