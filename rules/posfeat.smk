@@ -73,7 +73,7 @@ rule posfeat_extract:
         "results/eval/posfeat/{pfrun}/features/{pftestset}.h5",
     params:
         conf=lambda wc: to_json({**pf_run_conf(wc.pfrun)["extract"], "method": "posfeat", "device": PF["device"]}),
-        testset=lambda wc: to_json(pf_testset(wc.pftestset)),
+        testset=lambda wc: to_json(matching_options(pf_testset(wc.pftestset))),
     log:
         "logs/posfeat/{pfrun}/extract_{pftestset}.log",
     conda:
@@ -96,7 +96,7 @@ rule sift_extract:
     params:
         conf=lambda wc: to_json({"max_size": PF["extract"]["max_size"], "num_pts": PF["extract"]["num_pts"],
                                  "method": "sift"}),
-        testset=lambda wc: to_json(pf_testset(wc.pftestset)),
+        testset=lambda wc: to_json(matching_options(pf_testset(wc.pftestset))),
     log:
         "logs/sift/mnn/extract_{pftestset}.log",
     conda:

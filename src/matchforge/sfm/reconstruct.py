@@ -127,6 +127,7 @@ def map_scene(conf: dict[str, Any], database: Path, image_dir: Path, out: Path,
     options.num_threads = mapping_threads(conf)
     options.random_seed = seed
     options.ba_global_function_tolerance = conf["ba_global_function_tolerance"]
+    options.structure_less_registration_fallback = conf["structure_less_fallback"]
     return pycolmap.incremental_mapping(database, image_dir, out, options=options)
 
 

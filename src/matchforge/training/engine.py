@@ -189,7 +189,7 @@ def _atomic_save(trainer: L.Trainer, path: Path) -> None:
     """Write ``path`` through a temporary file; the checkpoint it replaces becomes ``previous.ckpt``."""
     tmp = path.with_name(path.name + ".tmp")
     with disk_errors(tmp, "training checkpoint"):
-        trainer.save_checkpoint(str(tmp))
+        trainer.save_checkpoint(str(tmp), weights_only=False)  # the full state: optimizer, loops, callbacks
     if trainer.is_global_zero:
         if path.is_file():
             os.replace(path, path.with_name(PREVIOUS))
