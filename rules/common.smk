@@ -209,6 +209,13 @@ def loftr_layout(wc):
     return devices, int(run["num_nodes"])
 
 
+def loftr_threads(wc):
+    """CPU threads of one training process: the main process and its `num_workers` data-loader workers (Snakemake
+    sets OMP_NUM_THREADS to it; on SLURM it is each task's cpus-per-task). The demo runs (num_workers 0) take one
+    core each, so that two of them train side by side on 2 cores."""
+    return LOFTR["runs"][wc.run]["num_workers"] + 1
+
+
 def loftr_init_file(run):
     """The file a run starts from: another run's weights.pt (built first), a path, or None (kornia name, no init)."""
     init = LOFTR["runs"][run]["init_weights"]

@@ -13,7 +13,8 @@ rule depth_predict:
         images="results/{scene}/sfm/images",
     output:
         raw=directory("results/{scene}/depth/raw"),
-        preview=directory("results/{scene}/depth/preview"),
+        preview=report(directory("results/{scene}/depth/preview"), patterns=["{name}.jpg"], category="Depth",
+                       subcategory="{scene}", caption="../workflow/report/depth_preview.rst"),
     params:
         conf=depth_predict_params,
         images=scene_images_dir,
@@ -110,7 +111,8 @@ rule depth_predict_single:
         scene=one_of(SINGLE_SCENES),
     output:
         raw=directory("results/{scene}/depth/raw"),
-        preview=directory("results/{scene}/depth/preview"),
+        preview=report(directory("results/{scene}/depth/preview"), patterns=["{name}.jpg"], category="Depth",
+                       subcategory="{scene}", caption="../workflow/report/depth_preview.rst"),
         images=directory("results/{scene}/depth/images"),
         inputs="results/{scene}/depth/inputs.json",
     params:

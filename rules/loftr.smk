@@ -37,7 +37,7 @@ rule loftr_train:
         "logs/loftr/{run}/train.log",
     benchmark:
         "benchmarks/loftr/{run}/train.tsv"
-    threads: 2
+    threads: loftr_threads
     resources:
         engine=lambda wc: run_engine_options(loftr_train_conf(wc.run)),
         gpu=lambda wc: LOFTR["runs"][wc.run]["gpus"],

@@ -20,6 +20,8 @@ rule posfeat_desc:
         unpack(pf_train_inputs),
     output:
         model="results/models/posfeat/{pfrun}/desc/model.pt",
+        curve=report("results/models/posfeat/{pfrun}/desc/curve.png", category="Training", subcategory="PoSFeat",
+                     caption="../workflow/report/posfeat_training.rst"),
     params:
         conf=lambda wc: result_options(pf_run_conf(wc.pfrun)),
         args=pf_train_args,
@@ -45,6 +47,8 @@ rule posfeat_kp:
         desc="results/models/posfeat/{pfrun}/desc/model.pt",
     output:
         model="results/models/posfeat/{pfrun}/kp/model.pt",
+        curve=report("results/models/posfeat/{pfrun}/kp/curve.png", category="Training", subcategory="PoSFeat",
+                     caption="../workflow/report/posfeat_training.rst"),
     params:
         conf=lambda wc: result_options(pf_run_conf(wc.pfrun)),
         args=pf_train_args,

@@ -165,9 +165,9 @@ def test_demo_is_up_to_date_and_reports(demo_run):
     for run in ("demo_ds", "demo_ot", "demo_ds_ft"):
         assert f"models/loftr/{run}/curve.png" in html, run
         assert f"eval/loftr/{run}/demo_test_matches.jpg" in html, run
-    for needle in ("summary/relpose.png", "summary/homography.png", "summary/reconstruction.png", "summary/shape.png",
-                   "summary/localization.png",
-                   "summary/relpose.csv", "summary/scenes.csv", "depth/qa"):
+    for needle in ("models/posfeat/demo/desc/curve.png", "models/posfeat/demo/kp/curve.png", "summary/relpose.png",
+                   "summary/homography.png", "summary/reconstruction.png", "summary/shape.png", "summary/localization.png",
+                   "summary/relpose.csv", "summary/scenes.csv", "depth/qa", "depth/preview/"):
         assert needle in html, needle
 
 

@@ -121,3 +121,39 @@ def test_h5_sparse_map_roundtrips_through_unshuffled_chunks(tmp_path, tum_depth)
     # within 10 % of gzip-9 on this small synthetic map (the real demo maps come out ~30 % smaller:
     # bench/depth_h5.py); the dense case must be no larger, see the test above
     assert (tmp_path / "s.h5").stat().st_size <= 1.1 * (tmp_path / "gzip9.h5").stat().st_size
+
+
+def test_preview_carries_a_colour_scale_that_matches_the_map(tmp_path, tum_depth):
+    """The preview is the map plus a colour scale: its top colour is the nearest depths' colour, its bottom the
+    farthest's, and the scale is as tall as the map."""
+    from matchforge.depth.preview import colorize, write_preview
+    from matchforge.io.images import read_image
+
+    path = tmp_path / "p.png"  # lossless, to compare colours exactly
+    write_preview(path, tum_depth, "metric")
+    pic = read_image(path)
+    h, w = tum_depth.shape
+    assert pic.shape[0] == h and pic.shape[1] > w + 50
+    mapped, bar = colorize(tum_depth, "metric"), pic[:, w:]
+    near, far = np.nanpercentile(tum_depth, 1), np.nanpercentile(tum_depth, 99)
+    gradient = bar[:, 4:22].reshape(-1, 3).astype(int)
+    column = bar[:, 12].astype(int)
+    rows = np.where(np.ptp(column, axis=1) > 0)[0]  # coloured, not the white background or grey label text
+    top, bottom = column[rows[0]], column[rows[-1]]
+    near_colour = mapped[np.nan_to_num(tum_depth, nan=np.inf) <= near].astype(int)
+    far_colour = mapped[np.nan_to_num(tum_depth, nan=-np.inf) >= far].astype(int)
+    assert np.abs(near_colour - top).sum(1).min() <= 3 and np.abs(far_colour - bottom).sum(1).min() <= 3
+    assert np.abs(top - bottom).sum() > 100 and len(np.unique(gradient, axis=0)) > 50
+
+
+def test_match_picture_title_sits_on_its_own_band():
+    """The title of a match picture is drawn above the photos, not over them (white text on sky was unreadable)."""
+    from matchforge.evaluation.visualize import draw_matches
+    from matchforge.io.images import read_image
+
+    img = read_image(real_data("reichstag", "images", sorted(p.name for p in real_data("reichstag", "images").iterdir())[0]))
+    plain = draw_matches(img, img, np.zeros((0, 2)), np.zeros((0, 2)))
+    titled = draw_matches(img, img, np.zeros((0, 2)), np.zeros((0, 2)), "a title")
+    band = titled.shape[0] - plain.shape[0]
+    assert band > 20 and np.array_equal(titled[band:], plain)  # the photos are untouched
+    assert titled[:band].max() > 200 and np.median(titled[:band]) == 0  # white text on black

@@ -201,7 +201,10 @@ def plot_kind(kind: str, table: pd.DataFrame, path: Path, curves: Curves) -> Non
     import matplotlib.pyplot as plt
 
     testsets = list(dict.fromkeys(table["testset"])) if len(table) else []
-    fig, axes = plt.subplots(1, max(len(testsets), 1), figsize=(4.2 * max(len(testsets), 1), 4.2), squeeze=False)
+    # bar panels carry the method names on their y axis: each panel is wide enough for the longest one
+    label_chars = max((len(m) for m in _method(table)), default=0) if kind != "homography" and len(table) else 0
+    width = max(4.2, 2.8 + 0.075 * label_chars)
+    fig, axes = plt.subplots(1, max(len(testsets), 1), figsize=(width * max(len(testsets), 1), 4.2), squeeze=False)
     if not testsets:
         _empty(axes[0, 0], f"no {kind} results")
     for ax, ts in zip(axes[0], testsets):
@@ -236,12 +239,12 @@ def plot_kind(kind: str, table: pd.DataFrame, path: Path, curves: Curves) -> Non
             ax.set_xlabel("error (lower is better)")
         n, what = ((rows["num_pairs"].max(), "pairs") if "num_pairs" in rows else
                    (rows["num_queries"].max(), "queries") if "num_queries" in rows else (float("nan"), ""))
-        ax.set_title(ts if pd.isna(n) else f"{ts} ({int(n)} {what}" + (", < 10: wide intervals" if n < 10 else "") + ")")
+        ax.set_title(ts if pd.isna(n) else f"{ts}\n{int(n)} {what}" + (" (< 10: wide intervals)" if n < 10 else ""))
     fig.suptitle(f"matchforge: {kind}", x=0.02, ha="left")
     if kind in ("relpose", "localization", "shape") and testsets:  # one legend for all panels, above them
         fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="upper right", ncol=3, fontsize=8)
-    fig.tight_layout(rect=(0, 0, 1, 0.93))
-    save_figure(fig, path, dpi=110)
+    fig.tight_layout(rect=(0, 0, 1, 0.9))
+    save_figure(fig, path, dpi=110, bbox_inches="tight")
 
 
 def main(inputs: Iterable[str | Path], out: str | Path) -> dict[str, pd.DataFrame]:

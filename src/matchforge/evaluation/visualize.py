@@ -15,7 +15,8 @@ from matchforge.io.images import read_image, resize, write_image
 def draw_matches(img0: np.ndarray, img1: np.ndarray, k0: np.ndarray, k1: np.ndarray, text: str = "",
                  max_lines: int = 500, colors: np.ndarray | None = None) -> np.ndarray:
     """Side-by-side RGB picture of matches (subsampled to ``max_lines``) between RGB or gray images,
-    coloured by their order or by ``colors`` ((M, 3) RGB uint8, e.g. green = correct, red = wrong)."""
+    coloured by their order or by ``colors`` ((M, 3) RGB uint8, e.g. green = correct, red = wrong); ``text``
+    goes on a black band above the images (readable over any sky)."""
     def rgb(im: np.ndarray) -> np.ndarray:
         return cv2.cvtColor(im, cv2.COLOR_GRAY2RGB) if im.ndim == 2 else im
 
@@ -39,7 +40,9 @@ def draw_matches(img0: np.ndarray, img1: np.ndarray, k0: np.ndarray, k1: np.ndar
         cv2.circle(canvas, p0, 2, color, -1, cv2.LINE_AA)
         cv2.circle(canvas, p1, 2, color, -1, cv2.LINE_AA)
     if text:
-        cv2.putText(canvas, text, (10, 25), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (255, 255, 255), 2, cv2.LINE_AA)
+        band = np.zeros((34, canvas.shape[1], 3), np.uint8)
+        cv2.putText(band, text, (8, 23), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 1, cv2.LINE_AA)
+        canvas = np.concatenate([band, canvas], axis=0)
     return canvas
 
 

@@ -46,7 +46,7 @@ def run_defaults(conf: Mapping[str, Any] | None = None) -> dict[str, Any]:
 
 CURVE_PANELS = [("losses", ["train/loss", "train/loss_c", "train/loss_f", "val/loss"]), ("learning rate", ["lr"]),
                 ("correct coarse matches", ["train/correct_c", "train/num_gt"]),
-                ("validation pose AUC (%)", ["val/auc@5", "val/auc@10", "val/auc@20"])]
+                ("validation pose AUC (%)", ["val/auc@5", "val/auc@10", "val/auc@20"], (0, 100))]
 
 
 def training_pairs(conf: Mapping[str, Any], dataset_json: str | Path | None) -> tuple[list[Any], list[Any]]:

@@ -32,15 +32,26 @@ CAMERA_MODES = {"auto": pycolmap.CameraMode.AUTO, "single": pycolmap.CameraMode.
                 "per_folder": pycolmap.CameraMode.PER_FOLDER, "per_image": pycolmap.CameraMode.PER_IMAGE}
 
 
-def choose_matcher(conf: dict[str, Any], num_images: int, has_gps: bool) -> str:
-    """The matcher ``auto`` resolves to: exhaustive for small scenes, else spatial (GPS), vocab tree, sequential."""
+def choose_matcher(conf: dict[str, Any], num_images: int, has_gps: bool, scene: str = "") -> str:
+    """The matcher ``auto`` resolves to: exhaustive for small scenes, else spatial (GPS), vocab tree, sequential.
+
+    Sequential pairs photos by file-name order, right for video frames and wrong for an unordered collection:
+    when ``auto`` has to fall back to it, a warning says so and what to set instead."""
     if conf["matcher"] != "auto":
         return conf["matcher"]
     if num_images <= conf["exhaustive_max_images"]:
         return "exhaustive"
     if has_gps:
         return "spatial"
-    return "vocab_tree" if conf["vocab_tree_path"] else "sequential"
+    if conf["vocab_tree_path"]:
+        return "vocab_tree"
+    logger.warning("%s: %d photos (> sfm.exhaustive_max_images %d), no GPS and no sfm.vocab_tree_path: matcher auto "
+                   "falls back to sequential, which matches each photo with its %d neighbours in file-name order. "
+                   "For an unordered photo collection set sfm.vocab_tree_path to a COLMAP vocabulary tree "
+                   "(e.g. vocab_tree_flickr100K_words256K.bin from the COLMAP website), or matcher: exhaustive "
+                   "(about n^2/2 pairs); for video frames set matcher: sequential to silence this.",
+                   scene or "scene", num_images, conf["exhaustive_max_images"], conf["sequential_overlap"])
+    return "sequential"
 
 
 def extract_and_match(conf: dict[str, Any], database: Path, images: StagedImages, scene: str) -> str:
@@ -64,7 +75,7 @@ def extract_and_match(conf: dict[str, Any], database: Path, images: StagedImages
     matching.num_threads = conf["num_threads"]
     matching.use_gpu = conf["use_gpu"]
     matching.guided_matching = conf["guided_matching"]
-    matcher = choose_matcher(conf, len(images.names), images.has_gps)
+    matcher = choose_matcher(conf, len(images.names), images.has_gps, scene)
     t = time.time()
     if matcher == "exhaustive":
         pycolmap.match_exhaustive(database, matching_options=matching, device=device)

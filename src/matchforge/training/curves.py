@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from matchforge.io.write import save_figure
 
@@ -26,10 +26,12 @@ def merge_logs(logs_dir: Path, out_csv: Path) -> None:
     merged.to_csv(out_csv, index=False)
 
 
-def plot_curves(metrics_csv: Path, out_png: Path, panels: Sequence[tuple[str, Sequence[str]]], title: str = "",
+def plot_curves(metrics_csv: Path, out_png: Path, panels: Sequence[tuple[Any, ...]], title: str = "",
                 references: dict[str, float] | None = None) -> None:
-    """One panel per ``(title, columns)`` of the merged metrics table; ``references``: dashed horizontal
-    lines (e.g. the validation loss of the best constant predictor) keyed by column."""
+    """One panel per ``(title, columns)`` or ``(title, columns, (ymin, ymax))`` of the merged metrics table (a
+    fixed range keeps a panel of one or two points from zooming onto noise, e.g. percentages on 0-100);
+    ``references``: dashed horizontal lines (e.g. the validation loss of the best constant predictor) keyed by
+    column."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -37,8 +39,8 @@ def plot_curves(metrics_csv: Path, out_png: Path, panels: Sequence[tuple[str, Se
     import pandas as pd
 
     df = pd.read_csv(metrics_csv) if metrics_csv.is_file() and metrics_csv.stat().st_size else pd.DataFrame()
-    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), squeeze=False)
-    for ax, (name, cols) in zip(axes[0], panels):
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), squeeze=False, sharex=True)
+    for ax, (name, cols, *limits) in zip(axes[0], panels):
         for col in cols:
             if col in df and df[col].notna().any():
                 d = df[["step", col]].dropna()
@@ -47,6 +49,8 @@ def plot_curves(metrics_csv: Path, out_png: Path, panels: Sequence[tuple[str, Se
                 ax.axhline(references[col], ls="--", c="gray", label=f"{col}: constant predictor")
         ax.set_title(name)
         ax.set_xlabel("step")
+        if limits:
+            ax.set_ylim(*limits[0])
         if ax.lines:
             ax.legend(fontsize=8)
         else:
