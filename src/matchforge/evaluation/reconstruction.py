@@ -121,7 +121,8 @@ def main(image_dir: str | Path, names: Sequence[str], features: Callable[[str], 
     # single-threaded mapping: the score repeats exactly (10-50 images map in seconds); registration from 2D-3D
     # matches only, as the benchmark's COLMAP did (the structure-less fallback took 20-28 s per photo here)
     conf = {**schema_defaults("sfm"), "min_num_matches": min_num_matches, "num_threads": num_threads,
-            "mapping_threads": 1, "seed": seed, "min_model_size": 2, "structure_less_fallback": False}
+            "mapping_threads": 1, "seed": seed, "min_model_size": 2, "structure_less_fallback": False,
+            "min_points3D": 0}
     best_dir, attempts = map_with_retries(conf, db_path, image_dir, work / "sparse", len(names))
     stats: dict[str, float] = {"num_images": len(names), "num_pairs": len(pairs),
                                "mean_num_matches": float(np.mean(num_matches)) if num_matches else 0.0,

@@ -75,16 +75,19 @@ def extract_and_match(conf: dict[str, Any], database: Path, images: StagedImages
     matching.num_threads = conf["num_threads"]
     matching.use_gpu = conf["use_gpu"]
     matching.guided_matching = conf["guided_matching"]
+    verify = pycolmap.TwoViewGeometryOptions()
+    verify.ransac.random_seed = conf["seed"]  # COLMAP's -1 seeds RANSAC from the clock: the model would vary per run
+    kwargs = {"matching_options": matching, "verification_options": verify, "device": device}
     matcher = choose_matcher(conf, len(images.names), images.has_gps, scene)
     t = time.time()
     if matcher == "exhaustive":
-        pycolmap.match_exhaustive(database, matching_options=matching, device=device)
+        pycolmap.match_exhaustive(database, **kwargs)
     elif matcher == "sequential":
         pairing = pycolmap.SequentialPairingOptions()
         pairing.overlap = conf["sequential_overlap"]
-        pycolmap.match_sequential(database, matching_options=matching, pairing_options=pairing, device=device)
+        pycolmap.match_sequential(database, pairing_options=pairing, **kwargs)
     elif matcher == "spatial":
-        pycolmap.match_spatial(database, matching_options=matching, device=device)
+        pycolmap.match_spatial(database, **kwargs)
     elif matcher == "vocab_tree":
         if not conf["vocab_tree_path"] or not Path(conf["vocab_tree_path"]).exists():
             raise MatchforgeError("matcher 'vocab_tree' needs a vocabulary tree file", scene=scene,
@@ -92,7 +95,7 @@ def extract_and_match(conf: dict[str, Any], database: Path, images: StagedImages
                                   fix="set sfm.vocab_tree_path to a COLMAP vocabulary tree (.bin), or use matcher: sequential")
         pairing = pycolmap.VocabTreePairingOptions()
         pairing.vocab_tree_path = str(conf["vocab_tree_path"])
-        pycolmap.match_vocabtree(database, matching_options=matching, pairing_options=pairing, device=device)
+        pycolmap.match_vocabtree(database, pairing_options=pairing, **kwargs)
     logger.info("%s matching in %.1f s", matcher, time.time() - t)
     return matcher
 
@@ -149,7 +152,8 @@ def _model_size(rec: pycolmap.Reconstruction) -> tuple[int, int]:
 def map_with_retries(conf: dict[str, Any], database: Path, image_dir: Path, out: Path, num_photos: int,
                      ) -> tuple[Path | None, list[dict[str, Any]]]:
     """Map up to ``mapping_attempts`` times (seeds ``seed``, ``seed+1``, ...) until the largest model
-    registers at least ``retry_below`` of ``num_photos``.
+    registers at least ``retry_below`` of ``num_photos`` and holds at least ``min_points3D`` points (a sparser
+    model would fail the scene; on the demo at 640 px, seed 0 gives 5 of 10 photos and 181 points).
 
     A poor initial pair can end incremental mapping with a 2-3 image model and no second start, and
     which pair is tried first depends on the seed and on thread timing. Returns the folder of the
@@ -169,11 +173,12 @@ def map_with_retries(conf: dict[str, Any], database: Path, image_dir: Path, out:
         for key, model in models.items():
             if best is None or _model_size(model) > best[0]:
                 best = (_model_size(model), attempt, int(key))
-        if best is not None and best[0][0] >= conf["retry_below"] * num_photos:
+        if (best is not None and best[0][0] >= conf["retry_below"] * num_photos
+                and best[0][1] >= conf.get("min_points3D", 0)):
             break
         if attempt + 1 < conf["mapping_attempts"]:
-            logger.warning("largest model so far registers %d of %d photos; mapping again with seed %d",
-                           best[0][0] if best else 0, num_photos, seed + 1)
+            logger.warning("largest model so far registers %d of %d photos with %d points; mapping again with seed %d",
+                           *(best[0] if best else (0, 0)), num_photos, seed + 1)
     if best is None:
         return None, attempts
     attempts[best[1]]["kept_model"] = best[2]
