@@ -12,7 +12,7 @@ from matchforge.errors import MatchforgeError
 from matchforge.evaluation.testsets import matching_options, testset_available as _testset_available
 from matchforge.loftr import PRETRAINED as _PRETRAINED
 from matchforge.sfm.inputs import photo_signature
-from matchforge.training.engine import engine_options, strip_options
+from matchforge.training.options import engine_options, strip_options
 from matchforge.workflow import (CONFIG_FILES_ENV, SCHEMA_DIR, check_references, config_source,
                                  posfeat_run_sections, validate_config)
 
@@ -381,12 +381,12 @@ def pf_testset_input(wc):
 
 
 def result_options(conf):
-    """params: the options that define what a training job learns (training.engine.strip_options), as JSON."""
+    """params: the options that define what a training job learns (training.options.strip_options), as JSON."""
     return to_json(strip_options(conf))
 
 
 def run_engine_options(conf):
-    """resources: the options that do not (training.engine.NOT_RESULT_OPTIONS), as JSON: a resource, not a
+    """resources: the options that do not (training.options.NOT_RESULT_OPTIONS), as JSON: a resource, not a
     param, so editing `num_workers` or a checkpoint frequency plans no training job."""
     return to_json(engine_options(conf))
 

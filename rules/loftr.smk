@@ -13,7 +13,7 @@ wildcard_constraints:
 
 
 # The workflow's own keys of a run (what to evaluate, GPUs to reserve): not training options at all. Engine
-# options (training.engine.NOT_RESULT_OPTIONS) reach the job as a resource; neither retrains when edited.
+# options (training.options.NOT_RESULT_OPTIONS) reach the job as a resource; neither retrains when edited.
 _NOT_TRAINING = ("testsets", "gpus", "eval_gpus")
 
 

@@ -162,12 +162,13 @@ def test_weights_that_are_not_a_checkpoint_get_a_message_not_a_key_error(tmp_pat
 
 @pytest.mark.slow
 def test_bad_scenes_fail_alone_and_a_replaced_photo_rebuilds_only_its_scene(tmp_path):
-    """One run, four scenes: a good one (with a duplicate and a broken file among its photos), a second
-    good one, one whose model is too sparse (sfm.min_points3D), and one whose folder does not exist.
-    Under --keep-going both good scenes get their scene info; the two bad ones fail with their own
-    message. Then replacing one photo of the first scene in place, or adding one, replans exactly that
-    scene's SfM and its downstream jobs."""
+    """One run, five scenes: a good one (with a duplicate and a broken file among its photos), a second
+    good one, one whose model is too sparse (sfm.min_points3D), one whose folder does not exist and one
+    whose folder is empty. Under --keep-going both good scenes get their scene info; the three bad ones fail
+    with their own message. Then replacing one photo of the first scene in place, or adding one, replans
+    exactly that scene's SfM and its downstream jobs, and so does an SfM option edited for the second."""
     work = tmp_path / "w"
+    (tmp_path / "empty").mkdir()
     photos = tmp_path / "demo_photos"
     shutil.copytree(DEMO_IMAGES, photos)
     shutil.copy(PHOTOS[2], photos / "zz_same_photo.jpg")
@@ -175,7 +176,8 @@ def test_bad_scenes_fail_alone_and_a_replaced_photo_rebuilds_only_its_scene(tmp_
     scenes = {"demo": {"images": str(photos), "sfm": FAST_SFM},
               "reichstag": {"images": str(real_data("reichstag", "images")), "sfm": FAST_SFM},
               "sparse": {"images": str(DEMO_IMAGES), "sfm": {**FAST_SFM, "min_points3D": 1_000_000}},
-              "missing": {"images": str(tmp_path / "no_such_folder")}}
+              "missing": {"images": str(tmp_path / "no_such_folder")},
+              "empty": {"images": str(tmp_path / "empty")}}
     write_config(work, scenes)
     targets = [f"results/{s}/scene_info" for s in scenes]
     proc = snakemake(work, "--keep-going", *targets, check=False)
@@ -195,6 +197,9 @@ def test_bad_scenes_fail_alone_and_a_replaced_photo_rebuilds_only_its_scene(tmp_
     log = (work / "logs" / "missing" / "sfm.log").read_text()
     assert "scenes.missing.images" in log and str(tmp_path / "no_such_folder") in log
     assert str(work / "config.yaml") in log
+    log = (work / "logs" / "empty" / "sfm.log").read_text()
+    assert "scene 'empty'" in log and "no readable photos" in log and "Fix:" in log
+    assert not (work / "results" / "empty" / "sfm" / "stats.json").exists()
 
     good = targets[:2]
     assert planned_jobs(snakemake(work, "-n", *good)) == {}
@@ -215,6 +220,13 @@ def test_bad_scenes_fail_alone_and_a_replaced_photo_rebuilds_only_its_scene(tmp_
                 photos / "added.jpg")
     os.utime(photos / "added.jpg", old)
     assert planned_jobs(snakemake(work, "-n", *good)).get("sfm") == 1
+    (photos / "added.jpg").unlink()
+    scenes["reichstag"]["sfm"] = {**FAST_SFM, "max_num_features": 3000}  # one scene's SfM option: only its chain
+    write_config(work, scenes)
+    proc = snakemake(work, "-n", *good)
+    assert {k: v for k, v in planned_jobs(proc).items() if k in downstream} == downstream
+    outputs = [ln for ln in (proc.stdout + proc.stderr).splitlines() if ln.strip().startswith("output:")]
+    assert outputs and all("results/reichstag" in ln for ln in outputs)
 
 
 def test_damaged_depth_file_fails_the_job_with_the_rebuild_command(demo_sfm, demo_dataset, tmp_path):

@@ -44,21 +44,13 @@ from matchforge.conf import to_json
 from matchforge.errors import MatchforgeError
 from matchforge.io.safe import load_torch
 from matchforge.io.write import disk_errors, write_text
+from matchforge.training.options import NOT_RESULT_OPTIONS, engine_options, strip_options  # noqa: F401 (re-exported)
 
 log = logging.getLogger(__name__)
 
 PREVIOUS = "previous.ckpt"  # the checkpoint before last.ckpt, kept for when last.ckpt is damaged
 EXIT_INTERRUPTED = 75  # EX_TEMPFAIL: "try again", the job resumes from its checkpoint
 SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)
-
-# Options that do not change what a run learns; leaving them out of the identity lets a run resume
-# (or be reused) after they change. A family removes its own names for the same things.
-NOT_RESULT_OPTIONS = frozenset({
-    "num_workers", "device", "accelerator", "devices", "num_nodes", "strategy",
-    "checkpoint_every_n_steps", "checkpoint_every", "ckpt_every", "checkpoint_minutes",
-    "vis_every", "val_every", "val_every_n_epochs", "log_every_n_steps", "logger",
-})
-
 
 class TrainingInterrupted(Exception):
     """The job got a signal; ``last.ckpt`` holds ``step`` and a rerun resumes from it."""
@@ -67,25 +59,6 @@ class TrainingInterrupted(Exception):
         self.signum, self.step, self.checkpoint = signum, step, checkpoint
         super().__init__(f"{signal.Signals(signum).name} at step {step}: checkpoint {checkpoint} written; "
                          "run the job again to resume")
-
-
-def strip_options(conf: Mapping[str, Any], extra: Sequence[str] = ()) -> dict[str, Any]:
-    """``conf`` without the options that do not change the result (recursively, by key name)."""
-    drop = NOT_RESULT_OPTIONS | set(extra)
-    return {k: strip_options(v, extra) if isinstance(v, Mapping) else v for k, v in conf.items() if k not in drop}
-
-
-def engine_options(conf: Mapping[str, Any]) -> dict[str, Any]:
-    """Only the options of :data:`NOT_RESULT_OPTIONS` in ``conf`` (recursively, keeping the nesting), so that
-    ``deep_merge(strip_options(conf), engine_options(conf)) == conf``. The workflow passes these to training
-    jobs as a resource, not a param, so editing one never plans a training job (docs/training.md)."""
-    out: dict[str, Any] = {}
-    for k, v in conf.items():
-        if k in NOT_RESULT_OPTIONS:
-            out[k] = v
-        elif isinstance(v, Mapping) and (sub := engine_options(v)):
-            out[k] = sub
-    return out
 
 
 @dataclass
@@ -189,7 +162,7 @@ def _atomic_save(trainer: L.Trainer, path: Path) -> None:
     """Write ``path`` through a temporary file; the checkpoint it replaces becomes ``previous.ckpt``."""
     tmp = path.with_name(path.name + ".tmp")
     with disk_errors(tmp, "training checkpoint"):
-        trainer.save_checkpoint(str(tmp), weights_only=False)  # the full state: optimizer, loops, callbacks
+        trainer.save_checkpoint(str(tmp))
     if trainer.is_global_zero:
         if path.is_file():
             os.replace(path, path.with_name(PREVIOUS))
