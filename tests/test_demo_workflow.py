@@ -75,7 +75,7 @@ def test_every_stage_runs_on_the_demo(demo_run):
     assert tables["homography"][["mma@1", "mma@3", "mma@5", "mma@10"]].stack().between(0, 100).all()  # percent
     assert tables["homography"][["h_ransac_auc@1", "h_dlt_auc@5"]].notna().all().all()
     # with the scene's known cameras SIFT (480 px, about 1400 keypoints) maps at least half of the 10 demo photos
-    # (7 of 10 registered without the structure-less fallback, 2026-12-07) and more than the untrained PoSFeat (2-4)
+    # (6-7 of 10 registered without the structure-less fallback, 2026-12-07) and more than the untrained PoSFeat (2-4)
     rec = tables["reconstruction"].set_index("family")
     assert rec.loc["sift", "num_images"] == 10 and rec.loc["sift", "num_registered"] >= 5
     assert rec.loc["sift", "num_registered"] > rec.loc["posfeat", "num_registered"]
