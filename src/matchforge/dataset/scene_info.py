@@ -3,7 +3,8 @@
 Writes into ``out_dir`` (``results/{scene}/scene_info/``):
 
 - ``{scene}_{lo}_{hi}.npz`` per bucket: a **pickled dict** (not a zip archive), as LoFTR's own index
-  files are, so the upstream loader's ``np.load(p, allow_pickle=True)`` + ``del d['pair_infos']`` works.
+  files are, so the upstream loader (``np.load`` with pickles allowed, then ``del d['pair_infos']``) works; matchforge
+  itself reads them with the numpy-only unpickler of :mod:`matchforge.io.safe`.
   Keys: ``image_paths``/``depth_paths`` (object arrays of str or None, relative to a dataset root:
   ``{scene}/images/{name}`` and ``{scene}/depth/{stem}.h5``), ``intrinsics`` (object array of 3x3
   float64 PINHOLE K at the undistorted size, pixels), ``poses`` (object array of 4x4 float64
