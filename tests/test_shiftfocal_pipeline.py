@@ -80,7 +80,8 @@ def test_tensorboard_logger_writes_the_curves_csv_also_holds(tum_data, tmp_path)
     with the same training losses as the CSV that feeds curve.png and the report."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    from matchforge.training.engine import RunSpec, loggers, strip_options
+    from matchforge.training.engine import RunSpec, loggers
+    from matchforge.training.options import strip_options
 
     out = tmp_path / "run"
     m = sf_train.main({**TINY, "targets": ["shift"], "logger": "tensorboard"}, [tum_data], out)

@@ -24,6 +24,7 @@ from pathlib import Path
 import pandas as pd
 
 from matchforge.errors import MatchforgeError
+from matchforge.io.write import write_text
 
 BLOCK = re.compile(r"<!-- BEGIN generated: (?P<spec>[^>]*?) -->\n.*?<!-- END generated: (?P=spec) -->", re.S)
 
@@ -97,8 +98,6 @@ def rewrite(doc: Path, summary: Path, source: str) -> int:
 
     new = BLOCK.sub(block, text)
     if new != text:
-        from matchforge.io.write import write_text
-
         write_text(doc, new, "documentation page")
     return count
 

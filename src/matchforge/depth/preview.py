@@ -24,11 +24,10 @@ def _range(values: np.ndarray, kind: str) -> tuple[np.ndarray, np.ndarray, float
     return v, valid, float(lo), float(hi if hi > lo else lo + 1.0)
 
 
-def colorize(values: np.ndarray, kind: str) -> np.ndarray:
-    """RGB uint8 (H, W, 3) of a raw map; ``kind`` ``disparity`` is shown as is, depth kinds inverted."""
+def _colour(v: np.ndarray, valid: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """RGB uint8 of the values `_range` returns: turbo over [lo, hi], black where invalid."""
     from matplotlib import colormaps
 
-    v, valid, lo, hi = _range(values, kind)
     rgb = np.zeros(v.shape + (3,), dtype=np.uint8)
     if valid.any():
         t = np.clip((v[valid] - lo) / (hi - lo), 0, 1)
@@ -36,12 +35,17 @@ def colorize(values: np.ndarray, kind: str) -> np.ndarray:
     return rgb
 
 
-def scale_bar(height: int, values: np.ndarray, kind: str, width: int = 96) -> np.ndarray:
-    """RGB (height, width, 3) colour scale of :func:`colorize`: the gradient, and the depth (or disparity) at
-    its top, middle and bottom. Depth kinds: top = near (the 98th percentile of inverse depth), bottom = far."""
+def colorize(values: np.ndarray, kind: str) -> np.ndarray:
+    """RGB uint8 (H, W, 3) of a raw map; ``kind`` ``disparity`` is shown as is, depth kinds inverted."""
+    return _colour(*_range(values, kind))
+
+
+def scale_bar(height: int, lo: float, hi: float, kind: str, width: int = 96) -> np.ndarray:
+    """RGB (height, width, 3) colour scale of a map coloured over [``lo``, ``hi``] of :func:`_range`'s values:
+    the gradient, and the depth (or disparity) at its top, middle and bottom. Depth kinds: top = near (the
+    98th percentile of inverse depth), bottom = far."""
     from matplotlib import colormaps
 
-    _, _, lo, hi = _range(values, kind)
     bar = np.full((height, width, 3), 255, np.uint8)
     top, bottom = 22, max(height - 8, 24)
     t = np.linspace(1.0, 0.0, bottom - top)
@@ -62,10 +66,9 @@ def write_preview(path: str | Path, values: np.ndarray, kind: str, image: np.nda
     fills the invalid pixels, dimmed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    rgb = colorize(values, kind)
+    v, valid, lo, hi = _range(values, kind)
+    rgb = _colour(v, valid, lo, hi)
     if image is not None and image.shape[:2] == rgb.shape[:2]:
-        v = np.asarray(values)
-        invalid = ~np.isfinite(v) | ((v <= 0) if kind != "disparity" else False)
         grey = (cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) * 0.4).astype(np.uint8)
-        rgb[invalid] = grey[invalid, None]
-    write_image(path, np.concatenate([rgb, scale_bar(rgb.shape[0], values, kind)], axis=1), quality=quality)
+        rgb[~valid] = grey[~valid, None]
+    write_image(path, np.concatenate([rgb, scale_bar(rgb.shape[0], lo, hi, kind)], axis=1), quality=quality)

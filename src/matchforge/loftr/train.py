@@ -121,7 +121,7 @@ def initial_weights(conf: Mapping[str, Any], run: str) -> tuple[dict[str, Any], 
 def run_identity(conf: Mapping[str, Any]) -> dict[str, Any]:
     """Options that define what a run learns: the device layout only through the true batch size."""
     from matchforge.loftr.lightning_module import true_batch_size
-    from matchforge.training.engine import strip_options
+    from matchforge.training.options import strip_options
 
     return {**strip_options(conf), "true_batch_size": true_batch_size(conf)}
 

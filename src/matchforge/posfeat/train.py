@@ -31,7 +31,8 @@ from matchforge.posfeat.losses import DiskLossConfig, EpipolarLossConfig, disk_l
 from matchforge.posfeat.networks import PoSFeat, build_model, load_checkpoint, normalize
 from matchforge.posfeat.visualize import snapshot
 from matchforge.training.curves import merge_logs, plot_curves
-from matchforge.training.engine import ResumableLoader, RunSpec, fit, resume_position, strip_options
+from matchforge.training.engine import ResumableLoader, RunSpec, fit, resume_position
+from matchforge.training.options import strip_options
 from matchforge.training.fingerprint import files_digest
 from matchforge.io.write import write_json
 

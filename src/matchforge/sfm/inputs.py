@@ -235,19 +235,16 @@ def stage_images(src: Path, dst: Path, max_size: int | None = None,
         orientation = exif.get(EXIF_ORIENTATION, 1) if exif else 1
         target = dst / name
         upright = image.size[::-1] if orientation in (5, 6, 7, 8) else image.size
-        want = tuple((sizes or {}).get(name) or ()) or None
-        if want is not None:
-            too_large = tuple(want) != tuple(upright)
-        else:
-            too_large = max_size is not None and max(image.size) > max_size
-        if orientation not in (0, 1) or too_large:
+        want = tuple(sizes[name]) if sizes and name in sizes else None  # the database's size wins
+        if want is None and max_size is not None and max(upright) > max_size:
+            scale = max_size / max(upright)
+            want = (max(1, round(upright[0] * scale)), max(1, round(upright[1] * scale)))
+        resize = want is not None and want != tuple(upright)
+        if orientation not in (0, 1) or resize:
             out = ImageOps.exif_transpose(image) if orientation not in (0, 1) else image
-            if too_large:
+            if resize:
                 staged.resized[name] = list(image.size)
-                if want is None:
-                    scale = max_size / max(out.size)
-                    want = (max(1, round(out.width * scale)), max(1, round(out.height * scale)))
-                out = out.resize(tuple(want), Image.LANCZOS)
+                out = out.resize(want, Image.LANCZOS)
                 logger.info("%s is %dx%d: staged at %dx%d (%s)", rel, *image.size, *out.size,
                             "the existing database's size" if sizes and name in sizes else "sfm.max_image_size")
             if orientation not in (0, 1):

@@ -174,7 +174,7 @@ def map_with_retries(conf: dict[str, Any], database: Path, image_dir: Path, out:
             if best is None or _model_size(model) > best[0]:
                 best = (_model_size(model), attempt, int(key))
         if (best is not None and best[0][0] >= conf["retry_below"] * num_photos
-                and best[0][1] >= conf.get("min_points3D", 0)):
+                and best[0][1] >= conf["min_points3D"]):
             break
         if attempt + 1 < conf["mapping_attempts"]:
             logger.warning("largest model so far registers %d of %d photos with %d points; mapping again with seed %d",

@@ -29,7 +29,8 @@ from matchforge.shiftfocal.model import ModelConfig, build_model, flush_denormal
 from matchforge.shiftfocal.recover import load_model
 from matchforge.shiftfocal.sampling import DataItem, Sample, list_items, make_sample
 from matchforge.training.curves import merge_logs
-from matchforge.training.engine import ResumableLoader, RunSpec, fit, resolve_accelerator, resume_position, strip_options
+from matchforge.training.engine import ResumableLoader, RunSpec, fit, resolve_accelerator, resume_position
+from matchforge.training.options import strip_options
 from matchforge.training.fingerprint import files_digest
 from matchforge.io.write import write_json, save_figure
 

@@ -6,7 +6,7 @@ scheduler as its paper defines them) and its train/val dataloaders; :func:`fit` 
 Resume policy (``docs/training.md``)
 ------------------------------------
 A run's **identity** is its result-defining options (the family drops those listed in
-:data:`NOT_RESULT_OPTIONS`: workers, logging, visualisation and checkpoint frequency, device count
+:data:`matchforge.training.options.NOT_RESULT_OPTIONS`: workers, logging, visualisation and checkpoint frequency, device count
 where the effective batch is unchanged) plus a **fingerprint of its training data**
 (:mod:`matchforge.training.fingerprint`). It is stored in ``<out>/checkpoints/identity.json``.
 
@@ -44,7 +44,6 @@ from matchforge.conf import to_json
 from matchforge.errors import MatchforgeError
 from matchforge.io.safe import load_torch
 from matchforge.io.write import disk_errors, write_text
-from matchforge.training.options import NOT_RESULT_OPTIONS, engine_options, strip_options  # noqa: F401 (re-exported)
 
 log = logging.getLogger(__name__)
 
