@@ -1,4 +1,5 @@
 # Shared helpers: config validation, per-scene options, the CLI command, and the default targets.
+import functools
 import os
 import re
 import shlex
@@ -11,6 +12,7 @@ from matchforge.conf import deep_merge, scene_conf, to_json
 from matchforge.errors import MatchforgeError
 from matchforge.evaluation.testsets import matching_options, testset_available as _testset_available
 from matchforge.loftr import PRETRAINED as _PRETRAINED
+from matchforge.resources import estimate as _estimate
 from matchforge.sfm.inputs import photo_signature
 from matchforge.training.options import engine_options, strip_options
 from matchforge.workflow import (CONFIG_FILES_ENV, SCHEMA_DIR, check_references, config_source,
@@ -52,12 +54,32 @@ wildcard_constraints:
     scene=one_of(SCENES),
 
 
+@functools.lru_cache(maxsize=None)
+def _photos(scene):
+    """(digest, count) of a scene's photos, read once per Snakemake call (params and resources both need it)."""
+    cache = Path(".snakemake") / "matchforge" / "photos" / f"{scene}.json"
+    return photo_signature(config["scenes"][scene]["images"], cache)
+
+
 def scene_photos(wc):
     """params: a digest of the names and contents of the scene's photos (sfm.inputs.photo_signature), so that
     adding, removing or replacing one reruns that scene, whatever the new file's timestamp. A missing folder
     gives "missing": the job itself then fails with the config key and the fix, and other scenes go on."""
-    cache = Path(".snakemake") / "matchforge" / "photos" / f"{wc.scene}.json"
-    return photo_signature(config["scenes"][wc.scene]["images"], cache)
+    return _photos(wc.scene)[0]
+
+
+def scene_resources(stage, key):
+    """resources: `key` (runtime in minutes, mem_mb) of the scene's `stage` job: the scene's own
+    `resources.<stage>.<key>` when set, else the estimate from its photo count (matchforge.resources)."""
+
+    def value(wc):
+        own = ((config["scenes"][wc.scene].get("resources") or {}).get(stage) or {}).get(key)
+        if own is not None:
+            return own
+        backend = scene_conf(config, wc.scene, "depth")["backend"]
+        return _estimate(stage, _photos(wc.scene)[1], scene_conf(config, wc.scene, "sfm"), backend)[key]
+
+    return value
 
 
 def present(*paths):
@@ -193,10 +215,11 @@ def dataset_inputs(wc):
     }
 
 
-def dataset_args(wc, input):
-    scenes = dataset_scenes(wc)
-    pairs = lambda key: " ".join(f"{s}={p}" for s, p in zip(scenes, input[key]))
-    return f"--scene-info {pairs('scene_info')} --images {pairs('images')} --depth {pairs('depth')}"
+def dataset_listing(wc):
+    """params: scene -> its scene-info, image and depth folders, written to a file by rule dataset_inputs
+    (a command line naming every scene fails near 1,400 scenes: the kernel's argument limit)."""
+    return {s: {"scene_info": f"results/{s}/scene_info", "images": f"results/{s}/sfm/images",
+                "depth": f"results/{s}/depth/h5"} for s in dataset_scenes(wc)}
 
 
 # --- loftr (loftr.smk) ----------------------------------------------------

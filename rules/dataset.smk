@@ -25,15 +25,34 @@ rule scene_info:
     benchmark:
         "benchmarks/{scene}/scene_info.tsv"
     resources:
-        mem_mb=2000,
+        mem_mb=scene_resources("scene_info", "mem_mb"),
+        runtime=scene_resources("scene_info", "runtime"),
     shell:
         "{MF} scene-info --scene {wildcards.scene} --sparse {input.sparse:q} --images {input.images:q}"
         " --depth {input.depth:q} --out {output:q} --conf {params.conf:q} > {log:q} 2>&1"
 
 
+rule dataset_inputs:
+    """The dataset's scenes and options as files: they are read by the dataset job, not passed on its command line."""
+    output:
+        scenes="results/datasets/{dataset}/inputs/scenes.json",
+        conf="results/datasets/{dataset}/inputs/conf.json",
+    params:
+        scenes=dataset_listing,
+        conf=lambda wc: config["datasets"][wc.dataset],
+    localrule: True
+    run:
+        import json
+
+        Path(output.scenes).write_text(json.dumps(params.scenes, indent=1, sort_keys=True))
+        Path(output.conf).write_text(json.dumps(params.conf, indent=1, sort_keys=True))
+
+
 rule dataset:
     input:
         unpack(dataset_inputs),
+        listing=rules.dataset_inputs.output.scenes,
+        conf=rules.dataset_inputs.output.conf,
     output:
         json="results/datasets/{dataset}/dataset.json",
         loftr_config="results/datasets/{dataset}/loftr_data_config.py",
@@ -41,8 +60,6 @@ rule dataset:
         train=directory("results/datasets/{dataset}/train"),
         test=directory("results/datasets/{dataset}/test"),
     params:
-        conf=lambda wc: to_json(config["datasets"][wc.dataset]),
-        args=dataset_args,
         out="results/datasets/{dataset}",
     log:
         "logs/datasets/{dataset}.log",
@@ -50,8 +67,8 @@ rule dataset:
         "../envs/sfm.yaml"
     localrule: True
     shell:
-        "{MF} dataset --dataset {wildcards.dataset} {params.args} --out {params.out:q}"
-        " --conf {params.conf:q} > {log:q} 2>&1"
+        "{MF} dataset --dataset {wildcards.dataset} --inputs {input.listing:q} --out {params.out:q}"
+        " --conf {input.conf:q} > {log:q} 2>&1"
 
 
 rule dataset_gluefactory:

@@ -27,7 +27,8 @@ rule depth_predict:
     threads: 2
     resources:
         gpu=1,
-        mem_mb=8000,
+        mem_mb=scene_resources("depth_predict", "mem_mb"),
+        runtime=scene_resources("depth_predict", "runtime"),
     shell:
         "{MF} depth --scene {wildcards.scene} --sfm results/{wildcards.scene}/sfm"
         " --out results/{wildcards.scene}/depth --conf {params.conf:q} > {log:q} 2>&1"
@@ -49,7 +50,8 @@ rule depth_align:
     benchmark:
         "benchmarks/{scene}/depth_align.tsv"
     resources:
-        mem_mb=4000,
+        mem_mb=scene_resources("depth_align", "mem_mb"),
+        runtime=scene_resources("depth_align", "runtime"),
     shell:
         "{MF} align-depth --scene {wildcards.scene} --sfm results/{wildcards.scene}/sfm --raw {input.raw:q}"
         " --h5 {output.h5:q} --report {output.report:q} --conf {params.conf:q} > {log:q} 2>&1"
@@ -71,7 +73,8 @@ rule depth_consistency:
     benchmark:
         "benchmarks/{scene}/depth_consistency.tsv"
     resources:
-        mem_mb=4000,
+        mem_mb=scene_resources("depth_consistency", "mem_mb"),
+        runtime=scene_resources("depth_consistency", "runtime"),
     shell:
         "{MF} depth-consistency --scene {wildcards.scene} --sfm results/{wildcards.scene}/sfm --aligned {input.aligned:q}"
         " --h5 {output.h5:q} --report {output.report:q} --conf {params.conf:q} > {log:q} 2>&1"
@@ -128,7 +131,8 @@ rule depth_predict_single:
     threads: 2
     resources:
         gpu=1,
-        mem_mb=8000,
+        mem_mb=scene_resources("depth_predict", "mem_mb"),
+        runtime=scene_resources("depth_predict", "runtime"),
     shell:
         "{MF} depth --scene {wildcards.scene} --images {params.images:q}"
         " --out results/{wildcards.scene}/depth --conf {params.conf:q} > {log:q} 2>&1"

@@ -25,7 +25,8 @@ checkpoint sfm:
         "benchmarks/{scene}/sfm.tsv"
     threads: 2  # fits a small node; more with --set-threads sfm=16 (docs/slurm.md; capped by --cores locally)
     resources:
-        mem_mb=8000,
+        mem_mb=scene_resources("sfm", "mem_mb"),  # grow with the photo count (docs/slurm.md)
+        runtime=scene_resources("sfm", "runtime"),
     shell:
         "{MF} sfm --scene {wildcards.scene} --images {params.images:q} --out results/{wildcards.scene}/sfm"
         " --conf {params.conf:q} --existing {params.existing:q} --num-threads {threads} > {log:q} 2>&1"

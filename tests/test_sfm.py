@@ -220,21 +220,3 @@ def test_one_oversized_photo_costs_nothing(tmp_path, demo_sfm):
     assert stats["num_registered"] == stats["num_images"] == 10, stats["attempts"]
     assert stats["num_points3D"] >= 0.9 * reference["num_points3D"], (stats["num_points3D"], reference["num_points3D"])
     assert len(stats["photo_hashes"]) == 10
-
-
-def test_auto_matcher_says_when_it_falls_back_to_file_name_order(caplog):
-    """Above exhaustive_max_images, without GPS or a vocabulary tree, `auto` pairs photos by file-name order:
-    right for video, wrong for an unordered collection, so it warns and names what to set."""
-    from matchforge.sfm.reconstruct import choose_matcher
-    from matchforge.workflow import schema_defaults
-
-    conf = schema_defaults("sfm")
-    with caplog.at_level("WARNING"):
-        assert choose_matcher(conf, 10, False, "small") == "exhaustive"
-        assert choose_matcher(conf, 200, True, "gps") == "spatial"
-        assert choose_matcher({**conf, "vocab_tree_path": "tree.bin"}, 200, False, "tree") == "vocab_tree"
-        assert not caplog.records
-        assert choose_matcher(conf, 200, False, "big") == "sequential"
-        assert choose_matcher({**conf, "matcher": "sequential"}, 200, False, "video") == "sequential"
-    (record,) = caplog.records
-    assert "big: 200 photos" in record.message and "vocab_tree_path" in record.message

@@ -152,3 +152,54 @@ def test_planning_imports_neither_torch_nor_lightning():
         "print(sorted(m for m in ('torch', 'lightning', 'kornia', 'pycolmap') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert len(modules) >= 5 and out.strip() == "[]", (modules, out)
+
+
+def job_resources(proc: subprocess.CompletedProcess) -> dict[tuple[str, str], dict[str, str]]:
+    """(rule, scene) -> resources, from the job listing that `snakemake -n` prints."""
+    jobs, rule, scene = {}, None, None
+    for line in (proc.stdout + proc.stderr).splitlines():
+        if line.startswith(("rule ", "checkpoint ")):
+            rule, scene = line.split()[1].rstrip(":"), None
+        elif line.strip().startswith("wildcards:"):
+            scene = dict(kv.split("=", 1) for kv in line.split(":", 1)[1].strip().split(", ")).get("scene")
+        elif line.strip().startswith("resources:") and rule:
+            jobs[(rule, scene)] = dict(kv.split("=", 1) for kv in line.split(":", 1)[1].strip().split(", "))
+    return jobs
+
+
+def test_cluster_time_and_memory_grow_with_the_photo_count(tmp_path):
+    """A 2,500-photo scene asks SLURM for more than the profile's 120 minutes; a scene's own `resources`
+    entry wins; the demo's 10 photos get the base figures."""
+    from matchforge.resources import estimate
+    from matchforge.workflow import schema_defaults
+
+    big = tmp_path / "big"
+    big.mkdir()
+    photo = next(DEMO_IMAGES.glob("*.jpg"))
+    for i in range(2500):
+        (big / f"{i:04d}.jpg").symlink_to(photo)
+    work = tmp_path / "w"
+    write_config(work, {"demo": {"images": str(DEMO_IMAGES)}, "big": {"images": str(big)},
+                        "pinned": {"images": str(DEMO_IMAGES), "resources": {"sfm": {"runtime": "3h", "mem_mb": 64000}}}})
+    jobs = job_resources(snakemake(work, "-n", "--forceall", *(f"results/{s}/sfm/stats.json" for s in ("demo", "big", "pinned"))))
+    demo, large, pinned = jobs[("sfm", "demo")], jobs[("sfm", "big")], jobs[("sfm", "pinned")]
+    assert int(demo["runtime"]) == estimate("sfm", 10, schema_defaults("sfm"))["runtime"] < 60
+    assert int(large["runtime"]) > 120 and int(large["mem_mb"]) > int(demo["mem_mb"])
+    assert (pinned["runtime"], pinned["mem_mb"]) == ("180", "64000")
+    # 2,500 photos: retrieval (30 per photo), not 3.1 million exhaustive pairs
+    assert estimate("sfm", 2500, schema_defaults("sfm"))["runtime"] < estimate(
+        "sfm", 2500, {**schema_defaults("sfm"), "matcher": "exhaustive"})["runtime"] / 5
+
+
+def test_no_command_line_grows_with_the_number_of_scenes(tmp_path):
+    """The dataset job's command names two files, not the scenes (a command line naming each scene exceeded
+    the kernel's argument limit near 1,400 scenes); 300 scenes show it (planning 2,000 takes 45 s)."""
+    work = tmp_path / "w"
+    scenes = {f"scene_{i:04d}_with_a_long_name": {"images": str(DEMO_IMAGES)} for i in range(300)}
+    write_config(work, scenes)
+    config = yaml.safe_load((work / "config.yaml").read_text())
+    config["datasets"] = {"many": {"scenes": list(scenes)}}
+    (work / "config.yaml").write_text(yaml.safe_dump(config))
+    proc = snakemake(work, "-n", "--printshellcmds", "results/datasets/many/dataset.json")
+    command = next(line for line in proc.stdout.splitlines() if " dataset --dataset many" in line)
+    assert len(command) < 1000 and "scene_0001" not in command, command[:300]

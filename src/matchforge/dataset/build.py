@@ -323,9 +323,11 @@ def _scene_map(values: list[str], what: str) -> dict[str, str]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", required=True, help="dataset name")
-    parser.add_argument("--scene-info", nargs="+", required=True, metavar="SCENE=DIR",
+    parser.add_argument("--inputs", type=Path, help="JSON file {scene: {scene_info, images, depth}} (what the workflow "
+                        "passes: no command line grows with the number of scenes); or the three options below")
+    parser.add_argument("--scene-info", nargs="+", default=[], metavar="SCENE=DIR",
                         help="scene-info folder per scene (results/<scene>/scene_info)")
-    parser.add_argument("--images", nargs="+", required=True, metavar="SCENE=DIR",
+    parser.add_argument("--images", nargs="+", default=[], metavar="SCENE=DIR",
                         help="undistorted image folder per scene (results/<scene>/sfm/images)")
     parser.add_argument("--depth", nargs="*", default=[], metavar="SCENE=DIR",
                         help="depth H5 folder per scene (results/<scene>/depth/h5)")
@@ -335,5 +337,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> None:
     conf = load_conf(args.conf, DEFAULTS)
-    main(conf, args.dataset, _scene_map(args.scene_info, "scene-info"), _scene_map(args.images, "images"),
-         _scene_map(args.depth, "depth"), args.out)
+    scene_info, images, depth = (_scene_map(args.scene_info, "scene-info"), _scene_map(args.images, "images"),
+                                 _scene_map(args.depth, "depth"))
+    if args.inputs:
+        listed = json.loads(Path(args.inputs).read_text())
+        for scene, paths in listed.items():
+            scene_info[scene], images[scene] = paths["scene_info"], paths["images"]
+            if paths.get("depth"):
+                depth[scene] = paths["depth"]
+    if not scene_info or not images:
+        raise MatchforgeError("no scenes given", fix="pass --inputs FILE, or --scene-info and --images (SCENE=DIR each)")
+    main(conf, args.dataset, scene_info, images, depth, args.out)

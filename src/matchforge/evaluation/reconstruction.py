@@ -123,7 +123,7 @@ def main(image_dir: str | Path, names: Sequence[str], features: Callable[[str], 
     conf = {**schema_defaults("sfm"), "min_num_matches": min_num_matches, "num_threads": num_threads,
             "mapping_threads": 1, "seed": seed, "min_model_size": 2, "structure_less_fallback": False,
             "min_points3D": 0}
-    best_dir, attempts = map_with_retries(conf, db_path, image_dir, work / "sparse", len(names))
+    best_dir, attempts = map_with_retries(conf, db_path, image_dir, work / "sparse", list(names))
     stats: dict[str, float] = {"num_images": len(names), "num_pairs": len(pairs),
                                "mean_num_matches": float(np.mean(num_matches)) if num_matches else 0.0,
                                "num_verified_pairs": int(n_verified), "num_inlier_matches": int(n_inliers),

@@ -106,8 +106,9 @@ def _scan(folder: Path, prefix: str = "", seen: set[tuple[int, int]] | None = No
                 yield f"{prefix}{entry.name}", entry
 
 
-def photo_signature(folder: str | Path, cache: str | Path) -> str:
-    """A digest of the names and **contents** of the photos below ``folder``, for the SfM job's params: it
+def photo_signature(folder: str | Path, cache: str | Path) -> tuple[str, int]:
+    """A digest of the names and **contents** of the photos below ``folder``, for the SfM job's params, and
+    the number of photos (for the cluster resources of the scene's jobs). The digest
     changes when a photo is added, removed or replaced, whatever the replacement's timestamp (``cp -p``,
     ``rsync -a`` and unpacked archives keep old mtimes), and not when a photo is only touched.
 
@@ -117,7 +118,7 @@ def photo_signature(folder: str | Path, cache: str | Path) -> str:
     """
     folder, cache = Path(folder), Path(cache)
     if not folder.is_dir():
-        return "missing"
+        return "missing", 0
     try:
         known = json.loads(cache.read_text()) if cache.is_file() else {}
     except ValueError:
@@ -145,7 +146,7 @@ def photo_signature(folder: str | Path, cache: str | Path) -> str:
         tmp = cache.with_name(cache.name + f".{os.getpid()}")
         tmp.write_text(json.dumps(current))
         os.replace(tmp, cache)
-    return hashlib.blake2b("\n".join(digests).encode(), digest_size=16).hexdigest()
+    return hashlib.blake2b("\n".join(digests).encode(), digest_size=16).hexdigest(), len(digests)
 
 
 def check_image(path: Path) -> tuple[Image.Image | None, str | None]:

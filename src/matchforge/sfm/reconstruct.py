@@ -14,10 +14,12 @@ import argparse
 import json
 import logging
 import shutil
+import math
 import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pycolmap
 
 from matchforge.conf import load_conf
@@ -33,29 +35,77 @@ CAMERA_MODES = {"auto": pycolmap.CameraMode.AUTO, "single": pycolmap.CameraMode.
 
 
 def choose_matcher(conf: dict[str, Any], num_images: int, has_gps: bool, scene: str = "") -> str:
-    """The matcher ``auto`` resolves to: exhaustive for small scenes, else spatial (GPS), vocab tree, sequential.
-
-    Sequential pairs photos by file-name order, right for video frames and wrong for an unordered collection:
-    when ``auto`` has to fall back to it, a warning says so and what to set instead."""
+    """The matcher ``auto`` resolves to: exhaustive up to ``exhaustive_max_images`` photos, else spatial when
+    the photos carry GPS, else vocab_tree (image retrieval). Never sequential: pairing by file-name order
+    suits video frames and pairs arbitrary photos of an unordered collection, so only the user asks for it."""
     if conf["matcher"] != "auto":
         return conf["matcher"]
     if num_images <= conf["exhaustive_max_images"]:
         return "exhaustive"
-    if has_gps:
-        return "spatial"
+    choice = "spatial" if has_gps else "vocab_tree"
+    logger.info("%s: %d photos (> sfm.exhaustive_max_images %d)%s: matcher auto chose %s", scene or "scene",
+                num_images, conf["exhaustive_max_images"], ", with GPS" if has_gps else ", no GPS", choice)
+    return choice
+
+
+def visual_words(conf: dict[str, Any], num_images: int) -> int:
+    """Words of a vocabulary built from the scene: ``vocab_tree_num_words``, else 32 per photo rounded to a
+    power of two within [1024, 8192]. On 33 photos of three landmarks (tests/test_sfm_large.py), 1024 words
+    found 86 of the 94 pairs exhaustive matching verifies with 8 retrieved photos each, 256 words 60-72;
+    more words cost k-means time (trained on 64 descriptors per word)."""
+    if conf["vocab_tree_num_words"]:
+        return int(conf["vocab_tree_num_words"])
+    return int(min(8192, max(1024, 2 ** round(math.log2(max(1, 32 * num_images))))))
+
+
+def build_visual_index(conf: dict[str, Any], database: Path, path: Path) -> dict[str, Any]:
+    """A COLMAP visual index (vocabulary + Hamming embedding, faiss k-means) trained on the SIFT descriptors in
+    ``database``, written to ``path`` for :func:`pycolmap.match_vocabtree`; returns what was built.
+
+    Training uses at most 64 descriptors per word, drawn with ``seed``; the pair list then depends only on
+    the photos and the options."""
+    db = pycolmap.Database.open(database)
+    try:
+        descriptors = [np.asarray(db.read_descriptors(img.image_id).to_float().data) for img in db.read_all_images()]
+    finally:
+        db.close()
+    words = visual_words(conf, len(descriptors))
+    every = np.concatenate(descriptors).astype(np.float32)
+    rng = np.random.default_rng(conf["seed"])
+    sample = every[np.sort(rng.choice(len(every), min(len(every), 64 * words), replace=False))]
+    options = pycolmap.VisualIndex.BuildOptions()
+    options.num_visual_words = words
+    options.num_iterations = 20
+    options.num_rounds = 1
+    options.num_threads = conf["num_threads"]
+    t = time.time()
+    index = pycolmap.VisualIndex.create(every.shape[1], 64)
+    index.build(options, pycolmap.FeatureDescriptorsFloat(pycolmap.FeatureExtractorType.SIFT, sample))
+    index.write(path)
+    seconds = round(time.time() - t, 2)
+    logger.info("visual index of %d words from %d of %d descriptors in %.1f s", words, len(sample), len(every), seconds)
+    return {"source": "built from this scene", "num_words": words, "descriptors": int(len(sample)), "seconds": seconds}
+
+
+def vocab_tree(conf: dict[str, Any], database: Path, work: Path, scene: str) -> tuple[Path, dict[str, Any]]:
+    """The vocabulary for vocab_tree matching: ``vocab_tree_path``, else the scene's own (built once per database)."""
     if conf["vocab_tree_path"]:
-        return "vocab_tree"
-    logger.warning("%s: %d photos (> sfm.exhaustive_max_images %d), no GPS and no sfm.vocab_tree_path: matcher auto "
-                   "falls back to sequential, which matches each photo with its %d neighbours in file-name order. "
-                   "For an unordered photo collection set sfm.vocab_tree_path to a COLMAP vocabulary tree "
-                   "(e.g. vocab_tree_flickr100K_words256K.bin from the COLMAP website), or matcher: exhaustive "
-                   "(about n^2/2 pairs); for video frames set matcher: sequential to silence this.",
-                   scene or "scene", num_images, conf["exhaustive_max_images"], conf["sequential_overlap"])
-    return "sequential"
+        path = Path(conf["vocab_tree_path"])
+        if not path.is_file():
+            raise MatchforgeError("sfm.vocab_tree_path does not exist", scene=scene, path=path,
+                                  fix="download a COLMAP >= 3.12 vocabulary tree (vocab_tree_faiss_flickr100K_words256K.bin "
+                                      "from https://colmap.github.io/install.html#pre-built-binaries) to this path, or "
+                                      "set sfm.vocab_tree_path: null to build a vocabulary from the scene's own photos")
+        return path, {"source": str(path)}
+    path = work / "visual_index.bin"
+    if path.is_file():
+        return path, {"source": "built from this scene (kept from an earlier run with this database)"}
+    return path, build_visual_index(conf, database, path)
 
 
-def extract_and_match(conf: dict[str, Any], database: Path, images: StagedImages, scene: str) -> str:
-    """SIFT features and geometrically verified matches into ``database``; returns the matcher used."""
+def extract_and_match(conf: dict[str, Any], database: Path, images: StagedImages, scene: str) -> dict[str, Any]:
+    """SIFT features and geometrically verified matches into ``database``; returns what was done for stats.json:
+    the matcher, photos extracted now, pairs matched now (COLMAP skips photos and pairs already in the database)."""
     device = pycolmap.Device.cuda if conf["use_gpu"] else pycolmap.Device.cpu
     reader = pycolmap.ImageReaderOptions()
     reader.camera_model = conf["camera_model"]
@@ -64,11 +114,14 @@ def extract_and_match(conf: dict[str, Any], database: Path, images: StagedImages
     extraction.num_threads = conf["num_threads"]
     extraction.use_gpu = conf["use_gpu"]
     extraction.sift.max_num_features = conf["max_num_features"]
+    images_before, pairs_before = database_counts(database)
     t = time.time()
     pycolmap.extract_features(database, images.folder, image_names=images.names,
                               camera_mode=CAMERA_MODES[conf["camera_mode"]], reader_options=reader,
                               extraction_options=extraction, device=device)
-    logger.info("extracted features of %d images in %.1f s", len(images.names), time.time() - t)
+    extracted = database_counts(database)[0] - images_before
+    logger.info("extracted features of %d new images (%d already in the database) in %.1f s", extracted,
+                images_before, time.time() - t)
 
     matching = pycolmap.FeatureMatchingOptions()
     matching.max_num_matches = conf["max_num_matches"]
@@ -79,8 +132,14 @@ def extract_and_match(conf: dict[str, Any], database: Path, images: StagedImages
     verify.ransac.random_seed = conf["seed"]  # COLMAP's -1 seeds RANSAC from the clock: the model would vary per run
     kwargs = {"matching_options": matching, "verification_options": verify, "device": device}
     matcher = choose_matcher(conf, len(images.names), images.has_gps, scene)
+    done: dict[str, Any] = {"matcher": matcher}
+    record = database.parent / "database.json"
+    matched = set(json.loads(record.read_text()).get("matched", []))  # photos whose matching finished
+    new = [name for name in images.names if name not in matched]
     t = time.time()
-    if matcher == "exhaustive":
+    if not new:
+        logger.info("every photo was matched by an earlier run with these options")
+    elif matcher == "exhaustive":
         pycolmap.match_exhaustive(database, **kwargs)
     elif matcher == "sequential":
         pairing = pycolmap.SequentialPairingOptions()
@@ -89,15 +148,89 @@ def extract_and_match(conf: dict[str, Any], database: Path, images: StagedImages
     elif matcher == "spatial":
         pycolmap.match_spatial(database, **kwargs)
     elif matcher == "vocab_tree":
-        if not conf["vocab_tree_path"] or not Path(conf["vocab_tree_path"]).exists():
-            raise MatchforgeError("matcher 'vocab_tree' needs a vocabulary tree file", scene=scene,
-                                  path=conf["vocab_tree_path"],
-                                  fix="set sfm.vocab_tree_path to a COLMAP vocabulary tree (.bin), or use matcher: sequential")
+        path, done["vocabulary"] = vocab_tree(conf, database, database.parent, scene)
         pairing = pycolmap.VocabTreePairingOptions()
-        pairing.vocab_tree_path = str(conf["vocab_tree_path"])
+        pairing.vocab_tree_path = str(path)
+        pairing.num_images = conf["retrieval_num_images"]
+        pairing.num_threads = conf["num_threads"]
+        if matched:  # photos added to a matched scene: only they query (COLMAP skips pairs it holds anyway)
+            queries = database.parent / "retrieval_queries.txt"
+            queries.write_text("".join(f"{name}\n" for name in new))
+            pairing.match_list_path = str(queries)
         pycolmap.match_vocabtree(database, pairing_options=pairing, **kwargs)
-    logger.info("%s matching in %.1f s", matcher, time.time() - t)
-    return matcher
+    write_json(record, {**json.loads(record.read_text()), "matched": sorted(matched | set(images.names))}, indent=1)
+    pairs_after = database_counts(database)[1]
+    n = len(images.names)
+    done.update(extracted=extracted, pairs_matched=pairs_after - pairs_before, pairs_in_database=pairs_after,
+                exhaustive_pairs=n * (n - 1) // 2, matching_seconds=round(time.time() - t, 2))
+    logger.info("%s matching: %d new pairs (%d in the database; exhaustive would be %d) in %.1f s", matcher,
+                done["pairs_matched"], pairs_after, done["exhaustive_pairs"], time.time() - t)
+    return done
+
+
+def database_counts(database: Path) -> tuple[int, int]:
+    """(images, image pairs matched) in a COLMAP database; (0, 0) when it does not exist yet."""
+    if not database.exists():
+        return 0, 0
+    db = pycolmap.Database.open(database)
+    try:
+        return db.num_images(), db.num_matched_image_pairs()
+    finally:
+        db.close()
+
+
+FEATURE_OPTIONS = ("camera_model", "camera_mode", "max_image_size", "max_num_features", "use_gpu")
+MATCHING_OPTIONS = ("max_num_matches", "guided_matching", "seed", "matcher", "sequential_overlap", "vocab_tree_path",
+                    "vocab_tree_num_words", "retrieval_num_images", "exhaustive_max_images")
+
+
+def reuse_database(conf: dict[str, Any], work: Path, staged: StagedImages) -> dict[str, Any]:
+    """Keep ``work/database.db`` across runs (retries, requeues, added photos) when that is safe.
+
+    ``work/database.json`` records the feature options, the matching options and each photo's pixel digest the
+    database was built with. Changed feature options or a replaced photo (same name, other pixels) start a new
+    database; changed matching options clear the matches only. Photos added since are extracted and matched
+    by COLMAP alone (it skips images and pairs it already holds); removed photos stay in the database and are
+    left out of mapping. Returns ``{"reused": bool, "reason": str}`` for stats.json."""
+    database, record = work / "database.db", work / "database.json"
+    want = {"features": {k: conf[k] for k in FEATURE_OPTIONS}, "matching": {k: conf[k] for k in MATCHING_OPTIONS}}
+    try:
+        old = json.loads(record.read_text()) if record.is_file() and database.is_file() else None
+    except ValueError:
+        old = None
+    reason = None
+    if old is None:
+        reason = "no database from an earlier run"
+    elif old.get("features") != want["features"]:
+        changed = sorted(k for k in FEATURE_OPTIONS if old["features"].get(k) != conf[k])
+        reason = f"feature options changed ({', '.join(changed)})"
+    else:
+        replaced = sorted(n for n, d in staged.digests.items() if old["photos"].get(n, d) != d)
+        if replaced:
+            reason = f"{len(replaced)} photo(s) replaced ({', '.join(replaced[:3])}{', ...' if len(replaced) > 3 else ''})"
+    if reason is not None:
+        database.unlink(missing_ok=True)
+        (work / "visual_index.bin").unlink(missing_ok=True)
+        photos: dict[str, str] = {}
+        matched: list[str] = []
+    else:
+        photos, matched = dict(old["photos"]), old.get("matched", [])
+        if old.get("matching") != want["matching"]:
+            changed = sorted(k for k in MATCHING_OPTIONS if old["matching"].get(k) != conf[k])
+            reason = f"matching options changed ({', '.join(changed)}): features kept, matches cleared"
+            db = pycolmap.Database.open(database)
+            try:
+                db.clear_two_view_geometries()
+                db.clear_matches()
+            finally:
+                db.close()
+            (work / "visual_index.bin").unlink(missing_ok=True)
+            matched = []
+    reused = old is not None and database.is_file()
+    photos.update(staged.digests)  # written before extraction: a killed job's database matches this record
+    write_json(record, {**want, "photos": photos, "matched": matched}, indent=1)
+    logger.info("database: %s", "reused" + (f" ({reason})" if reason else "") if reused else f"new ({reason})")
+    return {"reused": reused, "reason": reason or "same options and photos"}
 
 
 def sfm_space_mb(conf: dict[str, Any], staged: StagedImages) -> float:
@@ -109,7 +242,8 @@ def sfm_space_mb(conf: dict[str, Any], staged: StagedImages) -> float:
     n = len(staged.names)
     photos = sum((staged.folder / name).stat().st_size for name in staged.names) / 2**20
     features = n * conf["max_num_features"] * (128 + 24) / 2**20
-    pairs = min(n * (n - 1) / 2, n * conf["sequential_overlap"] * 4) if n > conf["exhaustive_max_images"] else n * (n - 1) / 2
+    per_photo = max(conf["retrieval_num_images"], conf["sequential_overlap"] * 4)
+    pairs = min(n * (n - 1) / 2, n * per_photo) if n > conf["exhaustive_max_images"] else n * (n - 1) / 2
     matches = pairs * min(conf["max_num_matches"], conf["max_num_features"]) * 8 / 2**20 * 0.1  # ~10 % survive
     return 2 * photos + features + matches + 5 * n * 0.05 + 10
 
@@ -124,20 +258,24 @@ def mapping_threads(conf: dict[str, Any]) -> int:
 
 
 def map_scene(conf: dict[str, Any], database: Path, image_dir: Path, out: Path,
-              seed: int) -> dict[int, pycolmap.Reconstruction]:
-    """One incremental or global mapping run; returns all models found (possibly several, possibly none)."""
+              seed: int, image_names: list[str] | None = None) -> dict[int, pycolmap.Reconstruction]:
+    """One incremental or global mapping run over ``image_names`` (None: every image in the database);
+    returns all models found (possibly several, possibly none)."""
     out.mkdir(parents=True, exist_ok=True)
     pycolmap.set_random_seed(seed)
     if conf["mapper"] == "global":
         options = pycolmap.GlobalPipelineOptions()
+        if image_names:
+            options.image_names = image_names
         options.min_num_matches = conf["min_num_matches"]
         options.num_threads = mapping_threads(conf)
         options.random_seed = seed
         return pycolmap.global_mapping(database, image_dir, out, options=options)
     options = pycolmap.IncrementalPipelineOptions()
+    if image_names:
+        options.image_names = image_names
     options.min_num_matches = conf["min_num_matches"]
-    if conf.get("min_model_size"):  # COLMAP drops models under 10 images; evaluations of small test sets keep them
-        options.min_model_size = conf["min_model_size"]
+    options.min_model_size = conf["min_model_size"]
     options.num_threads = mapping_threads(conf)
     options.random_seed = seed
     options.ba_global_function_tolerance = conf["ba_global_function_tolerance"]
@@ -149,23 +287,28 @@ def _model_size(rec: pycolmap.Reconstruction) -> tuple[int, int]:
     return rec.num_reg_images(), rec.num_points3D()
 
 
-def map_with_retries(conf: dict[str, Any], database: Path, image_dir: Path, out: Path, num_photos: int,
+def map_with_retries(conf: dict[str, Any], database: Path, image_dir: Path, out: Path, names: list[str],
                      ) -> tuple[Path | None, list[dict[str, Any]]]:
     """Map up to ``mapping_attempts`` times (seeds ``seed``, ``seed+1``, ...) until the largest model
-    registers at least ``retry_below`` of ``num_photos`` and holds at least ``min_points3D`` points (a sparser
-    model would fail the scene; on the demo at 640 px, seed 0 gives 5 of 10 photos and 181 points).
+    registers at least ``retry_below`` of the photos ``names`` and holds at least ``min_points3D`` points (a
+    sparser model would fail the scene; on the demo at 640 px, seed 0 gives 5 of 10 photos and 181 points).
 
     A poor initial pair can end incremental mapping with a 2-3 image model and no second start, and
-    which pair is tried first depends on the seed and on thread timing. Returns the folder of the
-    largest model over all runs (most images, then most points; None when no run built one) and a
-    summary of every run for stats.json.
+    which pair is tried first depends on the seed and on thread timing. A genuine split is not retried:
+    when the models of a run register ``retry_below`` of the photos together and no verified pair with
+    ``min_num_matches`` inliers joins two of them (internet collections of several buildings), no seed
+    can merge them. Returns the folder of the largest model over all runs (most images, then most points;
+    None when no run built one) and a summary of every run for stats.json.
     """
     best: tuple[tuple[int, int], int, int] | None = None  # (size, attempt, model index)
     attempts: list[dict[str, Any]] = []
+    num_photos = len(names)
+    with_extra = set(database_image_names(database)) != set(names)  # removed photos stay in the database
     for attempt in range(conf["mapping_attempts"]):
         seed = conf["seed"] + attempt
         t = time.time()
-        models = map_scene(conf, database, image_dir, out / f"attempt{attempt}", seed=seed)
+        models = map_scene(conf, database, image_dir, out / f"attempt{attempt}", seed=seed,
+                           image_names=names if with_extra else None)
         logger.info("%s mapping (seed %d): %d model(s), sizes %s, in %.1f s", conf["mapper"], seed, len(models),
                     [m.num_reg_images() for m in models.values()], time.time() - t)
         attempts.append({"seed": seed, "seconds": round(time.time() - t, 2),
@@ -173,16 +316,60 @@ def map_with_retries(conf: dict[str, Any], database: Path, image_dir: Path, out:
         for key, model in models.items():
             if best is None or _model_size(model) > best[0]:
                 best = (_model_size(model), attempt, int(key))
-        if (best is not None and best[0][0] >= conf["retry_below"] * num_photos
-                and best[0][1] >= conf["min_points3D"]):
+        if best is None or best[0][1] < conf["min_points3D"]:
+            pass
+        elif best[0][0] >= conf["retry_below"] * num_photos:
+            break
+        elif genuine_split(conf, database, models, num_photos):
+            attempts[-1]["genuine_split"] = True
+            logger.info("the photos split into %d models that no verified pair joins (%s registered); kept the "
+                        "largest without mapping again", len(models), [m.num_reg_images() for m in models.values()])
             break
         if attempt + 1 < conf["mapping_attempts"]:
+            registered, points = best[0] if best else (0, 0)
             logger.warning("largest model so far registers %d of %d photos with %d points; mapping again with seed %d",
-                           *(best[0] if best else (0, 0)), num_photos, seed + 1)
+                           registered, num_photos, points, seed + 1)
     if best is None:
         return None, attempts
     attempts[best[1]]["kept_model"] = best[2]
     return out / f"attempt{best[1]}" / str(best[2]), attempts
+
+
+def database_image_names(database: Path) -> list[str]:
+    """Names of the images in a COLMAP database."""
+    db = pycolmap.Database.open(database)
+    try:
+        return [img.name for img in db.read_all_images()]
+    finally:
+        db.close()
+
+
+def genuine_split(conf: dict[str, Any], database: Path, models: dict[int, pycolmap.Reconstruction],
+                  num_photos: int) -> bool:
+    """Whether several models of one run register ``retry_below`` of the photos together while no verified
+    image pair with ``min_num_matches`` inliers has its two photos in different models."""
+    if len(models) < 2:
+        return False
+    model_of: dict[str, set[int]] = {}  # COLMAP may register a photo in two models
+    for key, model in models.items():
+        for img in model.images.values():
+            if img.has_pose:
+                model_of.setdefault(img.name, set()).add(key)
+    if len(model_of) < conf["retry_below"] * num_photos:
+        return False
+    db = pycolmap.Database.open(database)
+    try:
+        names = {img.image_id: img.name for img in db.read_all_images()}
+        pair_ids, inliers = db.read_two_view_geometry_num_inliers()
+    finally:
+        db.close()
+    for pair_id, n in zip(pair_ids, inliers):
+        if n < conf["min_num_matches"]:
+            continue
+        a, b = (model_of.get(names[i]) for i in pycolmap.pair_id_to_image_pair(pair_id))
+        if a and b and not a & b:
+            return False
+    return True
 
 
 def undistort(conf: dict[str, Any], model_dir: Path, image_dir: Path, out: Path) -> None:
@@ -320,12 +507,12 @@ def _reconstruct(conf: dict[str, Any], images: Path, out: Path, scene: str, exis
                                          "a COLMAP database.db of these photos", scene=scene), database)
         stats["matcher"] = "existing database"
     else:
-        database.unlink(missing_ok=True)
-        stats["matcher"] = extract_and_match(conf, database, staged, scene)
+        stats["database"] = reuse_database(conf, work, staged)
+        stats.update(extract_and_match(conf, database, staged, scene))
     distorted = work / "distorted"
     if distorted.exists():
         shutil.rmtree(distorted)
-    best, stats["attempts"] = map_with_retries(conf, database, staged.folder, distorted, len(staged.names))
+    best, stats["attempts"] = map_with_retries(conf, database, staged.folder, distorted, staged.names)
     kept = pycolmap.Reconstruction(best) if best is not None else None
     if kept is None or kept.num_reg_images() < 2:
         raise MatchforgeError(
