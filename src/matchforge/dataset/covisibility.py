@@ -119,15 +119,24 @@ def covisibility(scene: Scene, views: list[View], valid: np.ndarray | None = Non
     return Covisibility([v.name for v in views], n_points, overlap, scale, angles, shared)
 
 
-def central_match(view0: View, view1: View) -> np.ndarray | None:
-    """``[x0, y0, x1, y1]`` (COLMAP pixels) of the shared point nearest the shared points' median in view 0."""
-    idx0, idx1 = _first_obs(view0), _first_obs(view1)
-    common = [p for p in idx0 if p in idx1]
-    if not common:
+def first_observations(view: View) -> tuple[np.ndarray, np.ndarray]:
+    """(sorted unique point3D ids, index of each one's first observation in ``view``)."""
+    return np.unique(view.point_ids, return_index=True)
+
+
+def central_match(view0: View, view1: View, first0: tuple[np.ndarray, np.ndarray] | None = None,
+                  first1: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray | None:
+    """``[x0, y0, x1, y1]`` (COLMAP pixels) of the shared point nearest the shared points' median in view 0
+    (ties: the lowest point id). ``first0``/``first1``: :func:`first_observations` of the views, computed once
+    per view when a scene's pairs are many."""
+    ids0, at0 = first_observations(view0) if first0 is None else first0
+    ids1, at1 = first_observations(view1) if first1 is None else first1
+    _, k0, k1 = np.intersect1d(ids0, ids1, assume_unique=True, return_indices=True)
+    if not len(k0):
         return None
-    xy0 = view0.xy[[idx0[p] for p in common]]
+    xy0 = view0.xy[at0[k0]]
     k = int(np.argmin(np.linalg.norm(xy0 - np.median(xy0, axis=0), axis=1)))
-    return np.concatenate([xy0[k], view1.xy[idx1[common[k]]]]).astype(np.float64)
+    return np.concatenate([xy0[k], view1.xy[at1[k1[k]]]]).astype(np.float64)
 
 
 def covisibility_pairwise(scene: Scene, views: list[View], valid: np.ndarray | None = None) -> Covisibility:

@@ -31,7 +31,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from matchforge.conf import load_conf
-from matchforge.dataset.covisibility import central_match, covisibility
+from matchforge.dataset.covisibility import central_match, covisibility, first_observations
 from matchforge.errors import MatchforgeError
 from matchforge.workflow import schema_defaults
 from matchforge.io.depth import read_depth
@@ -173,6 +173,18 @@ def plot_overlaps(path: str | Path, overlaps: np.ndarray, buckets: list[list[flo
     save_figure(fig, path, dpi=100)
 
 
+def candidate_pairs(overlap: np.ndarray, shared: np.ndarray, scale_ratio: np.ndarray, min_shared: int,
+                    max_scale_ratio: float | None) -> list[tuple[int, int, float]]:
+    """Unordered pairs ``(i, j, overlap)`` with i < j, a valid pair overlap (>= 0), at least ``min_shared``
+    shared 3D points and, when set, a scale ratio up to ``max_scale_ratio``; in (i, j) order."""
+    i, j = np.triu_indices(len(overlap), 1)
+    keep = (overlap[i, j] >= 0) & (shared[i, j] >= min_shared)
+    if max_scale_ratio is not None:
+        keep &= scale_ratio[i, j] <= max_scale_ratio
+    i, j = i[keep], j[keep]
+    return list(zip(i.tolist(), j.tolist(), overlap[i, j].tolist()))
+
+
 def _check_buckets(buckets: list[list[float]], scene: str) -> None:
     for b in buckets:
         if len(b) != 2 or not (0 <= b[0] < b[1] <= 1.0 + 1e-9):
@@ -234,15 +246,8 @@ def main(conf: Mapping[str, Any], sparse_dir: str | Path, images_dir: str | Path
     arrays = dict(image_paths=object_array(image_paths), depth_paths=object_array(depth_paths),
                   intrinsics=object_array(intrinsics), poses=object_array(poses))
 
-    candidates = []
     n = len(views)
-    for i in range(n):
-        for j in range(i + 1, n):
-            if sym[i, j] < 0 or cov.shared[i, j] < conf["min_shared_points"]:
-                continue
-            if conf["max_scale_ratio"] is not None and cov.scale_ratio[i, j] > conf["max_scale_ratio"]:
-                continue
-            candidates.append((i, j, float(sym[i, j])))
+    candidates = candidate_pairs(sym, cov.shared, cov.scale_ratio, conf["min_shared_points"], conf["max_scale_ratio"])
 
     out_dir.mkdir(parents=True, exist_ok=True)
     stem_re = re.compile(re.escape(scene) + r"_[0-9.]+_[0-9.]+\.npz$")
@@ -254,6 +259,7 @@ def main(conf: Mapping[str, Any], sparse_dir: str | Path, images_dir: str | Path
     per_bucket: dict[str, int] = {}
     rows: list[dict[str, Any]] = []
     dropped: list[dict[str, Any]] = []
+    first = [first_observations(v) for v in views]
     for (lo, hi), stem in zip(buckets, stems):
         chosen = [c for c in candidates if lo <= c[2] < hi]
         cap = conf["max_pairs_per_bucket"]
@@ -270,8 +276,8 @@ def main(conf: Mapping[str, Any], sparse_dir: str | Path, images_dir: str | Path
                 dropped.append(row)
             else:
                 kept.append((i, j, ov))
-        pair_infos = [(np.array([i, j], dtype=np.int64), np.float64(ov), central_match(views[i], views[j]))
-                      for i, j, ov in kept]
+        pair_infos = [(np.array([i, j], dtype=np.int64), np.float64(ov),
+                       central_match(views[i], views[j], first[i], first[j])) for i, j, ov in kept]
         save_scene_info(out_dir / f"{stem}.npz", {**arrays, "pair_infos": pair_infos})
         per_bucket[stem] = len(pair_infos)
         if not pair_infos:

@@ -103,6 +103,16 @@ class ViewpointSplit:
     separated: bool = True
 
 
+def _unit_distances(img_dist: np.ndarray, units: list[np.ndarray]) -> np.ndarray:
+    """(U, U) single-linkage distances between units (groups of images), inf on the diagonal."""
+    members = np.concatenate(units)
+    starts = np.r_[0, np.cumsum([len(u) for u in units])[:-1]]
+    d = np.minimum.reduceat(img_dist[np.ix_(members, members)], starts, axis=0)
+    d = np.minimum.reduceat(d, starts, axis=1)
+    np.fill_diagonal(d, np.inf)
+    return d
+
+
 def _grow(seed: int, units: list[np.ndarray], dist: np.ndarray, size: int, taken: np.ndarray) -> list[int]:
     """Units of a compact group grown from unit ``seed`` by single linkage until it holds ``size`` images."""
     group, count = [seed], len(units[seed])
@@ -132,7 +142,7 @@ def _separation(assign: np.ndarray, dist: np.ndarray, split: int) -> tuple[float
 
 
 def split_by_viewpoint(poses: Sequence[np.ndarray | None], usable: Sequence[bool], pairs: np.ndarray,
-                       val_fraction: float, test_fraction: float, seed: int, tries: int = 500,
+                       val_fraction: float, test_fraction: float, seed: int, tries: int | None = None,
                        groups: Sequence[int] | None = None, max_buffer_fraction: float = 0.2) -> ViewpointSplit:
     """Split one scene's images into train / val / test groups of cameras (see the module docstring).
 
@@ -141,7 +151,8 @@ def split_by_viewpoint(poses: Sequence[np.ndarray | None], usable: Sequence[bool
         usable: whether image i can be used at all (pose and depth).
         pairs: (m, 2) image indices of the scene's pairs.
         val_fraction, test_fraction: shares of the usable images held out.
-        seed, tries: the seed cameras of the test group are tried in a seeded random order, at most ``tries``.
+        seed, tries: the seed cameras of the test group are tried in a seeded random order, at most ``tries``
+            (None: min(500, max(10, 20000 // n)) for n usable images, as each try costs O(n^2)).
         groups: a group id per image; images sharing one (near-duplicates) always share a split.
         max_buffer_fraction: at most this share of the usable images is left out as a buffer.
 
@@ -159,11 +170,15 @@ def split_by_viewpoint(poses: Sequence[np.ndarray | None], usable: Sequence[bool
     centres, dirs = camera_geometry(poses)
     img_dist = np.full((len(usable), len(usable)), np.inf)
     img_dist[np.ix_(idx, idx)] = camera_distances(centres[idx], dirs[idx])
-    unit_dist = np.array([[img_dist[np.ix_(a, b)].min() if ai != bi else np.inf for bi, b in enumerate(units)]
-                          for ai, a in enumerate(units)])
+    unit_dist = _unit_distances(img_dist, units)
+    unit_of = np.full(len(usable), -1, np.int64)
+    for u, members in enumerate(units):
+        unit_of[members] = u
     pairs = np.asarray(pairs, np.int64).reshape(-1, 2)
     wanted = [k for k, size in ((TRAIN, 1), (VAL, n_val), (TEST, n_test)) if size]
     max_buffer = int(np.floor(max_buffer_fraction * n))
+    if tries is None:  # each try costs O(n^2) numpy work: 500 tries up to 40 images, 10 at 2,000
+        tries = min(500, max(10, 20_000 // n))
     order = np.random.default_rng(seed).permutation(len(units))[:max(1, tries)]
     best, best_key = None, None
     for s in order:
@@ -187,7 +202,7 @@ def split_by_viewpoint(poses: Sequence[np.ndarray | None], usable: Sequence[bool
             if not np.isfinite(spacing):
                 continue
             near = np.flatnonzero((assign == TRAIN) & (img_dist[:, assign == k].min(1) <= spacing * (1 + 1e-9)))
-            buffer += [u for u, members in enumerate(units) if assign[members[0]] == TRAIN and np.isin(members, near).any()]
+            buffer += np.unique(unit_of[near]).tolist()
         buffer_images = [int(i) for u in dict.fromkeys(buffer) for i in units[u]]
         if 0 < len(buffer_images) <= max_buffer:
             assign[buffer_images] = -1

@@ -75,9 +75,9 @@ def load_scene(sparse_dir: str | Path) -> Scene:
         pose = image.cam_from_world() if callable(image.cam_from_world) else image.cam_from_world
         T = np.eye(4)
         T[:3, :4] = pose.matrix()
-        obs = [(p.point3D_id, p.xy) for p in image.points2D if p.has_point3D()]
-        ids = np.array([o[0] for o in obs], dtype=np.int64)
-        xy = np.array([o[1] for o in obs], dtype=np.float64).reshape(-1, 2)
+        observed = image.get_observation_points2D()  # only keypoints with a 3D point: ~2x faster than all
+        ids = np.fromiter((p.point3D_id for p in observed), np.int64, len(observed))
+        xy = np.array([p.xy for p in observed], dtype=np.float64).reshape(-1, 2)
         views[image.name] = View(image.name, int(image_id), int(cam.width), int(cam.height),
                                  np.asarray(cam.calibration_matrix(), dtype=np.float64), T, ids, xy)
     points = {int(pid): np.asarray(p.xyz, dtype=np.float64) for pid, p in rec.points3D.items()}
