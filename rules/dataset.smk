@@ -38,14 +38,12 @@ rule dataset_inputs:
         scenes="results/datasets/{dataset}/inputs/scenes.json",
         conf="results/datasets/{dataset}/inputs/conf.json",
     params:
-        scenes=dataset_listing,
-        conf=lambda wc: config["datasets"][wc.dataset],
+        scenes=lambda wc: to_json(dataset_listing(wc)),  # canonical JSON: a reordered config is no change
+        conf=lambda wc: to_json(config["datasets"][wc.dataset]),
     localrule: True
     run:
-        import json
-
-        Path(output.scenes).write_text(json.dumps(params.scenes, indent=1, sort_keys=True))
-        Path(output.conf).write_text(json.dumps(params.conf, indent=1, sort_keys=True))
+        Path(output.scenes).write_text(params.scenes)
+        Path(output.conf).write_text(params.conf)
 
 
 rule dataset:

@@ -56,10 +56,10 @@ def test_rules_build_and_rebuild_only_what_changed(demo_sfm, tmp_path):
     assert (work / "results" / "datasets" / "d" / "loftr_data_config.py").is_file()
 
     assert _planned(_snakemake(work, config, "-n")) == {}
-    # a split option touches only the dataset index
+    # a split option touches only the dataset index (and the options file it reads)
     seed = yaml.safe_load(yaml.safe_dump(config))
     seed["datasets"]["d"]["split"]["seed"] = 7
-    assert _planned(_snakemake(work, seed, "-n")) == {"dataset": 1}
+    assert _planned(_snakemake(work, seed, "-n")) == {"dataset_inputs": 1, "dataset": 1}
     # a scene-info option reruns that scene's scene info and the dataset, not depth or SfM
     buckets = yaml.safe_load(yaml.safe_dump(config))
     buckets["scenes"]["demo"]["scene_info"] = {"buckets": [[0.1, 0.4], [0.4, 0.8]]}

@@ -165,3 +165,46 @@ def test_depth_anything_noise_goes_through_the_filter_and_the_qa_says_so(demo_sf
     print("tiny model, held-out track transfer:", headline)
     assert headline["n"] > 100 and headline["median_px"] > 3 and headline["within_2px"] < 0.5
     assert result["consistency"]["retained"] == report["scene"]["retained"]
+
+
+def test_an_interrupted_depth_job_predicts_only_the_missing_images(demo_sfm, tiny_model_raw, tmp_path, monkeypatch):
+    """Snakemake deletes a failed job's outputs; the maps kept under work/ survive, so a requeued job runs the
+    network on the images it had not finished, and on none when all are there (no model is even loaded)."""
+    import shutil
+
+    from matchforge.depth import anything
+
+    conf, first = tiny_model_raw
+    out = tmp_path / "depth"
+    shutil.copytree(first / "work", out / "work")
+    cache = next((out / "work" / "depth_anything").iterdir())
+    maps = sorted(p for p in cache.glob("*.png"))
+    for p in maps[:3]:  # the job was killed before these three
+        p.unlink()
+    predicted = []
+    original = anything.DepthAnything.predict
+
+    def counting(self, items):
+        for name, dmap in original(self, items):
+            predicted.append(name)
+            yield name, dmap
+
+    monkeypatch.setattr(anything.DepthAnything, "predict", counting)
+    predict.main(conf, demo_sfm, out, scene="sacre_coeur")
+    assert len(predicted) == 3
+    from matchforge.depth.rawpng import read_raw
+
+    redone = {p.name.rsplit("-", 1)[0] + ".png" for p in maps[:3]}
+    for p in sorted((first / "raw").glob("*.png")):  # the uninterrupted run's maps: the same bytes, or (predicted
+        if p.name not in redone:                    # again in a smaller batch) the same values to float rounding
+            assert (out / "raw" / p.name).read_bytes() == p.read_bytes(), p.name
+        else:
+            want = read_raw(p)[0]
+            np.testing.assert_allclose(read_raw(out / "raw" / p.name)[0], want, rtol=1e-3,
+                                       atol=1e-3 * np.nanmax(np.abs(want)), equal_nan=True)
+    shutil.rmtree(out / "raw")
+    predict.main(conf, demo_sfm, out, scene="sacre_coeur")
+    assert len(predicted) == 3 and len(list((out / "raw").glob("*.png"))) == len(maps)
+    other = {**conf, "depth_anything": {**conf["depth_anything"], "kind": "metric"}}  # another output: recomputed
+    predict.main(other, demo_sfm, out, scene="sacre_coeur")
+    assert len(predicted) == 3 + len(maps) and not cache.exists()

@@ -18,9 +18,9 @@ from matchforge.workflow import schema_defaults
 
 from conftest import DEMO_IMAGES, real_data
 
-# 640 px and 2048 features keep the 33 photos under 30 s; one thread: the models repeat exactly; every photo its own camera (Flickr);
+# 640 px and 1024 features keep the 33 photos under 30 s; one thread: the models repeat exactly; every photo its own camera (Flickr);
 # models of 5 photos are kept (COLMAP drops models under 10 by default)
-SMALL = {"num_threads": 1, "max_image_size": 640, "max_num_features": 2048, "camera_mode": "per_image", "mapping_threads": 1,
+SMALL = {"num_threads": 1, "max_image_size": 640, "max_num_features": 1024, "camera_mode": "per_image", "mapping_threads": 1,
          "exhaustive_max_images": 20, "retrieval_num_images": 8, "min_model_size": 5}
 
 

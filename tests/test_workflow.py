@@ -193,9 +193,9 @@ def test_cluster_time_and_memory_grow_with_the_photo_count(tmp_path):
 
 def test_no_command_line_grows_with_the_number_of_scenes(tmp_path):
     """The dataset job's command names two files, not the scenes (a command line naming each scene exceeded
-    the kernel's argument limit near 1,400 scenes); 300 scenes show it (planning 2,000 takes 45 s)."""
+    the kernel's argument limit near 1,400 scenes); 120 scenes show it (planning 2,000 takes 45 s)."""
     work = tmp_path / "w"
-    scenes = {f"scene_{i:04d}_with_a_long_name": {"images": str(DEMO_IMAGES)} for i in range(300)}
+    scenes = {f"scene_{i:04d}_with_a_long_name": {"images": str(DEMO_IMAGES)} for i in range(120)}
     write_config(work, scenes)
     config = yaml.safe_load((work / "config.yaml").read_text())
     config["datasets"] = {"many": {"scenes": list(scenes)}}

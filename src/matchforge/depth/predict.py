@@ -13,8 +13,11 @@ predicted at each photo's size (``depth_anything`` only: ``sparse`` needs SfM po
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
+import os
+import shutil
 import time
 from pathlib import Path
 from typing import Any, Iterator, Mapping
@@ -25,9 +28,10 @@ from tqdm import tqdm
 from matchforge.conf import load_conf
 from matchforge.depth.common import DEFAULTS, load_sfm, read_rgb, with_defaults
 from matchforge.depth.preview import write_preview
-from matchforge.depth.rawpng import write_raw
+from matchforge.depth.rawpng import read_raw, write_raw
 from matchforge.depth.sparse import densify
 from matchforge.io.images import read_image
+from matchforge.io.write import atomic_path, write_json
 
 log = logging.getLogger(__name__)
 
@@ -102,17 +106,7 @@ def main(conf: Mapping[str, Any], sfm_dir: str | Path, out_dir: str | Path, scen
             dmap = densify(view.height, view.width, view.xy, z, conf["sparse"])
             _write(raw_dir, preview_dir, view.stem, dmap, kind, meta, read_rgb(sfm_dir / "images" / name, view, scene))
     elif backend == "depth_anything":
-        from matchforge.depth.anything import DepthAnything
-
-        net = DepthAnything(conf["depth_anything"])
-        kind, meta = net.kind, {"backend": "depth_anything", "model": net.model_id}
-
-        def images() -> Iterator[tuple[str, np.ndarray]]:
-            for name, view in views.items():
-                yield name, read_rgb(sfm_dir / "images" / name, view, scene)
-
-        for name, dmap in tqdm(net.predict(images()), total=len(views), desc=f"depth {scene or ''}", unit="img"):
-            _write(raw_dir, preview_dir, views[name].stem, dmap, kind, meta)  # dense: no background needed
+        kind, meta = predict_resumable(conf["depth_anything"], sfm_dir, views, out_dir, scene)
     elif backend == "mvs":
         from matchforge.depth.mvs import patch_match
 
@@ -126,6 +120,70 @@ def main(conf: Mapping[str, Any], sfm_dir: str | Path, out_dir: str | Path, scen
                "seconds": round(time.perf_counter() - t0, 3)}
     log.info("%s", json.dumps(summary))
     return summary
+
+
+def model_fingerprint(model: str) -> str:
+    """The hub id, or for a local directory its files' names, sizes and modification times (new weights
+    saved into the same directory change it)."""
+    local = Path(model).expanduser()
+    if not local.is_dir():
+        return model
+    files = sorted(p for p in local.rglob("*") if p.is_file())
+    return json.dumps([str(local.resolve())] + [[str(p.relative_to(local)), p.stat().st_size, p.stat().st_mtime_ns]
+                                                for p in files])
+
+
+def predict_resumable(options: Mapping[str, Any], sfm_dir: Path, views: Mapping[str, Any], out_dir: Path,
+                      scene: str | None) -> tuple[str, dict[str, Any]]:
+    """Depth-network maps of ``views`` into ``out_dir/raw`` and ``out_dir/preview``, resuming.
+
+    Each map is first written to ``out_dir/work/depth_anything/<key>/{stem}-<image digest>.png`` (``key``:
+    the model's fingerprint and the options that change the output; batch size and device do not), a
+    folder Snakemake does not delete when a job fails or is requeued: a rerun predicts only the images
+    without a map there, and loads no model when there are none. Other keys' folders are removed.
+    Returns ``(kind, metadata)`` of the maps."""
+    key_fields = {"model": model_fingerprint(str(options["model"])), "kind": options["kind"], "fp16": options["fp16"]}
+    key = hashlib.blake2b(json.dumps(key_fields, sort_keys=True).encode(), digest_size=8).hexdigest()
+    root = out_dir / "work" / "depth_anything"
+    cache = root / key
+    if root.is_dir():
+        for other in root.iterdir():
+            if other.name != key:
+                shutil.rmtree(other) if other.is_dir() else other.unlink()
+    cache.mkdir(parents=True, exist_ok=True)
+    digest = {name: hashlib.blake2b((sfm_dir / "images" / name).read_bytes(), digest_size=8).hexdigest()
+              for name in views}
+    cached = {name: cache / f"{view.stem}-{digest[name]}.png" for name, view in views.items()}
+    todo = [name for name in views if not cached[name].is_file()]
+    if len(todo) < len(views):
+        log.info("%s: %d of %d depth maps reused from %s (an earlier or interrupted run with this model and options)",
+                 scene or "scene", len(views) - len(todo), len(views), cache)
+    info = cache / "info.json"
+    if todo:
+        from matchforge.depth.anything import DepthAnything
+
+        net = DepthAnything(options)
+        kind, meta = net.kind, {"backend": "depth_anything", "model": net.model_id}
+        write_json(info, {"kind": kind, "meta": meta})
+
+        def images() -> Iterator[tuple[str, np.ndarray]]:
+            for name in todo:
+                yield name, read_rgb(sfm_dir / "images" / name, views[name], scene)
+
+        for name, dmap in tqdm(net.predict(images()), total=len(todo), desc=f"depth {scene or ''}", unit="img"):
+            with atomic_path(cached[name], "depth map") as tmp:
+                write_raw(tmp, dmap, kind, **meta)
+    saved = json.loads(info.read_text())
+    raw_dir, preview_dir = out_dir / "raw", out_dir / "preview"
+    for name, view in views.items():
+        target = raw_dir / f"{view.stem}.png"
+        target.unlink(missing_ok=True)
+        try:
+            os.link(cached[name], target)  # no second copy on disk
+        except OSError:
+            shutil.copyfile(cached[name], target)
+        write_preview(preview_dir / f"{view.stem}.jpg", read_raw(target)[0], saved["kind"], None)
+    return saved["kind"], saved["meta"]
 
 
 def _write(raw_dir: Path, preview_dir: Path, stem: str, dmap: np.ndarray, kind: str, meta: dict,

@@ -65,7 +65,7 @@ def write_raw(path: str | Path, values: np.ndarray, kind: str, encoding: str | N
     info.add_text(TEXT_KEY, json.dumps({"kind": kind, "encoding": encoding, "lo": lo, "hi": hi, **meta}))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(codes).save(path, pnginfo=info)
+    Image.fromarray(codes).save(path, format="PNG", pnginfo=info)
 
 
 def read_raw(path: str | Path) -> tuple[np.ndarray, dict[str, Any]]:
