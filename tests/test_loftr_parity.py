@@ -94,8 +94,11 @@ def test_losses_equal_upstream(record, match_type, sparse, pad):
 
 
 def test_confidences_equal_kornia(record):
-    """The log-domain confidences give kornia's own dual-softmax and Sinkhorn confidences."""
+    """The log-domain confidences give kornia's own dual-softmax and Sinkhorn confidences (kornia's forward;
+    for Sinkhorn through the subclass that supplies the transport kornia does not ship)."""
     from kornia.feature.loftr.utils.coarse_matching import CoarseMatching
+
+    from matchforge.loftr.sinkhorn import SinkhornCoarseMatching
 
     torch.manual_seed(0)
     for match_type in ("dual_softmax", "sinkhorn"):
@@ -104,7 +107,8 @@ def test_confidences_equal_kornia(record):
         f0, f1 = torch.randn(1, b["conf_matrix"].shape[1], 64), torch.randn(1, b["conf_matrix"].shape[2], 64)
         m0, m1 = b["mask0"].flatten(1), b["mask1"].flatten(1)
         ref: dict = {k: b[k] for k in ("hw0_c", "hw1_c", "stride_c", "mask0", "mask1")}
-        km = CoarseMatching(kornia_config({"match_type": match_type, "sparse_spvs": True})["match_coarse"]).eval()
+        kind = SinkhornCoarseMatching if match_type == "sinkhorn" else CoarseMatching
+        km = kind(kornia_config({"match_type": match_type, "sparse_spvs": True})["match_coarse"]).eval()
         km.load_state_dict(model.coarse_matching.state_dict())
         km(f0, f1, ref, m0, m1)
         from matchforge.loftr.model import coarse_matching
@@ -145,3 +149,22 @@ def test_matcher_options_come_from_the_schema(tmp_path):
     torch.save({"state_dict": {f"matcher.{k}": v for k, v in export_state_dict(ot).items()}}, tmp_path / "ot.ckpt")
     loaded = load_weights(str(tmp_path / "ot.ckpt"))
     assert loaded.coarse_matching.match_type == "sinkhorn" and loaded.coarse_matching.skh_prefilter is False
+
+
+def test_the_ot_matcher_is_a_kornia_subclass_not_an_injected_module():
+    """LoFTR-OT is kornia's LoFTR with kornia's CoarseMatching subclassed: no module is planted in kornia's
+    package, the state dict has the official OT keys, and kornia's own forward runs the Sinkhorn."""
+    import sys
+
+    from kornia.feature.loftr.utils.coarse_matching import CoarseMatching
+
+    ot = build_model({"match_type": "sinkhorn"}).eval()
+    assert "kornia.feature.loftr.utils.superglue" not in sys.modules
+    assert isinstance(ot.coarse_matching, CoarseMatching) and ot.config["match_coarse"]["match_type"] == "sinkhorn"
+    dual = build_model({"match_type": "dual_softmax"})
+    assert set(ot.state_dict()) - set(dual.state_dict()) == {"coarse_matching.bin_score"}
+    torch.manual_seed(0)
+    batch = {"image0": torch.rand(1, 1, 64, 64), "image1": torch.rand(1, 1, 64, 64)}
+    with torch.no_grad():
+        out = ot(batch)
+    assert "keypoints0" in out and torch.isfinite(out["confidence"]).all()

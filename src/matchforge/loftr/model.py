@@ -27,7 +27,7 @@ from kornia.feature.loftr.loftr import default_cfg
 from matchforge.errors import MatchforgeError
 from matchforge.io.safe import load_torch
 from matchforge.loftr import PRETRAINED
-from matchforge.loftr.sinkhorn import install_into_kornia
+from matchforge.loftr.sinkhorn import SinkhornCoarseMatching
 
 MATCH_TYPES = {"dual_softmax": "dual_softmax", "ds": "dual_softmax", "sinkhorn": "sinkhorn", "ot": "sinkhorn"}
 
@@ -79,9 +79,14 @@ def kornia_config(model_conf: Mapping[str, Any] | None = None) -> dict[str, Any]
 def build_model(model_conf: Mapping[str, Any] | None = None) -> LoFTR:
     """A randomly initialised kornia LoFTR (train mode) for ``model_conf`` (see :func:`kornia_config`)."""
     cfg = kornia_config(model_conf)
-    if cfg["match_coarse"]["match_type"] == "sinkhorn":
-        install_into_kornia()
-    return LoFTR(pretrained=None, config=cfg)
+    if cfg["match_coarse"]["match_type"] != "sinkhorn":
+        return LoFTR(pretrained=None, config=cfg)
+    dual = copy.deepcopy(cfg)
+    dual["match_coarse"]["match_type"] = "dual_softmax"
+    model = LoFTR(pretrained=None, config=dual)
+    model.config = cfg
+    model.coarse_matching = SinkhornCoarseMatching(cfg["match_coarse"])
+    return model
 
 
 MASKED_LOGIT = -1e9  # similarity of padded cells: finite, so a fully padded row keeps a uniform softmax, as kornia

@@ -9,10 +9,11 @@ assignment matrix (N, L+1, S+1), shifted so that every real row sums (in probabi
 
 from __future__ import annotations
 
-import sys
-import types
+from typing import Any
 
 import torch
+from kornia.feature.loftr.utils.coarse_matching import CoarseMatching
+from torch import nn
 
 
 def log_optimal_transport(scores: torch.Tensor, alpha: torch.Tensor, iters: int) -> torch.Tensor:
@@ -48,20 +49,21 @@ def log_optimal_transport(scores: torch.Tensor, alpha: torch.Tensor, iters: int)
     return couplings + u[:, :, None] + v[:, None, :] - log_norm
 
 
-def install_into_kornia() -> None:
-    """Make ``kornia.feature.loftr.utils.superglue`` importable, backed by :func:`log_optimal_transport`.
+class SinkhornCoarseMatching(CoarseMatching):
+    """kornia's ``CoarseMatching`` with its optimal-transport matcher (``match_type: sinkhorn``) backed by
+    :func:`log_optimal_transport`.
 
-    kornia's ``CoarseMatching`` builds its ``sinkhorn`` matcher from that module, which kornia does
-    not ship (its upstream source has a licence that forbids copying). Providing it lets
-    ``kornia.feature.LoFTR(pretrained=None, config=...)`` hold an OT matcher whose state dict
-    (``coarse_matching.bin_score``) matches the official LoFTR-OT checkpoints.
-    """
-    name = "kornia.feature.loftr.utils.superglue"
-    if name in sys.modules:
-        return
-    module = types.ModuleType(name, "log-domain Sinkhorn provided by matchforge.loftr.sinkhorn")
-    module.log_optimal_transport = log_optimal_transport  # type: ignore[attr-defined]
-    sys.modules[name] = module
-    import kornia.feature.loftr.utils as utils_pkg
+    kornia's own class imports the Sinkhorn from a ``superglue`` module it does not ship (the upstream file's
+    licence forbids copying); this subclass supplies it, with the same attributes and parameter as kornia's
+    (``bin_score``, whose state-dict key ``coarse_matching.bin_score`` matches the official LoFTR-OT
+    checkpoints). Everything else, the forward pass included, is kornia's."""
 
-    utils_pkg.superglue = module  # type: ignore[attr-defined]
+    def __init__(self, config: dict[str, Any]) -> None:
+        super().__init__({**config, "match_type": "dual_softmax"})  # the parent's sinkhorn branch would import
+        self.config = config
+        self.match_type = "sinkhorn"
+        del self.temperature
+        self.log_optimal_transport = log_optimal_transport
+        self.bin_score = nn.Parameter(torch.tensor(config["skh_init_bin_score"], requires_grad=True))
+        self.skh_iters = config["skh_iters"]
+        self.skh_prefilter = config["skh_prefilter"]
