@@ -234,3 +234,19 @@ def test_lr_factor_warms_up_per_step_then_decays_per_milestone_epoch():
     conf = {"warmup_ratio": 0.1, "milestones": [2, 4], "gamma": 0.5}
     assert [lr_factor(conf, 4, s, 0) for s in range(5)] == pytest.approx([0.325, 0.55, 0.775, 1.0, 1.0])
     assert [lr_factor(conf, 0, 0, e) for e in range(6)] == [1.0, 1.0, 0.5, 0.5, 0.25, 0.25]
+
+
+def test_the_private_lightning_step_counter_exists_in_the_installed_lightning():
+    """Resuming mid-epoch sets Lightning's private logged-step counter (no public API): on an install whose
+    Lightning renamed it, this fails here, and training stops with the same message instead of logging at
+    the wrong steps."""
+    import lightning as L
+
+    from matchforge.training.engine import set_logged_step
+
+    trainer = L.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False)
+    set_logged_step(trainer, 7)
+    assert trainer.fit_loop.epoch_loop._batches_that_stepped == 7
+    del trainer.fit_loop.epoch_loop._batches_that_stepped
+    with pytest.raises(RuntimeError, match="set_logged_step must follow its new name"):
+        set_logged_step(trainer, 7)

@@ -51,6 +51,18 @@ PREVIOUS = "previous.ckpt"  # the checkpoint before last.ckpt, kept for when las
 EXIT_INTERRUPTED = 75  # EX_TEMPFAIL: "try again", the job resumes from its checkpoint
 SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)
 
+
+def set_logged_step(trainer: L.Trainer, step: int) -> None:
+    """Set the step Lightning logs at (its private ``fit_loop.epoch_loop._batches_that_stepped``: Lightning has
+    no public way to align it after a mid-epoch restore). Fails loudly when a Lightning release renames it,
+    instead of setting an attribute nothing reads (tests/test_loftr_train.py checks it on every install)."""
+    loop = trainer.fit_loop.epoch_loop
+    if not hasattr(loop, "_batches_that_stepped"):
+        raise RuntimeError(f"Lightning {L.__version__} has no fit_loop.epoch_loop._batches_that_stepped: "
+                           "matchforge.training.engine.set_logged_step must follow its new name")
+    loop._batches_that_stepped = step
+
+
 class TrainingInterrupted(Exception):
     """The job got a signal; ``last.ckpt`` holds ``step`` and a rerun resumes from it."""
 
@@ -207,7 +219,7 @@ class _Checkpoints(L.Callback):
         if self._saved_at == -1:
             # Lightning counts one more logged step when it restores a mid-epoch checkpoint than our
             # before-the-batch checkpoints hold; the logger's step is the global step (no accumulation).
-            trainer.fit_loop.epoch_loop._batches_that_stepped = step
+            set_logged_step(trainer, step)
             self._saved_at = step
         if step == 0 or step == self._saved_at:
             return
