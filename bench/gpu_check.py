@@ -127,14 +127,15 @@ def kornia_baseline(conf: dict, size: int, steps: int, warmup: int) -> float:
 
 
 def posfeat_case(gpu: bool) -> dict:
-    from matchforge.posfeat.data import PairDataset, StepBatchSampler, pairs_from_imc
+    from matchforge.dataset.indices import read_imc
+    from matchforge.posfeat.data import PairDataset, StepBatchSampler
     from matchforge.posfeat.networks import build_model
     from matchforge.posfeat.train import PoSFeatModule, run_defaults, set_modes
 
     arch, (w, h), bs = ("resnet50", (640, 480), 8) if gpu else ("resnet18", (128, 96), 1)
     conf = run_defaults({"model": {"arch": arch}, "data": {"image_size": [w, h], "num_workers": 4 if gpu else 0},
                          "desc": {"steps": 10**6, "batch_size": bs, "vis_every": 10**6}})
-    pairs = pairs_from_imc(REPO / "resources" / "testsets" / "reichstag")
+    pairs = read_imc(REPO / "resources" / "testsets" / "reichstag")
     dataset = PairDataset(pairs, (w, h), conf["data"]["rot_thr"])
 
     def make():

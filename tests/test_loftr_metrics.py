@@ -11,7 +11,8 @@ from conftest import REPO, real_data
 from matchforge.evaluation.pose import evaluate_pair, pose_auc
 from matchforge.geometry.pose import relative_pose_error
 from matchforge.evaluation.relpose import match, score
-from matchforge.evaluation.testsets import load_testset, read_reichstag
+from matchforge.dataset.indices import read_imc
+from matchforge.evaluation.testsets import load_testset
 
 REICHSTAG = REPO / "resources" / "testsets" / "reichstag"
 
@@ -44,7 +45,7 @@ def test_pose_convention_against_independent_ground_truth(tmp_path):
 
     from matchforge.matchers.sift import SiftMatcher
 
-    records = read_reichstag(REICHSTAG)[:6]
+    records = read_imc(REICHSTAG)[:6]
     match(SiftMatcher({"max_keypoints": 2048, "img_resize": 640}), records, tmp_path / "m.h5", {"name": "sift"}, 640)
     right = score(records, tmp_path / "m.h5")
     inverted = [dataclasses.replace(r, T0=np.linalg.inv(r.T0), T1=np.linalg.inv(r.T1),
@@ -58,7 +59,7 @@ def test_pose_convention_against_independent_ground_truth(tmp_path):
 def test_reichstag_testset_and_sift_baseline(tmp_path):
     import cv2
 
-    records = load_testset({"kind": "reichstag", "root": str(REICHSTAG), "max_pairs": 3})
+    records = load_testset({"kind": "imc", "root": str(REICHSTAG), "max_pairs": 3})
     assert len(records) == 3
     r = records[0]
     assert np.allclose(r.T_0to1, r.T1 @ np.linalg.inv(r.T0)) and np.allclose(r.T0[3], [0, 0, 0, 1])
@@ -90,7 +91,7 @@ def test_poselib_estimator_scores_the_same_matches_on_reichstag(tmp_path, monkey
     from matchforge.errors import MatchforgeError
     from matchforge.matchers.sift import SiftMatcher
 
-    records = load_testset({"kind": "reichstag", "root": str(REICHSTAG), "max_pairs": 10})
+    records = load_testset({"kind": "imc", "root": str(REICHSTAG), "max_pairs": 10})
     match(SiftMatcher({"max_keypoints": 2048, "ratio": 0.8, "img_resize": 640}), records, tmp_path / "m.h5", {"name": "sift"}, 640)
     cv = score(records, tmp_path / "m.h5")
     pl = score(records, tmp_path / "m.h5", estimator="poselib")
@@ -109,7 +110,7 @@ def test_match_pair_and_video_headless(tmp_path):
     from matchforge.matchers.match import main as match_main
     from matchforge.matchers.match import video
 
-    r = read_reichstag(REICHSTAG)[0]
+    r = read_imc(REICHSTAG)[0]
     res = match_main(r.image0, r.image1, tmp_path / "pair", img_resize=480, sift=True)
     assert res["num_matches"] > 20 and cv2.imread(str(tmp_path / "pair" / "matches.jpg")) is not None
     # a short clip: the same photo, shifted a little more in every frame
@@ -164,7 +165,7 @@ def test_matchers_are_looked_up_by_name():
     from matchforge.errors import MatchforgeError
     from matchforge.matchers import MATCHERS, get_matcher
 
-    rec = read_reichstag(real_data("reichstag"))[0]
+    rec = read_imc(real_data("reichstag"))[0]
     k0, k1 = get_matcher({"name": "sift", "max_keypoints": 1024, "img_resize": 480})(rec.image0, rec.image1)
     assert k0.shape == k1.shape and len(k0) > 20  # a real pair matches
     assert set(MATCHERS) == {"sift", "loftr", "features"}

@@ -171,9 +171,9 @@ def _reichstag_dataset(root, out, convention="world_to_camera"):
     import json
     import pickle
 
-    from matchforge.posfeat.data import pairs_from_imc
+    from matchforge.dataset.indices import read_imc
 
-    pairs = pairs_from_imc(root)[:6]
+    pairs = read_imc(root)[:6]
     views = {}
     for p in pairs:
         views[p.image0], views[p.image1] = (p.K0, p.T0), (p.K1, p.T1)

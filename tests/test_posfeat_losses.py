@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from conftest import real_data
-from matchforge.posfeat.data import PairDataset, pairs_from_imc
+from matchforge.dataset.indices import read_imc
+from matchforge.posfeat.data import PairDataset
 from matchforge.geometry.epipolar import clip_lines, epipolar_lines, fundamental_from_poses, point_line_distance
 from matchforge.posfeat.losses import (EpipolarLossConfig, epipolar_cost_loss, epipolar_loss,
                                        sample_keypoints, window_expectation)
@@ -16,7 +17,7 @@ from matchforge.posfeat.train import set_modes, stage_loss
 
 
 def _reichstag_pair():
-    pairs = pairs_from_imc(real_data("reichstag"))
+    pairs = read_imc(real_data("reichstag"))
     return pairs[0]
 
 

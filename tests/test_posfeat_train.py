@@ -12,7 +12,8 @@ import torch
 from conftest import real_data
 from matchforge.conf import deep_merge
 from matchforge.errors import MatchforgeError
-from matchforge.posfeat.data import PairDataset, filter_rotation, pairs_from_caps, pairs_from_imc, read_img_cam
+from matchforge.dataset.indices import read_imc
+from matchforge.posfeat.data import PairDataset, filter_rotation, pairs_from_caps, read_img_cam
 from matchforge.io.images import read_image as read_rgb
 from matchforge.posfeat.networks import PoSFeat, ResNet, load_checkpoint, load_imagenet_backbone
 from matchforge.posfeat.train import main, make_optimizer, set_modes, stage_loss, training_pairs
@@ -22,7 +23,7 @@ from train_helpers import interrupt_cli, losses
 
 @pytest.fixture(scope="module")
 def reichstag_pairs():
-    return pairs_from_imc(real_data("reichstag"))
+    return read_imc(real_data("reichstag"))
 
 
 @pytest.mark.slow

@@ -57,6 +57,21 @@ class PairRecord:
     size1: tuple[int, int] | None = None
 
 
+def read_imc(root: str | Path, vis_threshold: str = "0.1") -> list[PairRecord]:
+    """Co-visible pairs of an Image Matching Challenge (phototourism) scene folder: ``images/``, calibration
+    files ``calibration/calibration_<stem>.h5`` (``K``, world->camera ``R``, ``T``) and the pair list
+    ``new-vis-pairs/keys-th-<vis_threshold>.npy`` (``"stemA-stemB"``); no depth, no overlap (NaN)."""
+    from matchforge.io.calibration import ImcScene, read_imc_pairs
+
+    scene = ImcScene(root)
+    out = []
+    for a, b in read_imc_pairs(root, vis_threshold):
+        (K0, T0), (K1, T1) = scene.camera(a), scene.camera(b)
+        out.append(PairRecord(scene.root.name, scene.image(a), scene.image(b), None, None, K0, K1, T0, T1,
+                              T1 @ np.linalg.inv(T0), float("nan")))
+    return out
+
+
 def load_scene_info(npz_path: str | Path) -> dict[str, Any]:
     """Load a scene-info file as a plain dict (works for the official pickled dicts and for ours).
 

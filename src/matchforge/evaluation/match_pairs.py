@@ -1,6 +1,6 @@
 """``matchforge match-pairs``: match every pair of a test set once and store the matches (the export step).
 
-Test sets: an entry of ``loftr.testsets`` (kinds ``dataset``, ``reichstag``, ``megadepth``, ``scannet``), of
+Test sets: an entry of ``loftr.testsets`` (kinds ``dataset``, ``imc``, ``megadepth``, ``scannet``), of
 ``posfeat.testsets`` (types ``pose`` and ``homography``) or of ``localization.testsets`` (type ``localization``:
 database and query pairs, :mod:`matchforge.evaluation.localization`). Matchers (``--matcher``, JSON, see
 :func:`matchforge.matchers.get_matcher`): ``{"name": "loftr", "weights": ...}``, ``{"name": "sift", "ratio": 0.8,

@@ -3,9 +3,9 @@
 Kinds (``loftr.testsets`` in the config):
 
 - ``dataset``: a split of a dataset built by ``matchforge dataset`` (``results/datasets/<name>/dataset.json``).
-- ``reichstag``: photos + Image Matching Challenge calibration files (``calibration_<stem>.h5`` with
-  ``K``, world->camera ``R``, ``T``) and co-visible pairs ``new-vis-pairs/keys-th-<t>.npy``
-  (``"stemA-stemB"``); shipped in ``resources/testsets/reichstag``.
+- ``imc``: any Image Matching Challenge (phototourism) scene folder: photos + calibration files
+  (``calibration_<stem>.h5`` with ``K``, world->camera ``R``, ``T``) and co-visible pairs
+  ``new-vis-pairs/keys-th-<t>.npy`` (``"stemA-stemB"``); Reichstag ships in ``resources/testsets/reichstag``.
 - ``megadepth``: official MegaDepth-1500 scene-info files + a list, with the user's images.
 - ``scannet``: official ScanNet-1500 ``test.npz`` + ``intrinsics.npz``, with the user's frames.
 """
@@ -18,21 +18,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from matchforge.errors import MatchforgeError
-from matchforge.io.calibration import ImcScene, read_imc_pairs
 from matchforge.workflow import config_source
-
-
-def read_reichstag(root: str | Path, vis_threshold: str = "0.1") -> list[Any]:
-    """Pairs of an IMC-style scene folder (see module docstring); poses are world->camera."""
-    from matchforge.dataset.indices import PairRecord
-
-    scene = ImcScene(root)
-    out = []
-    for a, b in read_imc_pairs(root, vis_threshold):
-        (K0, T0), (K1, T1) = scene.camera(a), scene.camera(b)
-        out.append(PairRecord(scene.root.name, scene.image(a), scene.image(b), None, None, K0, K1, T0, T1,
-                              T1 @ np.linalg.inv(T0), float("nan")))
-    return out
 
 
 def testset_available(ts: Mapping[str, Any]) -> bool:
@@ -58,8 +44,8 @@ def load_testset(ts: Mapping[str, Any], dataset_json: str | Path | None = None, 
             need("dataset")
             raise MatchforgeError(f"test set '{name}' needs the dataset.json of dataset '{ts['dataset']}'", fix="pass --dataset")
         records = indices.read_dataset(dataset_json, ts.get("split", "test"), 0.0)
-    elif kind == "reichstag":
-        records = read_reichstag(need("root"), str(ts.get("vis_threshold", "0.1")))
+    elif kind == "imc":
+        records = indices.read_imc(need("root"), str(ts.get("vis_threshold", "0.1")))
     elif kind == "megadepth":
         if not testset_available(ts):
             raise MatchforgeError(f"MegaDepth images not found for test set '{name}'", path=ts.get("data_root"),
@@ -71,7 +57,7 @@ def load_testset(ts: Mapping[str, Any], dataset_json: str | Path | None = None, 
                                   fix="download the ScanNet-1500 test frames (LoFTR README) and set data_root to their folder")
         records = indices.read_scannet_index(need("test_npz"), need("intrinsics_npz"), need("data_root"))
     else:
-        raise MatchforgeError(f"unknown test set kind '{kind}'", fix="use dataset, reichstag, megadepth or scannet")
+        raise MatchforgeError(f"unknown test set kind '{kind}'", fix="use dataset, imc, megadepth or scannet")
     if ts.get("max_pairs"):
         records = records[: int(ts["max_pairs"])]
     if not records:

@@ -4,7 +4,8 @@ Sources:
 - a matchforge dataset (``results/datasets/<name>/dataset.json``, pairs from its scene-info files);
 - the CAPS MegaDepth layout: ``<root>/**/img_cam.txt`` + ``pairs.txt`` + ``images/``; ``img_cam.txt`` lines are
   ``name w h fx fy cx cy R11..R33 tx ty tz`` with [R|t] world->camera;
-- any list of :class:`PairSample` built by the caller (tests, other readers).
+- an Image Matching Challenge scene (:func:`matchforge.dataset.indices.read_imc`), or any list of
+  :class:`~matchforge.dataset.indices.PairRecord` (only images, K and poses are used).
 
 Every item is resized to the fixed training size (W, H) (independently per axis, K rescaled to match),
 so batches collate; pairs whose relative rotation exceeds ``rot_thr`` degrees are dropped up front.
@@ -13,7 +14,6 @@ so batches collate; pairs whose relative rotation exceeds ``rot_thr`` degrees ar
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -22,37 +22,21 @@ import torch
 from torch.utils.data import Dataset
 
 from matchforge.errors import MatchforgeError
-from matchforge.io.calibration import ImcScene, read_imc_pairs
+from matchforge.dataset.indices import PairRecord, read_dataset
 from matchforge.io.images import read_image, resize_with_K
 from matchforge.geometry.pose import relative_rotation_deg
 
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class PairSample:
-    """Two images with intrinsics (pixels, at the file's size) and world->camera 4x4 poses."""
-
-    image0: Path
-    image1: Path
-    K0: np.ndarray
-    K1: np.ndarray
-    T0: np.ndarray
-    T1: np.ndarray
-    scene: str = ""
-
-
-def filter_rotation(pairs: Sequence[PairSample], rot_thr: float) -> list[PairSample]:
+def filter_rotation(pairs: Sequence[PairRecord], rot_thr: float) -> list[PairRecord]:
     """Pairs whose relative rotation is at most ``rot_thr`` degrees."""
     return [p for p in pairs if relative_rotation_deg(p.T0, p.T1) <= rot_thr]
 
 
-def pairs_from_dataset(dataset_json: str | Path, split: str = "train", min_overlap: float = 0.0) -> list[PairSample]:
+def pairs_from_dataset(dataset_json: str | Path, split: str = "train", min_overlap: float = 0.0) -> list[PairRecord]:
     """Pairs of a matchforge dataset split (``dataset.json`` written by ``matchforge dataset``)."""
-    from matchforge.dataset.indices import read_dataset
-
-    return [PairSample(Path(r.image0), Path(r.image1), r.K0, r.K1, r.T0, r.T1, r.scene)
-            for r in read_dataset(dataset_json, split, min_overlap)]
+    return read_dataset(dataset_json, split, min_overlap)
 
 
 def read_img_cam(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -75,14 +59,14 @@ def read_img_cam(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     return cams
 
 
-def pairs_from_caps(root: str | Path, max_pairs_per_folder: int = 5000, seed: int = 234) -> list[PairSample]:
+def pairs_from_caps(root: str | Path, max_pairs_per_folder: int = 5000, seed: int = 234) -> list[PairRecord]:
     """Pairs of the CAPS MegaDepth subset under ``root`` (every folder holding img_cam.txt + pairs.txt)."""
     root = Path(root)
     folders = sorted(p.parent for p in root.rglob("img_cam.txt"))
     if not folders:
         raise MatchforgeError("no img_cam.txt found (CAPS layout <root>/<scene>/dense*/aligned/img_cam.txt)",
                               fix="point caps_root at the CAPS MegaDepth 'train' folder", path=root)
-    out: list[PairSample] = []
+    out: list[PairRecord] = []
     rng = np.random.default_rng(seed)
     for folder in folders:
         cams = read_img_cam(folder / "img_cam.txt")
@@ -97,14 +81,15 @@ def pairs_from_caps(root: str | Path, max_pairs_per_folder: int = 5000, seed: in
             if a not in cams or b not in cams:
                 continue
             (K0, T0), (K1, T1) = cams[a], cams[b]
-            out.append(PairSample(folder / "images" / a, folder / "images" / b, K0, K1, T0, T1, scene))
+            out.append(PairRecord(scene, folder / "images" / a, folder / "images" / b, None, None, K0, K1, T0, T1,
+                                  T1 @ np.linalg.inv(T0), float("nan")))
     return out
 
 
 class PairDataset(Dataset):
     """Items: image0/1 (3, H, W) float in [0, 1], K0/K1 (3, 3), T0/T1 (4, 4) world->camera (float32)."""
 
-    def __init__(self, pairs: Sequence[PairSample], image_size: tuple[int, int], rot_thr: float = 80.0):
+    def __init__(self, pairs: Sequence[PairRecord], image_size: tuple[int, int], rot_thr: float = 80.0):
         W, H = image_size
         if W % 16 or H % 16:
             raise MatchforgeError(f"training image size {W}x{H} is not a multiple of 16",
@@ -148,11 +133,3 @@ class StepBatchSampler(torch.utils.data.Sampler):
             yield rng.choice(self.n, self.batch_size, replace=self.n < self.batch_size).tolist()
 
 
-def pairs_from_imc(root: str | Path, vis_threshold: str = "0.1") -> list[PairSample]:
-    """Pairs of an Image Matching Challenge (phototourism) scene folder (:mod:`matchforge.io.calibration`)."""
-    scene = ImcScene(root)
-    out = []
-    for a, b in read_imc_pairs(root, vis_threshold):
-        (K0, T0), (K1, T1) = scene.camera(a), scene.camera(b)
-        out.append(PairSample(scene.image(a), scene.image(b), K0, K1, T0, T1, scene.root.name))
-    return out

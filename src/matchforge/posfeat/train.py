@@ -25,7 +25,8 @@ import torch
 from matchforge.conf import load_conf
 from matchforge.errors import MatchforgeError
 from matchforge.workflow import require_config_path
-from matchforge.posfeat.data import PairDataset, PairSample, StepBatchSampler, pairs_from_caps, pairs_from_dataset
+from matchforge.dataset.indices import PairRecord
+from matchforge.posfeat.data import PairDataset, StepBatchSampler, pairs_from_caps, pairs_from_dataset
 from matchforge.geometry.epipolar import fundamental_from_poses
 from matchforge.posfeat.losses import DiskLossConfig, EpipolarLossConfig, disk_loss, epipolar_loss, random_grid_points
 from matchforge.posfeat.networks import PoSFeat, build_model, load_checkpoint, normalize
@@ -160,7 +161,7 @@ def initial_model(conf: dict[str, Any], stage: str, out_dir: Path, init: str | P
     return model
 
 
-def pairs_fingerprint(pairs: Sequence[PairSample]) -> str:
+def pairs_fingerprint(pairs: Sequence[PairRecord]) -> str:
     """The training pairs themselves: images (by path), intrinsics and poses."""
     rows = [(str(p.image0), str(p.image1), np.asarray(p.K0).round(6).tolist(), np.asarray(p.K1).round(6).tolist(),
              np.asarray(p.T0).round(6).tolist(), np.asarray(p.T1).round(6).tolist()) for p in pairs]
@@ -169,7 +170,7 @@ def pairs_fingerprint(pairs: Sequence[PairSample]) -> str:
     return hashlib.blake2b(json.dumps(rows).encode(), digest_size=16).hexdigest()
 
 
-def main(conf: dict[str, Any], stage: str, pairs: Sequence[PairSample], out_dir: str | Path,
+def main(conf: dict[str, Any], stage: str, pairs: Sequence[PairRecord], out_dir: str | Path,
          init: str | Path | None = None) -> dict[str, Any]:
     """Train ``stage`` on ``pairs``; returns a summary (steps, first/last mean losses, seconds).
 
@@ -228,10 +229,10 @@ def main(conf: dict[str, Any], stage: str, pairs: Sequence[PairSample], out_dir:
     return summary
 
 
-def training_pairs(conf: dict[str, Any], dataset: str | None, caps_root: str | None) -> list[PairSample]:
+def training_pairs(conf: dict[str, Any], dataset: str | None, caps_root: str | None) -> list[PairRecord]:
     """Pairs from a matchforge ``dataset.json`` (train split) and/or a CAPS MegaDepth root."""
     conf = run_defaults(conf)
-    pairs: list[PairSample] = []
+    pairs: list[PairRecord] = []
     if dataset:
         pairs += pairs_from_dataset(dataset, "train", conf["data"]["min_overlap"])
     if caps_root:
