@@ -21,7 +21,8 @@ from conftest import real_data  # noqa: E402
 from matchforge.errors import MatchforgeError  # noqa: E402
 from matchforge.geometry.camera import focal_from_fov, unproject  # noqa: E402
 from matchforge.shiftfocal.readers import (  # noqa: E402
-    Item, evenly, read_kenburns, read_middlebury, read_pfm, read_sens, read_taskonomy, read_tum, resize_item,
+    Item, evenly, read_depth_exr, read_kenburns, read_middlebury, read_pfm, read_sens, read_taskonomy, read_tum,
+    resize_item,
 )
 
 MIDDLEBURY = {"f": 994.978, "cx": 311.193, "cy": 254.877, "doffs": 31.086, "baseline_m": 0.193001}
@@ -78,47 +79,31 @@ def test_sens_truncated_is_a_clear_error(tmp_path):
         read_sens(path)
 
 
-def _write_exr(path: Path, img: np.ndarray, channel: str = "Y", compression: int = 3) -> None:
-    """A scanline OpenEXR file, one FLOAT channel, compression NONE (0) or ZIP (3, 16 lines per chunk)."""
-    h, w = img.shape
+def _write_exr(path: Path, img: np.ndarray, channel: str = "Y", compression: str = "ZIP", tiled: bool = False) -> None:
+    """An OpenEXR file with one FLOAT channel, written by the OpenEXR library."""
+    import OpenEXR
 
-    def attr(name: str, typ: str, value: bytes) -> bytes:
-        return name.encode() + b"\0" + typ.encode() + b"\0" + struct.pack("<i", len(value)) + value
-
-    chlist = channel.encode() + b"\0" + struct.pack("<iB3xii", 2, 0, 1, 1) + b"\0"
-    box = struct.pack("<4i", 0, 0, w - 1, h - 1)
-    header = struct.pack("<ii", 20000630, 2) + attr("channels", "chlist", chlist) + attr("compression", "compression", bytes([compression]))
-    header += attr("dataWindow", "box2i", box) + attr("displayWindow", "box2i", box) + attr("lineOrder", "lineOrder", b"\0")
-    header += attr("pixelAspectRatio", "float", struct.pack("<f", 1)) + attr("screenWindowCenter", "v2f", struct.pack("<2f", 0, 0))
-    header += attr("screenWindowWidth", "float", struct.pack("<f", 1)) + b"\0"
-    lines = 16 if compression == 3 else 1
-    chunks = []
-    for y in range(0, h, lines):
-        raw = np.ascontiguousarray(img[y : y + lines], "<f4").tobytes()
-        if compression == 3:
-            b = np.frombuffer(raw, np.uint8)
-            t = np.concatenate([b[0::2], b[1::2]]).astype(np.int64)
-            d = t.copy()
-            d[1:] = (t[1:] - t[:-1] + 128) % 256
-            z = zlib.compress(d.astype(np.uint8).tobytes())
-            raw = z if len(z) < len(raw) else raw
-        chunks.append(struct.pack("<ii", y, len(raw)) + raw)
-    pos = len(header) + 8 * len(chunks)
-    offsets = []
-    for c in chunks:
-        offsets.append(pos)
-        pos += len(c)
-    path.write_bytes(header + struct.pack(f"<{len(offsets)}Q", *offsets) + b"".join(chunks))
+    header = {"compression": getattr(OpenEXR, f"{compression}_COMPRESSION"),
+              "type": OpenEXR.tiledimage if tiled else OpenEXR.scanlineimage}
+    if tiled:
+        tiles = OpenEXR.TileDescription()
+        tiles.xSize = tiles.ySize = 16
+        header["tiles"] = tiles
+    with OpenEXR.File(header, {channel: np.ascontiguousarray(img, np.float32)}) as exr:
+        exr.write(str(path))
 
 
-@pytest.mark.parametrize("compression", [0, 3])
-def test_exr_reader_round_trip(tmp_path, compression):
-    from matchforge.shiftfocal.exr import read_exr
-
+@pytest.mark.parametrize("compression,tiled", [("NO", False), ("ZIP", False), ("PIZ", True)])
+def test_exr_depth_round_trip(tmp_path, compression, tiled):
+    """Scanline and tiled files, several compressions (the hand-written reader this replaced read neither PIZ
+    nor tiles); a damaged file is a clear error."""
     img = np.random.default_rng(2).uniform(0, 5e4, (37, 29)).astype(np.float32)
     img[5:20, 3:9] = 1234.5  # compressible part
-    _write_exr(tmp_path / "d.exr", img, "Z", compression)
-    np.testing.assert_array_equal(read_exr(tmp_path / "d.exr")["Z"], img)
+    _write_exr(tmp_path / "d.exr", img, "Z", compression, tiled)
+    np.testing.assert_array_equal(read_depth_exr(tmp_path / "d.exr"), img)
+    (tmp_path / "bad.exr").write_bytes((tmp_path / "d.exr").read_bytes()[:100])
+    with pytest.raises(MatchforgeError, match="cannot read EXR depth"):
+        read_depth_exr(tmp_path / "bad.exr")
 
 
 def test_kenburns_exr_and_fov(tmp_path):

@@ -196,18 +196,17 @@ def read_scannet(root: str | Path, num_samples: int | None = None) -> list[Item]
 # --- 3D Ken Burns ----------------------------------------------------------------------------------
 
 def read_depth_exr(path: Path) -> np.ndarray:
-    """First channel of an EXR (OpenCV when built with OpenEXR, else the numpy reader in ``exr.py``)."""
-    from matchforge.shiftfocal.exr import ExrError, read_exr
+    """Depth channel of an EXR (``Z``, ``Y``, ``R`` or ``depth``, else the first by name) as float32, read with
+    the OpenEXR library (any compression, scanline or tiled); the PyPI OpenCV wheels are built without it."""
+    import OpenEXR
 
-    d = read_image(path, "anydepth", required=False)
-    if d is not None:
-        return d[:, :, 0] if d.ndim == 3 else d
     try:
-        chans = read_exr(path)
-    except (ExrError, OSError, struct.error, zlib.error, KeyError) as err:
-        raise MatchforgeError(f"cannot read EXR depth: {err}", fix="use scanline EXR with NONE/ZIP compression, or an OpenCV build with OpenEXR", path=path) from None
+        with OpenEXR.File(str(path), separate_channels=True) as exr:
+            chans = {name: ch.pixels for name, ch in exr.channels().items()}
+    except Exception as err:  # the bindings raise RuntimeError / OSError for damaged or foreign files
+        raise MatchforgeError(f"cannot read EXR depth: {err}", fix="check the file (re-download it)", path=path) from None
     name = next((c for c in ("Z", "Y", "R", "depth") if c in chans), sorted(chans)[0])
-    return chans[name]
+    return np.asarray(chans[name], dtype=np.float32)
 
 
 def read_kenburns(root: str | Path, num_samples: int | None = None, depth_unit: float = 0.001,
