@@ -10,10 +10,20 @@ min_version("9.1")
 configfile: "config/config.yaml"
 
 
+envvars:
+    "PATH",  # rules/common.smk puts the `matchforge` command of the Python that runs Snakemake first on it
+
+
 report: "workflow/report/workflow.rst"
 
 
 include: "rules/common.smk"
+
+
+wildcard_constraints:
+    scene=one_of(SCENES),
+
+
 include: "rules/sfm.smk"
 include: "rules/depth.smk"
 include: "rules/dataset.smk"

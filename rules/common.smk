@@ -3,6 +3,7 @@ import functools
 import os
 import re
 import shlex
+import shutil
 import sys
 from pathlib import Path
 
@@ -14,16 +15,21 @@ from matchforge.evaluation.testsets import matching_options, testset_available a
 from matchforge.loftr import PRETRAINED as _PRETRAINED
 from matchforge.resources import estimate as _estimate
 from matchforge.sfm.inputs import photo_signature
+from matchforge.summary import KINDS as SUMMARY_KINDS
 from matchforge.training.options import engine_options, strip_options
 from matchforge.workflow import (CONFIG_FILES_ENV, SCHEMA_DIR, check_references, config_source,
                                  posfeat_run_sections, validate_config)
 
-from snakemake_interface_executor_plugins.settings import DeploymentMethod
 
-# The matchforge CLI: with --software-deployment-method conda, the `python` of each rule's env
-# (envs/*.yaml); otherwise the interpreter that runs Snakemake (no need to activate the venv).
-USE_CONDA = DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
-MF = "python -m matchforge" if USE_CONDA else f"{sys.executable} -m matchforge"
+# Jobs run the `matchforge` command: with --software-deployment-method conda the one in each rule's env
+# (envs/*.yaml install the package), otherwise the one installed beside the Python that runs Snakemake
+# (first on PATH, so its venv needs no activation).
+os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+if shutil.which("matchforge") is None:
+    print(f"matchforge: no `matchforge` command beside {sys.executable} or on PATH; install the package into "
+          "the Python that runs Snakemake (pip install -e . in the repository)", file=sys.stderr)
+    raise SystemExit(2)
+
 ENVS = Path(workflow.basedir) / "envs"
 
 # jobs name the file(s) a user edits in their messages
@@ -50,8 +56,6 @@ def one_of(names):
     return "|".join(map(re.escape, names)) if names else "(?!)"
 
 
-wildcard_constraints:
-    scene=one_of(SCENES),
 
 
 @functools.lru_cache(maxsize=None)
@@ -97,12 +101,25 @@ def stage_params(stage):
     return lambda wc: to_json(scene_conf(config, wc.scene, stage))
 
 
-# Each rules/*.smk registers what `rule all` builds for its stage family: TARGETS[name] = fn() -> list.
+# Each rules/*.smk registers the targets of its stage family for `all` in TARGETS (name -> fn() -> list).
 TARGETS = {}
 
 
 def all_targets(wildcards):
     return [path for name in TARGETS for path in TARGETS[name]()]
+
+
+SUMMARY_CAPTIONS = {"shape": "shape_eval"}  # workflow/report/<caption>.rst; the others are named after their kind
+
+
+def summary_outputs():
+    """One table and one figure per kind of result (summary.KINDS), each in the report's Summary section."""
+    out = {}
+    for kind in SUMMARY_KINDS:
+        caption = f"../workflow/report/{SUMMARY_CAPTIONS.get(kind, kind)}.rst"
+        out[f"{kind}_csv"] = report(f"results/summary/{kind}.csv", category="Summary", caption=caption)
+        out[f"{kind}_png"] = report(f"results/summary/{kind}.png", category="Summary", caption=caption)
+    return out
 
 
 def summary_inputs(wildcards):
@@ -204,6 +221,13 @@ def depth_targets():
 
 def dataset_scenes(wc):
     return config["datasets"][wc.dataset]["scenes"]
+
+
+def write_dataset_inputs(output, params, log):
+    """For the dataset_inputs rule: the scene listing and the options as files, and a line saying so in the log."""
+    Path(output.scenes).write_text(params.scenes)
+    Path(output.conf).write_text(params.conf)
+    Path(log).write_text(f"{output.scenes}: {params.scenes.count('scene_info')} scenes; {output.conf}\n")
 
 
 def dataset_inputs(wc):

@@ -28,7 +28,7 @@ rule scene_info:
         mem_mb=scene_resources("scene_info", "mem_mb"),
         runtime=scene_resources("scene_info", "runtime"),
     shell:
-        "{MF} scene-info --scene {wildcards.scene} --sparse {input.sparse:q} --images {input.images:q}"
+        "matchforge scene-info --scene {wildcards.scene} --sparse {input.sparse:q} --images {input.images:q}"
         " --depth {input.depth:q} --out {output:q} --conf {params.conf:q} > {log:q} 2>&1"
 
 
@@ -40,10 +40,11 @@ rule dataset_inputs:
     params:
         scenes=lambda wc: to_json(dataset_listing(wc)),  # canonical JSON: a reordered config is no change
         conf=lambda wc: to_json(config["datasets"][wc.dataset]),
+    log:
+        "logs/datasets/{dataset}_inputs.log",
     localrule: True
     run:
-        Path(output.scenes).write_text(params.scenes)
-        Path(output.conf).write_text(params.conf)
+        write_dataset_inputs(output, params, log[0])
 
 
 rule dataset:
@@ -58,14 +59,14 @@ rule dataset:
         train=directory("results/datasets/{dataset}/train"),
         test=directory("results/datasets/{dataset}/test"),
     params:
-        out="results/datasets/{dataset}",
+        out=lambda wc, output: str(Path(output.json).parent),
     log:
         "logs/datasets/{dataset}.log",
     conda:
         "../envs/sfm.yaml"
     localrule: True
     shell:
-        "{MF} dataset --dataset {wildcards.dataset} --inputs {input.listing:q} --out {params.out:q}"
+        "matchforge dataset --dataset {wildcards.dataset} --inputs {input.listing:q} --out {params.out:q}"
         " --conf {input.conf:q} > {log:q} 2>&1"
 
 
@@ -80,7 +81,7 @@ rule dataset_gluefactory:
         "../envs/sfm.yaml"
     localrule: True
     shell:
-        "{MF} export-gluefactory --dataset {input:q} --out {output:q} > {log:q} 2>&1"
+        "matchforge export-gluefactory --dataset {input:q} --out {output:q} > {log:q} 2>&1"
 
 
 TARGETS["dataset"] = lambda: expand("results/datasets/{dataset}/{f}", dataset=DATASETS, f=["dataset.json", "gluefactory"])

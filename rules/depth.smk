@@ -30,7 +30,7 @@ rule depth_predict:
         mem_mb=scene_resources("depth_predict", "mem_mb"),
         runtime=scene_resources("depth_predict", "runtime"),
     shell:
-        "{MF} depth --scene {wildcards.scene} --sfm results/{wildcards.scene}/sfm"
+        "matchforge depth --scene {wildcards.scene} --sfm results/{wildcards.scene}/sfm"
         " --out results/{wildcards.scene}/depth --conf {params.conf:q} > {log:q} 2>&1"
 
 
@@ -53,7 +53,7 @@ rule depth_align:
         mem_mb=scene_resources("depth_align", "mem_mb"),
         runtime=scene_resources("depth_align", "runtime"),
     shell:
-        "{MF} align-depth --scene {wildcards.scene} --sfm results/{wildcards.scene}/sfm --raw {input.raw:q}"
+        "matchforge align-depth --scene {wildcards.scene} --sfm results/{wildcards.scene}/sfm --raw {input.raw:q}"
         " --h5 {output.h5:q} --report {output.report:q} --conf {params.conf:q} > {log:q} 2>&1"
 
 
@@ -76,7 +76,7 @@ rule depth_consistency:
         mem_mb=scene_resources("depth_consistency", "mem_mb"),
         runtime=scene_resources("depth_consistency", "runtime"),
     shell:
-        "{MF} depth-consistency --scene {wildcards.scene} --sfm results/{wildcards.scene}/sfm --aligned {input.aligned:q}"
+        "matchforge depth-consistency --scene {wildcards.scene} --sfm results/{wildcards.scene}/sfm --aligned {input.aligned:q}"
         " --h5 {output.h5:q} --report {output.report:q} --conf {params.conf:q} > {log:q} 2>&1"
 
 
@@ -102,7 +102,7 @@ rule depth_qa:
     resources:
         mem_mb=4000,
     shell:
-        "{MF} depth-qa --scene {wildcards.scene} --sfm results/{wildcards.scene}/sfm --raw {input.raw:q}"
+        "matchforge depth-qa --scene {wildcards.scene} --sfm results/{wildcards.scene}/sfm --raw {input.raw:q}"
         " --h5 {input.h5:q} --align-report {input.report:q} --consistency-report {input.consistency:q}"
         " --out {output.qa:q} --plot {output.plot:q}"
         " --conf {params.conf:q} > {log:q} 2>&1"
@@ -134,7 +134,7 @@ rule depth_predict_single:
         mem_mb=scene_resources("depth_predict", "mem_mb"),
         runtime=scene_resources("depth_predict", "runtime"),
     shell:
-        "{MF} depth --scene {wildcards.scene} --images {params.images:q}"
+        "matchforge depth --scene {wildcards.scene} --images {params.images:q}"
         " --out results/{wildcards.scene}/depth --conf {params.conf:q} > {log:q} 2>&1"
 
 
@@ -160,7 +160,7 @@ rule depth_shape:
         gpu=1,
         mem_mb=4000,
     shell:
-        "{MF} depth-shape --scene {wildcards.scene} --raw {input.raw:q} --model-dir {params.model_dir:q}"
+        "matchforge depth-shape --scene {wildcards.scene} --raw {input.raw:q} --model-dir {params.model_dir:q}"
         " --images {input.images:q} {params.sparse} --out {output.json:q} --clouds {output.clouds:q}"
         " --plot {output.plot:q} --conf {params.conf:q} > {log:q} 2>&1"
 

@@ -54,7 +54,7 @@ rule loftr_train:
         "$( [ -n \"${{SLURM_JOB_ID:-}}\" ] && [ $(( {resources.tasks_per_node} * {resources.nodes} )) -gt 1 ]"
         " && echo srun --ntasks=$(( {resources.tasks_per_node} * {resources.nodes} ))"
         " --ntasks-per-node={resources.tasks_per_node} )"
-        " {MF} loftr-train --run {wildcards.run} {params.dataset} --out {params.out:q}"
+        " matchforge loftr-train --run {wildcards.run} {params.dataset} --out {params.out:q}"
         " --conf {params.conf:q} --engine {resources.engine:q} > {log:q} 2>&1"
 
 
@@ -84,7 +84,7 @@ rule loftr_match:
     conda:
         "../envs/train.yaml"
     shell:
-        "{MF} match-pairs --name {wildcards.testset} --testset {params.testset:q} --matcher {params.matcher:q}"
+        "matchforge match-pairs --name {wildcards.testset} --testset {params.testset:q} --matcher {params.matcher:q}"
         " {params.dataset} --out {output:q} > {log:q} 2>&1"
 
 
@@ -126,7 +126,7 @@ rule loftr_score:
     conda:
         "../envs/sfm.yaml"
     shell:
-        "{MF} score --name {wildcards.testset} --label loftr/{wildcards.run} --testset {params.testset:q}"
+        "matchforge score --name {wildcards.testset} --label loftr/{wildcards.run} --testset {params.testset:q}"
         " --matches {input.matches:q} {params.before} {params.dataset} --out {output.json:q} --vis {output.vis:q} > {log:q} 2>&1"
 
 
@@ -148,7 +148,7 @@ rule sift_ratio_match:
     conda:
         "../envs/sfm.yaml"
     shell:
-        "{MF} match-pairs --name {wildcards.testset} --testset {params.testset:q} --matcher {params.matcher:q}"
+        "matchforge match-pairs --name {wildcards.testset} --testset {params.testset:q} --matcher {params.matcher:q}"
         " {params.dataset} --out {output:q} > {log:q} 2>&1"
 
 
@@ -173,7 +173,7 @@ rule sift_ratio_score:
     conda:
         "../envs/sfm.yaml"
     shell:
-        "{MF} score --name {wildcards.testset} --label {params.label:q} --testset {params.testset:q}"
+        "matchforge score --name {wildcards.testset} --label {params.label:q} --testset {params.testset:q}"
         " --matches {input.matches:q} {params.dataset} --out {output.json:q} --vis {output.vis:q} > {log:q} 2>&1"
 
 
@@ -197,7 +197,7 @@ rule loftr_localize:
     conda:
         "../envs/sfm.yaml"
     shell:
-        "{MF} score --name {wildcards.testset} --label {params.label:q} --testset {params.testset:q}"
+        "matchforge score --name {wildcards.testset} --label {params.label:q} --testset {params.testset:q}"
         " --matches {input.matches:q} --out {output:q} > {log:q} 2>&1"
 
 

@@ -38,7 +38,7 @@ rule posfeat_desc:
         gpu=1,
         mem_mb=16000,
     shell:
-        "OMP_NUM_THREADS={threads} {MF} posfeat-train --stage desc {params.args} --out {params.out:q} --conf {params.conf:q} --engine {resources.engine:q} > {log:q} 2>&1"
+        "OMP_NUM_THREADS={threads} matchforge posfeat-train --stage desc {params.args} --out {params.out:q} --conf {params.conf:q} --engine {resources.engine:q} > {log:q} 2>&1"
 
 
 rule posfeat_kp:
@@ -65,7 +65,7 @@ rule posfeat_kp:
         gpu=1,
         mem_mb=16000,
     shell:
-        "OMP_NUM_THREADS={threads} {MF} posfeat-train --stage kp {params.args} --init {input.desc:q} --out {params.out:q}"
+        "OMP_NUM_THREADS={threads} matchforge posfeat-train --stage kp {params.args} --init {input.desc:q} --out {params.out:q}"
         " --conf {params.conf:q} --engine {resources.engine:q} > {log:q} 2>&1"
 
 
@@ -88,7 +88,7 @@ rule posfeat_extract:
         gpu=1,
         mem_mb=8000,
     shell:
-        "{MF} extract --testset {params.testset:q} --model {input.model:q} --out {output:q}"
+        "matchforge extract --testset {params.testset:q} --model {input.model:q} --out {output:q}"
         " --conf {params.conf:q} > {log:q} 2>&1"
 
 
@@ -110,7 +110,7 @@ rule sift_extract:
     resources:
         mem_mb=4000,
     shell:
-        "{MF} extract --testset {params.testset:q} --out {output:q} --conf {params.conf:q} > {log:q} 2>&1"
+        "matchforge extract --testset {params.testset:q} --out {output:q} --conf {params.conf:q} > {log:q} 2>&1"
 
 
 # Pose and homography test sets: export the mutual-NN matches of the stored features, then score them, as for
@@ -136,7 +136,7 @@ rule posfeat_match:
     resources:
         mem_mb=4000,
     shell:
-        "{MF} match-pairs --name {wildcards.pftestset} --testset {params.testset:q} --matcher {params.matcher:q}"
+        "matchforge match-pairs --name {wildcards.pftestset} --testset {params.testset:q} --matcher {params.matcher:q}"
         " --out {output:q} > {log:q} 2>&1"
 
 
@@ -173,7 +173,7 @@ rule posfeat_score:
     resources:
         mem_mb=4000,
     shell:
-        "{MF} score --name {wildcards.pftestset} --label {params.label:q} --testset {params.testset:q} --matches {input.matches:q}"
+        "matchforge score --name {wildcards.pftestset} --label {params.label:q} --testset {params.testset:q} --matches {input.matches:q}"
         " --out {output:q} --compare {params.compare} > {log:q} 2>&1"
 
 
@@ -211,7 +211,7 @@ rule posfeat_reconstruct:
     resources:
         mem_mb=8000,
     shell:
-        "{MF} reconstruct-eval --testset {params.testset:q} --features {input.features:q} --out {output:q}"
+        "matchforge reconstruct-eval --testset {params.testset:q} --features {input.features:q} --out {output:q}"
         " --label {params.label:q} > {log:q} 2>&1"
 
 

@@ -28,7 +28,7 @@ checkpoint sfm:
         mem_mb=scene_resources("sfm", "mem_mb"),  # grow with the photo count (docs/slurm.md)
         runtime=scene_resources("sfm", "runtime"),
     shell:
-        "{MF} sfm --scene {wildcards.scene} --images {params.images:q} --out results/{wildcards.scene}/sfm"
+        "matchforge sfm --scene {wildcards.scene} --images {params.images:q} --out results/{wildcards.scene}/sfm"
         " --conf {params.conf:q} --existing {params.existing:q} --num-threads {threads} > {log:q} 2>&1"
 
 

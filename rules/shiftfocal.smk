@@ -30,7 +30,7 @@ rule shiftfocal_data:
     resources:
         mem_mb=4000,
     shell:
-        "{MF} shiftfocal-data --source {wildcards.source} {params.paths} --out {output:q}"
+        "matchforge shiftfocal-data --source {wildcards.source} {params.paths} --out {output:q}"
         " --conf {params.conf:q} > {log:q} 2>&1"
 
 
@@ -58,7 +58,7 @@ rule shiftfocal_train:
         gpu=1,
         mem_mb=16000,
     shell:
-        "{MF} shiftfocal-train --data {input.data:q} --out {params.out:q} --conf {params.conf:q} --engine {resources.engine:q} > {log:q} 2>&1"
+        "matchforge shiftfocal-train --data {input.data:q} --out {params.out:q} --conf {params.conf:q} --engine {resources.engine:q} > {log:q} 2>&1"
 
 
 rule shiftfocal_eval:
@@ -86,7 +86,7 @@ rule shiftfocal_eval:
     resources:
         mem_mb=4000,
     shell:
-        "{MF} shiftfocal-eval --model-dir {params.model_dir:q} --data {input.data:q} --out {params.out:q}"
+        "matchforge shiftfocal-eval --model-dir {params.model_dir:q} --data {input.data:q} --out {params.out:q}"
         " --conf {params.conf:q} > {log:q} 2>&1"
 
 
