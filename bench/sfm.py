@@ -20,7 +20,7 @@ from pathlib import Path
 import pycolmap
 
 from matchforge.sfm.reconstruct import main as sfm_main
-from matchforge.workflow import with_defaults
+from matchforge.config_schema import with_defaults
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_IMAGES = REPO / "resources" / "testsets" / "reichstag" / "images"

@@ -17,7 +17,7 @@ from matchforge.resources import estimate as _estimate
 from matchforge.sfm.inputs import photo_signature
 from matchforge.summary import KINDS as SUMMARY_KINDS
 from matchforge.training.options import engine_options, strip_options
-from matchforge.workflow import (CONFIG_FILES_ENV, SCHEMA_DIR, check_references, config_source,
+from matchforge.config_schema import (CONFIG_FILES_ENV, SCHEMA_DIR, check_references, config_source,
                                  posfeat_run_sections, validate_config)
 
 

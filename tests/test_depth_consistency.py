@@ -15,7 +15,7 @@ from conftest import real_data
 from loftr_helpers import K_FR1, TUM_FR1, world_to_camera
 from matchforge.depth.consistency import filter_depth
 from matchforge.io.colmap import View
-from matchforge.workflow import schema_defaults
+from matchforge.config_schema import schema_defaults
 
 DEFAULTS = schema_defaults("depth")["consistency"]
 
@@ -115,7 +115,7 @@ def test_demo_image_scaled_by_half_again_is_filtered_the_others_kept(demo_sfm, d
     import yaml
 
     from matchforge.conf import scene_conf
-    from matchforge.workflow import validate_config
+    from matchforge.config_schema import validate_config
 
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     validate_config(config)

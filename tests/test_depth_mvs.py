@@ -20,7 +20,7 @@ def _config(**depth) -> dict:
 
 def test_cpu_pycolmap_refuses_the_mvs_backend_before_anything_runs(tmp_path):
     from matchforge.depth import predict
-    from matchforge.workflow import check_references, validate_config
+    from matchforge.config_schema import check_references, validate_config
 
     config = _config()
     validate_config(config)
@@ -42,7 +42,7 @@ def test_cpu_pycolmap_refuses_the_mvs_backend_before_anything_runs(tmp_path):
 def test_mvs_depth_on_the_demo_scene(demo_sfm, tmp_path):
     from matchforge.conf import scene_conf
     from matchforge.depth import align, consistency, predict, qa
-    from matchforge.workflow import validate_config
+    from matchforge.config_schema import validate_config
 
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     validate_config(config)

@@ -37,7 +37,7 @@ def installed(tmp_path_factory):
 
 def test_installed_package_has_its_schemas_and_every_command(installed):
     tmp, env = installed
-    code = ("from matchforge.workflow import SCHEMA_DIR, schema_defaults; "
+    code = ("from matchforge.config_schema import SCHEMA_DIR, schema_defaults; "
             "print(SCHEMA_DIR); print(schema_defaults('sfm')['mapping_threads'], schema_defaults('depth')['backend'])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp)
     assert out.returncode == 0, out.stderr[-3000:]

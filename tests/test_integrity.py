@@ -125,7 +125,7 @@ def test_names_and_keys_inside_runs_get_the_short_message():
     """One name rule for every scene, dataset, run and test set of every family (they become folders under
     results/), and unknown keys at any depth, inside runs and their sections too, with the closest name.
     (The Snakefile prints exactly this message and stops: test_config_mistakes_get_a_short_message_naming_the_file.)"""
-    from matchforge.workflow import check_references, validate_config
+    from matchforge.config_schema import check_references, validate_config
 
     cases = [
         ({"loftr": {"runs": {"r": {"dataset": "d", "num_worker": 2}}}}, "unknown config key 'loftr.runs.r.num_worker' (did you mean 'num_workers'?)"),
@@ -238,7 +238,7 @@ def test_damaged_depth_file_fails_the_job_with_the_rebuild_command(demo_sfm, dem
     victim.write_bytes(victim.read_bytes()[:2000])
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     from matchforge.conf import scene_conf
-    from matchforge.workflow import validate_config
+    from matchforge.config_schema import validate_config
 
     validate_config(config)
     with pytest.raises(MatchforgeError) as err:

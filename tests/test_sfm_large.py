@@ -14,7 +14,7 @@ import pytest
 
 from matchforge.sfm.inputs import StagedImages
 from matchforge.sfm.reconstruct import choose_matcher, main as sfm_main, reuse_database
-from matchforge.workflow import schema_defaults
+from matchforge.config_schema import schema_defaults
 
 from conftest import DEMO_IMAGES, real_data
 

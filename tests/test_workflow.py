@@ -109,7 +109,7 @@ def test_a_bad_entry_fails_only_the_jobs_that_need_it(tmp_path):
     assert "scenes.bad.colmap.sparse" in log and "nope/sparse" in log and "Fix:" in log and "Traceback" not in log
 
     # the command the loftr_train job runs, with the run's options: the message names the key and the choices
-    from matchforge.workflow import validate_config
+    from matchforge.config_schema import validate_config
 
     validate_config(config)
     rc = {k: v for k, v in config["loftr"]["runs"]["typo"].items() if k != "testsets"}
@@ -171,7 +171,7 @@ def test_cluster_time_and_memory_grow_with_the_photo_count(tmp_path):
     """A 2,500-photo scene asks SLURM for more than the profile's 120 minutes; a scene's own `resources`
     entry wins; the demo's 10 photos get the base figures."""
     from matchforge.resources import estimate
-    from matchforge.workflow import schema_defaults
+    from matchforge.config_schema import schema_defaults
 
     big = tmp_path / "big"
     big.mkdir()

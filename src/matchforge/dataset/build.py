@@ -37,7 +37,7 @@ from matchforge.dataset.splits import (SPLITS, TRAIN, ViewpointSplit, near_dupli
                                        split_scenes)
 from matchforge.errors import MatchforgeError
 from matchforge.sfm.inputs import perceptual_hash
-from matchforge.workflow import section_defaults
+from matchforge.config_schema import section_defaults
 from matchforge.io.write import write_json
 
 log = logging.getLogger(__name__)

@@ -33,9 +33,9 @@ import numpy as np
 from matchforge.conf import load_conf
 from matchforge.dataset.covisibility import central_match, covisibility, first_observations
 from matchforge.errors import MatchforgeError
-from matchforge.workflow import schema_defaults
+from matchforge.config_schema import schema_defaults
 from matchforge.io.depth import read_depth
-from matchforge.workflow import config_source
+from matchforge.config_schema import config_source
 from matchforge.io.colmap import View, load_scene
 from matchforge.io.write import save_figure, write_bytes, write_json
 

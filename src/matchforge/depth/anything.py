@@ -16,7 +16,7 @@ from typing import Any, Iterable, Iterator, Mapping
 import numpy as np
 
 from matchforge.errors import MatchforgeError
-from matchforge.workflow import schema_defaults
+from matchforge.config_schema import schema_defaults
 
 log = logging.getLogger(__name__)
 

@@ -10,8 +10,8 @@ import numpy as np
 from matchforge.errors import MatchforgeError
 from matchforge.io.images import read_image
 from matchforge.io.colmap import Scene, View, load_scene
-from matchforge.workflow import schema_defaults
-from matchforge.workflow import with_defaults as schema_with_defaults
+from matchforge.config_schema import schema_defaults
+from matchforge.config_schema import with_defaults as schema_with_defaults
 
 # The whole ``depth:`` section's defaults, from src/matchforge/schemas/depth.schema.yaml.
 DEFAULTS: dict[str, Any] = schema_defaults("depth")

@@ -16,7 +16,7 @@ from typing import Any, Mapping
 import numpy as np
 from scipy import ndimage
 
-from matchforge.workflow import schema_defaults
+from matchforge.config_schema import schema_defaults
 
 # Defaults, mirrored in src/matchforge/schemas/depth.schema.yaml (section depth.sparse).
 # Defaults come from src/matchforge/schemas/depth.schema.yaml (the one place they are defined).

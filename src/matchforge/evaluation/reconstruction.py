@@ -29,7 +29,7 @@ import numpy as np
 
 from matchforge.errors import MatchforgeError
 from matchforge.sfm.reconstruct import map_with_retries, model_summary
-from matchforge.workflow import schema_defaults
+from matchforge.config_schema import schema_defaults
 
 log = logging.getLogger(__name__)
 

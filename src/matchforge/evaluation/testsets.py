@@ -18,7 +18,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from matchforge.errors import MatchforgeError
-from matchforge.workflow import config_source
+from matchforge.config_schema import config_source
 
 
 def testset_available(ts: Mapping[str, Any]) -> bool:

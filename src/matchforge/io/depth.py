@@ -32,7 +32,7 @@ import numpy as np
 from matchforge.errors import MatchforgeError
 from matchforge.io.safe import DamagedFile
 from matchforge.io.write import atomic_path
-from matchforge.workflow import schema_defaults
+from matchforge.config_schema import schema_defaults
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,7 @@
 """LoFTR model: kornia's modules, configured from matchforge options, with a forward pass that trains.
 
-``build_model`` returns a plain ``kornia.feature.LoFTR(pretrained=None, config=...)``, so its state
+``build_model`` returns a plain ``kornia.feature.LoFTR(pretrained=None, config=...)`` (for OT with
+:class:`~matchforge.loftr.sinkhorn.SinkhornCoarseMatching` as its ``coarse_matching``), so its state
 dict has exactly the names of kornia and of the official checkpoints. ``forward`` runs the same
 sub-modules as kornia's ``LoFTR.forward`` but on one shared ``data`` dict, as the official code does:
 the coarse matcher then sees the coarse padding masks, the image scales and the ground-truth
@@ -39,7 +40,7 @@ def model_defaults(model_conf: Mapping[str, Any] | None = None) -> dict[str, Any
     ``train_coarse_percent`` 0.3), so a model built without options never inherits kornia's
     inference defaults (``skh_prefilter`` true, ``train_coarse_percent`` 0.4).
     """
-    from matchforge.workflow import with_defaults
+    from matchforge.config_schema import with_defaults
 
     return with_defaults("loftr", {"runs": {"run": dict(model_conf or {})}})["runs"]["run"]
 

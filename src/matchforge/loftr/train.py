@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 
 def run_defaults(conf: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """A run's options with the schema defaults filled in (``src/matchforge/schemas/loftr.schema.yaml``)."""
-    from matchforge.workflow import with_defaults
+    from matchforge.config_schema import with_defaults
 
     section = with_defaults("loftr", {"runs": {"run": dict(conf or {})}})
     return section["runs"]["run"]
@@ -99,7 +99,7 @@ def initial_weights(conf: Mapping[str, Any], run: str) -> tuple[dict[str, Any], 
     and ``temp_bug_fix`` is set to what the weights were trained with where their source records it."""
     from matchforge.loftr import PRETRAINED
     from matchforge.loftr.model import fit_architecture, read_weights
-    from matchforge.workflow import require_config_path
+    from matchforge.config_schema import require_config_path
 
     if conf["init_weights"] not in PRETRAINED:
         require_config_path(conf["init_weights"], f"loftr.runs.{run}.init_weights", "the initial weights",

@@ -24,7 +24,7 @@ import torch
 
 from matchforge.conf import load_conf
 from matchforge.errors import MatchforgeError
-from matchforge.workflow import require_config_path
+from matchforge.config_schema import require_config_path
 from matchforge.dataset.indices import PairRecord
 from matchforge.posfeat.data import PairDataset, StepBatchSampler, pairs_from_caps, pairs_from_dataset
 from matchforge.geometry.epipolar import fundamental_from_poses
@@ -44,7 +44,7 @@ STAGES = ("desc", "kp")
 
 def run_defaults(conf: dict[str, Any] | None = None) -> dict[str, Any]:
     """PoSFeat options with the schema defaults filled in (``src/matchforge/schemas/posfeat.schema.yaml``)."""
-    from matchforge.workflow import with_defaults
+    from matchforge.config_schema import with_defaults
 
     return with_defaults("posfeat", conf or {})
 

@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from matchforge.conf import load_conf
 from matchforge.errors import MatchforgeError
-from matchforge.workflow import require_config_path, section_defaults
+from matchforge.config_schema import require_config_path, section_defaults
 from matchforge.geometry.camera import vfov_deg
 from matchforge.shiftfocal.readers import Item, iter_source, resize_item
 from matchforge.io.write import write_json, save_figure

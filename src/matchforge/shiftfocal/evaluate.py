@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from matchforge.conf import load_conf
 from matchforge.errors import MatchforgeError
-from matchforge.workflow import section_defaults
+from matchforge.config_schema import section_defaults
 from matchforge.geometry.camera import abs_rel, centred_intrinsics, scale_align, unproject
 from matchforge.io.ply import write_ply
 from matchforge.shiftfocal.model import flush_denormals

@@ -24,7 +24,7 @@ import torch
 
 from matchforge.conf import load_conf
 from matchforge.errors import MatchforgeError
-from matchforge.workflow import require_config_path
+from matchforge.config_schema import require_config_path
 from matchforge.shiftfocal.model import ModelConfig, build_model, flush_denormals
 from matchforge.shiftfocal.recover import load_model
 from matchforge.shiftfocal.sampling import DataItem, Sample, list_items, make_sample
@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 
 def train_defaults(conf: dict | None = None) -> dict:
     """Training options with the schema defaults filled in (``shiftfocal.train`` in its schema)."""
-    from matchforge.workflow import with_defaults
+    from matchforge.config_schema import with_defaults
 
     return with_defaults("shiftfocal", {"train": dict(conf or {})})["train"]
 
