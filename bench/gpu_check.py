@@ -77,13 +77,13 @@ def loftr_case(gpu: bool) -> dict:
 
     from matchforge.dataset.indices import read_dataset
     from matchforge.loftr.lightning_module import LoFTRModule, PairDataModule
-    from matchforge.loftr.train import run_defaults
+    from matchforge.loftr.model import model_defaults
 
     tmp = Path(tempfile.mkdtemp())
     ds = tiny_dataset(REPO / "resources" / "testsets" / "tum_rgbd", tmp / "ds")
     size = 840 if gpu else 256
     arch = {} if gpu else SMALL_MODEL
-    conf = run_defaults({"dataset": "tiny", **arch, "img_resize": size, "depth_max_size": 2000, "num_workers": 0,
+    conf = model_defaults({"dataset": "tiny", **arch, "img_resize": size, "depth_max_size": 2000, "num_workers": 0,
                          "n_samples_per_subset": 1000, "accelerator": "auto", "warmup_step": 1})
     records = read_dataset(ds, "train")
     loader_of = lambda: PairDataModule(conf, records, [])  # noqa: E731

@@ -79,3 +79,16 @@ def test_files_are_read_and_written_only_through_io():
     offenders = [f"{p.relative_to(REPO)}:{i}" for p in PKG.rglob("*.py") if "io" not in p.relative_to(PKG).parts[:1]
                  for i, line in enumerate(p.read_text().splitlines(), 1) if pattern.search(line)]
     assert offenders == [], offenders
+
+
+def test_loftr_run_defaults_live_only_in_the_schema():
+    """A LoFTR run option's default is written once, in src/matchforge/schemas/loftr.schema.yaml: the code reads
+    filled-in options (model_defaults), never `.get(option, <a default of its own>)`."""
+    from matchforge.loftr.model import model_defaults
+
+    options = set(model_defaults({}))
+    pattern = re.compile(r"""\.get\(\s*["'](\w+)["']\s*,""")
+    offenders = [f"{p.relative_to(REPO)}:{i}: {line.strip()}" for p in sorted((PKG / "loftr").rglob("*.py"))
+                 for i, line in enumerate(p.read_text().splitlines(), 1)
+                 for m in pattern.finditer(line) if m.group(1) in options]
+    assert offenders == [], offenders

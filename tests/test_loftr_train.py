@@ -115,7 +115,10 @@ def test_train_resume_export_and_evaluate(tmp_path, monkeypatch):
 
     lr = json.loads((out / "model.json").read_text())["lr"]
     logged = metrics.dropna(subset=["lr"]).set_index("step")["lr"]
-    assert [round(logged[k] / lr, 6) for k in range(4)] == [round(lr_factor(conf, 2, k, k // 2), 6) for k in range(4)]
+    from matchforge.loftr.model import model_defaults
+
+    assert [round(logged[k] / lr, 6) for k in range(4)] == [round(lr_factor(model_defaults(conf), 2, k, k // 2), 6)
+                                                            for k in range(4)]
     assert (out / "curve.png").stat().st_size > 1000
     meta = json.loads((out / "model.json").read_text())
     assert meta["conf"]["block_dims"] == SMALL_MODEL["block_dims"]

@@ -41,18 +41,20 @@ log = logging.getLogger(__name__)
 
 
 def true_batch_size(conf: Mapping[str, Any]) -> int:
-    devices = conf.get("devices", 1)
+    """Pairs per optimiser step over all processes. ``conf``: a run's options with the schema defaults filled
+    (:func:`matchforge.loftr.model.model_defaults`), as for every function here: no default is repeated."""
+    devices = conf["devices"]
     n_dev = devices if isinstance(devices, int) and devices > 0 else max(torch.cuda.device_count(), 1)
-    return int(conf.get("batch_size", 1)) * n_dev * int(conf.get("num_nodes", 1))
+    return int(conf["batch_size"]) * n_dev * int(conf["num_nodes"])
 
 
 def scaled_lr_and_warmup(conf: Mapping[str, Any]) -> tuple[float, int]:
     """(true learning rate, warm-up steps) for the true batch size, as upstream ``train.py``."""
-    scaling = true_batch_size(conf) / float(conf.get("canonical_bs", 64))
-    lr = float(conf.get("canonical_lr", 8e-3)) * scaling
-    warmup = conf.get("warmup_step")
+    scaling = true_batch_size(conf) / float(conf["canonical_bs"])
+    lr = float(conf["canonical_lr"]) * scaling
+    warmup = conf["warmup_step"]
     if warmup is None:
-        warmup = math.floor(float(conf.get("canonical_warmup_step", 1875)) / scaling)
+        warmup = math.floor(float(conf["canonical_warmup_step"]) / scaling)
     return lr, int(warmup)
 
 
@@ -61,10 +63,10 @@ def lr_factor(conf: Mapping[str, Any], warmup_step: int, step: int, epoch: int) 
     linear warm-up from ``warmup_ratio`` reaching 1 on the last warm-up step, then ``gamma`` per
     milestone epoch reached (upstream's per-step warm-up and epoch-wise ``MultiStepLR``)."""
     if step < warmup_step:
-        ratio = float(conf.get("warmup_ratio", 0.1))
+        ratio = float(conf["warmup_ratio"])
         return ratio + (1 - ratio) * (step + 1) / warmup_step
-    milestones = list(conf.get("milestones", [8, 12, 16, 20, 24]))
-    return float(conf.get("gamma", 0.5)) ** bisect.bisect_right(milestones, epoch)
+    milestones = list(conf["milestones"])
+    return float(conf["gamma"]) ** bisect.bisect_right(milestones, epoch)
 
 
 class LoFTRModule(L.LightningModule):
@@ -80,7 +82,7 @@ class LoFTRModule(L.LightningModule):
         self._val: list[dict[str, float]] = []
 
     def _step(self, batch: dict[str, Any]) -> dict[str, Any]:
-        coarse_supervision(batch, depth_check=bool(self.conf.get("depth_check", False)))
+        coarse_supervision(batch, depth_check=bool(self.conf["depth_check"]))
         forward(self.matcher, batch)
         fine_supervision(batch)
         self.loss(batch)
@@ -91,7 +93,7 @@ class LoFTRModule(L.LightningModule):
         buffers = {k: v.detach().clone() for k, v in self.matcher.named_buffers() if v.is_floating_point() and "running" in k}
         # the supervision's random draws (padding, coarse-match sampling) are seeded by step, so that a
         # resumed job repeats exactly what the interrupted one would have drawn
-        torch.manual_seed(int(self.conf.get("seed", 66)) * 1_000_003 + self.global_step * (self.global_rank + 1))
+        torch.manual_seed(int(self.conf["seed"]) * 1_000_003 + self.global_step * (self.global_rank + 1))
         self._step(batch)
         loss = batch["loss"]
         if not torch.isfinite(loss):
@@ -113,7 +115,7 @@ class LoFTRModule(L.LightningModule):
         return loss
 
     def _frozen(self) -> bool:
-        return self._trainer is not None and self.trainer.global_step < int(self.conf.get("freeze_backbone_steps", 0))
+        return self._trainer is not None and self.trainer.global_step < int(self.conf["freeze_backbone_steps"])
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         self.matcher.backbone.train(not self._frozen())  # BatchNorm statistics fixed while frozen
@@ -135,7 +137,7 @@ class LoFTRModule(L.LightningModule):
             k0 = batch["mkpts0_f"][sel].detach().float().cpu().numpy()
             k1 = batch["mkpts1_f"][sel].detach().float().cpu().numpy()
             r = evaluate_pair(k0, k1, batch["K0"][b].double().cpu().numpy(), batch["K1"][b].double().cpu().numpy(),
-                              batch["T_0to1"][b].double().cpu().numpy(), epi_thresh=float(self.conf.get("epi_err_thr", 5e-4)))
+                              batch["T_0to1"][b].double().cpu().numpy(), epi_thresh=float(self.conf["epi_err_thr"]))
             key = f"{batch['scene_id'][b]}:{batch['pair_names'][0][b]}#{batch['pair_names'][1][b]}"
             self._val.append({"id": key, "pose_error": r["pose_error"], "precision": r["precision"], "num_matches": r["num_matches"]})
 
@@ -155,7 +157,7 @@ class LoFTRModule(L.LightningModule):
         self.log("val/num_matches", float(np.mean([r["num_matches"] for r in rows])), rank_zero_only=True)
 
     def configure_optimizers(self) -> Any:
-        opt = torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=float(self.conf.get("weight_decay", 0.1)))
+        opt = torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=float(self.conf["weight_decay"]))
 
         def factor(step: int) -> float:
             n = self._trainer.num_training_batches if self._trainer is not None else math.inf
@@ -171,7 +173,7 @@ class PairDataModule(L.LightningDataModule):
 
     def __init__(self, conf: Mapping[str, Any], train_records: list[Any], val_records: list[Any]) -> None:
         super().__init__()
-        self.conf, self.train_records, self.val_records = dict(conf), train_records, val_records
+        self.conf, self.train_records, self.val_records = model_defaults(conf), train_records, val_records
 
     def _dataset(self, records: list[Any]) -> PairDataset:
         c = self.conf
@@ -181,19 +183,19 @@ class PairDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         ds = self._dataset(self.train_records)
         rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer is not None else (0, 1)
-        sampler = SceneBalancedSampler([r.scene for r in self.train_records], int(self.conf.get("n_samples_per_subset", 100)),
-                                       replacement=True, shuffle=True, seed=int(self.conf.get("seed", 66)),
+        sampler = SceneBalancedSampler([r.scene for r in self.train_records], int(self.conf["n_samples_per_subset"]),
+                                       replacement=True, shuffle=True, seed=int(self.conf["seed"]),
                                        rank=rank, world_size=world)
-        nw = int(self.conf.get("num_workers", 0))
-        batches = BatchSampler(sampler, int(self.conf.get("batch_size", 1)), drop_last=False)
+        nw = int(self.conf["num_workers"])
+        batches = BatchSampler(sampler, int(self.conf["batch_size"]), drop_last=False)
         loader = ResumableLoader(ds, batches, num_workers=nw, pin_memory=torch.cuda.is_available(), persistent_workers=nw > 0)
         return resume_position(loader, self.trainer)
 
     def val_dataloader(self) -> DataLoader:
-        records = self.val_records[: self.conf.get("val_max_pairs") or None]
+        records = self.val_records[: self.conf["val_max_pairs"] or None]
         rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer is not None else (0, 1)
         # every rank gets ceil(n / world) pairs (wrapping around), so none has an empty loader; the
         # duplicates are dropped when the ranks' results are gathered
         per_rank = math.ceil(len(records) / world)
         records = [records[(rank + k * world) % len(records)] for k in range(per_rank)] if records else []
-        return DataLoader(self._dataset(records), batch_size=1, shuffle=False, num_workers=int(self.conf.get("num_workers", 0)))
+        return DataLoader(self._dataset(records), batch_size=1, shuffle=False, num_workers=int(self.conf["num_workers"]))

@@ -36,14 +36,6 @@ from matchforge.io.write import write_json
 log = logging.getLogger(__name__)
 
 
-def run_defaults(conf: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """A run's options with the schema defaults filled in (``src/matchforge/schemas/loftr.schema.yaml``)."""
-    from matchforge.config_schema import with_defaults
-
-    section = with_defaults("loftr", {"runs": {"run": dict(conf or {})}})
-    return section["runs"]["run"]
-
-
 CURVE_PANELS = [("losses", ["train/loss", "train/loss_c", "train/loss_f", "val/loss"]), ("learning rate", ["lr"]),
                 ("correct coarse matches", ["train/correct_c", "train/num_gt"]),
                 ("validation pose AUC (%)", ["val/auc@5", "val/auc@10", "val/auc@20"], (0, 100))]
@@ -141,13 +133,13 @@ def main(conf: Mapping[str, Any], dataset_json: str | Path | None, out_dir: str 
     import lightning as L
     import torch
 
-    from matchforge.loftr.lightning_module import LoFTRModule, PairDataModule, scaled_lr_and_warmup, true_batch_size
-    from matchforge.loftr.model import export_state_dict
+    from matchforge.loftr.lightning_module import LoFTRModule, PairDataModule, true_batch_size
+    from matchforge.loftr.model import export_state_dict, model_defaults
     from matchforge.dataset.indices import scene_of_subset
     from matchforge.training.curves import merge_logs, plot_curves
     from matchforge.training.engine import RunSpec, fit
 
-    conf = run_defaults(conf)
+    conf = model_defaults(conf)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     init_state = None
@@ -162,7 +154,7 @@ def main(conf: Mapping[str, Any], dataset_json: str | Path | None, out_dir: str 
     module = LoFTRModule(conf)
     if init_state is not None:  # a resumed job then loads its checkpoint over these
         module.matcher.load_state_dict(init_state, strict=True)
-    lr, warmup = scaled_lr_and_warmup(conf)
+    lr, warmup = module.lr, module.warmup_step
     log.info("true batch size %d, lr %.3g, warm-up %d steps", true_batch_size(conf), lr, warmup)
     spec = RunSpec(out_dir=out_dir, name=f"LoFTR run {run}", identity=run_identity(conf),
                    data_fingerprint=data_fingerprint(conf, dataset_json), max_steps=int(conf["max_steps"]),
