@@ -126,21 +126,21 @@ def test_the_database_is_kept_unless_features_or_photos_change(tmp_path):
         db = pycolmap.Database.open(work / "database.db")
         db.close()
 
-    assert reuse_database(conf, work, staged) == {"reused": False, "reason": "no database from an earlier run"}
+    assert reuse_database(conf, work, staged)[0] == {"reused": False, "reason": "no database from an earlier run"}
     create_database()
-    assert reuse_database(conf, work, staged) == {"reused": True, "reason": "same options and photos"}
+    assert reuse_database(conf, work, staged)[0] == {"reused": True, "reason": "same options and photos"}
     grown = StagedImages(work / "input", names=["a.jpg", "b.jpg", "c.jpg"], digests={**staged.digests, "c.jpg": "3"})
-    assert reuse_database(conf, work, grown)["reused"]
+    assert reuse_database(conf, work, grown)[0]["reused"]
     assert json.loads((work / "database.json").read_text())["photos"] == {"a.jpg": "1", "b.jpg": "2", "c.jpg": "3"}
-    kept = reuse_database({**conf, "max_num_matches": 1000}, work, grown)
+    kept = reuse_database({**conf, "max_num_matches": 1000}, work, grown)[0]
     assert kept["reused"] and "matching options changed (max_num_matches)" in kept["reason"]
     assert (work / "database.db").exists()
-    new = reuse_database({**conf, "max_num_matches": 1000, "max_num_features": 100}, work, grown)
+    new = reuse_database({**conf, "max_num_matches": 1000, "max_num_features": 100}, work, grown)[0]
     assert new == {"reused": False, "reason": "feature options changed (max_num_features)"}
     assert not (work / "database.db").exists()
     create_database()
     same = {**conf, "max_num_matches": 1000, "max_num_features": 100}
-    assert reuse_database(same, work, grown)["reused"]
+    assert reuse_database(same, work, grown)[0]["reused"]
     # c.jpg left and came back with other pixels: its old features would be wrong
     replaced = StagedImages(work / "input", names=["a.jpg", "c.jpg"], digests={"a.jpg": "1", "c.jpg": "9"})
-    assert reuse_database(same, work, replaced) == {"reused": False, "reason": "1 photo(s) replaced (c.jpg)"}
+    assert reuse_database(same, work, replaced)[0] == {"reused": False, "reason": "1 photo(s) replaced (c.jpg)"}

@@ -13,8 +13,8 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import shutil
 import math
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ from matchforge.errors import MatchforgeError
 from matchforge.config_schema import config_source, require_config_path, with_defaults
 from matchforge.sfm.inputs import StagedImages, require_folder, skipped_summary, stage_images
 from matchforge.io.write import require_free_space, write_json
+from matchforge.resources import sfm_pairs
 
 logger = logging.getLogger(__name__)
 
@@ -103,9 +104,11 @@ def vocab_tree(conf: dict[str, Any], database: Path, work: Path, scene: str) -> 
     return path, build_visual_index(conf, database, path)
 
 
-def extract_and_match(conf: dict[str, Any], database: Path, images: StagedImages, scene: str) -> dict[str, Any]:
+def extract_and_match(conf: dict[str, Any], database: Path, images: StagedImages, scene: str,
+                      matched: set[str] = frozenset()) -> dict[str, Any]:
     """SIFT features and geometrically verified matches into ``database``; returns what was done for stats.json:
-    the matcher, photos extracted now, pairs matched now (COLMAP skips photos and pairs already in the database)."""
+    the matcher, photos extracted now, pairs matched now (COLMAP skips photos and pairs already in the database).
+    ``matched``: photos whose matching an earlier run finished (:func:`reuse_database`)."""
     device = pycolmap.Device.cuda if conf["use_gpu"] else pycolmap.Device.cpu
     reader = pycolmap.ImageReaderOptions()
     reader.camera_model = conf["camera_model"]
@@ -134,7 +137,6 @@ def extract_and_match(conf: dict[str, Any], database: Path, images: StagedImages
     matcher = choose_matcher(conf, len(images.names), images.has_gps, scene)
     done: dict[str, Any] = {"matcher": matcher}
     record = database.parent / "database.json"
-    matched = set(json.loads(record.read_text()).get("matched", []))  # photos whose matching finished
     new = [name for name in images.names if name not in matched]
     t = time.time()
     if not new:
@@ -184,14 +186,15 @@ MATCHING_OPTIONS = ("max_num_matches", "guided_matching", "seed", "matcher", "se
                     "vocab_tree_num_words", "retrieval_num_images", "exhaustive_max_images")
 
 
-def reuse_database(conf: dict[str, Any], work: Path, staged: StagedImages) -> dict[str, Any]:
+def reuse_database(conf: dict[str, Any], work: Path, staged: StagedImages) -> tuple[dict[str, Any], set[str]]:
     """Keep ``work/database.db`` across runs (retries, requeues, added photos) when that is safe.
 
     ``work/database.json`` records the feature options, the matching options and each photo's pixel digest the
     database was built with. Changed feature options or a replaced photo (same name, other pixels) start a new
-    database; changed matching options clear the matches only. Photos added since are extracted and matched
-    by COLMAP alone (it skips images and pairs it already holds); removed photos stay in the database and are
-    left out of mapping. Returns ``{"reused": bool, "reason": str}`` for stats.json."""
+    database; changed matching options clear the matches only. Photos added since are extracted (COLMAP
+    skips the images it holds) and matched (the record's ``matched`` lists the photos whose matching
+    finished; with vocab_tree only the others query); removed photos stay in the database and are left out
+    of mapping. Returns (``{"reused": bool, "reason": str}`` for stats.json, the photos already matched)."""
     database, record = work / "database.db", work / "database.json"
     want = {"features": {k: conf[k] for k in FEATURE_OPTIONS}, "matching": {k: conf[k] for k in MATCHING_OPTIONS}}
     try:
@@ -230,7 +233,7 @@ def reuse_database(conf: dict[str, Any], work: Path, staged: StagedImages) -> di
     photos.update(staged.digests)  # written before extraction: a killed job's database matches this record
     write_json(record, {**want, "photos": photos, "matched": matched}, indent=1)
     logger.info("database: %s", "reused" + (f" ({reason})" if reason else "") if reused else f"new ({reason})")
-    return {"reused": reused, "reason": reason or "same options and photos"}
+    return {"reused": reused, "reason": reason or "same options and photos"}, set(matched)
 
 
 def sfm_space_mb(conf: dict[str, Any], staged: StagedImages) -> float:
@@ -242,8 +245,7 @@ def sfm_space_mb(conf: dict[str, Any], staged: StagedImages) -> float:
     n = len(staged.names)
     photos = sum((staged.folder / name).stat().st_size for name in staged.names) / 2**20
     features = n * conf["max_num_features"] * (128 + 24) / 2**20
-    per_photo = max(conf["retrieval_num_images"], conf["sequential_overlap"] * 4)
-    pairs = min(n * (n - 1) / 2, n * per_photo) if n > conf["exhaustive_max_images"] else n * (n - 1) / 2
+    pairs = sfm_pairs(conf, n)
     matches = pairs * min(conf["max_num_matches"], conf["max_num_features"]) * 8 / 2**20 * 0.1  # ~10 % survive
     return 2 * photos + features + matches + 5 * n * 0.05 + 10
 
@@ -507,8 +509,8 @@ def _reconstruct(conf: dict[str, Any], images: Path, out: Path, scene: str, exis
                                          "a COLMAP database.db of these photos", scene=scene), database)
         stats["matcher"] = "existing database"
     else:
-        stats["database"] = reuse_database(conf, work, staged)
-        stats.update(extract_and_match(conf, database, staged, scene))
+        stats["database"], matched = reuse_database(conf, work, staged)
+        stats.update(extract_and_match(conf, database, staged, scene, matched))
     distorted = work / "distorted"
     if distorted.exists():
         shutil.rmtree(distorted)
