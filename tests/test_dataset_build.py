@@ -80,7 +80,7 @@ def test_round_trip_reprojects_shared_points(built):
     views = {v.name: v for v in sfm.views.values()}
     n_pairs, obs_err = 0, []
     for split in ("train", "test"):
-        pairs = read_dataset(dataset_json, split)
+        pairs = read_dataset(dataset_json, split, 0.0)
         assert len(pairs) == meta["splits"][split]["num_pairs"] > 0
         for p in pairs:
             n_pairs += 1
@@ -183,10 +183,10 @@ def test_split_is_deterministic_and_has_no_leakage(built, tmp_path):
     assert not set(images["train"]) & (set(images["test"]) | set(images["val"]))
     assert len(images["test"]) == 3  # 30 % of the 10 demo photos
     dataset_json = root / "demo" / "dataset.json"
-    train_used = {p.image0.name for p in read_dataset(dataset_json, "train")} | \
-                 {p.image1.name for p in read_dataset(dataset_json, "train")}
-    test_used = {p.image0.name for p in read_dataset(dataset_json, "test")} | \
-                {p.image1.name for p in read_dataset(dataset_json, "test")}
+    train_used = {p.image0.name for p in read_dataset(dataset_json, "train", 0.0)} | \
+                 {p.image1.name for p in read_dataset(dataset_json, "train", 0.0)}
+    test_used = {p.image0.name for p in read_dataset(dataset_json, "test", 0.0)} | \
+                {p.image1.name for p in read_dataset(dataset_json, "test", 0.0)}
     assert train_used <= set(images["train"]) and test_used <= set(images["test"])
     linked = {p.name for p in (root / "demo" / "train").rglob("*.jpg")}
     assert linked == train_used and not linked & set(images["test"])
@@ -234,7 +234,7 @@ def test_split_by_scene_and_loftr_config(built, tmp_path):
     for split in ("train", "test"):
         (scene,) = [s for s, w in where.items() if w == split]
         assert all(stem.startswith(scene + "_") for stem in meta["splits"][split]["scene_infos"])
-        assert {p.scene.rsplit("_", 2)[0] for p in read_dataset(tmp_path / "two" / "dataset.json", split)} == {scene}
+        assert {p.scene.rsplit("_", 2)[0] for p in read_dataset(tmp_path / "two" / "dataset.json", split, 0.0)} == {scene}
     text = (tmp_path / "two" / "loftr_data_config.py").read_text()
     assert 'cfg.DATASET.TRAIN_DATA_ROOT = "data/two/train"' in text
     assert 'TRAIN_BASE_PATH = "data/two/index"' in text
@@ -384,10 +384,10 @@ def test_every_training_pair_has_ground_truth_and_pairs_csv_says_how_much(demo_s
     assert stats["num_pairs"] == len(table) - len(weak)
     build.main(config["datasets"]["demo"], "demo", {SCENE: tmp_path / "si"}, {SCENE: demo_sfm / "images"},
                {SCENE: h5}, tmp_path / "demo")
-    records = [r for split in ("train", "test") for r in read_dataset(tmp_path / "demo" / "dataset.json", split)]
+    records = [r for split in ("train", "test") for r in read_dataset(tmp_path / "demo" / "dataset.json", split, 0.0)]
     assert records
-    data = PairDataset(records, img_resize=conf["gt_img_resize"], depth_max_size=None)
-    counts = [int(coarse_supervision(default_collate([data[k]]))["conf_matrix_gt"].sum()) for k in range(len(data))]
+    data = PairDataset(records, img_resize=conf["gt_img_resize"], depth_max_size=None, pad=True, interpolation="linear")
+    counts = [int(coarse_supervision(default_collate([data[k]]), depth_check=False)["conf_matrix_gt"].sum()) for k in range(len(data))]
     assert min(counts) >= cut, counts  # the loader and the supervision training runs agree with pairs.csv
 
 
@@ -427,7 +427,7 @@ def test_gluefactory_export_reads_back_and_its_depth_reprojects(demo_dataset, tm
     exported = read_posed_images(tmp_path / "gf" / "test")
     assert list(exported) == ["sacre_coeur"]
     scene = exported["sacre_coeur"]
-    records = read_dataset(demo_dataset, "test")
+    records = read_dataset(demo_dataset, "test", 0.0)
     assert sorted(scene["pairs"]) == sorted(tuple(sorted((r.image0.name, r.image1.name))) for r in records)
     for r in records:
         a, b = scene["views"][r.image0.name], scene["views"][r.image1.name]

@@ -21,7 +21,7 @@ def test_megadepth_1500_through_list():
     root = real_data("loftr_indices", "megadepth_test_1500_scene_info")
     stems = read_list(root / "megadepth_test_1500.txt")
     assert len(stems) == 5
-    pairs = read_megadepth_list(root, root / "megadepth_test_1500.txt", "/data/megadepth")
+    pairs = read_megadepth_list(root, root / "megadepth_test_1500.txt", "/data/megadepth", 0.0)
     assert len(pairs) == 1500
     for stem in stems:
         mine = [p for p in pairs if p.scene == stem]
@@ -39,7 +39,7 @@ def test_megadepth_1500_through_list():
 
 def test_min_overlap_is_the_upstream_strict_filter():
     npz = real_data("loftr_indices", "megadepth_test_1500_scene_info", "0015_0.1_0.3.npz")
-    all_pairs = read_megadepth_scene_info(npz, "root")
+    all_pairs = read_megadepth_scene_info(npz, "root", 0.0)
     ov = np.array([p.overlap for p in all_pairs])
     thr = float(np.median(ov))
     kept = read_megadepth_scene_info(npz, "root", min_overlap=thr)
@@ -73,7 +73,7 @@ def test_scannet_1500():
 
 def test_bad_inputs_name_the_file(tmp_path):
     with pytest.raises(MatchforgeError, match="not found"):
-        read_megadepth_scene_info(tmp_path / "missing.npz", tmp_path)
+        read_megadepth_scene_info(tmp_path / "missing.npz", tmp_path, 0.0)
     bad = tmp_path / "bad.npz"
     bad.write_bytes(pickle.dumps([1, 2, 3]))
     with pytest.raises(MatchforgeError, match="bad.npz"):
@@ -91,8 +91,8 @@ def test_real_npz_archives_are_read_too(tmp_path):
     assert open(archive, "rb").read(2) == b"PK"
     again = load_scene_info(archive)
     assert isinstance(again, dict) and len(again["pair_infos"]) == 300
-    theirs = read_megadepth_scene_info(archive, "r")
-    ours = read_megadepth_scene_info(real_data("loftr_indices", "megadepth_test_1500_scene_info", "0015_0.3_0.5.npz"), "r")
+    theirs = read_megadepth_scene_info(archive, "r", 0.0)
+    ours = read_megadepth_scene_info(real_data("loftr_indices", "megadepth_test_1500_scene_info", "0015_0.3_0.5.npz"), "r", 0.0)
     assert [(p.image0, p.overlap) for p in theirs] == [(p.image0, p.overlap) for p in ours]
 
 
@@ -138,7 +138,7 @@ def test_a_run_on_the_official_megadepth_index_layout_reads_the_dataset_route_pa
     md = {"npz_root": str(index / "scene_info"), "list": str(index / "trainvaltest_list" / "train_list.txt"),
           "data_root": str(root / "train")}  # as the dataset's loftr_data_config.py sets TRAIN_DATA_ROOT
     train, val = training_pairs(model_defaults({"megadepth": md}), None)
-    ref = read_dataset(demo_dataset, "train")
+    ref = read_dataset(demo_dataset, "train", 0.0)
     assert len(train) == len(ref) > 0 and val == []
     assert sorted((str(r.image0), str(r.image1)) for r in train) == sorted((str(r.image0), str(r.image1)) for r in ref)
     assert {scene_of_subset(r.scene) for r in train} == {"sacre_coeur"}

@@ -51,7 +51,7 @@ def test_rules_build_and_rebuild_only_what_changed(demo_sfm, tmp_path):
     }
     _snakemake(work, config)
     dataset_json = work / "results" / "datasets" / "d" / "dataset.json"
-    assert len(read_dataset(dataset_json, "train")) > 0 and len(read_dataset(dataset_json, "test")) > 0
+    assert len(read_dataset(dataset_json, "train", 0.0)) > 0 and len(read_dataset(dataset_json, "test", 0.0)) > 0
     assert (work / "logs" / "demo" / "scene_info.log").is_file()
     assert (work / "results" / "datasets" / "d" / "loftr_data_config.py").is_file()
 

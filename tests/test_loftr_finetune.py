@@ -48,7 +48,7 @@ def test_fine_tuning_starts_from_exactly_the_given_weights(pretrained, tmp_path)
     module.train()
     module.matcher.backbone.eval()  # frozen at step 0: BatchNorm statistics fixed
     rec = tum_pair(TUM, tmp_path)
-    batch = default_collate([PairDataset([rec], img_resize=192, depth_max_size=640)[0]])
+    batch = default_collate([PairDataset([rec], img_resize=192, depth_max_size=640, pad=True, interpolation="linear")[0]])
     with torch.no_grad():
         module._step(batch)
     assert abs(float(batch["loss_scalars"]["loss_c"]) - step0) <= 1e-5 * step0

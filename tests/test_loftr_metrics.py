@@ -11,6 +11,7 @@ from conftest import REPO, real_data
 from matchforge.evaluation.pose import evaluate_pair, pose_auc
 from matchforge.geometry.pose import relative_pose_error
 from matchforge.evaluation.relpose import match, score
+from matchforge.evaluation.score import SCORING_DEFAULTS as SCORING
 from matchforge.dataset.indices import read_imc
 from matchforge.evaluation.testsets import load_testset
 
@@ -45,12 +46,12 @@ def test_pose_convention_against_independent_ground_truth(tmp_path):
 
     from matchforge.matchers.sift import SiftMatcher
 
-    records = read_imc(REICHSTAG)[:6]
+    records = read_imc(REICHSTAG, "0.1")[:6]
     match(SiftMatcher({"max_keypoints": 2048, "img_resize": 640}), records, tmp_path / "m.h5", {"name": "sift"}, 640)
-    right = score(records, tmp_path / "m.h5")
+    right = score(records, tmp_path / "m.h5", **SCORING)
     inverted = [dataclasses.replace(r, T0=np.linalg.inv(r.T0), T1=np.linalg.inv(r.T1),
                                     T_0to1=np.linalg.inv(r.T1) @ r.T0) for r in records]
-    wrong = score(inverted, tmp_path / "m.h5")
+    wrong = score(inverted, tmp_path / "m.h5", **SCORING)
     assert right["failed"] == 0 and right["num_pairs"] == 6
     assert right["auc@10"] > 30 and right["precision"] > 50, right
     assert wrong["auc@10"] < 0.5 * right["auc@10"] and wrong["precision"] < 0.5 * right["precision"], (wrong, right)
@@ -66,7 +67,7 @@ def test_reichstag_testset_and_sift_baseline(tmp_path):
     from matchforge.matchers.sift import SiftMatcher
 
     match(SiftMatcher({"max_keypoints": 2048, "img_resize": 640}), records, tmp_path / "m.h5", {"name": "sift"}, 640)
-    res = score(records, tmp_path / "m.h5", vis=(tmp_path / "m.jpg", "sift"))
+    res = score(records, tmp_path / "m.h5", **SCORING, vis=(tmp_path / "m.jpg", "sift"))
     assert res["num_matches"] > 30 and res["auc@20"] > 20  # real photos, real ground truth
     pic, im0, im1 = (cv2.imread(str(p)) for p in (tmp_path / "m.jpg", r.image0, r.image1))
     band = pic.shape[0] - max(im0.shape[0], im1.shape[0])  # the caption's own strip above the photos
@@ -93,15 +94,15 @@ def test_poselib_estimator_scores_the_same_matches_on_reichstag(tmp_path, monkey
 
     records = load_testset({"kind": "imc", "root": str(REICHSTAG), "max_pairs": 10})
     match(SiftMatcher({"max_keypoints": 2048, "ratio": 0.8, "img_resize": 640}), records, tmp_path / "m.h5", {"name": "sift"}, 640)
-    cv = score(records, tmp_path / "m.h5")
-    pl = score(records, tmp_path / "m.h5", estimator="poselib")
+    cv = score(records, tmp_path / "m.h5", **SCORING)
+    pl = score(records, tmp_path / "m.h5", **{**SCORING, "estimator": "poselib"})
     assert pl["failed"] == 0 and pl["auc@20"] > 40 and abs(pl["auc@20"] - cv["auc@20"]) < 20, (pl["auc@20"], cv["auc@20"])
     both = [(a["pose_error"], b["pose_error"]) for a, b in zip(cv["pairs"], pl["pairs"]) if a["pose_error"] is not None]
     assert np.median([abs(a - b) for a, b in both]) < 2.0  # degrees: the same geometry from the same matches
     assert all(0 < r["inlier_ratio"] <= 1 for r in pl["pairs"])
     monkeypatch.setitem(sys.modules, "poselib", None)
     with pytest.raises(MatchforgeError, match=r"matchforge\[poselib\]"):
-        score(records[:1], tmp_path / "m.h5", estimator="poselib")
+        score(records[:1], tmp_path / "m.h5", **{**SCORING, "estimator": "poselib"})
 
 
 def test_match_pair_and_video_headless(tmp_path):
@@ -110,7 +111,7 @@ def test_match_pair_and_video_headless(tmp_path):
     from matchforge.matchers.match import main as match_main
     from matchforge.matchers.match import video
 
-    r = read_imc(REICHSTAG)[0]
+    r = read_imc(REICHSTAG, "0.1")[0]
     res = match_main(r.image0, r.image1, tmp_path / "pair", img_resize=480, sift=True)
     assert res["num_matches"] > 20 and cv2.imread(str(tmp_path / "pair" / "matches.jpg")) is not None
     # a short clip: the same photo, shifted a little more in every frame
@@ -132,7 +133,7 @@ def test_degenerate_matches_count_as_a_failed_pose_instead_of_crashing():
     n1 = np.array([[-0.3049, -0.0225], [-0.1697, -0.0642], [-0.1635, -0.0674], [-0.3112, -0.0128], [-0.3266, -0.0161],
                    [0.1603, -0.0674], [-0.3458, -0.0073], [-0.1729, -0.0193], [-0.1697, -0.0128]])
     K = np.array([[1106.6, 0, 240.0], [0, 1106.6, 180.0], [0, 0, 1]])
-    res = evaluate_pair(n0 * 1106.6 + [240, 180], n1 * 1106.6 + [240, 180], K, K, np.eye(4), 0.5, 5e-4)
+    res = evaluate_pair(n0 * 1106.6 + [240, 180], n1 * 1106.6 + [240, 180], K, K, np.eye(4), 0.5, 5e-4, "opencv")
     assert res["num_matches"] == 9 and 0 <= res["precision"] <= 1
     if int(cv2.__version__.split(".")[0]) >= 5:
         assert np.isinf(res["pose_error"]) and res["num_inliers"] == 0
@@ -165,7 +166,7 @@ def test_matchers_are_looked_up_by_name():
     from matchforge.errors import MatchforgeError
     from matchforge.matchers import MATCHERS, get_matcher
 
-    rec = read_imc(real_data("reichstag"))[0]
+    rec = read_imc(real_data("reichstag"), "0.1")[0]
     k0, k1 = get_matcher({"name": "sift", "max_keypoints": 1024, "img_resize": 480})(rec.image0, rec.image1)
     assert k0.shape == k1.shape and len(k0) > 20  # a real pair matches
     assert set(MATCHERS) == {"sift", "loftr", "features"}

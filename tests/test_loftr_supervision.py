@@ -18,7 +18,8 @@ from matchforge.loftr.supervision import coarse_supervision, fine_supervision
 @pytest.fixture
 def tum_batch(tmp_path):
     rec = tum_pair(real_data("tum_rgbd"), tmp_path)
-    return rec, lambda resize=320, **kw: default_collate([PairDataset([rec], img_resize=resize, depth_max_size=640, **kw)[0]])
+    return rec, lambda resize=320, pad=True: default_collate([PairDataset([rec], img_resize=resize, depth_max_size=640, pad=pad,
+                                                                             interpolation="linear")[0]])
 
 
 def _ncc(a: np.ndarray, b: np.ndarray) -> float:
@@ -41,7 +42,7 @@ def test_padding_masks_and_scales(tum_batch):
 
 def test_coarse_ground_truth_on_real_pair(tum_batch):
     rec, make = tum_batch
-    b = coarse_supervision(make(320))
+    b = coarse_supervision(make(320), depth_check=False)
     b_ids, i_ids, j_ids = b["spv_b_ids"], b["spv_i_ids"], b["spv_j_ids"]
     assert len(i_ids) > 300  # small motion: most of the 40x30 valid cells have a match
     assert b["conf_matrix_gt"].sum() == len(i_ids)
@@ -72,7 +73,7 @@ def test_identity_pose_gives_identity_matches(tum_batch):
     b = make(320)
     b["image1"], b["depth1"], b["mask1"], b["scale1"] = b["image0"], b["depth0"], b["mask0"], b["scale0"]
     b["T_0to1"] = b["T_1to0"] = torch.eye(4)[None]
-    coarse_supervision(b)
+    coarse_supervision(b, depth_check=False)
     assert torch.equal(b["spv_i_ids"], b["spv_j_ids"])
     # exactly the valid cells (not cell 0) whose depth is present
     ys, xs = torch.meshgrid(torch.arange(40), torch.arange(40), indexing="ij")
@@ -84,7 +85,7 @@ def test_identity_pose_gives_identity_matches(tum_batch):
 
 def test_fine_ground_truth_inside_window(tum_batch):
     rec, make = tum_batch
-    b = coarse_supervision(make(320))
+    b = coarse_supervision(make(320), depth_check=False)
     b.update(b_ids=b["spv_b_ids"], i_ids=b["spv_i_ids"], j_ids=b["spv_j_ids"], stride_f=2, W=5)
     fine_supervision(b)
     assert (b["expec_f_gt"].abs() <= 1.0 + 1e-4).all()  # a ground-truth cell is at most half a cell (0.5 window) away
@@ -97,13 +98,13 @@ def test_empty_ground_truth_no_crash_no_nan(tum_batch, match_type):
     b = make(256)
     b["depth0"].zero_()  # nothing can be warped
     b["depth1"].zero_()
-    coarse_supervision(b)
+    coarse_supervision(b, depth_check=False)
     assert b["conf_matrix_gt"].sum() == 0 and len(b["spv_b_ids"]) == 1
     torch.manual_seed(0)
     model = build_model({**SMALL_MODEL, "match_type": match_type})
     forward(model, b)
     fine_supervision(b)
-    LoFTRLoss({}, match_type)(b)
+    LoFTRLoss({"match_type": match_type})(b)
     assert torch.isfinite(b["loss"])
     b["loss"].backward()
     assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
@@ -111,12 +112,12 @@ def test_empty_ground_truth_no_crash_no_nan(tum_batch, match_type):
 
 def test_scene_balanced_sampler():
     scenes = ["a"] * 5 + ["b"] * 50
-    s = SceneBalancedSampler(scenes, 10, seed=1)
+    s = SceneBalancedSampler(scenes, 10, shuffle=True, seed=1)
     idx = list(s)
     assert len(idx) == 20 and sum(i < 5 for i in idx) == 10  # same draws per scene whatever its size
     s.set_epoch(1)
     assert list(s) != idx
-    ranks = [list(SceneBalancedSampler(scenes, 10, seed=1, rank=r, world_size=2)) for r in range(2)]
+    ranks = [list(SceneBalancedSampler(scenes, 10, shuffle=True, seed=1, rank=r, world_size=2)) for r in range(2)]
     assert len(ranks[0]) == len(ranks[1]) == 10 and sorted(ranks[0] + ranks[1]) == sorted(idx)
 
 
@@ -124,13 +125,13 @@ def test_scene_balanced_sampler():
 def test_bf16_autocast_loss_finite(tum_batch, match_type):
     """precision: bf16-mixed must not turn the focal loss into inf (1 - 1e-6 rounds to 1 in bfloat16)."""
     rec, make = tum_batch
-    b = coarse_supervision(make(192))
+    b = coarse_supervision(make(192), depth_check=False)
     torch.manual_seed(0)
     model = build_model({**SMALL_MODEL, "block_dims": [16, 24, 32], "initial_dim": 16, "match_type": match_type})
     with torch.autocast("cpu", dtype=torch.bfloat16):
         forward(model, b)
         fine_supervision(b)
-        LoFTRLoss({}, match_type)(b)
+        LoFTRLoss({"match_type": match_type})(b)
     assert torch.isfinite(b["loss"])
     b["loss"].backward()
     assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)

@@ -105,7 +105,7 @@ def test_detect_keypoints_nms_threshold_and_refinement():
     assert sc.tolist() == [2.0, 1.5]
     assert kp[0].tolist() == pytest.approx([7.5 + 1 / 3, 5.5])
     assert kp[1].tolist() == pytest.approx([20.5, 15.5])
-    kp, _ = detect_keypoints(s, thr=0.9, num_pts=10, min_pts=3)  # at least 3, even below thr
+    kp, _ = detect_keypoints(s, nms_radius=1, thr=0.9, num_pts=10, min_pts=3)  # at least 3, even below thr
     assert len(kp) == 3
 
 
@@ -173,7 +173,7 @@ def _reichstag_dataset(root, out, convention="world_to_camera"):
 
     from matchforge.dataset.indices import read_imc
 
-    pairs = read_imc(root)[:6]
+    pairs = read_imc(root, "0.1")[:6]
     views = {}
     for p in pairs:
         views[p.image0], views[p.image1] = (p.K0, p.T0), (p.K1, p.T1)
@@ -228,7 +228,7 @@ def test_reconstruction_from_sift_features_on_a_real_scene(tmp_path):
     listed = list_images(images)[:6]
     feats = extract_main({"method": "sift", "max_size": None, "num_pts": 4096}, listed, tmp_path / "f.h5")
     stats = reconstruct(images, [n for n, _ in listed], lambda n: read_features(feats, n), mutual_nn,
-                        tmp_path / "rec", num_threads=1)
+                        tmp_path / "rec", camera_mode="AUTO", sfm={"num_threads": 1})
     assert stats["num_images"] == 6 and stats["num_pairs"] == 15
     assert stats["num_registered"] == 6  # single-threaded mapping with a fixed seed repeats exactly
     assert stats["num_points3D"] > 200 and stats["mean_track_length"] > 2.5

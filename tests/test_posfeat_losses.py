@@ -17,7 +17,7 @@ from matchforge.posfeat.train import set_modes, stage_loss
 
 
 def _reichstag_pair():
-    pairs = read_imc(real_data("reichstag"))
+    pairs = read_imc(real_data("reichstag"), "0.1")
     return pairs[0]
 
 
@@ -121,7 +121,7 @@ def test_disk_sampling_one_proposal_per_cell():
 @pytest.fixture(scope="module")
 def tiny_batch():
     pair = _reichstag_pair()
-    ds = PairDataset([pair], (96, 64))
+    ds = PairDataset([pair], (96, 64), 80.0)
     return torch.utils.data.default_collate([ds[0]])
 
 

@@ -23,12 +23,12 @@ from train_helpers import interrupt_cli, losses
 
 @pytest.fixture(scope="module")
 def reichstag_pairs():
-    return read_imc(real_data("reichstag"))
+    return read_imc(real_data("reichstag"), "0.1")
 
 
 @pytest.mark.slow
 def test_a_few_cpu_steps_reduce_the_epipolar_loss(reichstag_pairs):
-    ds = PairDataset(reichstag_pairs[:1], (128, 96))
+    ds = PairDataset(reichstag_pairs[:1], (128, 96), 80.0)
     batch = torch.utils.data.default_collate([ds[0]])
     torch.manual_seed(0)
     model = PoSFeat("resnet18", 64)
@@ -189,7 +189,7 @@ def test_rotation_filter_and_caps_reader(reichstag_pairs, tmp_path):
     caps = pairs_from_caps(tmp_path)
     assert len(caps) == 1 and caps[0].scene == "0001/dense0/aligned"
     assert np.allclose(caps[0].T1, p.T1) and np.allclose(caps[0].K1, p.K1)
-    item = PairDataset(caps, (96, 64))[0]
+    item = PairDataset(caps, (96, 64), 80.0)[0]
     width = read_rgb(p.image0).shape[1]
     assert item["image1"].shape == (3, 64, 96) and item["K0"][0, 0] == pytest.approx(p.K0[0, 0] * 96 / width, rel=1e-4)
     with pytest.raises(MatchforgeError, match="no img_cam.txt"):
@@ -213,7 +213,7 @@ def test_imagenet_weights_load_by_torchvision_names(tmp_path, caplog):
 
 
 def test_network_output_shapes():
-    model = PoSFeat("resnet50").eval()
+    model = PoSFeat("resnet50", 128).eval()
     with torch.no_grad():
         out = model(torch.zeros(1, 3, 64, 96))
     assert out["local_map"].shape == (1, 128, 16, 24)

@@ -66,7 +66,7 @@ def _fit(model, samples: list[Sample], steps: int, lr: float = 3e-3) -> list[flo
 def test_padding_does_not_change_the_prediction(real_items):
     torch.manual_seed(0)
     it = real_items[0]
-    s = make_sample(it.depth, it.K, "focal", 5, np.random.default_rng(0), 500, subsample_rng=False)
+    s = make_sample(it.depth, it.K, "focal", 5, np.random.default_rng(0), 500, focal_with_shift=True, scale_unit=10.0, subsample_rng=False)
     for channels in (3, 5):
         model = build_model({"in_channels": channels, **SMALL, "bias_init": 0.5}).eval()
         small = Sample(s.coords[:300], s.feats[:300, :channels], 0.0)
@@ -83,7 +83,7 @@ def test_overfits_real_items_on_cpu(real_items):
     """6 fixed distorted clouds (3 real items x 2 focal distortions): the L1 of the focal net drops far
     below both its start and the best constant prediction."""
     torch.manual_seed(0)
-    samples = [make_sample(i.depth, i.K, "focal", 5, np.random.default_rng([k, j]), NPTS, subsample_rng=False)
+    samples = [make_sample(i.depth, i.K, "focal", 5, np.random.default_rng([k, j]), NPTS, focal_with_shift=True, scale_unit=10.0, subsample_rng=False)
                for k, i in enumerate(real_items) for j in range(2)]
     targets = np.array([s.target for s in samples])
     constant = float(np.abs(targets - np.median(targets)).mean())
@@ -135,7 +135,7 @@ def test_recovery_corrects_the_shift_of_held_out_frames(real_items, held_out_ite
     rel_before, rel_after = [], []
     for item in held_out_items:
         mask, gt, d, f0, f_true, _ = _inference_inputs(item, delta=0.3)
-        rec = recover_shape(d, focal_net, shift_net, mask, num_points=NPTS, max_shift=5.0)
+        rec = recover_shape(d, focal_net, shift_net, mask, num_points=NPTS, max_shift=5.0, fov_deg=60.0, alpha_range=(0.5, 1.5))
         assert rec.focal0 == pytest.approx(f0)
         both = mask & (rec.depth > 0)
         x0, x1, g = rec.depth_input[both], rec.depth[both], gt[both]

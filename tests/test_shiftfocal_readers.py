@@ -115,7 +115,7 @@ def test_kenburns_exr_and_fov(tmp_path):
     for fid, fov in (("00001", 40.0), ("00002", 65.0)):
         _write_exr(tmp_path / "depths" / "city-depth" / f"{fid}-depth.exr", depth_units)
         (tmp_path / "rgb" / "city" / f"{fid}-meta.json").write_text(json.dumps({"fltFov": fov}))
-    items = read_kenburns(tmp_path)
+    items = read_kenburns(tmp_path, None, 0.001)
     assert [it.name for it in items] == ["city_00001", "city_00002"]
     np.testing.assert_allclose(items[0].depth[1:], depth_units[1:] / 1000.0, rtol=1e-6)
     assert items[0].depth[0, 0] == 0

@@ -38,9 +38,9 @@ def normalise_path(value: str) -> str:
     return absolute if relative == ".." or relative.startswith("../") else relative
 
 
-def _extended(cls, fill_defaults: bool):
+def _extended(cls):
     """``cls`` that also normalises every string of a ``format: path`` property (so that editing the spelling
-    of a path never reruns a job) and, with ``fill_defaults``, fills in missing properties' defaults."""
+    of a path never reruns a job) and fills in missing properties' defaults."""
     validate_properties = cls.VALIDATORS["properties"]
 
     def properties(validator, props, instance, schema):
@@ -48,7 +48,7 @@ def _extended(cls, fill_defaults: bool):
             for name, sub in props.items():
                 if not isinstance(sub, dict):
                     continue
-                if fill_defaults and "default" in sub and name not in instance:
+                if "default" in sub and name not in instance:
                     instance[name] = sub["default"]
                 if sub.get("format") == "path" and isinstance(instance.get(name), str):
                     instance[name] = normalise_path(instance[name])
@@ -57,8 +57,7 @@ def _extended(cls, fill_defaults: bool):
     return jsonschema.validators.extend(cls, {"properties": properties})
 
 
-DefaultFillingValidator = _extended(jsonschema.Draft202012Validator, fill_defaults=True)
-PathNormalisingValidator = _extended(jsonschema.Draft202012Validator, fill_defaults=False)
+DefaultFillingValidator = _extended(jsonschema.Draft202012Validator)
 
 
 def load_schema(path: str | Path) -> dict[str, Any]:
@@ -170,7 +169,7 @@ def validate_config(config: MutableMapping[str, Any], schema_dir: str | Path | N
     top = load_schema(schema_dir / "config.schema.yaml")
     check_keys(config, top, "")
     check_names(config)
-    errors = sorted(PathNormalisingValidator(top).iter_errors(config), key=lambda e: list(e.absolute_path))
+    errors = sorted(DefaultFillingValidator(top).iter_errors(config), key=lambda e: list(e.absolute_path))
     if errors:
         key = ".".join(str(p) for p in errors[0].absolute_path) or "(top level)"
         raise MatchforgeError(f"invalid config at {key}: {errors[0].message}",
@@ -212,9 +211,12 @@ def schema_defaults(stage: str) -> dict[str, Any]:
 def section_defaults(stage: str, *path: str) -> dict[str, Any]:
     """Defaults of one sub-section of ``stage``'s schema, reached by property names (``"*"``: the schema
     of any entry of a name -> options mapping), e.g. ``section_defaults("datasets", "*")``."""
-    schema: Mapping[str, Any] = load_schema(SCHEMA_DIR / f"{stage}.schema.yaml")
+    root: Mapping[str, Any] = load_schema(SCHEMA_DIR / f"{stage}.schema.yaml")
+    schema = root
     for key in path:
+        schema = _resolve(schema, root)
         schema = schema["additionalProperties"] if key == "*" else schema["properties"][key]
+    schema = {**_resolve(schema, root), "$defs": root.get("$defs", {})}
     instance: dict[str, Any] = {}
     for _ in DefaultFillingValidator(schema).iter_errors(instance):  # fills defaults; required keys may be missing
         pass

@@ -219,7 +219,7 @@ def main(conf: Mapping[str, Any], dataset: str, scene_infos: Mapping[str, str | 
         pairs = np.array([p[0] for info in files[scene].values() for p in info["pair_infos"]], np.int64).reshape(-1, 2)
         try:
             split = split_by_viewpoint(first["poses"], usable, pairs, split_conf["val_fraction"], split_conf["test_fraction"],
-                                       split_conf["seed"], split_conf["tries"], groups, split_conf["max_buffer_fraction"])
+                                       split_conf["seed"], split_conf["max_buffer_fraction"], split_conf["tries"], groups)
         except ValueError as err:
             raise MatchforgeError(str(err), fix="add photos or split this dataset by scene", scene=scene,
                                   path=scene_infos[scene]) from None

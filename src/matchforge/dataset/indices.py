@@ -57,7 +57,7 @@ class PairRecord:
     size1: tuple[int, int] | None = None
 
 
-def read_imc(root: str | Path, vis_threshold: str = "0.1") -> list[PairRecord]:
+def read_imc(root: str | Path, vis_threshold: str) -> list[PairRecord]:
     """Co-visible pairs of an Image Matching Challenge (phototourism) scene folder: ``images/``, calibration
     files ``calibration/calibration_<stem>.h5`` (``K``, world->camera ``R``, ``T``) and the pair list
     ``new-vis-pairs/keys-th-<vis_threshold>.npy`` (``"stemA-stemB"``); no depth, no overlap (NaN)."""
@@ -109,7 +109,7 @@ def _as_pose(T: Any) -> np.ndarray:
 
 
 def read_megadepth_scene_info(npz_path: str | Path, data_root: str | Path,
-                              min_overlap: float = 0.0) -> list[PairRecord]:
+                              min_overlap: float) -> list[PairRecord]:
     """Pairs of one MegaDepth-format scene-info file whose overlap is ``> min_overlap``.
 
     ``data_root`` is the folder the file's ``image_paths``/``depth_paths`` are relative to
@@ -152,7 +152,7 @@ def read_list(list_path: str | Path) -> list[str]:
 
 
 def read_megadepth_list(npz_root: str | Path, list_path: str | Path, data_root: str | Path,
-                        min_overlap: float = 0.0) -> list[PairRecord]:
+                        min_overlap: float) -> list[PairRecord]:
     """Pairs of every scene-info stem named in ``list_path`` (files ``npz_root/<stem>.npz``)."""
     npz_root = Path(npz_root)
     out: list[PairRecord] = []
@@ -236,7 +236,7 @@ def _scannet_pose(path: Path) -> np.ndarray:
     return np.linalg.inv(cam_to_world)
 
 
-def read_dataset(dataset_json: str | Path, split: str, min_overlap: float = 0.0) -> list[PairRecord]:
+def read_dataset(dataset_json: str | Path, split: str, min_overlap: float) -> list[PairRecord]:
     """Pairs of one split ('train', 'val' or 'test') of a dataset built by ``matchforge dataset``.
 
     ``dataset_json`` is ``results/datasets/<name>/dataset.json``; its paths are relative to its folder.

@@ -33,15 +33,15 @@ import numpy as np
 from matchforge.conf import load_conf
 from matchforge.dataset.covisibility import central_match, covisibility, first_observations
 from matchforge.errors import MatchforgeError
-from matchforge.config_schema import schema_defaults
+from matchforge.config_schema import config_source, schema_defaults, section_defaults
 from matchforge.io.depth import read_depth
-from matchforge.config_schema import config_source
 from matchforge.io.colmap import View, load_scene
 from matchforge.io.write import save_figure, write_bytes, write_json
 
 log = logging.getLogger(__name__)
 
 DEFAULTS: dict[str, Any] = schema_defaults("scene_info")  # the schema is the one place defaults live
+LOFTR_RUN: dict[str, Any] = section_defaults("loftr", "runs", "*")  # ground-truth counts as a default run sees them
 
 
 def bucket_stem(scene: str, lo: float, hi: float) -> str:
@@ -50,7 +50,7 @@ def bucket_stem(scene: str, lo: float, hi: float) -> str:
 
 
 def bucket_stems(scene: str, conf: Mapping[str, Any]) -> list[str]:
-    return [bucket_stem(scene, lo, hi) for lo, hi in conf.get("buckets", DEFAULTS["buckets"])]
+    return [bucket_stem(scene, lo, hi) for lo, hi in conf["buckets"]]
 
 
 def image_rel(scene: str, name: str) -> str:
@@ -116,7 +116,7 @@ def gt_counts(views: list[View], chosen: list[tuple[int, int, float]], images_di
                                   depth_dir / f"{b.stem}.h5", a.K, b.K, a.T_cw, b.T_cw,
                                   b.T_cw @ np.linalg.inv(a.T_cw), ov))
         todo.append(k)
-    for k, n in zip(todo, coarse_match_counts(records, img_resize) if records else []):
+    for k, n in zip(todo, coarse_match_counts(records, img_resize, LOFTR_RUN['depth_check']) if records else []):
         out[k] = n
     return out
 

@@ -142,8 +142,8 @@ def _separation(assign: np.ndarray, dist: np.ndarray, split: int) -> tuple[float
 
 
 def split_by_viewpoint(poses: Sequence[np.ndarray | None], usable: Sequence[bool], pairs: np.ndarray,
-                       val_fraction: float, test_fraction: float, seed: int, tries: int | None = None,
-                       groups: Sequence[int] | None = None, max_buffer_fraction: float = 0.2) -> ViewpointSplit:
+                       val_fraction: float, test_fraction: float, seed: int, max_buffer_fraction: float,
+                       tries: int | None = None, groups: Sequence[int] | None = None) -> ViewpointSplit:
     """Split one scene's images into train / val / test groups of cameras (see the module docstring).
 
     Args:

@@ -125,8 +125,8 @@ def main(conf: Mapping[str, Any], raw_dir: str | Path, model_dir: str | Path, ou
         mask = depth > 0
         h, w = depth.shape
         try:
-            rec = recover_shape(depth, focal_model, shift_model, mask, opts["fov_deg"], opts["max_shift"],
-                                opts["num_points"], tuple(opts["alpha_range"]))
+            rec = recover_shape(depth, focal_model, shift_model, mask, fov_deg=opts["fov_deg"], max_shift=opts["max_shift"],
+                                num_points=opts["num_points"], alpha_range=tuple(opts["alpha_range"]))
         except MatchforgeError as err:
             skipped.append({"stem": path.stem, "reason": err.cause})
             log.warning("%s: %s", path.name, err.cause)

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from matchforge.conf import load_conf
+from matchforge.config_schema import section_defaults
 from matchforge.errors import MatchforgeError
 from matchforge.io.images import list_images
 from matchforge.io.write import write_json
@@ -46,6 +47,7 @@ def main(spec: dict[str, Any], features_path: str | Path, out_json: str | Path, 
     """Reconstruct the test set ``spec`` from the features in ``features_path``; write ``out_json``."""
     from matchforge.evaluation.reconstruction import main as reconstruct
 
+    spec = {**section_defaults("posfeat", "testsets", "*"), **spec}
     features_path, out_json = Path(features_path), Path(out_json)
     if not features_path.exists():
         raise MatchforgeError("feature file not found", fix="run matchforge extract first", path=features_path)
@@ -59,7 +61,7 @@ def main(spec: dict[str, Any], features_path: str | Path, out_json: str | Path, 
     if spec.get("eth"):  # a benchmark dataset: its own database (images, cameras) and pairs
         images, database, names, pairs = eth_dataset(spec["eth"])
         result.update(reconstruct(images, names, features, mutual_nn, out_json.with_suffix(""), pairs=pairs,
-                                  database=database))
+                                  database=database, camera_mode=spec["camera_mode"]))
     else:
         names = [n for n, _ in list_images(spec["images"])]
         intrinsics = None
@@ -69,7 +71,7 @@ def main(spec: dict[str, Any], features_path: str | Path, out_json: str | Path, 
             intrinsics = {v.name: v.K for v in load_scene(spec["sparse"]).views.values()}
             names = [n for n in names if n in intrinsics]
         result.update(reconstruct(spec["images"], names, features, mutual_nn, out_json.with_suffix(""),
-                                  camera_mode="PER_IMAGE" if intrinsics else spec.get("camera_mode", "AUTO"),
+                                  camera_mode="PER_IMAGE" if intrinsics else spec["camera_mode"],
                                   intrinsics=intrinsics))
     write_json(out_json, finite(result))
     log.info("%s: %s", label, json.dumps({k: v for k, v in result.items() if k not in ("testset", "features")},

@@ -224,8 +224,8 @@ def triangulate(p: Problem, kps: Keypoints, db_matches: Mapping[tuple[str, str],
     return pycolmap.triangulate_points(reference, db_path, p.images, work / "triangulated")
 
 
-def localize(p: Problem, matches: str | Path, work: str | Path, merge_px: float = 1.0,
-             ransac_px: float = 12.0) -> tuple[list[dict[str, Any]], Any]:
+def localize(p: Problem, matches: str | Path, work: str | Path, merge_px: float,
+             ransac_px: float) -> tuple[list[dict[str, Any]], Any]:
     """Per query ``{query, localized, T (world->camera 4x4 or None), num_correspondences, num_inliers}``, and the
     triangulated database model; ``work`` (emptied first) holds the database and the model."""
     import pycolmap

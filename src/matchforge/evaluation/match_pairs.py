@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from matchforge.conf import load_conf
+from matchforge.config_schema import section_defaults
 from matchforge.errors import MatchforgeError
 from matchforge.evaluation.relpose import match
 from matchforge.evaluation.testsets import homography_records, image_name, pose_records, testset_root
@@ -50,7 +51,8 @@ def main(testset: Mapping[str, Any], matcher_conf: Mapping[str, Any], out: str |
     if conf["name"] in ("loftr", "sift") and conf.get("img_resize") is None:
         conf["img_resize"] = ts.get("img_resize")
     if conf["name"] == "loftr":
-        conf.update(pad=bool(ts.get("pad", True)), interpolation=ts.get("interpolation", "linear"))
+        loftr_ts = {**section_defaults("loftr", "testsets", "*"), **ts}  # a posfeat or localization test set sets neither
+        conf.update(pad=bool(loftr_ts["pad"]), interpolation=loftr_ts["interpolation"])
         if conf.get("model_conf") is None and Path(str(conf["weights"])).with_name("model.json").is_file():
             conf["model_conf"] = json.loads(Path(str(conf["weights"])).with_name("model.json").read_text()).get("conf")
     if conf["name"] == "features":

@@ -34,7 +34,7 @@ def pose_auc(errors: np.ndarray | list[float], thresholds: tuple[float, ...] = (
 
 
 def evaluate_pair(kpts0: np.ndarray, kpts1: np.ndarray, K0: np.ndarray, K1: np.ndarray, T_0to1: np.ndarray,
-                  ransac_thresh: float = 0.5, epi_thresh: float = 5e-4, estimator: str = "opencv") -> dict[str, float]:
+                  ransac_thresh: float, epi_thresh: float, estimator: str) -> dict[str, float]:
     """Pose error (deg), epipolar precision and match count for one pair (official definitions)."""
     out: dict[str, float] = {"num_matches": int(len(kpts0))}
     if len(kpts0):

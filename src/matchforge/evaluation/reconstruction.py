@@ -23,7 +23,7 @@ import shutil
 import time
 from contextlib import closing
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -56,13 +56,14 @@ def eth_dataset(folder: str | Path) -> tuple[Path, Path, list[str], list[tuple[s
 
 def main(image_dir: str | Path, names: Sequence[str], features: Callable[[str], dict[str, np.ndarray]],
          matcher: Callable[[np.ndarray, np.ndarray], np.ndarray], work_dir: str | Path,
-         pairs: Sequence[tuple[str, str]] | None = None, camera_mode: str = "AUTO",
-         min_num_matches: int = 15, num_threads: int = -1, seed: int = 0,
-         intrinsics: Mapping[str, np.ndarray] | None = None, database: str | Path | None = None,
+         pairs: Sequence[tuple[str, str]] | None = None, *, camera_mode: str,
+         sfm: Mapping[str, Any] | None = None, intrinsics: Mapping[str, np.ndarray] | None = None,
+         database: str | Path | None = None,
          dense: bool | None = None) -> dict[str, float]:
     """Map ``names`` (images under ``image_dir``) from the given features; ``pairs`` default to all pairs.
 
-    ``database``: an existing database holding these images and their cameras (an ETH benchmark dataset's),
+    ``camera_mode``: COLMAP camera grouping of the images (posfeat.testsets' ``camera_mode``). ``sfm``: options of
+    the sfm stage that differ from its schema defaults (e.g. ``num_threads``). ``database``: an existing database holding these images and their cameras (an ETH benchmark dataset's),
     copied into ``work_dir``; else a fresh one is made. ``dense``: also run PatchMatch + fusion for the dense
     columns (None = when pycolmap has CUDA). ``work_dir`` receives ``database.db``, ``pairs.txt`` and
     ``sparse/<k>/``; it is recreated.
@@ -110,19 +111,18 @@ def main(image_dir: str | Path, names: Sequence[str], features: Callable[[str], 
         num_matches.append(len(m))
     db.close()
     (work / "pairs.txt").write_text("".join(f"{a} {b}\n" for a, b in pairs))
+    # the SfM stage's mapping, retries included, so a test set is scored as the sfm stage would map it
+    # single-threaded mapping: the score repeats exactly (10-50 images map in seconds); registration from 2D-3D
+    # matches only, as the benchmark's COLMAP did (the structure-less fallback took 20-28 s per photo here)
+    conf = {**schema_defaults("sfm"), **(sfm or {}), "mapping_threads": 1, "min_model_size": 2,
+            "structure_less_fallback": False, "min_points3D": 0}
     verify = pycolmap.TwoViewGeometryOptions()
-    verify.ransac.random_seed = seed  # reproducible verification (COLMAP's default -1 is random)
+    verify.ransac.random_seed = conf["seed"]  # reproducible verification (COLMAP's default -1 is random)
     pycolmap.verify_matches(db_path, work / "pairs.txt", verify)
     db = pycolmap.Database.open(db_path)
     n_verified = db.num_verified_image_pairs() if hasattr(db, "num_verified_image_pairs") else -1
     n_inliers = db.num_inlier_matches() if hasattr(db, "num_inlier_matches") else -1
     db.close()
-    # the SfM stage's mapping, retries included, so a test set is scored as the sfm stage would map it
-    # single-threaded mapping: the score repeats exactly (10-50 images map in seconds); registration from 2D-3D
-    # matches only, as the benchmark's COLMAP did (the structure-less fallback took 20-28 s per photo here)
-    conf = {**schema_defaults("sfm"), "min_num_matches": min_num_matches, "num_threads": num_threads,
-            "mapping_threads": 1, "seed": seed, "min_model_size": 2, "structure_less_fallback": False,
-            "min_points3D": 0}
     best_dir, attempts = map_with_retries(conf, db_path, image_dir, work / "sparse", list(names))
     stats: dict[str, float] = {"num_images": len(names), "num_pairs": len(pairs),
                                "mean_num_matches": float(np.mean(num_matches)) if num_matches else 0.0,

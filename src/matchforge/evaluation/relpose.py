@@ -75,9 +75,8 @@ def _frame_long_side(path: Path, size: tuple[int, int] | None) -> float:
     return float(max(size) if size is not None else max(image_size(path)))
 
 
-def score(records: Sequence[Any], matches: str | Path, ransac_thresh: float = 0.5, epi_err_thr: float = 5e-4,
-          ransac_frame: str = "evaluated", vis: tuple[str | Path, str] | None = None,
-          estimator: str = "opencv") -> dict[str, Any]:
+def score(records: Sequence[Any], matches: str | Path, *, ransac_thresh: float, epi_err_thr: float,
+          ransac_frame: str, estimator: str, vis: tuple[str | Path, str] | None = None) -> dict[str, Any]:
     """Aggregate (with 95 % intervals) and per-pair metrics of the matches in ``matches`` on ``records``.
 
     ``vis = (path, title)`` also draws the first pair's matches coloured by epipolar error.

@@ -20,15 +20,16 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from matchforge.conf import load_conf
+from matchforge.config_schema import section_defaults
 from matchforge.evaluation.match_pairs import records_of
 from matchforge.evaluation.relpose import CI_KEYS, SUMMARY_KEYS, score
 from matchforge.evaluation.stats import compare as compare_intervals
-from matchforge.evaluation.testsets import matching_options
+from matchforge.evaluation.testsets import SCORING_KEYS, matching_options
 from matchforge.io.write import write_json
 
 log = logging.getLogger(__name__)
 
-SCORING_DEFAULTS = {"ransac_thresh": 0.5, "epi_err_thr": 5e-4, "ransac_frame": "evaluated", "estimator": "opencv"}
+SCORING_DEFAULTS = {k: v for k, v in section_defaults("loftr", "testsets", "*").items() if k in SCORING_KEYS}
 
 
 def summary_of(result: Mapping[str, Any]) -> dict[str, Any]:
@@ -46,12 +47,10 @@ def main(testset: Mapping[str, Any], matches: str | Path, out_json: str | Path, 
         return localization(testset, matches, out_json, name=name, label=label)
     scoring = {**SCORING_DEFAULTS, **{k: v for k, v in testset.items() if k in SCORING_DEFAULTS}}
     records = records_of(matching_options(testset), dataset_json, name)
-    res = score(records, matches, float(scoring["ransac_thresh"]), float(scoring["epi_err_thr"]), scoring["ransac_frame"],
-                vis=(vis, f"{label or 'matches'} on {name}") if vis else None, estimator=scoring["estimator"])
+    res = score(records, matches, **scoring, vis=(vis, f"{label or 'matches'} on {name}") if vis else None)
     result: dict[str, Any] = {"testset": name, "label": label, "testset_conf": dict(testset), "scoring": scoring, **res}
     if before is not None:
-        prior = score(records, before, float(scoring["ransac_thresh"]), float(scoring["epi_err_thr"]), scoring["ransac_frame"],
-                      estimator=scoring["estimator"])
+        prior = score(records, before, **scoring)
         result["before"] = {"matches": str(before), "matcher": prior["matcher"], **summary_of(prior)}
         if result["num_pairs"]:
             result["vs_before"] = {k: compare_intervals(prior[f"{k}_ci"], res[f"{k}_ci"]) for k in ("auc@5", "auc@10", "auc@20", "precision")}

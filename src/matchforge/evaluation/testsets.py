@@ -18,7 +18,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from matchforge.errors import MatchforgeError
-from matchforge.config_schema import config_source
+from matchforge.config_schema import config_source, section_defaults
 
 
 def testset_available(ts: Mapping[str, Any]) -> bool:
@@ -32,6 +32,7 @@ def load_testset(ts: Mapping[str, Any], dataset_json: str | Path | None = None, 
     """Pairs of test set ``ts`` (one entry of ``loftr.testsets``), truncated to ``max_pairs``."""
     from matchforge.dataset import indices
 
+    ts = {**section_defaults("loftr", "testsets", "*"), **ts}
     kind = ts["kind"]
 
     def need(key: str) -> str:
@@ -43,9 +44,9 @@ def load_testset(ts: Mapping[str, Any], dataset_json: str | Path | None = None, 
         if dataset_json is None:
             need("dataset")
             raise MatchforgeError(f"test set '{name}' needs the dataset.json of dataset '{ts['dataset']}'", fix="pass --dataset")
-        records = indices.read_dataset(dataset_json, ts.get("split", "test"), 0.0)
+        records = indices.read_dataset(dataset_json, ts["split"], 0.0)
     elif kind == "imc":
-        records = indices.read_imc(need("root"), str(ts.get("vis_threshold", "0.1")))
+        records = indices.read_imc(need("root"), str(ts["vis_threshold"]))
     elif kind == "megadepth":
         if not testset_available(ts):
             raise MatchforgeError(f"MegaDepth images not found for test set '{name}'", path=ts.get("data_root"),

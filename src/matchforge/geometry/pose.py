@@ -48,8 +48,8 @@ def relative_pose_error(T_0to1: np.ndarray, R: np.ndarray, t: np.ndarray) -> tup
 
 
 def estimate_pose(kpts0: np.ndarray, kpts1: np.ndarray, K0: np.ndarray, K1: np.ndarray,
-                  thresh: float = 0.5, conf: float = 0.99999,
-                  estimator: str = "opencv") -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+                  thresh: float, conf: float = 0.99999, *,
+                  estimator: str) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """Relative pose from pixel matches; returns (R, t, inlier mask) or None (< 5 matches / failure).
 
     ``estimator``: ``opencv`` (the official LoFTR test code: RANSAC essential matrix on normalised coordinates,

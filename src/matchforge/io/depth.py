@@ -41,20 +41,22 @@ DEFAULT_H5: dict[str, Any] = schema_defaults("depth")["h5"]
 
 
 def dataset_options(conf: Mapping[str, Any], shape: tuple[int, int]) -> dict[str, Any]:
-    """``create_dataset`` keyword arguments for the compression settings in ``conf``."""
-    comp = conf.get("compression", "fast_deflate")
+    """``create_dataset`` keyword arguments for the compression settings in ``conf`` (``depth.h5`` options;
+    missing ones take the schema's defaults)."""
+    conf = {**DEFAULT_H5, **conf}
+    comp = conf["compression"]
     if comp == "none":
         return {}
-    chunk = int(conf.get("chunk", 256))
+    chunk = int(conf["chunk"])
     opts: dict[str, Any] = {"chunks": (min(chunk, shape[0]), min(chunk, shape[1])),
-                            "shuffle": bool(conf.get("shuffle", True))}
+                            "shuffle": bool(conf["shuffle"])}
     if comp == "lzf":
         opts["compression"] = "lzf"
     elif comp == "fast_deflate":
         opts.update(compression="gzip", shuffle=True, fillvalue=np.float32(0))
     elif comp == "gzip":
         opts["compression"] = "gzip"
-        opts["compression_opts"] = int(conf.get("gzip_level", 4))
+        opts["compression_opts"] = int(conf["gzip_level"])
     else:
         raise ValueError(f"unknown compression {comp!r} (fast_deflate, lzf, gzip, none)")
     return opts
@@ -67,11 +69,12 @@ def check_size(shape: tuple[int, int], conf: Mapping[str, Any], *, scene: str | 
     ``error`` raises (default: LoFTR's loader would assert at training time), ``allow`` writes it and
     warns (raise LoFTR's ``MGDPT_DEPTH_PAD`` accordingly), ``skip`` writes nothing.
     """
-    limit = int(conf.get("max_long_side", 2000))
+    conf = {**DEFAULT_H5, **conf}
+    limit = int(conf["max_long_side"])
     long_side = max(shape)
     if limit <= 0 or long_side <= limit:
         return True
-    policy = conf.get("oversize", "error")
+    policy = conf["oversize"]
     if policy == "allow":
         log.warning("%s: depth map is %dx%d, longer than %d px; upstream LoFTR pads depth to %d px and will "
                     "assert unless MGDPT_DEPTH_PAD is raised", path, shape[1], shape[0], limit, limit)
@@ -100,7 +103,7 @@ def write_depth(path: str | Path, depth: np.ndarray, conf: Mapping[str, Any] | N
     with atomic_path(path, "depth H5") as tmp, h5py.File(tmp, "w") as f:
         if conf["compression"] == "fast_deflate":
             ds = f.create_dataset("depth", shape=d.shape, dtype=np.float32, **opts)
-            _write_chunks_fast(ds, d, opts["chunks"], int(conf.get("threads", 0)))
+            _write_chunks_fast(ds, d, opts["chunks"], int(conf["threads"]))
         else:
             ds = f.create_dataset("depth", data=d, **opts)
         for key, value in attrs.items():

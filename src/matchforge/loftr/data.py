@@ -39,8 +39,8 @@ def divisible_wh(w: int, h: int, df: int | None) -> tuple[int, int]:
 INTERPOLATION = {"linear": cv2.INTER_LINEAR, "area": cv2.INTER_AREA}
 
 
-def read_gray(path: str | Path, resize: int | None, df: int = 8, pad: bool = True, size: tuple[int, int] | None = None,
-              interpolation: str = "linear") -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor, tuple[int, int]]:
+def read_gray(path: str | Path, resize: int | None, df: int, pad: bool, size: tuple[int, int] | None = None, *,
+              interpolation: str) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor, tuple[int, int]]:
     """Image (1, H, W) float in [0, 1], pixel mask (H, W) bool or None, scale (2,) and original (w, h).
 
     ``size`` (w, h): the size the image's K refers to, when it is not the file's (ScanNet); the image
@@ -76,9 +76,9 @@ def read_depth(path: str | Path, pad_to: int | None) -> torch.Tensor:
 class PairDataset(Dataset):
     """LoFTR training/evaluation samples from ``PairRecord``s (see module docstring)."""
 
-    def __init__(self, records: Sequence[Any], img_resize: int | None = 640, df: int = 8, pad: bool = True,
-                 load_depth: bool = True, depth_max_size: int | None = 2000, coarse_stride: int = 8,
-                 interpolation: str = "linear") -> None:
+    def __init__(self, records: Sequence[Any], img_resize: int | None, df: int = 8, *, pad: bool,
+                 load_depth: bool = True, depth_max_size: int | None, coarse_stride: int = 8,
+                 interpolation: str) -> None:
         self.records = list(records)
         self.img_resize, self.df, self.pad, self.interpolation = img_resize, df, pad, interpolation
         self.load_depth, self.depth_max_size, self.coarse_stride = load_depth, depth_max_size, coarse_stride
@@ -89,9 +89,9 @@ class PairDataset(Dataset):
     def __getitem__(self, idx: int) -> dict[str, Any]:
         rec = self.records[idx]
         img0, mask0, scale0, _ = read_gray(rec.image0, self.img_resize, self.df, self.pad, getattr(rec, "size0", None),
-                                           self.interpolation)
+                                           interpolation=self.interpolation)
         img1, mask1, scale1, _ = read_gray(rec.image1, self.img_resize, self.df, self.pad, getattr(rec, "size1", None),
-                                           self.interpolation)
+                                           interpolation=self.interpolation)
         if self.load_depth:
             if rec.depth0 is None or rec.depth1 is None:
                 raise MatchforgeError("pair has no depth maps, which training needs", scene=rec.scene, path=rec.image0,
@@ -123,8 +123,8 @@ class SceneBalancedSampler(Sampler[int]):
     every ``world_size``-th index of the same sequence, so ranks see disjoint samples.
     """
 
-    def __init__(self, scenes: Sequence[str], n_per_scene: int, replacement: bool = True, shuffle: bool = True,
-                 seed: int = 66, rank: int = 0, world_size: int = 1) -> None:
+    def __init__(self, scenes: Sequence[str], n_per_scene: int, replacement: bool = True, *, shuffle: bool,
+                 seed: int, rank: int = 0, world_size: int = 1) -> None:
         groups: dict[str, list[int]] = defaultdict(list)
         for i, s in enumerate(scenes):
             groups[s].append(i)

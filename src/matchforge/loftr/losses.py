@@ -36,12 +36,12 @@ EPS = 1e-6
 class LoFTRLoss(torch.nn.Module):
     """Total loss = ``coarse_weight * loss_c + fine_weight * loss_f``; ``forward`` adds them to ``data``."""
 
-    def __init__(self, conf: Mapping[str, Any] | None = None, match_type: str = "dual_softmax") -> None:
+    def __init__(self, conf: Mapping[str, Any] | None = None) -> None:
         super().__init__()
         from matchforge.loftr.model import model_defaults
 
         conf = model_defaults(conf)
-        self.match_type = match_type
+        self.match_type = conf["match_type"]
         self.sparse = bool(conf["sparse_spvs"])
         self.alpha = float(conf["focal_alpha"])
         self.gamma = float(conf["focal_gamma"])

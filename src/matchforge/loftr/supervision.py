@@ -27,6 +27,8 @@ from typing import Any
 import torch
 from kornia.geometry import create_meshgrid
 
+from matchforge.config_schema import section_defaults
+
 log = logging.getLogger(__name__)
 
 
@@ -74,7 +76,7 @@ def _cell_index(pts_c: torch.Tensor, h: int, w: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def coarse_ground_truth(data: dict[str, Any], stride: int = 8, depth_check: bool = False) -> dict[str, torch.Tensor]:
+def coarse_ground_truth(data: dict[str, Any], stride: int = 8, *, depth_check: bool) -> dict[str, torch.Tensor]:
     """The ground-truth coarse matches of a batch: ``b_ids``, ``i_ids``, ``j_ids`` (possibly empty), the warped
     cell centres ``w_pt0`` (N, L, 2) and the cell centres ``pt1`` (N, S, 2), original-image pixels.
     Inputs as :func:`coarse_supervision`."""
@@ -112,7 +114,7 @@ def coarse_ground_truth(data: dict[str, Any], stride: int = 8, depth_check: bool
 
 
 @torch.no_grad()
-def coarse_supervision(data: dict[str, Any], stride: int = 8, depth_check: bool = False) -> dict[str, Any]:
+def coarse_supervision(data: dict[str, Any], stride: int = 8, *, depth_check: bool) -> dict[str, Any]:
     """Add ``conf_matrix_gt`` (N, L, S), ``spv_b_ids/i_ids/j_ids``, ``spv_w_pt0_i``, ``spv_pt1_i`` to ``data``.
 
     Needs ``image0/1``, ``depth0/1``, ``T_0to1``, ``T_1to0``, ``K0/1`` and optionally ``scale0/1``
@@ -120,7 +122,7 @@ def coarse_supervision(data: dict[str, Any], stride: int = 8, depth_check: bool 
     (0, 0, 0) so that the matcher's ground-truth padding still works; the loss gives it no weight
     because ``conf_matrix_gt`` stays all zero.
     """
-    gt = coarse_ground_truth(data, stride, depth_check)
+    gt = coarse_ground_truth(data, stride, depth_check=depth_check)
     b_ids, i_ids, j_ids, w_pt0, pt1 = gt["b_ids"], gt["i_ids"], gt["j_ids"], gt["w_pt0"], gt["pt1"]
     n, _, H0, W0 = data["image0"].shape
     _, _, H1, W1 = data["image1"].shape
@@ -148,12 +150,13 @@ def fine_supervision(data: dict[str, Any]) -> dict[str, Any]:
 
 
 @torch.no_grad()
-def coarse_match_counts(records: list[Any], img_resize: int | None, depth_check: bool = False) -> list[int]:
+def coarse_match_counts(records: list[Any], img_resize: int | None, depth_check: bool) -> list[int]:
     """Ground-truth coarse matches of each pair (``PairRecord`` s with depth) at the training resolution
     ``img_resize``: exactly what :func:`coarse_supervision` gives training for that pair."""
     from torch.utils.data import default_collate
 
     from matchforge.loftr.data import PairDataset
 
-    data = PairDataset(records, img_resize=img_resize, depth_max_size=None)
+    run = section_defaults("loftr", "runs", "*")  # the loader of a run that keeps the defaults
+    data = PairDataset(records, img_resize=img_resize, pad=run["pad"], depth_max_size=None, interpolation=run["interpolation"])
     return [len(coarse_ground_truth(default_collate([data[k]]), depth_check=depth_check)["b_ids"]) for k in range(len(data))]

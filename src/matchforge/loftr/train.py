@@ -50,7 +50,7 @@ def training_pairs(conf: Mapping[str, Any], dataset_json: str | Path | None) -> 
     if md:
         train = read_megadepth_list(md["npz_root"], md["list"], md["data_root"], conf["min_overlap"])
         val_conf = md.get("val")
-        val = read_megadepth_list(val_conf["npz_root"], val_conf["list"], val_conf["data_root"]) if val_conf else []
+        val = read_megadepth_list(val_conf["npz_root"], val_conf["list"], val_conf["data_root"], 0.0) if val_conf else []
         missing = [p for r in train[:1] + val[:1] for p in (r.image0, r.depth0) if p is not None and not Path(p).is_file()]
         if missing:
             raise MatchforgeError("MegaDepth images or depth maps not found", path=missing[0],

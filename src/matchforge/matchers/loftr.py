@@ -8,6 +8,7 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
+from matchforge.config_schema import section_defaults
 from matchforge.device import pick_device
 
 
@@ -25,11 +26,12 @@ class LoFTRMatcher:
     def __init__(self, conf: Mapping[str, Any]) -> None:
         from matchforge.loftr.model import load_weights
 
+        conf = {**section_defaults("loftr", "testsets", "*"), **conf}  # img_resize, pad, interpolation
         self.device = str(pick_device(conf.get("device")))
         self.model = load_weights(str(conf["weights"]), conf.get("model_conf"), self.device)
-        self.img_resize = conf.get("img_resize", 640)
-        self.pad = bool(conf.get("pad", True))
-        self.interpolation = conf.get("interpolation", "linear")
+        self.img_resize = conf["img_resize"]
+        self.pad = bool(conf["pad"])
+        self.interpolation = conf["interpolation"]
 
     def __call__(self, path0: str | Path, path1: str | Path) -> tuple[np.ndarray, np.ndarray]:
         from matchforge.loftr.data import read_gray

@@ -17,6 +17,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from matchforge.config_schema import section_defaults
 from matchforge.errors import MatchforgeError
 from matchforge.evaluation.visualize import draw_matches
 from matchforge.io.images import read_image, write_image
@@ -38,8 +39,8 @@ def make_matcher(weights: str | None, img_resize: int | None, device: str | None
                         "pad": False, "device": device})
 
 
-def main(image0: str | Path, image1: str | Path, out_dir: str | Path, weights: str | None = None,
-         img_resize: int | None = 640, device: str | None = None, sift: bool = False) -> dict[str, Any]:
+def main(image0: str | Path, image1: str | Path, out_dir: str | Path, weights: str | None = None, *,
+         img_resize: int | None, device: str | None = None, sift: bool = False) -> dict[str, Any]:
     """Match one pair; write ``matches.npz`` and ``matches.jpg`` into ``out_dir``."""
     matcher = make_matcher(weights, img_resize, device, sift)
     k0, k1 = matcher(image0, image1)
@@ -51,7 +52,7 @@ def main(image0: str | Path, image1: str | Path, out_dir: str | Path, weights: s
     return {"num_matches": int(len(k0)), "out": str(out_dir)}
 
 
-def video(source: str, out_dir: str | Path, weights: str | None = None, img_resize: int | None = 640,
+def video(source: str, out_dir: str | Path, weights: str | None = None, *, img_resize: int | None,
           device: str | None = None, stride: int = 1, reanchor: int = 0, max_frames: int | None = None, sift: bool = False) -> int:
     """Annotate frames of a video file or camera (integer index) against a reference frame; returns frames written."""
     import tempfile
@@ -88,7 +89,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weights", default=None, help="weights.pt of a run, an official checkpoint, or outdoor/indoor/indoor_new (download)")
     parser.add_argument("--sift", action="store_true", help="use the SIFT baseline instead of LoFTR")
     parser.add_argument("--out", default="matches", help="output folder")
-    parser.add_argument("--resize", type=int, default=640, help="long side (px) the matcher sees (0 = original size)")
+    parser.add_argument("--resize", type=int, default=section_defaults("loftr", "testsets", "*")["img_resize"],
+                        help="long side (px) the matcher sees (0 = original size; default: loftr.testsets' img_resize)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, ...")
     parser.add_argument("--video", default=None, help="video file or camera index: annotate frames instead of a pair")
     parser.add_argument("--stride", type=int, default=1, help="video: match every n-th frame")
@@ -99,10 +101,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> None:
     resize = args.resize or None
     if args.video is not None:
-        n = video(args.video, args.out, args.weights, resize, args.device, args.stride, args.reanchor, args.max_frames, args.sift)
+        n = video(args.video, args.out, args.weights, img_resize=resize, device=args.device, stride=args.stride,
+                  reanchor=args.reanchor, max_frames=args.max_frames, sift=args.sift)
         log.info("wrote %d annotated frames to %s/frames", n, args.out)
         return
     if len(args.images) != 2:
         raise MatchforgeError("pair mode needs exactly two images", fix="matchforge match IMG0 IMG1 --weights W (or --video SRC)")
-    res = main(args.images[0], args.images[1], args.out, args.weights, resize, args.device, args.sift)
+    res = main(args.images[0], args.images[1], args.out, args.weights, img_resize=resize, device=args.device, sift=args.sift)
     log.info("%d matches -> %s", res["num_matches"], res["out"])

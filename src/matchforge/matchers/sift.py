@@ -15,6 +15,7 @@ from typing import Any, Mapping
 import cv2
 import numpy as np
 
+from matchforge.config_schema import section_defaults
 from matchforge.geometry.pixels import opencv_to_matchforge
 from matchforge.io.images import read_image, resize, resized_wh
 
@@ -60,9 +61,9 @@ class SiftMatcher:
     name = "sift"
 
     def __init__(self, conf: Mapping[str, Any] | None = None) -> None:
-        conf = dict(conf or {})
-        self.max_keypoints = int(conf.get("max_keypoints", 4096))
-        self.ratio = float(conf.get("ratio", 0.8))
+        conf = {**section_defaults("loftr", "baseline"), **(conf or {})}
+        self.max_keypoints = int(conf["max_keypoints"])
+        self.ratio = float(conf["ratio"])
         self.img_resize = conf.get("img_resize")
 
     def _features(self, path: str | Path) -> tuple[np.ndarray, np.ndarray]:

@@ -34,7 +34,7 @@ def filter_rotation(pairs: Sequence[PairRecord], rot_thr: float) -> list[PairRec
     return [p for p in pairs if relative_rotation_deg(p.T0, p.T1) <= rot_thr]
 
 
-def pairs_from_dataset(dataset_json: str | Path, split: str = "train", min_overlap: float = 0.0) -> list[PairRecord]:
+def pairs_from_dataset(dataset_json: str | Path, split: str, min_overlap: float) -> list[PairRecord]:
     """Pairs of a matchforge dataset split (``dataset.json`` written by ``matchforge dataset``)."""
     return read_dataset(dataset_json, split, min_overlap)
 
@@ -89,7 +89,7 @@ def pairs_from_caps(root: str | Path, max_pairs_per_folder: int = 5000, seed: in
 class PairDataset(Dataset):
     """Items: image0/1 (3, H, W) float in [0, 1], K0/K1 (3, 3), T0/T1 (4, 4) world->camera (float32)."""
 
-    def __init__(self, pairs: Sequence[PairRecord], image_size: tuple[int, int], rot_thr: float = 80.0):
+    def __init__(self, pairs: Sequence[PairRecord], image_size: tuple[int, int], rot_thr: float):
         W, H = image_size
         if W % 16 or H % 16:
             raise MatchforgeError(f"training image size {W}x{H} is not a multiple of 16",

@@ -14,8 +14,8 @@ from matchforge.posfeat.sampling import sample_descriptors
 from matchforge.matchers.sift import sift_features
 
 
-def detect_keypoints(score_map: torch.Tensor, nms_radius: int = 1, thr: float = 0.9, num_pts: int = 8192,
-                     min_pts: int = 128) -> tuple[torch.Tensor, torch.Tensor]:
+def detect_keypoints(score_map: torch.Tensor, nms_radius: int, thr: float, num_pts: int,
+                     min_pts: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Keypoints of one (1, 1, H, W) score map: hard NMS, ``score > thr``, top ``num_pts`` (at least ``min_pts``
     even below the threshold), each refined to the score-weighted mean of its 3x3 neighbourhood.
 

@@ -89,7 +89,7 @@ ARCHS: dict[str, tuple[type, list[int]]] = {
 class ResNet(nn.Module):
     """torchvision-compatible ResNet trunk (layer4 and fc kept only when ``full`` for weight loading)."""
 
-    def __init__(self, arch: str = "resnet50", full: bool = False):
+    def __init__(self, arch: str, full: bool = False):
         super().__init__()
         block, layers = ARCHS[arch]
         self.inplanes = 64
@@ -126,7 +126,7 @@ def _conv(cin: int, cout: int, k: int = 3) -> nn.Sequential:
 class DescNet(nn.Module):
     """ResUNet description net: dense 128-D descriptors at 1/4 resolution."""
 
-    def __init__(self, arch: str = "resnet50", desc_dim: int = 128):
+    def __init__(self, arch: str, desc_dim: int):
         super().__init__()
         self.encoder = ResNet(arch)
         c0, c1, c2, c3 = self.encoder.channels
@@ -173,7 +173,7 @@ class DetNet(nn.Module):
 class PoSFeat(nn.Module):
     """Both nets. ``forward`` returns local_map (B,D,H/4,W/4), local_map_small, global_map, score_map (B,1,H,W)."""
 
-    def __init__(self, arch: str = "resnet50", desc_dim: int = 128):
+    def __init__(self, arch: str, desc_dim: int):
         super().__init__()
         self.arch = arch
         self.desc = DescNet(arch, desc_dim)
@@ -250,8 +250,8 @@ def load_imagenet_backbone(model: PoSFeat, source: str | None) -> bool:
 
 def build_model(conf: dict[str, Any]) -> PoSFeat:
     """Model from the ``model`` options (arch, desc_dim, pretrained)."""
-    model = PoSFeat(conf.get("arch", "resnet50"), conf.get("desc_dim", 128))
-    load_imagenet_backbone(model, conf.get("pretrained"))
+    model = PoSFeat(conf["arch"], conf["desc_dim"])
+    load_imagenet_backbone(model, conf["pretrained"])
     return model
 
 

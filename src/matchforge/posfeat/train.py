@@ -64,7 +64,7 @@ def set_modes(model: PoSFeat, stage: str) -> list[torch.nn.Parameter]:
 def make_optimizer(params: list[torch.nn.Parameter], sconf: dict[str, Any]) -> torch.optim.Optimizer:
     if sconf["optimizer"] == "adam":
         return torch.optim.Adam(params, lr=sconf["lr"])
-    return torch.optim.SGD(params, lr=sconf["lr"], momentum=sconf.get("momentum", 0.0))
+    return torch.optim.SGD(params, lr=sconf["lr"], momentum=sconf["momentum"])
 
 
 def stage_loss(model: PoSFeat, batch: dict[str, torch.Tensor], stage: str, sconf: dict[str, Any],

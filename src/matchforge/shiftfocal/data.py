@@ -30,7 +30,8 @@ from matchforge.io.write import write_json, save_figure
 
 log = logging.getLogger(__name__)
 
-DEFAULTS = {"type": "tum", "max_items": None, **section_defaults("shiftfocal", "data")}  # per-source keys + the schema's data section
+# A source's own defaults, then the schema's data section (which a source may override).
+DEFAULTS = {"type": "tum", **section_defaults("shiftfocal", "sources", "*"), **section_defaults("shiftfocal", "data")}
 
 
 def assign_splits(names: list[str], holdout: float, seed: int) -> list[str]:
@@ -50,16 +51,16 @@ def write_items(items: list[Item], out: str | Path, conf: dict, source: str) -> 
     kept: list[Item] = []
     skipped = []
     for item in tqdm(items, desc=f"shiftfocal-data {source}", disable=None):
-        item = resize_item(item, conf.get("max_side"))
+        item = resize_item(item, conf["max_side"])
         valid = float((item.depth > 0).mean())
-        if valid < conf.get("min_valid", 0.0):
+        if valid < conf["min_valid"]:
             skipped.append({"name": item.name, "reason": f"valid depth {valid:.1%} < min_valid"})
             continue
         kept.append(item)
     if not kept:
         raise MatchforgeError(f"source '{source}': no item has enough valid depth ({len(skipped)} skipped)",
                               fix="lower shiftfocal.data.min_valid or check the depth files", path=out)
-    splits = assign_splits([i.name for i in kept], conf.get("holdout", 0.0), conf.get("seed", 0))
+    splits = assign_splits([i.name for i in kept], conf["holdout"], conf["seed"])
     entries, focals, scales = [], [], []
     for k, (item, split) in enumerate(zip(kept, splits)):
         key = f"{k:06d}"

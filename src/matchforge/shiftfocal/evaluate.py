@@ -62,8 +62,8 @@ def evaluate_item(depth: np.ndarray, K: np.ndarray, focal_model, shift_model, rn
     gt = depth.astype(np.float64)
     delta = float(rng.uniform(*shift_bounds(gt[mask])))
     d_in = distort_shift(gt, mask, delta)
-    rec = recover_shape(d_in, focal_model, shift_model, mask, conf["fov_deg"], conf["max_shift"], conf["num_points"],
-                        tuple(conf["alpha_range"]))
+    rec = recover_shape(d_in, focal_model, shift_model, mask, fov_deg=conf["fov_deg"], max_shift=conf["max_shift"],
+                        num_points=conf["num_points"], alpha_range=tuple(conf["alpha_range"]))
     f_true = float(K[1, 1])
     delta_true = affine_shift(rec.depth_input[mask], gt[mask])
     both = mask & (rec.depth > 0)

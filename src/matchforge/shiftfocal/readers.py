@@ -209,7 +209,7 @@ def read_depth_exr(path: Path) -> np.ndarray:
     return np.asarray(chans[name], dtype=np.float32)
 
 
-def read_kenburns(root: str | Path, num_samples: int | None = None, depth_unit: float = 0.001,
+def read_kenburns(root: str | Path, num_samples: int | None, depth_unit: float,
                   max_depth: float = 60.0) -> list[Item]:
     """3D Ken Burns: ``depths/<scene>-depth/<id>-depth.exr`` with ``rgb/<scene>/<id>-meta.json['fltFov']``.
 
@@ -456,7 +456,7 @@ def iter_source(conf: dict, paths: dict[str, str]) -> list[Item]:
     if kind == "scannet":
         return read_scannet(paths["path"], n)
     if kind == "kenburns":
-        return read_kenburns(paths["path"], n, depth_unit=conf.get("depth_unit", 0.001))
+        return read_kenburns(paths["path"], n, depth_unit=conf["depth_unit"])
     if kind == "taskonomy":
         return read_taskonomy(paths["path"], n)
     if kind == "tum":

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from matchforge.config_schema import section_defaults
 from matchforge.errors import MatchforgeError
 from matchforge.io.depth import read_depth_file
 from matchforge.io.images import read_image
@@ -89,8 +90,8 @@ def predict(model: PointVoxelRegressor, depth: np.ndarray, mask: np.ndarray, foc
 
 
 def recover_shape(depth_rel: np.ndarray, focal_model: PointVoxelRegressor, shift_model: PointVoxelRegressor,
-                  mask: np.ndarray | None = None, fov_deg: float = 60.0, max_shift: float = 0.6,
-                  num_points: int = 20000, alpha_range: tuple[float, float] = (0.5, 1.5)) -> Recovery:
+                  mask: np.ndarray | None = None, *, fov_deg: float, max_shift: float,
+                  num_points: int, alpha_range: tuple[float, float]) -> Recovery:
     """LeReS shape recovery of a relative (affine-invariant) depth map; see the module docstring.
 
     Each predicted ``alpha`` is clamped to ``alpha_range`` (training samples alpha in [0.6, 1.25]; a
@@ -116,8 +117,8 @@ def recover_shape(depth_rel: np.ndarray, focal_model: PointVoxelRegressor, shift
 
 
 def main(model_dir: str | Path, depth_path: str | Path, out: str | Path, image: str | Path | None = None,
-         inverse: bool = False, fov_deg: float = 60.0, max_shift: float = 0.6, num_points: int = 20000,
-         alpha_range: tuple[float, float] = (0.5, 1.5)) -> Recovery:
+         inverse: bool = False, *, fov_deg: float, max_shift: float, num_points: int,
+         alpha_range: tuple[float, float]) -> Recovery:
     """Recover one depth map with the run in ``model_dir``; write ``recovery.json``, ``depth.npy`` and
     ``before.ply`` (60-degree guess, no shift) / ``after.ply`` (recovered) in ``out``."""
     from matchforge.io.ply import write_ply
@@ -131,7 +132,8 @@ def main(model_dir: str | Path, depth_path: str | Path, out: str | Path, image: 
     mask = np.isfinite(d) & (d > 0)
     if inverse:  # disparity-like output (MiDaS, Depth-Anything): larger = nearer
         d = depth_from_disparity(d)
-    rec = recover_shape(d, focal_model, shift_model, mask, fov_deg, max_shift, num_points, tuple(alpha_range))
+    rec = recover_shape(d, focal_model, shift_model, mask, fov_deg=fov_deg, max_shift=max_shift, num_points=num_points,
+                       alpha_range=tuple(alpha_range))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     colors = None
@@ -157,12 +159,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--depth", required=True, help="relative depth (.npy/.npz/.h5/16-bit .png); 0 = invalid")
     parser.add_argument("--image", help="colour image of the same size (colours the PLY)")
     parser.add_argument("--inverse", action="store_true", help="the input is inverse depth (disparity-like)")
-    parser.add_argument("--fov", type=float, default=60.0, help="initial vertical field of view (deg)")
-    parser.add_argument("--max-shift", type=float, default=0.6)
-    parser.add_argument("--num-points", type=int, default=20000)
-    parser.add_argument("--alpha-range", type=float, nargs=2, default=(0.5, 1.5), help="clamp of each focal ratio prediction")
+    defaults = section_defaults("shiftfocal", "eval")  # the evaluation's recovery options
+    parser.add_argument("--fov", type=float, default=defaults["fov_deg"], help="initial vertical field of view (deg)")
+    parser.add_argument("--max-shift", type=float, default=defaults["max_shift"])
+    parser.add_argument("--num-points", type=int, default=defaults["num_points"])
+    parser.add_argument("--alpha-range", type=float, nargs=2, default=defaults["alpha_range"],
+                        help="clamp of each focal ratio prediction")
     parser.add_argument("--out", required=True, help="output folder")
 
 
 def run(args: argparse.Namespace) -> None:
-    main(args.model_dir, args.depth, args.out, args.image, args.inverse, args.fov, args.max_shift, args.num_points, args.alpha_range)
+    main(args.model_dir, args.depth, args.out, args.image, args.inverse, fov_deg=args.fov, max_shift=args.max_shift,
+         num_points=args.num_points, alpha_range=args.alpha_range)

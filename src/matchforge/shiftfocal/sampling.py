@@ -74,7 +74,7 @@ def point_features(depth: np.ndarray, mask: np.ndarray, focal: float, channels: 
 
 
 def make_sample(depth: np.ndarray, K: np.ndarray, target: str, channels: int, rng: np.random.Generator,
-                num_points: int, focal_with_shift: bool = True, scale_unit: float = 10.0,
+                num_points: int, focal_with_shift: bool, scale_unit: float,
                 shift_range: tuple[float, float] = SHIFT_RANGE, focal_range: tuple[float, float] = FOCAL_RANGE,
                 subsample_rng: bool = True) -> Sample:
     """One distorted point cloud and its label for ``target`` in ``{'shift', 'focal', 'scale'}``."""
