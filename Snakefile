@@ -21,7 +21,7 @@ include: "rules/common.smk"
 
 
 wildcard_constraints:
-    scene=one_of(SCENES),
+    scene=wf.constraint("scene"),
 
 
 include: "rules/sfm.smk"
@@ -33,11 +33,11 @@ include: "rules/shiftfocal.smk"
 include: "rules/report.smk"
 
 
-cluster_resources()  # SLURM account/partition/signal of every rule, from its resources (rules/common.smk)
+wf.cluster_resources(workflow.rules)  # SLURM account/partition/signal of every rule, from its resources
 
 
 rule all:
     input:
-        all_targets,
+        wf.all_targets,
     default_target: True
     localrule: True

@@ -1,11 +1,8 @@
 # Datasets (issue 4, docs/dataset.md): per scene, MegaDepth scene-info files bucketed by D2-Net overlap;
 # per dataset, splits + MegaDepth layout (links) + LoFTR data config + dataset.json.
 
-DATASETS = list(config.get("datasets") or {})
-
-
 wildcard_constraints:
-    dataset=one_of(DATASETS),
+    dataset=wf.constraint("dataset"),
 
 
 rule scene_info:
@@ -17,7 +14,7 @@ rule scene_info:
         report(directory("results/{scene}/scene_info"), patterns=["{name}.png", "{name}.csv"], category="Scene info",
                subcategory="{scene}", caption="../workflow/report/scene_info.rst"),
     params:
-        conf=stage_params("scene_info"),
+        conf=wf.stage_params("scene_info"),
     log:
         "logs/{scene}/scene_info.log",
     conda:
@@ -25,8 +22,8 @@ rule scene_info:
     benchmark:
         "benchmarks/{scene}/scene_info.tsv"
     resources:
-        mem_mb=scene_resources("scene_info", "mem_mb"),
-        runtime=scene_resources("scene_info", "runtime"),
+        mem_mb=wf.scene_resources("scene_info", "mem_mb"),
+        runtime=wf.scene_resources("scene_info", "runtime"),
     shell:
         "matchforge scene-info --scene {wildcards.scene} --sparse {input.sparse:q} --images {input.images:q}"
         " --depth {input.depth:q} --out {output:q} --conf {params.conf:q} > {log:q} 2>&1"
@@ -38,18 +35,18 @@ rule dataset_inputs:
         scenes="results/datasets/{dataset}/inputs/scenes.json",
         conf="results/datasets/{dataset}/inputs/conf.json",
     params:
-        scenes=lambda wc: to_json(dataset_listing(wc)),  # canonical JSON: a reordered config is no change
-        conf=lambda wc: to_json(config["datasets"][wc.dataset]),
+        scenes=wf.dataset_listing,
+        conf=wf.dataset_conf,
     log:
         "logs/datasets/{dataset}_inputs.log",
     localrule: True
     run:
-        write_dataset_inputs(output, params, log[0])
+        wf.write_dataset_inputs(output, params, log[0])
 
 
 rule dataset:
     input:
-        unpack(dataset_inputs),
+        unpack(wf.dataset_inputs),
         listing=rules.dataset_inputs.output.scenes,
         conf=rules.dataset_inputs.output.conf,
     output:
@@ -59,7 +56,7 @@ rule dataset:
         train=directory("results/datasets/{dataset}/train"),
         test=directory("results/datasets/{dataset}/test"),
     params:
-        out=lambda wc, output: str(Path(output.json).parent),
+        out=wf.output_folder("json"),
     log:
         "logs/datasets/{dataset}.log",
     conda:
@@ -83,5 +80,3 @@ rule dataset_gluefactory:
     shell:
         "matchforge export-gluefactory --dataset {input:q} --out {output:q} > {log:q} 2>&1"
 
-
-TARGETS["dataset"] = lambda: expand("results/datasets/{dataset}/{f}", dataset=DATASETS, f=["dataset.json", "gluefactory"])

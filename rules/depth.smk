@@ -7,7 +7,7 @@
 
 rule depth_predict:
     wildcard_constraints:
-        scene=one_of(SFM_SCENES),
+        scene=wf.constraint("sfm_scene"),
     input:
         sparse="results/{scene}/sfm/sparse",
         images="results/{scene}/sfm/images",
@@ -16,8 +16,8 @@ rule depth_predict:
         preview=report(directory("results/{scene}/depth/preview"), patterns=["{name}.jpg"], category="Depth",
                        subcategory="{scene}", caption="../workflow/report/depth_preview.rst"),
     params:
-        conf=depth_predict_params,
-        images=scene_images_dir,
+        conf=wf.depth_predict_params,
+        images=wf.scene_images_dir,
     log:
         "logs/{scene}/depth_predict.log",
     conda:
@@ -27,8 +27,8 @@ rule depth_predict:
     threads: 2
     resources:
         gpu=1,
-        mem_mb=scene_resources("depth_predict", "mem_mb"),
-        runtime=scene_resources("depth_predict", "runtime"),
+        mem_mb=wf.scene_resources("depth_predict", "mem_mb"),
+        runtime=wf.scene_resources("depth_predict", "runtime"),
     shell:
         "matchforge depth --scene {wildcards.scene} --sfm results/{wildcards.scene}/sfm"
         " --out results/{wildcards.scene}/depth --conf {params.conf:q} > {log:q} 2>&1"
@@ -42,7 +42,7 @@ rule depth_align:
         h5=directory("results/{scene}/depth/aligned"),
         report="results/{scene}/depth/align.json",
     params:
-        conf=depth_params("align", "h5"),
+        conf=wf.depth_params("align", "h5"),
     log:
         "logs/{scene}/depth_align.log",
     conda:
@@ -50,8 +50,8 @@ rule depth_align:
     benchmark:
         "benchmarks/{scene}/depth_align.tsv"
     resources:
-        mem_mb=scene_resources("depth_align", "mem_mb"),
-        runtime=scene_resources("depth_align", "runtime"),
+        mem_mb=wf.scene_resources("depth_align", "mem_mb"),
+        runtime=wf.scene_resources("depth_align", "runtime"),
     shell:
         "matchforge align-depth --scene {wildcards.scene} --sfm results/{wildcards.scene}/sfm --raw {input.raw:q}"
         " --h5 {output.h5:q} --report {output.report:q} --conf {params.conf:q} > {log:q} 2>&1"
@@ -65,7 +65,7 @@ rule depth_consistency:
         h5=directory("results/{scene}/depth/h5"),
         report="results/{scene}/depth/consistency.json",
     params:
-        conf=depth_params("consistency", "h5"),
+        conf=wf.depth_params("consistency", "h5"),
     log:
         "logs/{scene}/depth_consistency.log",
     conda:
@@ -73,8 +73,8 @@ rule depth_consistency:
     benchmark:
         "benchmarks/{scene}/depth_consistency.tsv"
     resources:
-        mem_mb=scene_resources("depth_consistency", "mem_mb"),
-        runtime=scene_resources("depth_consistency", "runtime"),
+        mem_mb=wf.scene_resources("depth_consistency", "mem_mb"),
+        runtime=wf.scene_resources("depth_consistency", "runtime"),
     shell:
         "matchforge depth-consistency --scene {wildcards.scene} --sfm results/{wildcards.scene}/sfm --aligned {input.aligned:q}"
         " --h5 {output.h5:q} --report {output.report:q} --conf {params.conf:q} > {log:q} 2>&1"
@@ -92,7 +92,7 @@ rule depth_qa:
         plot=report("results/{scene}/depth/qa.png", category="Depth", subcategory="{scene}",
                     caption="../workflow/report/depth_qa.rst"),
     params:
-        conf=depth_params("align", "sparse", "qa"),
+        conf=wf.depth_params("align", "sparse", "qa"),
     log:
         "logs/{scene}/depth_qa.log",
     conda:
@@ -111,7 +111,7 @@ rule depth_qa:
 rule depth_predict_single:
     """Scenes without SfM: depth of every readable photo (upright, as staged into depth/images/)."""
     wildcard_constraints:
-        scene=one_of(SINGLE_SCENES),
+        scene=wf.constraint("single_scene"),
     output:
         raw=directory("results/{scene}/depth/raw"),
         preview=report(directory("results/{scene}/depth/preview"), patterns=["{name}.jpg"], category="Depth",
@@ -119,9 +119,9 @@ rule depth_predict_single:
         images=directory("results/{scene}/depth/images"),
         inputs="results/{scene}/depth/inputs.json",
     params:
-        photos=scene_photos,
-        conf=depth_predict_params,
-        images=scene_images_dir,
+        photos=wf.scene_photos,
+        conf=wf.depth_predict_params,
+        images=wf.scene_images_dir,
     log:
         "logs/{scene}/depth_predict.log",
     conda:
@@ -131,8 +131,8 @@ rule depth_predict_single:
     threads: 2
     resources:
         gpu=1,
-        mem_mb=scene_resources("depth_predict", "mem_mb"),
-        runtime=scene_resources("depth_predict", "runtime"),
+        mem_mb=wf.scene_resources("depth_predict", "mem_mb"),
+        runtime=wf.scene_resources("depth_predict", "runtime"),
     shell:
         "matchforge depth --scene {wildcards.scene} --images {params.images:q}"
         " --out results/{wildcards.scene}/depth --conf {params.conf:q} > {log:q} 2>&1"
@@ -140,16 +140,16 @@ rule depth_predict_single:
 
 rule depth_shape:
     input:
-        unpack(shape_inputs),
+        unpack(wf.shape_inputs),
     output:
         json="results/{scene}/depth/shape.json",
         plot=report("results/{scene}/depth/shape.png", category="Depth", subcategory="{scene}",
                     caption="../workflow/report/shape.rst"),
         clouds=directory("results/{scene}/depth/shape"),
     params:
-        conf=depth_params("shape"),
-        model_dir=lambda wc, input: Path(input.focal).parent,
-        sparse=lambda wc, input: f"--sparse {input.sparse}" if "sparse" in input.keys() else "",
+        conf=wf.depth_params("shape"),
+        model_dir=wf.input_folder("focal"),
+        sparse=wf.shape_sparse_arg,
     log:
         "logs/{scene}/depth_shape.log",
     conda:
@@ -164,5 +164,3 @@ rule depth_shape:
         " --images {input.images:q} {params.sparse} --out {output.json:q} --clouds {output.clouds:q}"
         " --plot {output.plot:q} --conf {params.conf:q} > {log:q} 2>&1"
 
-
-TARGETS["depth"] = depth_targets

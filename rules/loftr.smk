@@ -2,25 +2,15 @@
 # and evaluate the SIFT baseline on the same test sets.
 # Checkpoints live in results/models/loftr/{run}/checkpoints/ (not an output): an interrupted job resumes.
 
-LOFTR = config["loftr"]
-LOFTR_RUNS = list(LOFTR["runs"])
-LOFTR_TESTSETS = list(LOFTR["testsets"])
-
-
 wildcard_constraints:
-    run=one_of(LOFTR_RUNS),
-    testset=one_of(LOFTR_TESTSETS + list(LOC)),
-
-
-# The workflow's own keys of a run (what to evaluate, GPUs to reserve): not training options at all. Engine
-# options (training.options.NOT_RESULT_OPTIONS) reach the job as a resource; neither retrains when edited.
-_NOT_TRAINING = ("testsets", "gpus", "eval_gpus")
+    run=wf.constraint("run"),
+    testset=wf.constraint("testset"),
 
 
 rule loftr_train:
     input:
-        unpack(loftr_train_inputs),
-        unpack(loftr_init_input),
+        unpack(wf.loftr_train_inputs),
+        unpack(wf.loftr_init_input),
     output:
         weights="results/models/loftr/{run}/weights.pt",
         official="results/models/loftr/{run}/weights_official.ckpt",
@@ -29,24 +19,24 @@ rule loftr_train:
         curve=report("results/models/loftr/{run}/curve.png", category="Training", subcategory="LoFTR",
                      caption="../workflow/report/training.rst"),
     params:
-        conf=lambda wc: result_options(loftr_train_conf(wc.run)),
-        batch=loftr_batch,
-        dataset=loftr_dataset_arg,
+        conf=wf.loftr_train_params,
+        batch=wf.loftr_batch,
+        dataset=wf.loftr_dataset_arg,
         out="results/models/loftr/{run}",
     log:
         "logs/loftr/{run}/train.log",
     benchmark:
         "benchmarks/loftr/{run}/train.tsv"
-    threads: loftr_threads
+    threads: wf.loftr_threads
     resources:
-        engine=lambda wc: run_engine_options(loftr_train_conf(wc.run)),
-        gpu=lambda wc: LOFTR["runs"][wc.run]["gpus"],
+        engine=wf.loftr_engine,
+        gpu=wf.loftr_gpus,
         mem_mb=16000,
         # SLURM: one task per device on each of num_nodes nodes, the layout Lightning's SLURM environment
         # expects; a multi-process run is an "mpi" job, whose shell command starts its tasks with srun
-        nodes=lambda wc: loftr_layout(wc)[1],
-        tasks_per_node=lambda wc: loftr_layout(wc)[0],
-        mpi=lambda wc: "srun" if loftr_layout(wc)[0] * loftr_layout(wc)[1] > 1 else None,
+        nodes=wf.loftr_nodes,
+        tasks_per_node=wf.loftr_tasks_per_node,
+        mpi=wf.loftr_mpi,
     conda:
         "../envs/train.yaml"
     shell:
@@ -65,21 +55,21 @@ rule loftr_train:
 
 rule loftr_match:
     input:
-        unpack(loftr_testset_inputs),
+        unpack(wf.loftr_testset_inputs),
         weights="results/models/loftr/{run}/weights.pt",
         meta="results/models/loftr/{run}/model.json",
     output:
         "results/eval/matches/loftr/{run}/{testset}.h5",
     params:
-        testset=lambda wc: to_json(matching_options(loftr_testset_spec(wc.testset))),
-        matcher=lambda wc, input: to_json({"name": "loftr", "weights": input.weights}),
-        dataset=loftr_dataset_arg,
+        testset=wf.loftr_matching_conf,
+        matcher=wf.loftr_matcher,
+        dataset=wf.loftr_dataset_arg,
     log:
         "logs/loftr/{run}/match_{testset}.log",
     benchmark:
         "benchmarks/loftr/{run}/match_{testset}.tsv"
     resources:
-        gpu=lambda wc: LOFTR["runs"][wc.run]["eval_gpus"],
+        gpu=wf.loftr_eval_gpus,
         mem_mb=8000,
     conda:
         "../envs/train.yaml"
@@ -90,14 +80,14 @@ rule loftr_match:
 
 use rule loftr_match as loftr_init_match with:
     input:
-        unpack(loftr_testset_inputs),
-        unpack(loftr_init_input),
+        unpack(wf.loftr_testset_inputs),
+        unpack(wf.loftr_init_input),
     output:
         "results/eval/matches/loftr-init/{run}/{testset}.h5",
     params:
-        testset=lambda wc: to_json(matching_options(loftr_testset_spec(wc.testset))),
-        matcher=lambda wc, input: to_json({"name": "loftr", "weights": loftr_init_weights(wc, input)}),
-        dataset=loftr_dataset_arg,
+        testset=wf.loftr_matching_conf,
+        matcher=wf.loftr_init_matcher,
+        dataset=wf.loftr_dataset_arg,
     log:
         "logs/loftr/{run}/match_init_{testset}.log",
     benchmark:
@@ -106,19 +96,19 @@ use rule loftr_match as loftr_init_match with:
 
 rule loftr_score:
     wildcard_constraints:
-        testset=one_of(LOFTR_TESTSETS),
+        testset=wf.constraint("loftr_testset"),
     input:
-        unpack(loftr_testset_inputs),
-        unpack(loftr_before_matches),
+        unpack(wf.loftr_testset_inputs),
+        unpack(wf.loftr_before_matches),
         matches="results/eval/matches/loftr/{run}/{testset}.h5",
     output:
         json="results/eval/loftr/{run}/{testset}.json",
         vis=report("results/eval/loftr/{run}/{testset}_matches.jpg", category="Matches", subcategory="{testset}",
                    caption="../workflow/report/matches.rst"),
     params:
-        testset=loftr_testset_conf,
-        dataset=loftr_dataset_arg,
-        before=lambda wc, input: f"--before {input.before}" if "before" in input.keys() else "",
+        testset=wf.loftr_testset_conf,
+        dataset=wf.loftr_dataset_arg,
+        before=wf.before_arg,
     log:
         "logs/loftr/{run}/score_{testset}.log",
     resources:
@@ -132,13 +122,13 @@ rule loftr_score:
 
 rule sift_ratio_match:
     input:
-        unpack(loftr_testset_inputs),
+        unpack(wf.loftr_testset_inputs),
     output:
         "results/eval/matches/sift/ratio/{testset}.h5",
     params:
-        testset=lambda wc: to_json(matching_options(loftr_testset_spec(wc.testset))),
-        matcher=lambda wc: to_json({"name": "sift", **{k: v for k, v in LOFTR["baseline"].items() if k != "enabled"}}),
-        dataset=loftr_dataset_arg,
+        testset=wf.loftr_matching_conf,
+        matcher=wf.sift_ratio_matcher,
+        dataset=wf.loftr_dataset_arg,
     log:
         "logs/sift/ratio/match_{testset}.log",
     benchmark:
@@ -154,18 +144,18 @@ rule sift_ratio_match:
 
 rule sift_ratio_score:
     wildcard_constraints:
-        testset=one_of(LOFTR_TESTSETS),
+        testset=wf.constraint("loftr_testset"),
     input:
-        unpack(loftr_testset_inputs),
+        unpack(wf.loftr_testset_inputs),
         matches="results/eval/matches/sift/ratio/{testset}.h5",
     output:
         json="results/eval/sift/ratio/{testset}.json",
         vis=report("results/eval/sift/ratio/{testset}_matches.jpg", category="Matches", subcategory="{testset}",
                    caption="../workflow/report/matches.rst"),
     params:
-        testset=loftr_testset_conf,
-        dataset=loftr_dataset_arg,
-        label=lambda wc: sift_ratio_label(),
+        testset=wf.loftr_testset_conf,
+        dataset=wf.loftr_dataset_arg,
+        label=wf.sift_ratio_label,
     log:
         "logs/sift/ratio/score_{testset}.log",
     resources:
@@ -179,14 +169,14 @@ rule sift_ratio_score:
 
 rule loftr_localize:
     wildcard_constraints:
-        testset=one_of(LOC),
+        testset=wf.constraint("localization_testset"),
     input:
-        unpack(loftr_testset_inputs),
+        unpack(wf.loftr_testset_inputs),
         matches="results/eval/matches/loftr/{run}/{testset}.h5",
     output:
         "results/eval/loftr/{run}/{testset}.json",
     params:
-        testset=loftr_testset_conf,
+        testset=wf.loftr_testset_conf,
         label="loftr/{run}",
     log:
         "logs/loftr/{run}/localize_{testset}.log",
@@ -203,17 +193,15 @@ rule loftr_localize:
 
 use rule loftr_localize as sift_ratio_localize with:
     input:
-        unpack(loftr_testset_inputs),
+        unpack(wf.loftr_testset_inputs),
         matches="results/eval/matches/sift/ratio/{testset}.h5",
     output:
         "results/eval/sift/ratio/{testset}.json",
     params:
-        testset=loftr_testset_conf,
-        label=lambda wc: sift_ratio_label(),
+        testset=wf.loftr_testset_conf,
+        label=wf.sift_ratio_label,
     log:
         "logs/sift/ratio/localize_{testset}.log",
     benchmark:
         "benchmarks/sift/ratio/localize_{testset}.tsv"
 
-
-TARGETS["loftr"] = loftr_targets

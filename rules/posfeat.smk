@@ -1,31 +1,24 @@
 # PoSFeat (issue 6, docs/posfeat.md): description net -> detection net per run, then extraction and
 # evaluation on named test sets (homography MMA, relative pose, reconstruction), with SIFT as baseline.
 
-PF = config["posfeat"]
-PF_RUNS = PF["runs"]
-PF_TESTSETS = PF["testsets"]
-PF_MATCHED = [t for t, spec in PF_TESTSETS.items() if spec["type"] in ("pose", "homography")] + list(LOC)
-PF_RECONSTRUCTION = [t for t, spec in PF_TESTSETS.items() if spec["type"] == "reconstruction"]
-
-
 
 
 wildcard_constraints:
-    pfrun=one_of(PF_RUNS),
-    pftestset=one_of(list(PF_TESTSETS) + list(LOC)),
+    pfrun=wf.constraint("pfrun"),
+    pftestset=wf.constraint("pftestset"),
 
 
 rule posfeat_desc:
     input:
-        unpack(pf_train_inputs),
+        unpack(wf.pf_train_inputs),
     output:
         model="results/models/posfeat/{pfrun}/desc/model.pt",
         curve=report("results/models/posfeat/{pfrun}/desc/curve.png", category="Training", subcategory="PoSFeat",
                      caption="../workflow/report/posfeat_training.rst"),
     params:
-        conf=lambda wc: result_options(pf_run_conf(wc.pfrun)),
-        args=pf_train_args,
-        out=lambda wc, output: str(Path(output.model).parents[1]),
+        conf=wf.pf_train_params,
+        args=wf.pf_train_args,
+        out=wf.output_folder("model", up=2),
     log:
         "logs/posfeat/{pfrun}/desc.log",
     conda:
@@ -34,7 +27,7 @@ rule posfeat_desc:
         "benchmarks/posfeat/{pfrun}/desc.tsv"
     threads: 2  # fits a small node; more with --set-threads posfeat_desc=8 (capped by --cores locally)
     resources:
-        engine=lambda wc: run_engine_options(pf_run_conf(wc.pfrun)),
+        engine=wf.pf_engine,
         gpu=1,
         mem_mb=16000,
     shell:
@@ -43,16 +36,16 @@ rule posfeat_desc:
 
 rule posfeat_kp:
     input:
-        unpack(pf_train_inputs),
+        unpack(wf.pf_train_inputs),
         desc="results/models/posfeat/{pfrun}/desc/model.pt",
     output:
         model="results/models/posfeat/{pfrun}/kp/model.pt",
         curve=report("results/models/posfeat/{pfrun}/kp/curve.png", category="Training", subcategory="PoSFeat",
                      caption="../workflow/report/posfeat_training.rst"),
     params:
-        conf=lambda wc: result_options(pf_run_conf(wc.pfrun)),
-        args=pf_train_args,
-        out=lambda wc, output: str(Path(output.model).parents[1]),
+        conf=wf.pf_train_params,
+        args=wf.pf_train_args,
+        out=wf.output_folder("model", up=2),
     log:
         "logs/posfeat/{pfrun}/kp.log",
     conda:
@@ -61,7 +54,7 @@ rule posfeat_kp:
         "benchmarks/posfeat/{pfrun}/kp.tsv"
     threads: 2  # fits a small node; more with --set-threads posfeat_desc=8 (capped by --cores locally)
     resources:
-        engine=lambda wc: run_engine_options(pf_run_conf(wc.pfrun)),
+        engine=wf.pf_engine,
         gpu=1,
         mem_mb=16000,
     shell:
@@ -72,12 +65,12 @@ rule posfeat_kp:
 rule posfeat_extract:
     input:
         model="results/models/posfeat/{pfrun}/kp/model.pt",
-        data=pf_testset_input,
+        data=wf.pf_testset_input,
     output:
         "results/eval/posfeat/{pfrun}/features/{pftestset}.h5",
     params:
-        conf=lambda wc: to_json({**pf_run_conf(wc.pfrun)["extract"], "method": "posfeat", "device": PF["device"]}),
-        testset=lambda wc: to_json(matching_options(pf_testset(wc.pftestset))),
+        conf=wf.pf_extract_conf,
+        testset=wf.pf_matching_conf,
     log:
         "logs/posfeat/{pfrun}/extract_{pftestset}.log",
     conda:
@@ -94,13 +87,12 @@ rule posfeat_extract:
 
 rule sift_extract:
     input:
-        data=pf_testset_input,
+        data=wf.pf_testset_input,
     output:
         "results/eval/sift/mnn/features/{pftestset}.h5",
     params:
-        conf=lambda wc: to_json({"max_size": PF["extract"]["max_size"], "num_pts": PF["extract"]["num_pts"],
-                                 "method": "sift"}),
-        testset=lambda wc: to_json(matching_options(pf_testset(wc.pftestset))),
+        conf=wf.sift_extract_conf,
+        testset=wf.pf_matching_conf,
     log:
         "logs/sift/mnn/extract_{pftestset}.log",
     conda:
@@ -119,16 +111,15 @@ rule sift_extract:
 
 rule posfeat_match:
     wildcard_constraints:
-        pftestset=one_of(PF_MATCHED),
+        pftestset=wf.constraint("pf_matched"),
     input:
         features="results/eval/posfeat/{pfrun}/features/{pftestset}.h5",
-        data=pf_testset_input,
+        data=wf.pf_testset_input,
     output:
         "results/eval/matches/posfeat/{pfrun}/{pftestset}.h5",
     params:
-        testset=lambda wc: to_json(matching_options(pf_testset(wc.pftestset))),
-        matcher=lambda wc, input: to_json({"name": "features", "features": input.features,
-                                           "working_size": pf_run_conf(wc.pfrun)["extract"]["max_size"]}),
+        testset=wf.pf_matching_conf,
+        matcher=wf.pf_matcher,
     log:
         "logs/posfeat/{pfrun}/match_{pftestset}.log",
     conda:
@@ -143,28 +134,28 @@ rule posfeat_match:
 use rule posfeat_match as sift_mnn_match with:
     input:
         features="results/eval/sift/mnn/features/{pftestset}.h5",
-        data=pf_testset_input,
+        data=wf.pf_testset_input,
     output:
         "results/eval/matches/sift/mnn/{pftestset}.h5",
     params:
-        testset=lambda wc: to_json(matching_options(pf_testset(wc.pftestset))),
-        matcher=lambda wc, input: to_json({"name": "features", "features": input.features, "working_size": PF["extract"]["max_size"]}),
+        testset=wf.pf_matching_conf,
+        matcher=wf.sift_mnn_matcher,
     log:
         "logs/sift/mnn/match_{pftestset}.log",
 
 
 rule posfeat_score:
     wildcard_constraints:
-        pftestset=one_of(PF_MATCHED),
+        pftestset=wf.constraint("pf_matched"),
     input:
-        unpack(pf_compare),
+        unpack(wf.pf_compare),
         matches="results/eval/matches/posfeat/{pfrun}/{pftestset}.h5",
-        data=pf_testset_input,
+        data=wf.pf_testset_input,
     output:
         "results/eval/posfeat/{pfrun}/{pftestset}.json",
     params:
-        testset=lambda wc: to_json(pf_testset(wc.pftestset)),
-        compare=lambda wc, input: " ".join(f"{k}={input[k]}" for k in pf_compare(wc)),
+        testset=wf.pf_testset_conf,
+        compare=wf.pf_compare_arg,
         label="posfeat/{pfrun}",
     log:
         "logs/posfeat/{pfrun}/score_{pftestset}.log",
@@ -180,27 +171,27 @@ rule posfeat_score:
 use rule posfeat_score as sift_mnn_score with:
     input:
         matches="results/eval/matches/sift/mnn/{pftestset}.h5",
-        data=pf_testset_input,
+        data=wf.pf_testset_input,
     output:
         "results/eval/sift/mnn/{pftestset}.json",
     params:
-        testset=lambda wc: to_json(pf_testset(wc.pftestset)),
+        testset=wf.pf_testset_conf,
         compare="",
-        label=lambda wc: sift_mnn_label(),
+        label=wf.sift_mnn_label,
     log:
         "logs/sift/mnn/score_{pftestset}.log",
 
 
 rule posfeat_reconstruct:
     wildcard_constraints:
-        pftestset=one_of(PF_RECONSTRUCTION),
+        pftestset=wf.constraint("pf_reconstruction"),
     input:
         features="results/eval/posfeat/{pfrun}/features/{pftestset}.h5",
-        data=pf_testset_input,
+        data=wf.pf_testset_input,
     output:
         "results/eval/posfeat/{pfrun}/{pftestset}.json",
     params:
-        testset=lambda wc: to_json(pf_testset(wc.pftestset)),
+        testset=wf.pf_testset_conf,
         label="posfeat/{pfrun}",
     log:
         "logs/posfeat/{pfrun}/reconstruct_{pftestset}.log",
@@ -218,16 +209,14 @@ rule posfeat_reconstruct:
 use rule posfeat_reconstruct as sift_mnn_reconstruct with:
     input:
         features="results/eval/sift/mnn/features/{pftestset}.h5",
-        data=pf_testset_input,
+        data=wf.pf_testset_input,
     output:
         "results/eval/sift/mnn/{pftestset}.json",
     params:
-        testset=lambda wc: to_json(pf_testset(wc.pftestset)),
-        label=lambda wc: sift_mnn_label(),
+        testset=wf.pf_testset_conf,
+        label=wf.sift_mnn_label,
     log:
         "logs/sift/mnn/reconstruct_{pftestset}.log",
     benchmark:
         "benchmarks/sift/mnn/reconstruct_{pftestset}.tsv"
 
-
-TARGETS["posfeat"] = pf_targets

@@ -4,10 +4,10 @@
 
 rule summary:
     input:
-        summary_inputs,
+        wf.summary_inputs,
     output:
         scenes=report("results/summary/scenes.csv", category="Summary", caption="../workflow/report/scenes.rst"),
-        **summary_outputs(),
+        **wf.summary_outputs(report),
     log:
         "logs/summary.log",
     conda:
@@ -16,5 +16,3 @@ rule summary:
     shell:
         "matchforge summarize {input:q} --out results/summary > {log:q} 2>&1"
 
-
-TARGETS["report"] = lambda: rules.summary.output

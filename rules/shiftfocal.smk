@@ -1,26 +1,21 @@
 # Shift/focal point-cloud model (issue 7, docs/shiftfocal.md): RGB-D sources and matchforge scenes ->
 # training items -> focal and shift networks per run -> evaluation on held-out items.
 
-SF = config["shiftfocal"]
-SF_SOURCES = SF["sources"]
-SF_RUNS = SF["runs"]
-
-
 
 
 wildcard_constraints:
-    source=one_of(SF_SOURCES),
-    sfrun=one_of(SF_RUNS),
+    source=wf.constraint("source"),
+    sfrun=wf.constraint("sfrun"),
 
 
 rule shiftfocal_data:
     input:
-        unpack(sf_data_inputs),
+        unpack(wf.sf_data_inputs),
     output:
         directory("results/shiftfocal/data/{source}"),
     params:
-        conf=lambda wc: to_json(sf_source_conf(wc.source)),
-        paths=sf_data_args,
+        conf=wf.sf_source_conf,
+        paths=wf.sf_data_args,
     log:
         "logs/shiftfocal/data_{source}.log",
     conda:
@@ -36,7 +31,7 @@ rule shiftfocal_data:
 
 rule shiftfocal_train:
     input:
-        unpack(sf_train_inputs),
+        unpack(wf.sf_train_inputs),
     output:
         focal="results/models/shiftfocal/{sfrun}/focal.pt",
         shift="results/models/shiftfocal/{sfrun}/shift.pt",
@@ -44,8 +39,8 @@ rule shiftfocal_train:
         curves=report("results/models/shiftfocal/{sfrun}/curves.png", category="Training", subcategory="shift/focal",
                       caption="../workflow/report/training.rst"),
     params:
-        conf=lambda wc: result_options(sf_train_conf(wc.sfrun)),
-        out=lambda wc, output: str(Path(output.focal).parent),
+        conf=wf.sf_train_params,
+        out=wf.output_folder("focal"),
     log:
         "logs/shiftfocal/train_{sfrun}.log",
     conda:
@@ -54,7 +49,7 @@ rule shiftfocal_train:
         "benchmarks/shiftfocal/train_{sfrun}.tsv"
     threads: 2
     resources:
-        engine=lambda wc: run_engine_options(sf_train_conf(wc.sfrun)),
+        engine=wf.sf_engine,
         gpu=1,
         mem_mb=16000,
     shell:
@@ -74,9 +69,9 @@ rule shiftfocal_eval:
         after="results/eval/shiftfocal/{sfrun}/{source}_after.ply",
         gt="results/eval/shiftfocal/{sfrun}/{source}_gt.ply",
     params:
-        conf=to_json(SF["eval"]),
-        model_dir=lambda wc, input: str(Path(input.focal).parent),
-        out=lambda wc, output: str(Path(output.json).with_suffix("")),
+        conf=wf.sf_eval_conf(),
+        model_dir=wf.input_folder("focal"),
+        out=wf.output_stem("json"),
     log:
         "logs/shiftfocal/eval_{sfrun}_{source}.log",
     conda:
@@ -89,7 +84,3 @@ rule shiftfocal_eval:
         "matchforge shiftfocal-eval --model-dir {params.model_dir:q} --data {input.data:q} --out {params.out:q}"
         " --conf {params.conf:q} > {log:q} 2>&1"
 
-
-TARGETS["shiftfocal"] = lambda: [
-    f"results/eval/shiftfocal/{run}/{t}.json" for run, spec in SF_RUNS.items() for t in spec["testsets"]
-] + [f"results/models/shiftfocal/{run}/metrics.json" for run in SF_RUNS]
