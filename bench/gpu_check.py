@@ -29,6 +29,7 @@ import sys
 import tempfile
 import time
 import warnings
+from typing import Any
 from pathlib import Path
 
 import lightning as L
@@ -77,22 +78,22 @@ def loftr_case(gpu: bool) -> dict:
 
     from matchforge.dataset.indices import read_dataset
     from matchforge.loftr.lightning_module import LoFTRModule, PairDataModule
-    from matchforge.loftr.model import model_defaults
+    from matchforge.loftr.model import run_options
 
     tmp = Path(tempfile.mkdtemp())
     ds = tiny_dataset(REPO / "resources" / "testsets" / "tum_rgbd", tmp / "ds")
     size = 840 if gpu else 256
     arch = {} if gpu else SMALL_MODEL
-    conf = model_defaults({"dataset": "tiny", **arch, "img_resize": size, "depth_max_size": 2000, "num_workers": 0,
-                         "n_samples_per_subset": 1000, "accelerator": "auto", "warmup_step": 1})
-    records = read_dataset(ds, "train")
+    conf = run_options({"dataset": "tiny", **arch, "img_resize": size, "depth_max_size": 2000, "num_workers": 0,
+                        "n_samples_per_subset": 1000, "accelerator": "auto", "warmup_step": 1})
+    records = read_dataset(ds, "train", conf.min_overlap)
     loader_of = lambda: PairDataModule(conf, records, [])  # noqa: E731
     return {"name": f"LoFTR DS ({'official' if gpu else 'demo'} net, {size}x{size}, batch 1)",
             "make": lambda: LoFTRModule(conf), "data": lambda: loader_of().train_dataloader(), "per_step": 1,
             "baseline": lambda steps, warmup: kornia_baseline(conf, size, steps, warmup)}
 
 
-def kornia_baseline(conf: dict, size: int, steps: int, warmup: int) -> float:
+def kornia_baseline(conf: Any, size: int, steps: int, warmup: int) -> float:
     """Pairs/s of kornia's LoFTR forward + backward of the coarse confidences, fp32, same size."""
     import kornia.feature as KF
 
@@ -130,22 +131,23 @@ def posfeat_case(gpu: bool) -> dict:
     from matchforge.dataset.indices import read_imc
     from matchforge.posfeat.data import PairDataset, StepBatchSampler
     from matchforge.posfeat.networks import build_model
-    from matchforge.posfeat.train import PoSFeatModule, run_defaults, set_modes
+    from matchforge.posfeat.train import PoSFeatModule, set_modes
+    from matchforge.run_config import PoSFeatRunConfig
 
     arch, (w, h), bs = ("resnet50", (640, 480), 8) if gpu else ("resnet18", (128, 96), 1)
-    conf = run_defaults({"model": {"arch": arch}, "data": {"image_size": [w, h], "num_workers": 4 if gpu else 0},
-                         "desc": {"steps": 10**6, "batch_size": bs, "vis_every": 10**6}})
-    pairs = read_imc(REPO / "resources" / "testsets" / "reichstag")
-    dataset = PairDataset(pairs, (w, h), conf["data"]["rot_thr"])
+    conf = PoSFeatRunConfig.of({"model": {"arch": arch}, "data": {"image_size": [w, h], "num_workers": 4 if gpu else 0},
+                                "desc": {"steps": 10**6, "batch_size": bs, "vis_every": 10**6}})
+    pairs = read_imc(REPO / "resources" / "testsets" / "reichstag", "0.1")
+    dataset = PairDataset(pairs, (w, h), conf.data.rot_thr)
 
     def make():
-        model = build_model(conf["model"])
+        model = build_model(conf.model)
         set_modes(model, "desc")
         return PoSFeatModule(model, conf, "desc", {}, Path(tempfile.mkdtemp()))
 
     def data():
         return torch.utils.data.DataLoader(dataset, batch_sampler=StepBatchSampler(len(dataset), bs, 0, 10**6, 0),
-                                           num_workers=conf["data"]["num_workers"], pin_memory=gpu)
+                                           num_workers=conf.data.num_workers, pin_memory=gpu)
 
     return {"name": f"PoSFeat desc ({arch}, {w}x{h}, batch {bs})", "make": make, "data": data, "per_step": bs}
 
@@ -154,15 +156,16 @@ def shiftfocal_case(gpu: bool) -> dict:
     from matchforge.shiftfocal.data import main as make_data
     from matchforge.shiftfocal.model import build_model, flush_denormals
     from matchforge.shiftfocal.sampling import list_items
-    from matchforge.shiftfocal.train import ShiftFocalModule, StepBatches, model_config, train_defaults
+    from matchforge.run_config import ShiftFocalTrain
+    from matchforge.shiftfocal.train import ShiftFocalModule, StepBatches, model_config
 
     flush_denormals()
     out = Path(tempfile.mkdtemp()) / "tum"
     make_data({"type": "tum", "max_side": 640 if gpu else 160, "holdout": 0.0}, out, "tum",
               {"path": str(REPO / "resources" / "testsets" / "tum_rgbd")})
     res, npts, bs = (64, 20000, 4) if gpu else (16, 2048, 2)
-    conf = train_defaults({"targets": ["focal"], "steps": 10**6, "batch_size": bs, "num_points": npts, "resolution": res,
-                           **({} if gpu else {"channels": [8, 8, 16, 32, 64]})})
+    conf = ShiftFocalTrain.of({"targets": ["focal"], "steps": 10**6, "batch_size": bs, "num_points": npts,
+                               "resolution": res, **({} if gpu else {"channels": [8, 8, 16, 32, 64]})})
     items = list_items(out, "train")
     batches = StepBatches(conf, "focal", items)
     return {"name": f"shift/focal focal net (R={res}, {npts} points, batch {bs})",

@@ -54,12 +54,12 @@ def measure(module: LoFTRModule, samples: list[dict], device: str) -> dict[str, 
     correct, errors = 0, []
     for s in samples:
         b = {k: (v.to(device) if torch.is_tensor(v) else v) for k, v in default_collate([s]).items()}
-        coarse_supervision(b)
+        coarse_supervision(b, depth_check=False)
         forward(module.matcher, b)
-        correct += count_coarse_matches(b, float(module.conf["thr"]))[1]
+        correct += count_coarse_matches(b, float(module.conf.thr))[1]
         r = evaluate_pair(b["mkpts0_f"].cpu().double().numpy(), b["mkpts1_f"].cpu().double().numpy(),
                           b["K0"][0].cpu().double().numpy(), b["K1"][0].cpu().double().numpy(),
-                          b["T_0to1"][0].cpu().double().numpy())
+                          b["T_0to1"][0].cpu().double().numpy(), 0.5, 5e-4, "opencv")
         errors.append(r["pose_error"])
     module.train()
     return {"correct": correct, **pose_auc(errors)}
@@ -71,7 +71,7 @@ def dead_share(module: LoFTRModule, samples: list[dict], device: str) -> float:
     below, total = 0, 0
     for s in samples:
         b = {k: (v.to(device) if torch.is_tensor(v) else v) for k, v in default_collate([s]).items()}
-        coarse_supervision(b)
+        coarse_supervision(b, depth_check=False)
         forward(module.matcher, b)
         key = "conf_matrix"
         p = b[key][b["conf_matrix_gt"] == 1]
@@ -86,8 +86,8 @@ def train(conf: dict, train_s: list[dict], test_s: list[dict], steps: int, every
     module = LoFTRModule(conf).to(device)
     module.train()
     dead = dead_share(module, train_s[:5], device)
-    conf = module.conf  # schema defaults filled in
-    opt = torch.optim.AdamW(module.parameters(), lr=float(conf["canonical_lr"]), weight_decay=float(conf["weight_decay"]))
+    conf = module.conf  # the parsed run config (defaults filled in)
+    opt = torch.optim.AdamW(module.parameters(), lr=conf.canonical_lr, weight_decay=conf.weight_decay)
     order = torch.randint(len(train_s), (steps,), generator=torch.Generator().manual_seed(seed)).tolist()
     rows, reached, t0 = [], math.inf, time.time()
     for step in range(steps + 1):
@@ -103,7 +103,7 @@ def train(conf: dict, train_s: list[dict], test_s: list[dict], steps: int, every
         module._step(b)
         loss_c = b["loss_scalars"]["loss_c"]
         b["loss"].backward()
-        torch.nn.utils.clip_grad_norm_(module.parameters(), float(conf["gradient_clip_val"]))
+        torch.nn.utils.clip_grad_norm_(module.parameters(), conf.gradient_clip_val)
         opt.step()
         opt.zero_grad(set_to_none=True)
     return rows, reached, dead
@@ -126,9 +126,9 @@ def main() -> None:
     device = "cuda" if torch.cuda.is_available() else "cpu"
     size = 640 if args.official else 320
     arch = {} if args.official else DEMO_MODEL
-    train_r, test_r = read_dataset(args.dataset, "train"), read_dataset(args.dataset, "test")
-    train_s = list(PairDataset(train_r, img_resize=size, depth_max_size=2000))
-    test_s = list(PairDataset(test_r, img_resize=size, depth_max_size=2000))
+    train_r, test_r = read_dataset(args.dataset, "train", 0.0), read_dataset(args.dataset, "test", 0.0)
+    train_s = list(PairDataset(train_r, img_resize=size, pad=True, depth_max_size=2000, interpolation="linear"))
+    test_s = list(PairDataset(test_r, img_resize=size, pad=True, depth_max_size=2000, interpolation="linear"))
     print(f"{len(train_s)} training pairs, {len(test_s)} test pairs, {size} px, "
           f"{'official' if args.official else 'demo'} architecture, {device}, lr {args.lr}, {args.steps} steps")
     failed = False

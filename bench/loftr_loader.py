@@ -81,8 +81,8 @@ def main() -> None:
     if not Path(args.dataset).is_file():
         sys.exit(f"{args.dataset} not found: build it first (snakemake --cores 2 results/datasets/demo/dataset.json)")
     torch.set_num_threads(1)
-    records = read_dataset(args.dataset, "train")
-    ours = PairDataset(records, img_resize=args.img_resize, depth_max_size=2000)
+    records = read_dataset(args.dataset, "train", 0.0)
+    ours = PairDataset(records, img_resize=args.img_resize, pad=True, depth_max_size=2000, interpolation="linear")
 
     for i, rec in enumerate(records[:3]):  # same tensors before timing
         a, b = ours[i], plain_sample(rec, args.img_resize)
@@ -93,7 +93,8 @@ def main() -> None:
     for _ in range(args.rounds):
         for i, rec in enumerate(records):
             t0 = time.perf_counter()
-            read_gray(rec.image0, args.img_resize), read_gray(rec.image1, args.img_resize)
+            gray = {"df": 8, "pad": True, "interpolation": "linear"}
+            read_gray(rec.image0, args.img_resize, **gray), read_gray(rec.image1, args.img_resize, **gray)
             t1 = time.perf_counter()
             plain_gray(rec.image0, args.img_resize), plain_gray(rec.image1, args.img_resize)
             t2 = time.perf_counter()

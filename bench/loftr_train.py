@@ -52,8 +52,8 @@ def main() -> None:
     if not Path(args.dataset).is_file():
         sys.exit(f"{args.dataset} not found: build it first (snakemake --cores 2 results/datasets/demo/dataset.json)")
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    records = read_dataset(args.dataset, "train")
-    ds = PairDataset(records, img_resize=args.img_resize, depth_max_size=2000)
+    records = read_dataset(args.dataset, "train", 0.0)
+    ds = PairDataset(records, img_resize=args.img_resize, pad=True, depth_max_size=2000, interpolation="linear")
     n = args.steps
 
     def loader() -> DataLoader:
@@ -73,7 +73,7 @@ def main() -> None:
     torch.manual_seed(0)
     conf = {"match_type": args.match_type, **({} if args.full else DEMO_MODEL)}
     model = build_model(conf).to(device)
-    loss_fn = LoFTRLoss(conf, model.coarse_matching.match_type)
+    loss_fn = LoFTRLoss(conf)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     batches = []
     for b in loader():
@@ -83,7 +83,7 @@ def main() -> None:
 
     def step(b: dict) -> None:
         b = {k: (v.to(device) if torch.is_tensor(v) else v) for k, v in b.items()}
-        coarse_supervision(b)
+        coarse_supervision(b, depth_check=False)
         forward(model, b)
         fine_supervision(b)
         loss_fn(b)

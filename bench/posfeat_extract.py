@@ -22,6 +22,7 @@ import torch
 
 from matchforge.io.images import read_image as read_rgb
 from matchforge.io.images import list_images  # noqa: E402
+from matchforge.run_config import PoSFeatModel  # noqa: E402
 from matchforge.posfeat.extract import DEFAULTS, _resized, extract_one
 from matchforge.device import pick_device
 from matchforge.posfeat.networks import PoSFeat, normalize
@@ -63,7 +64,7 @@ def main() -> None:
     args = ap.parse_args()
     device = pick_device("auto")
     images = [read_rgb(p) for _, p in list_images(ROOT)]
-    model = PoSFeat(args.arch).to(device).eval()
+    model = PoSFeat(args.arch, PoSFeatModel().desc_dim).to(device).eval()
     conf = {**DEFAULTS, "max_size": args.max_size}
     sift = timed(lambda im: extract_one(im, {**conf, "method": "sift"}, None, device), images, args.repeat, device)
     ours = timed(lambda im: extract_one(im, {**conf, "method": "posfeat"}, model, device), images, args.repeat, device)

@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from matchforge.config_schema import section_defaults  # noqa: E402
 from matchforge.dataset.covisibility import _first_obs, central_match, covisibility, first_observations
 from matchforge.dataset.scene_info import candidate_pairs
 from matchforge.dataset.splits import camera_distances, camera_geometry, split_by_viewpoint
@@ -114,7 +115,8 @@ def baseline_split(poses, usable, pairs, val_fraction, test_fraction, seed):
     img_dist[np.ix_(idx, idx)] = camera_distances(centres[idx], dirs[idx])
     np.array([[img_dist[np.ix_(a, b)].min() if ai != bi else np.inf for bi, b in enumerate(units)]
               for ai, a in enumerate(units)])
-    return split_by_viewpoint(poses, usable, pairs, val_fraction, test_fraction, seed, tries=500)
+    buffer = section_defaults("datasets", "*")["split"]["max_buffer_fraction"]
+    return split_by_viewpoint(poses, usable, pairs, val_fraction, test_fraction, seed, buffer, tries=500)
 
 
 def timed(fn, *args):
@@ -202,7 +204,8 @@ def main() -> int:
 
     poses = [v.T_cw for v in views]
     pairs = np.array([(i, j) for i, j in bucketed], np.int64).reshape(-1, 2)
-    _, t_split = timed(split_by_viewpoint, poses, np.ones(len(views), bool), pairs, 0.1, 0.1, 0)
+    buffer = section_defaults("datasets", "*")["split"]["max_buffer_fraction"]
+    _, t_split = timed(split_by_viewpoint, poses, np.ones(len(views), bool), pairs, 0.1, 0.1, 0, buffer)
     base_split = None
     if not args.no_baseline:
         _, base_split = timed(baseline_split, poses, np.ones(len(views), bool), pairs, 0.1, 0.1, 0)

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from matchforge.run_config import ShiftFocalEval
 from matchforge.shiftfocal.evaluate import evaluate_item
 from matchforge.shiftfocal.readers import read_middlebury, read_tum, resize_item
 from matchforge.shiftfocal.recover import load_model
@@ -59,7 +60,7 @@ def main() -> None:
             index = Path(d) / "index.json"
             if index.exists():
                 trained |= {e["name"] for e in json.loads(index.read_text())["items"] if e["split"] == "train"}
-    conf = {"fov_deg": 60.0, "max_shift": 0.6, "num_points": args.num_points, "alpha_range": (0.5, 1.5)}
+    conf = {**ShiftFocalEval().to_dict(), "num_points": args.num_points}  # the evaluation's recovery options
     rows, times = [], []
     for i, it in enumerate(items(args.max_side)):
         t0 = time.perf_counter()

@@ -148,8 +148,8 @@ def test_demo_is_up_to_date_and_reports(demo_run):
     # slash, and engine options of a finished training run (workers, checkpoint frequency)
     edited = yaml.safe_load(original)
     edited["scenes"]["sacre_coeur"]["images"] = str(work / edited["scenes"]["sacre_coeur"]["images"]) + "/"
-    edited["loftr"]["runs"]["demo_ds"].update(num_workers=1, checkpoint_every_n_steps=7, checkpoint_minutes=3)
-    edited["posfeat"]["data"]["num_workers"] = 1
+    edited["loftr"]["runs"]["demo_ds"]["train"].update(num_workers=1, checkpoint_every_n_steps=7, checkpoint_minutes=3)
+    edited["posfeat"]["train"]["data"]["num_workers"] = 1
     config_file.write_text(yaml.safe_dump(edited))
     try:
         proc = subprocess.run(cmd + ["-n"], capture_output=True, text=True, check=True)

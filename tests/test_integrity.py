@@ -128,8 +128,12 @@ def test_names_and_keys_inside_runs_get_the_short_message():
     from matchforge.config_schema import check_references, validate_config
 
     cases = [
-        ({"loftr": {"runs": {"r": {"dataset": "d", "num_worker": 2}}}}, "unknown config key 'loftr.runs.r.num_worker' (did you mean 'num_workers'?)"),
-        ({"posfeat": {"runs": {"r": {"dataset": "d", "desc": {"stepz": 3}}}}}, "unknown config key 'posfeat.runs.r.desc.stepz' (did you mean 'steps'?)"),
+        ({"loftr": {"runs": {"r": {"dataset": "d", "train": {"num_worker": 2}}}}}, "unknown config key 'loftr.runs.r.train.num_worker' (did you mean 'num_workers'?)"),
+        ({"loftr": {"train": {"img_resise": 320}}}, "unknown config key 'loftr.train.img_resise' (did you mean 'img_resize'?)"),
+        ({"loftr": {"runs": {"r": {"dataset": "d", "num_workers": 2}}}}, "'loftr.runs.r.num_workers' is a training option: put it under loftr.runs.r.train"),
+        ({"posfeat": {"runs": {"r": {"dataset": "d", "train": {"desc": {"stepz": 3}}}}}}, "unknown config key 'posfeat.runs.r.train.desc.stepz' (did you mean 'steps'?)"),
+        ({"shiftfocal": {"sources": {"s": {"type": "tum", "path": "x"}}, "runs": {"r": {"sources": ["s"], "train": {"step": 3}}}}},
+         "unknown config key 'shiftfocal.runs.r.train.step' (did you mean 'steps'?)"),
         ({"posfeat": {"runs": {"../../x": {"dataset": "d"}}}}, "'../../x' is not a valid name under posfeat.runs"),
         ({"posfeat": {"runs": {"pf x": {"dataset": "d"}}}}, "'pf x' is not a valid name under posfeat.runs"),
         ({"shiftfocal": {"sources": {"a b": {"type": "tum", "path": "x"}}}}, "'a b' is not a valid name under shiftfocal.sources"),

@@ -130,8 +130,8 @@ def test_workflow_trains_a_scannet_run_without_a_dataset(scannet_root, tmp_path)
     work = tmp_path / "w"
     work.mkdir()
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-    config["loftr"]["runs"] = {"indoor": {"scannet": _conf(scannet_root), "pad": False, "depth_max_size": None,
-                                          "min_overlap": 0.4, "testsets": []}}
+    config["loftr"]["runs"] = {"indoor": {"scannet": _conf(scannet_root), "testsets": [],
+                                          "train": {"pad": False, "depth_max_size": None, "min_overlap": 0.4}}}
     (work / "config.yaml").write_text(yaml.safe_dump(config))
     (work / "resources").symlink_to(REPO / "resources")
     proc = snakemake(work, "-n", "results/models/loftr/indoor/weights.pt")

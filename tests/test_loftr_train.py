@@ -115,9 +115,9 @@ def test_train_resume_export_and_evaluate(tmp_path, monkeypatch):
 
     lr = json.loads((out / "model.json").read_text())["lr"]
     logged = metrics.dropna(subset=["lr"]).set_index("step")["lr"]
-    from matchforge.loftr.model import model_defaults
+    from matchforge.loftr.model import run_options
 
-    assert [round(logged[k] / lr, 6) for k in range(4)] == [round(lr_factor(model_defaults(conf), 2, k, k // 2), 6)
+    assert [round(logged[k] / lr, 6) for k in range(4)] == [round(lr_factor(run_options(conf), 2, k, k // 2), 6)
                                                             for k in range(4)]
     assert (out / "curve.png").stat().st_size > 1000
     meta = json.loads((out / "model.json").read_text())

@@ -14,6 +14,7 @@ from matchforge.posfeat.losses import (EpipolarLossConfig, epipolar_cost_loss, e
                                        sample_keypoints, window_expectation)
 from matchforge.posfeat.networks import PoSFeat
 from matchforge.posfeat.train import set_modes, stage_loss
+from matchforge.run_config import DescStage, KpStage
 
 
 def _reichstag_pair():
@@ -132,8 +133,7 @@ def _grads(module):
 def test_gradients_flow_only_into_the_stage_net(tiny_batch):
     torch.manual_seed(0)
     model = PoSFeat("resnet18", 32)
-    sconf = {"grid_size": 16, "temperature": 60.0, "line_samples": 20, "window_size": 0.2, "loc_rand": 0.0,
-             "cost_thr": 1.0}
+    sconf = DescStage(grid_size=16, temperature=60.0, line_samples=20, window_size=0.2, loc_rand=0.0, cost_thr=1.0)
     set_modes(model, "desc")
     loss, _ = stage_loss(model, tiny_batch, "desc", sconf, torch.Generator().manual_seed(0))
     loss.backward()
@@ -143,8 +143,7 @@ def test_gradients_flow_only_into_the_stage_net(tiny_batch):
 
     model.zero_grad(set_to_none=True)
     set_modes(model, "kp")
-    kconf = {"cell": 8, "temperature": 60.0, "reward_thr": 2.0, "reward_pos": 1.0, "reward_neg": -0.25,
-             "kp_penalty": -0.001}
+    kconf = KpStage(cell=8, temperature=60.0, reward_thr=2.0, reward_pos=1.0, reward_neg=-0.25, kp_penalty=-0.001)
     loss, stats = stage_loss(model, tiny_batch, "kp", kconf, torch.Generator().manual_seed(0))
     loss.backward()
     assert stats["keypoints"] > 0

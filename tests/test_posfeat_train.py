@@ -16,6 +16,7 @@ from matchforge.dataset.indices import read_imc
 from matchforge.posfeat.data import PairDataset, filter_rotation, pairs_from_caps, read_img_cam
 from matchforge.io.images import read_image as read_rgb
 from matchforge.posfeat.networks import PoSFeat, ResNet, load_checkpoint, load_imagenet_backbone
+from matchforge.run_config import DescStage, PoSFeatRunConfig
 from matchforge.posfeat.train import main, make_optimizer, set_modes, stage_loss, training_pairs
 from matchforge.training.engine import EXIT_INTERRUPTED, TrainingInterrupted
 from train_helpers import interrupt_cli, losses
@@ -32,8 +33,8 @@ def test_a_few_cpu_steps_reduce_the_epipolar_loss(reichstag_pairs):
     batch = torch.utils.data.default_collate([ds[0]])
     torch.manual_seed(0)
     model = PoSFeat("resnet18", 64)
-    sconf = {"grid_size": 8, "temperature": 60.0, "line_samples": 50, "window_size": 0.15, "loc_rand": 0.0,
-             "cost_thr": 0.3, "optimizer": "adam", "lr": 2e-5}  # 5e-5 and up oscillate here (back above 9 px by step 6)
+    sconf = DescStage(grid_size=8, temperature=60.0, line_samples=50, window_size=0.15, loc_rand=0.0,
+                      cost_thr=0.3, optimizer="adam", lr=2e-5)  # 5e-5 and up oscillate here (back above 9 px by step 6)
     optim = make_optimizer(set_modes(model, "desc"), sconf)
     losses = []
     for _ in range(8):  # the same pair and query points every step: the loss must go down
@@ -52,7 +53,7 @@ def _tiny_conf(**overrides):
         "desc": {"steps": 24, "batch_size": 1, "vis_every": 12, "ckpt_every": 0, "line_samples": 20, "window_size": 0.2},
         "kp": {"steps": 1, "batch_size": 1, "vis_every": 1, "ckpt_every": 0},
     }
-    return deep_merge(conf, overrides)
+    return PoSFeatRunConfig.of(deep_merge(conf, overrides))
 
 
 @pytest.mark.slow

@@ -15,6 +15,7 @@ import torch
 
 from conftest import REPO, real_data
 from matchforge.errors import MatchforgeError
+from matchforge.run_config import Engine
 from matchforge.shiftfocal import train as sf_train
 from matchforge.io.ply import read_ply, write_ply
 from matchforge.shiftfocal.readers import read_matchforge
@@ -96,7 +97,10 @@ def test_tensorboard_logger_writes_the_curves_csv_also_holds(tum_data, tmp_path)
     assert len(tb) == len(csv) == 2 and np.allclose(tb, csv, rtol=1e-5)
     assert strip_options({"logger": "tensorboard", "lr": 1}) == {"lr": 1}  # not result-defining: never retrains
     with pytest.raises(MatchforgeError, match="unknown logger"):
-        loggers(RunSpec(out_dir=tmp_path, name="x", identity={}, data_fingerprint="", logger="mlflow"))
+        loggers(RunSpec(out_dir=tmp_path, name="x", identity={}, data_fingerprint="",
+                        engine=Engine.model_construct(logger="mlflow")))  # past the config's check: the engine's own
+    with pytest.raises(MatchforgeError, match=r"invalid config at shiftfocal.train.logger"):
+        Engine.of({"logger": "mlflow"}, "shiftfocal.train")
 
 
 def test_a_logger_whose_package_is_missing_names_the_extra(tmp_path, monkeypatch):
@@ -104,7 +108,7 @@ def test_a_logger_whose_package_is_missing_names_the_extra(tmp_path, monkeypatch
 
     monkeypatch.setitem(sys.modules, "wandb", None)  # what an environment without wandb gives: ImportError
     with pytest.raises(MatchforgeError, match=r"matchforge\[wandb\]"):
-        loggers(RunSpec(out_dir=tmp_path, name="LoFTR run x", identity={}, data_fingerprint="", logger="wandb"))
+        loggers(RunSpec(out_dir=tmp_path, name="LoFTR run x", identity={}, data_fingerprint="", engine=Engine(logger="wandb")))
 
 
 @pytest.mark.slow

@@ -97,7 +97,7 @@ def test_a_bad_entry_fails_only_the_jobs_that_need_it(tmp_path):
                                                                          "database": str(tmp_path / "nope" / "db.db")}}})
     config = yaml.safe_load((work / "config.yaml").read_text())
     config.update(datasets={"d": {"scenes": ["good"]}},
-                  loftr={"runs": {"typo": {"dataset": "d", "init_weights": "outdor", "testsets": []},
+                  loftr={"runs": {"typo": {"dataset": "d", "train": {"init_weights": "outdor"}, "testsets": []},
                                   "fine": {"dataset": "d", "testsets": []}}})
     (work / "config.yaml").write_text(yaml.safe_dump(config))
     jobs = planned_jobs(snakemake(work, "-n"))
@@ -112,11 +112,11 @@ def test_a_bad_entry_fails_only_the_jobs_that_need_it(tmp_path):
     from matchforge.config_schema import validate_config
 
     validate_config(config)
-    rc = {k: v for k, v in config["loftr"]["runs"]["typo"].items() if k != "testsets"}
+    rc = {"dataset": "d", **config["loftr"]["runs"]["typo"]["train"]}
     proc = subprocess.run([sys.executable, "-m", "matchforge", "loftr-train", "--run", "typo", "--out", str(tmp_path / "r"),
                            "--conf", json.dumps(rc)], capture_output=True, text=True)
     assert proc.returncode == 2, proc.stderr[-2000:]
-    assert "loftr.runs.typo.init_weights" in proc.stderr and "outdoor" in proc.stderr and "Traceback" not in proc.stderr
+    assert "loftr.runs.typo.train.init_weights" in proc.stderr and "outdoor" in proc.stderr and "Traceback" not in proc.stderr
 
 
 EXAMPLES = {  # example -> jobs its plan must hold

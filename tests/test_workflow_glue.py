@@ -78,7 +78,7 @@ def test_loftr_training_options_and_initial_weights(wf):
 
 
 def test_a_released_weight_name_is_matched_by_name():
-    wf = Workflow(demo_config(loftr__runs__demo_ds_ft__init_weights="outdoor"))
+    wf = Workflow(demo_config(loftr__runs__demo_ds_ft__train__init_weights="outdoor"))
     wc = SimpleNamespace(run="demo_ds_ft", testset="demo_test")
     assert wf.loftr_init_input(wc) == {}  # nothing to build or find: kornia downloads it in the job
     assert json.loads(wf.loftr_init_matcher(wc, Inputs()))["weights"] == "outdoor"
@@ -87,10 +87,10 @@ def test_a_released_weight_name_is_matched_by_name():
 
 
 def test_loftr_process_layout():
-    wf = Workflow(demo_config(loftr__runs__demo_ds__devices="auto"))
+    wf = Workflow(demo_config(loftr__runs__demo_ds__train__devices="auto"))
     wc = SimpleNamespace(run="demo_ds")
     assert (wf.loftr_tasks_per_node(wc), wf.loftr_nodes(wc), wf.loftr_mpi(wc)) == (1, 1, None)
-    wf = Workflow(demo_config(loftr__runs__demo_ds__devices=2, loftr__runs__demo_ds__num_nodes=3))
+    wf = Workflow(demo_config(loftr__runs__demo_ds__train__devices=2, loftr__runs__demo_ds__train__num_nodes=3))
     assert (wf.loftr_tasks_per_node(wc), wf.loftr_nodes(wc), wf.loftr_mpi(wc)) == (2, 3, "srun")
     assert wf.loftr_batch(wc) == "1x2x3" and wf.loftr_threads(wc) == 1  # num_workers 0: the main process only
 
@@ -125,11 +125,12 @@ def test_posfeat_run_options_and_test_sets(wf):
 
 
 def test_posfeat_initial_weights_from_another_run():
-    runs = {"demo": {"dataset": "demo", "testsets": []}, "second": {"dataset": "demo", "init_weights": "demo"}}
-    wf = Workflow(demo_config(posfeat__runs=runs, posfeat__init_weights="demo"))
+    runs = {"demo": {"dataset": "demo", "testsets": []}, "second": {"dataset": "demo", "train": {"init_weights": "demo"}},
+            "fresh": {"dataset": "demo", "train": {"init_weights": None}}}
+    wf = Workflow(demo_config(posfeat__runs=runs))
     assert wf.pf_init_file("second") == "results/models/posfeat/demo/kp/model.pt"
     assert wf.pf_train_inputs(SimpleNamespace(pfrun="second"))["init_weights"] == "results/models/posfeat/demo/kp/model.pt"
-    assert wf.pf_init_file("demo") == "results/models/posfeat/demo/kp/model.pt"  # the section's value (here: itself)
+    assert wf.pf_init_file("fresh") is None
 
 
 def test_shiftfocal_options_inputs_and_targets(wf):

@@ -36,6 +36,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "shiftfocal-eval": ("matchforge.shiftfocal.evaluate", "evaluate shift/focal recovery on held-out items"),
     "summarize": ("matchforge.summary", "one table and figure per kind of result (scenes, relpose, homography, localization, reconstruction, shape)"),
     "doc-tables": ("matchforge.doc_tables", "rewrite the docs' generated tables from a run's results/summary"),
+    "config-docs": ("matchforge.config_docs", "regenerate the run-config schemas and config/README.md's option tables"),
     "recover-shape": ("matchforge.shiftfocal.recover", "recover focal and depth shift of one relative depth map"),
 }
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -45,3 +46,11 @@ def load_conf(text_or_path: str | None, defaults: Mapping[str, Any] | None = Non
     else:
         conf = yaml.safe_load(Path(text).read_text()) or {}
     return deep_merge(defaults or {}, conf)
+
+
+CONFIG_FILES_ENV = "MATCHFORGE_CONFIGFILES"
+
+
+def config_source() -> str:
+    """The config file(s) the running workflow read (set by the Snakefile), for "edit ..." fixes."""
+    return os.environ.get(CONFIG_FILES_ENV) or "config/config.yaml"

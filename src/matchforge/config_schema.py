@@ -8,6 +8,7 @@ schema, so a typo in one scene's options fails with that scene's name in the mes
 
 from __future__ import annotations
 
+import copy
 import difflib
 import functools
 import json
@@ -20,7 +21,7 @@ from typing import Any, Mapping, MutableMapping
 import jsonschema
 import yaml
 
-from matchforge.conf import deep_merge
+from matchforge.conf import CONFIG_FILES_ENV, config_source, deep_merge
 from matchforge.errors import MatchforgeError
 
 # The schemas are package data, so a wheel or a non-editable install finds them too.
@@ -49,7 +50,7 @@ def _extended(cls):
                 if not isinstance(sub, dict):
                     continue
                 if "default" in sub and name not in instance:
-                    instance[name] = sub["default"]
+                    instance[name] = copy.deepcopy(sub["default"])
                 if sub.get("format") == "path" and isinstance(instance.get(name), str):
                     instance[name] = normalise_path(instance[name])
         yield from validate_properties(validator, props, instance, schema)
@@ -68,14 +69,6 @@ def load_schema(path: str | Path) -> dict[str, Any]:
 @functools.lru_cache(maxsize=None)
 def _parsed_schema(path: str) -> dict[str, Any]:
     return yaml.safe_load(Path(path).read_text())
-
-
-CONFIG_FILES_ENV = "MATCHFORGE_CONFIGFILES"
-
-
-def config_source() -> str:
-    """The config file(s) the running workflow read (set by the Snakefile), for "edit ..." fixes."""
-    return os.environ.get(CONFIG_FILES_ENV) or "config/config.yaml"
 
 
 def require_config_path(path: str | Path, key: str, what: str, expect: str = "", scene: str | None = None) -> Path:
@@ -102,6 +95,11 @@ def check_keys(instance: Mapping[str, Any], schema: Mapping[str, Any], where: st
     schema = _resolve(schema, root)
     if not isinstance(instance, Mapping) or not isinstance(schema, Mapping):
         return
+    for branch in schema.get("anyOf") or ():  # an optional section: {anyOf: [{$ref: ...}, {type: null}]}
+        branch = _resolve(branch, root)
+        if "properties" in branch:
+            schema = branch
+            break
     props = schema.get("properties") or {}
     extra = schema.get("additionalProperties")
     for key, value in instance.items():
@@ -112,9 +110,20 @@ def check_keys(instance: Mapping[str, Any], schema: Mapping[str, Any], where: st
             check_keys(value, extra, path, root)
         elif extra is False:
             allowed = sorted(props)
+            if re.fullmatch(r"(loftr|posfeat|shiftfocal)\.runs\.[^.]+", where) and _is_training_option(where, str(key)):
+                raise MatchforgeError(f"'{path}' is a training option: put it under {where}.train (or under "
+                                      f"{where.split('.')[0]}.train for every run)",
+                                      fix=f"edit {config_source()}; config/README.md lists each family's options")
             raise MatchforgeError(
                 f"unknown config key '{path}'{_closest(str(key), allowed)}; allowed here: {', '.join(allowed)}",
                 fix=f"edit {config_source()}; options and defaults are listed in config/README.md")
+
+
+def _is_training_option(where: str, key: str) -> bool:
+    from matchforge.run_config import SECTIONS
+
+    train = SECTIONS[where.split(".")[0]].model_fields["train"].annotation
+    return key in {f.alias or name for name, f in train.model_fields.items()}
 
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -268,6 +277,7 @@ def check_references(config: Mapping[str, Any]) -> None:
 
 def _check_loftr(loftr: Mapping[str, Any], datasets: Mapping[str, Any]) -> None:
     from matchforge.loftr import PRETRAINED
+    from matchforge.run_config import LoFTRTrain
 
     for run, rc in loftr["runs"].items():
         where = f"loftr.runs.{run}"
@@ -281,7 +291,8 @@ def _check_loftr(loftr: Mapping[str, Any], datasets: Mapping[str, Any]) -> None:
             if ts not in loftr["testsets"]:
                 raise MatchforgeError(f"loftr run '{run}' names unknown test set '{ts}'{_closest(ts, list(loftr['testsets']))}",
                                       fix=f"add it under loftr.testsets or remove it from {where}.testsets")
-        if rc["init_weights"] == run:
+        train = LoFTRTrain.of(deep_merge(loftr["train"], rc["train"]), f"{where}.train")
+        if train.init_weights == run:
             raise MatchforgeError(f"loftr run '{run}' starts from its own weights",
                                   fix=f"set {where}.init_weights to another run, a kornia name ({', '.join(PRETRAINED)}) or a file")
     for name, ts in loftr["testsets"].items():
@@ -307,12 +318,10 @@ def _check_localization(config: Mapping[str, Any], datasets: Mapping[str, Any]) 
                                   f"(it has {scenes})", fix="set its scene: ; " + fix)
 
 
-PF_SECTIONS = ("model", "data", "desc", "kp", "trainer", "extract")
-
-
-def posfeat_run_sections(posfeat: Mapping[str, Any], run: str) -> dict[str, Any]:
-    """The posfeat sections (model, data, desc, kp, trainer, extract) with run ``run``'s overrides on top."""
-    return {key: deep_merge(posfeat[key], posfeat["runs"][run].get(key)) for key in PF_SECTIONS}
+def run_train(family: Mapping[str, Any], run: str) -> dict[str, Any]:
+    """A run's training options: the family's ``train`` section with the run's own ``train`` on top (every family
+    has this shape, see matchforge.run_config)."""
+    return deep_merge(family["train"], family["runs"][run]["train"])
 
 
 def _check_posfeat(pf: Mapping[str, Any], datasets: Mapping[str, Any], sfm_scenes: set[str], src: str) -> None:
@@ -325,7 +334,8 @@ def _check_posfeat(pf: Mapping[str, Any], datasets: Mapping[str, Any], sfm_scene
             raise MatchforgeError(f"posfeat test set '{name}' names unknown dataset '{spec['dataset']}'", fix=fix)
         if spec.get("scene") and spec["scene"] not in sfm_scenes:
             raise MatchforgeError(f"posfeat test set '{name}' names scene '{spec['scene']}', which is unknown or has no SfM", fix=fix)
-    schema = load_schema(SCHEMA_DIR / "posfeat.schema.yaml")
+    from matchforge.run_config import PoSFeatTrain
+
     for run, spec in pf["runs"].items():
         if not spec.get("dataset") and not spec.get("caps_root"):
             raise MatchforgeError(f"posfeat run '{run}' has no training data", fix="set dataset: or caps_root: ; " + fix)
@@ -334,8 +344,7 @@ def _check_posfeat(pf: Mapping[str, Any], datasets: Mapping[str, Any], sfm_scene
         for t in spec["testsets"]:
             if t not in pf["testsets"]:
                 raise MatchforgeError(f"posfeat run '{run}' uses unknown test set '{t}'{_closest(t, list(pf['testsets']))}", fix=fix)
-        for key, section in posfeat_run_sections(pf, run).items():
-            check(section, {"$defs": schema["$defs"], "$ref": f"#/$defs/{key}"}, f"posfeat.runs.{run}.{key}")
+        PoSFeatTrain.of(run_train(pf, run), f"posfeat.runs.{run}.train")
 
 
 def _check_shiftfocal(sf: Mapping[str, Any], sfm_scenes: set[str], src: str) -> None:
@@ -346,10 +355,10 @@ def _check_shiftfocal(sf: Mapping[str, Any], sfm_scenes: set[str], src: str) -> 
                                   " without single_images)", fix=fix)
         if source["type"] != "matchforge" and not source.get("path"):
             raise MatchforgeError(f"shiftfocal source '{name}' ({source['type']}) needs `path:`", fix=fix)
-    schema = load_schema(SCHEMA_DIR / "shiftfocal.schema.yaml")
+    from matchforge.run_config import ShiftFocalTrain
+
     for run, spec in sf["runs"].items():
         for s in spec["sources"] + spec["testsets"]:
             if s not in sf["sources"]:
                 raise MatchforgeError(f"shiftfocal run '{run}' uses unknown source '{s}'{_closest(s, list(sf['sources']))}", fix=fix)
-        check(deep_merge(sf["train"], spec["train"]), {"$defs": schema["$defs"], "$ref": "#/$defs/train"},
-              f"shiftfocal.runs.{run}.train")
+        ShiftFocalTrain.of(run_train(sf, run), f"shiftfocal.runs.{run}.train")

@@ -33,15 +33,17 @@ import numpy as np
 from matchforge.conf import load_conf
 from matchforge.dataset.covisibility import central_match, covisibility, first_observations
 from matchforge.errors import MatchforgeError
-from matchforge.config_schema import config_source, schema_defaults, section_defaults
+from matchforge.conf import config_source
+from matchforge.config_schema import schema_defaults
 from matchforge.io.depth import read_depth
 from matchforge.io.colmap import View, load_scene
 from matchforge.io.write import save_figure, write_bytes, write_json
+from matchforge.run_config import LoFTRTrain
 
 log = logging.getLogger(__name__)
 
 DEFAULTS: dict[str, Any] = schema_defaults("scene_info")  # the schema is the one place defaults live
-LOFTR_RUN: dict[str, Any] = section_defaults("loftr", "runs", "*")  # ground-truth counts as a default run sees them
+LOFTR_RUN = LoFTRTrain()  # ground-truth counts as a run with the default options sees them
 
 
 def bucket_stem(scene: str, lo: float, hi: float) -> str:
@@ -116,7 +118,7 @@ def gt_counts(views: list[View], chosen: list[tuple[int, int, float]], images_di
                                   depth_dir / f"{b.stem}.h5", a.K, b.K, a.T_cw, b.T_cw,
                                   b.T_cw @ np.linalg.inv(a.T_cw), ov))
         todo.append(k)
-    for k, n in zip(todo, coarse_match_counts(records, img_resize, LOFTR_RUN['depth_check']) if records else []):
+    for k, n in zip(todo, coarse_match_counts(records, img_resize, LOFTR_RUN.depth_check) if records else []):
         out[k] = n
     return out
 

@@ -18,7 +18,8 @@ from typing import Any, Mapping
 import numpy as np
 
 from matchforge.errors import MatchforgeError
-from matchforge.config_schema import config_source, section_defaults
+from matchforge.conf import config_source
+from matchforge.config_schema import section_defaults
 
 
 def testset_available(ts: Mapping[str, Any]) -> bool:

@@ -34,8 +34,9 @@ from matchforge.config_schema import section_defaults
 from matchforge.evaluation.pose import evaluate_pair, pose_auc
 from matchforge.loftr.data import PairDataset, SceneBalancedSampler
 from matchforge.loftr.losses import LoFTRLoss
-from matchforge.loftr.model import build_model, count_coarse_matches, forward, model_defaults
+from matchforge.loftr.model import build_model, count_coarse_matches, forward, run_options
 from matchforge.loftr.supervision import coarse_supervision, fine_supervision
+from matchforge.run_config import LoFTRRunConfig
 from matchforge.training.engine import ResumableLoader, resume_position
 
 log = logging.getLogger(__name__)
@@ -44,49 +45,49 @@ log = logging.getLogger(__name__)
 VAL_SCORING: dict[str, Any] = section_defaults("loftr", "testsets", "*")
 
 
-def true_batch_size(conf: Mapping[str, Any]) -> int:
+def true_batch_size(conf: LoFTRRunConfig) -> int:
     """Pairs per optimiser step over all processes. ``conf``: a run's options with the schema defaults filled
-    (:func:`matchforge.loftr.model.model_defaults`), as for every function here: no default is repeated."""
-    devices = conf["devices"]
+    (:func:`matchforge.loftr.model.run_options`), as for every function here: no default is repeated."""
+    devices = conf.devices
     n_dev = devices if isinstance(devices, int) and devices > 0 else max(torch.cuda.device_count(), 1)
-    return int(conf["batch_size"]) * n_dev * int(conf["num_nodes"])
+    return int(conf.batch_size) * n_dev * int(conf.num_nodes)
 
 
-def scaled_lr_and_warmup(conf: Mapping[str, Any]) -> tuple[float, int]:
+def scaled_lr_and_warmup(conf: LoFTRRunConfig) -> tuple[float, int]:
     """(true learning rate, warm-up steps) for the true batch size, as upstream ``train.py``."""
-    scaling = true_batch_size(conf) / float(conf["canonical_bs"])
-    lr = float(conf["canonical_lr"]) * scaling
-    warmup = conf["warmup_step"]
+    scaling = true_batch_size(conf) / float(conf.canonical_bs)
+    lr = float(conf.canonical_lr) * scaling
+    warmup = conf.warmup_step
     if warmup is None:
-        warmup = math.floor(float(conf["canonical_warmup_step"]) / scaling)
+        warmup = math.floor(float(conf.canonical_warmup_step) / scaling)
     return lr, int(warmup)
 
 
-def lr_factor(conf: Mapping[str, Any], warmup_step: int, step: int, epoch: int) -> float:
+def lr_factor(conf: LoFTRRunConfig, warmup_step: int, step: int, epoch: int) -> float:
     """Multiplier of the scaled learning rate for global step ``step`` (0-based) in epoch ``epoch``:
     linear warm-up from ``warmup_ratio`` reaching 1 on the last warm-up step, then ``gamma`` per
     milestone epoch reached (upstream's per-step warm-up and epoch-wise ``MultiStepLR``)."""
     if step < warmup_step:
-        ratio = float(conf["warmup_ratio"])
+        ratio = float(conf.warmup_ratio)
         return ratio + (1 - ratio) * (step + 1) / warmup_step
-    milestones = list(conf["milestones"])
-    return float(conf["gamma"]) ** bisect.bisect_right(milestones, epoch)
+    milestones = list(conf.milestones)
+    return float(conf.gamma) ** bisect.bisect_right(milestones, epoch)
 
 
 class LoFTRModule(L.LightningModule):
     """Trains ``self.matcher`` (a kornia LoFTR; checkpoint keys ``matcher.*`` as upstream)."""
 
-    def __init__(self, conf: Mapping[str, Any]) -> None:
+    def __init__(self, conf: LoFTRRunConfig) -> None:
         super().__init__()
-        self.conf = model_defaults(conf)
-        self.save_hyperparameters({"conf": self.conf})
+        self.conf = run_options(conf)
+        self.save_hyperparameters({"conf": self.conf.to_dict()})  # plain values: checkpoints load without pickle
         self.matcher = build_model(self.conf)
         self.loss = LoFTRLoss(self.conf)
         self.lr, self.warmup_step = scaled_lr_and_warmup(self.conf)
         self._val: list[dict[str, float]] = []
 
     def _step(self, batch: dict[str, Any]) -> dict[str, Any]:
-        coarse_supervision(batch, depth_check=bool(self.conf["depth_check"]))
+        coarse_supervision(batch, depth_check=bool(self.conf.depth_check))
         forward(self.matcher, batch)
         fine_supervision(batch)
         self.loss(batch)
@@ -97,7 +98,7 @@ class LoFTRModule(L.LightningModule):
         buffers = {k: v.detach().clone() for k, v in self.matcher.named_buffers() if v.is_floating_point() and "running" in k}
         # the supervision's random draws (padding, coarse-match sampling) are seeded by step, so that a
         # resumed job repeats exactly what the interrupted one would have drawn
-        torch.manual_seed(int(self.conf["seed"]) * 1_000_003 + self.global_step * (self.global_rank + 1))
+        torch.manual_seed(int(self.conf.seed) * 1_000_003 + self.global_step * (self.global_rank + 1))
         self._step(batch)
         loss = batch["loss"]
         if not torch.isfinite(loss):
@@ -112,14 +113,14 @@ class LoFTRModule(L.LightningModule):
         for k, v in batch["loss_scalars"].items():
             self.log(f"train/{k}", v.float(), on_step=True, on_epoch=False, prog_bar=k == "loss", batch_size=n)
         self.log("train/num_gt", float(batch["conf_matrix_gt"].sum()), on_step=True, batch_size=n)
-        matches, correct = count_coarse_matches(batch, float(self.conf["thr"]))
+        matches, correct = count_coarse_matches(batch, float(self.conf.thr))
         self.log("train/matches_c", float(matches), on_step=True, batch_size=n)
         self.log("train/correct_c", float(correct), on_step=True, batch_size=n)
         self.log("lr", self.optimizers().param_groups[0]["lr"] if self._trainer is not None else self.lr, on_step=True, batch_size=n)
         return loss
 
     def _frozen(self) -> bool:
-        return self._trainer is not None and self.trainer.global_step < int(self.conf["freeze_backbone_steps"])
+        return self._trainer is not None and self.trainer.global_step < int(self.conf.freeze_backbone_steps)
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         self.matcher.backbone.train(not self._frozen())  # BatchNorm statistics fixed while frozen
@@ -134,7 +135,7 @@ class LoFTRModule(L.LightningModule):
         n = batch["image0"].size(0)
         for k, v in batch["loss_scalars"].items():
             self.log(f"val/{k}", v.float(), on_epoch=True, sync_dist=True, batch_size=n)
-        self.log("val/correct_c", float(count_coarse_matches(batch, float(self.conf["thr"]))[1]), on_epoch=True,
+        self.log("val/correct_c", float(count_coarse_matches(batch, float(self.conf.thr))[1]), on_epoch=True,
                  sync_dist=True, batch_size=n)
         for b in range(n):
             sel = batch["m_bids"] == b
@@ -142,7 +143,7 @@ class LoFTRModule(L.LightningModule):
             k1 = batch["mkpts1_f"][sel].detach().float().cpu().numpy()
             r = evaluate_pair(k0, k1, batch["K0"][b].double().cpu().numpy(), batch["K1"][b].double().cpu().numpy(),
                               batch["T_0to1"][b].double().cpu().numpy(), VAL_SCORING["ransac_thresh"],
-                              float(self.conf["epi_err_thr"]), VAL_SCORING["estimator"])
+                              float(self.conf.epi_err_thr), VAL_SCORING["estimator"])
             key = f"{batch['scene_id'][b]}:{batch['pair_names'][0][b]}#{batch['pair_names'][1][b]}"
             self._val.append({"id": key, "pose_error": r["pose_error"], "precision": r["precision"], "num_matches": r["num_matches"]})
 
@@ -162,7 +163,7 @@ class LoFTRModule(L.LightningModule):
         self.log("val/num_matches", float(np.mean([r["num_matches"] for r in rows])), rank_zero_only=True)
 
     def configure_optimizers(self) -> Any:
-        opt = torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=float(self.conf["weight_decay"]))
+        opt = torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=float(self.conf.weight_decay))
 
         def factor(step: int) -> float:
             n = self._trainer.num_training_batches if self._trainer is not None else math.inf
@@ -176,31 +177,31 @@ class LoFTRModule(L.LightningModule):
 class PairDataModule(L.LightningDataModule):
     """Train loader with the per-scene balanced sampler (rank-aware), val loader in order."""
 
-    def __init__(self, conf: Mapping[str, Any], train_records: list[Any], val_records: list[Any]) -> None:
+    def __init__(self, conf: LoFTRRunConfig, train_records: list[Any], val_records: list[Any]) -> None:
         super().__init__()
-        self.conf, self.train_records, self.val_records = model_defaults(conf), train_records, val_records
+        self.conf, self.train_records, self.val_records = run_options(conf), train_records, val_records
 
     def _dataset(self, records: list[Any]) -> PairDataset:
         c = self.conf
-        return PairDataset(records, img_resize=c["img_resize"], df=8, pad=bool(c["pad"]), load_depth=True,
-                           depth_max_size=c["depth_max_size"], interpolation=c["interpolation"])
+        return PairDataset(records, img_resize=c.img_resize, df=8, pad=bool(c.pad), load_depth=True,
+                           depth_max_size=c.depth_max_size, interpolation=c.interpolation)
 
     def train_dataloader(self) -> DataLoader:
         ds = self._dataset(self.train_records)
         rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer is not None else (0, 1)
-        sampler = SceneBalancedSampler([r.scene for r in self.train_records], int(self.conf["n_samples_per_subset"]),
-                                       replacement=True, shuffle=True, seed=int(self.conf["seed"]),
+        sampler = SceneBalancedSampler([r.scene for r in self.train_records], int(self.conf.n_samples_per_subset),
+                                       replacement=True, shuffle=True, seed=int(self.conf.seed),
                                        rank=rank, world_size=world)
-        nw = int(self.conf["num_workers"])
-        batches = BatchSampler(sampler, int(self.conf["batch_size"]), drop_last=False)
+        nw = int(self.conf.num_workers)
+        batches = BatchSampler(sampler, int(self.conf.batch_size), drop_last=False)
         loader = ResumableLoader(ds, batches, num_workers=nw, pin_memory=torch.cuda.is_available(), persistent_workers=nw > 0)
         return resume_position(loader, self.trainer)
 
     def val_dataloader(self) -> DataLoader:
-        records = self.val_records[: self.conf["val_max_pairs"] or None]
+        records = self.val_records[: self.conf.val_max_pairs or None]
         rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer is not None else (0, 1)
         # every rank gets ceil(n / world) pairs (wrapping around), so none has an empty loader; the
         # duplicates are dropped when the ranks' results are gathered
         per_rank = math.ceil(len(records) / world)
         records = [records[(rank + k * world) % len(records)] for k in range(per_rank)] if records else []
-        return DataLoader(self._dataset(records), batch_size=1, shuffle=False, num_workers=int(self.conf["num_workers"]))
+        return DataLoader(self._dataset(records), batch_size=1, shuffle=False, num_workers=int(self.conf.num_workers))

@@ -38,19 +38,19 @@ class LoFTRLoss(torch.nn.Module):
 
     def __init__(self, conf: Mapping[str, Any] | None = None) -> None:
         super().__init__()
-        from matchforge.loftr.model import model_defaults
+        from matchforge.loftr.model import run_options
 
-        conf = model_defaults(conf)
-        self.match_type = conf["match_type"]
-        self.sparse = bool(conf["sparse_spvs"])
-        self.alpha = float(conf["focal_alpha"])
-        self.gamma = float(conf["focal_gamma"])
-        self.pos_w = float(conf["pos_weight"])
-        self.neg_w = float(conf["neg_weight"])
-        self.coarse_weight = float(conf["coarse_weight"])
-        self.fine_weight = float(conf["fine_weight"])
-        self.fine_thr = float(conf["fine_correct_thr"])
-        self.positive = conf["coarse_positive"]
+        conf = run_options(conf)
+        self.match_type = conf.match_type
+        self.sparse = bool(conf.sparse_spvs)
+        self.alpha = float(conf.focal_alpha)
+        self.gamma = float(conf.focal_gamma)
+        self.pos_w = float(conf.pos_weight)
+        self.neg_w = float(conf.neg_weight)
+        self.coarse_weight = float(conf.coarse_weight)
+        self.fine_weight = float(conf.fine_weight)
+        self.fine_thr = float(conf.fine_correct_thr)
+        self.positive = conf.coarse_positive
         if self.positive not in POSITIVE_MODES:
             raise ValueError(f"coarse_positive must be one of {POSITIVE_MODES}, not {self.positive!r}")
 

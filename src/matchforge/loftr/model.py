@@ -29,25 +29,27 @@ from matchforge.errors import MatchforgeError
 from matchforge.io.safe import load_torch
 from matchforge.loftr import PRETRAINED
 from matchforge.loftr.sinkhorn import SinkhornCoarseMatching
+from matchforge.run_config import LoFTRRunConfig, LoFTRTrain
 
 MATCH_TYPES = {"dual_softmax": "dual_softmax", "ds": "dual_softmax", "sinkhorn": "sinkhorn", "ot": "sinkhorn"}
 
 
-def model_defaults(model_conf: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Run options with every missing key taken from the schema (``src/matchforge/schemas/loftr.schema.yaml``).
+def run_options(conf: LoFTRRunConfig | Mapping[str, Any] | None = None) -> LoFTRRunConfig:
+    """A LoFTR run's options as the typed config :class:`matchforge.run_config.LoFTRRunConfig`: a parsed one comes
+    back as is (a training parses its options once), a mapping is checked and completed with the defaults there.
 
-    The schema holds the official training values (``temp_bug_fix`` true, ``skh_prefilter`` false,
-    ``train_coarse_percent`` 0.3), so a model built without options never inherits kornia's
-    inference defaults (``skh_prefilter`` true, ``train_coarse_percent`` 0.4).
+    Those defaults are the official training values (``temp_bug_fix`` true, ``skh_prefilter`` false,
+    ``train_coarse_percent`` 0.3), so a model built without options never inherits kornia's inference defaults
+    (``skh_prefilter`` true, ``train_coarse_percent`` 0.4). ``match_type`` may also be given as ``ds`` or ``ot``.
     """
-    from matchforge.config_schema import with_defaults
+    if isinstance(conf, Mapping) and conf.get("match_type") in MATCH_TYPES:
+        conf = {**conf, "match_type": MATCH_TYPES[conf["match_type"]]}
+    return LoFTRRunConfig.of(conf)
 
-    return with_defaults("loftr", {"runs": {"run": dict(model_conf or {})}})["runs"]["run"]
 
-
-def kornia_config(model_conf: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """kornia LoFTR config from matchforge run options; every key missing from ``model_conf`` takes
-    its schema default (see :func:`model_defaults`), none comes from kornia's ``default_cfg``.
+def kornia_config(model_conf: LoFTRRunConfig | Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """kornia LoFTR config from matchforge run options; every option ``model_conf`` leaves out takes its
+    default from :class:`matchforge.run_config.LoFTRTrain`, none comes from kornia's ``default_cfg``.
 
     Options: ``match_type`` (dual_softmax|sinkhorn, aliases ds|ot), ``temp_bug_fix``,
     ``coarse_layers`` (number of self+cross pairs, 4 upstream), ``block_dims`` ([128, 196, 256]
@@ -56,28 +58,25 @@ def kornia_config(model_conf: Mapping[str, Any] | None = None) -> dict[str, Any]
     ``skh_init_bin_score``, ``skh_prefilter``, ``sparse_spvs``, ``train_coarse_percent``,
     ``train_pad_num_gt_min``.
     """
-    conf = dict(model_conf or {})
-    if "match_type" in conf:
-        conf["match_type"] = MATCH_TYPES[conf["match_type"]]
-    conf = model_defaults(conf)
+    conf = run_options(model_conf)
     cfg = copy.deepcopy(default_cfg)
     mc = cfg["match_coarse"]
-    mc["match_type"] = conf["match_type"]
+    mc["match_type"] = conf.match_type
     for key in ("thr", "border_rm", "dsmax_temperature", "skh_iters", "skh_init_bin_score", "skh_prefilter",
                 "train_coarse_percent", "train_pad_num_gt_min", "sparse_spvs"):
-        mc[key] = conf[key]
-    cfg["coarse"]["temp_bug_fix"] = bool(conf["temp_bug_fix"])
-    dims = list(conf["block_dims"])
+        mc[key] = getattr(conf, key)
+    cfg["coarse"]["temp_bug_fix"] = bool(conf.temp_bug_fix)
+    dims = list(conf.block_dims)
     cfg["resnetfpn"]["block_dims"] = dims
-    cfg["resnetfpn"]["initial_dim"] = int(conf["initial_dim"])
+    cfg["resnetfpn"]["initial_dim"] = int(conf.initial_dim)
     cfg["coarse"]["d_model"] = cfg["coarse"]["d_ffn"] = dims[-1]
     cfg["fine"]["d_model"] = cfg["fine"]["d_ffn"] = dims[0]
-    cfg["coarse"]["layer_names"] = ["self", "cross"] * int(conf["coarse_layers"])
-    cfg["coarse"]["nhead"] = cfg["fine"]["nhead"] = int(conf["nhead"])
+    cfg["coarse"]["layer_names"] = ["self", "cross"] * int(conf.coarse_layers)
+    cfg["coarse"]["nhead"] = cfg["fine"]["nhead"] = int(conf.nhead)
     return cfg
 
 
-def build_model(model_conf: Mapping[str, Any] | None = None) -> LoFTR:
+def build_model(model_conf: LoFTRRunConfig | Mapping[str, Any] | None = None) -> LoFTR:
     """A randomly initialised kornia LoFTR (train mode) for ``model_conf`` (see :func:`kornia_config`)."""
     cfg = kornia_config(model_conf)
     if cfg["match_coarse"]["match_type"] != "sinkhorn":
@@ -267,20 +266,21 @@ def architecture_of(state: Mapping[str, torch.Tensor]) -> dict[str, Any]:
     }
 
 
-def fit_architecture(known: Mapping[str, Any], conf: Mapping[str, Any], where: str, what: str) -> dict[str, Any]:
+def fit_architecture(known: Mapping[str, Any], conf: LoFTRRunConfig | Mapping[str, Any], where: str,
+                     what: str) -> dict[str, Any]:
     """The architecture options of the weights ``what`` that the run must take: where ``conf`` leaves an
     :data:`ARCHITECTURE` option at its schema default, the weights' value; where it sets another value that
     differs from the weights', an error naming **every** such option at once.
 
-    ``where``: the config path of the options (``loftr.runs.<run>``), ``what``: the weights (for the message).
+    ``where``: the config path of the options (``loftr.runs.<run>.train``), ``what``: the weights (for the message).
     """
-    defaults = model_defaults({})
+    defaults = LoFTRTrain()
     taken, conflicts = {}, []
     for key in ARCHITECTURE:
-        mine = MATCH_TYPES.get(conf[key], conf[key]) if key == "match_type" else conf[key]
+        mine = getattr(run_options(conf), key)
         if key not in known or known[key] == mine:
             continue
-        if mine == defaults[key]:
+        if mine == getattr(defaults, key):
             taken[key] = known[key]
         else:
             conflicts.append(f"{key} = {known[key]} (the run sets {mine})")
@@ -313,5 +313,4 @@ def load_weights(weights: str, model_conf: Mapping[str, Any] | None = None, devi
 
 def _model_options(conf: Mapping[str, Any]) -> dict[str, Any]:
     """The run options that the schema knows (a checkpoint's summary may carry more)."""
-    allowed = set(model_defaults({}))
-    return {k: v for k, v in conf.items() if k in allowed}
+    return {k: v for k, v in conf.items() if k in LoFTRRunConfig.model_fields}

@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from kornia.geometry import create_meshgrid
 
-from matchforge.config_schema import section_defaults
+from matchforge.run_config import LoFTRTrain
 
 log = logging.getLogger(__name__)
 
@@ -157,6 +157,6 @@ def coarse_match_counts(records: list[Any], img_resize: int | None, depth_check:
 
     from matchforge.loftr.data import PairDataset
 
-    run = section_defaults("loftr", "runs", "*")  # the loader of a run that keeps the defaults
-    data = PairDataset(records, img_resize=img_resize, pad=run["pad"], depth_max_size=None, interpolation=run["interpolation"])
+    run = LoFTRTrain()  # the loader of a run that keeps the defaults
+    data = PairDataset(records, img_resize=img_resize, pad=run.pad, depth_max_size=None, interpolation=run.interpolation)
     return [len(coarse_ground_truth(default_collate([data[k]]), depth_check=depth_check)["b_ids"]) for k in range(len(data))]

@@ -32,6 +32,7 @@ from typing import Any, Mapping
 from matchforge.conf import load_conf
 from matchforge.errors import MatchforgeError
 from matchforge.io.write import write_json
+from matchforge.run_config import LoFTRRunConfig
 
 log = logging.getLogger(__name__)
 
@@ -41,38 +42,36 @@ CURVE_PANELS = [("losses", ["train/loss", "train/loss_c", "train/loss_f", "val/l
                 ("validation pose AUC (%)", ["val/auc@5", "val/auc@10", "val/auc@20"], (0, 100))]
 
 
-def training_pairs(conf: Mapping[str, Any], dataset_json: str | Path | None) -> tuple[list[Any], list[Any]]:
+def training_pairs(conf: LoFTRRunConfig, dataset_json: str | Path | None) -> tuple[list[Any], list[Any]]:
     """(train, val) pairs: a matchforge/MegaDepth-format dataset, or LoFTR's official MegaDepth or ScanNet indices
-    (``conf['megadepth']``, ``conf['scannet']``)."""
+    (``conf.megadepth``, ``conf.scannet``)."""
     from matchforge.dataset.indices import read_dataset, read_megadepth_list, read_scannet_list
 
-    sc, md = conf.get("scannet"), conf.get("megadepth")
+    sc, md = conf.scannet, conf.megadepth
     if md:
-        train = read_megadepth_list(md["npz_root"], md["list"], md["data_root"], conf["min_overlap"])
-        val_conf = md.get("val")
-        val = read_megadepth_list(val_conf["npz_root"], val_conf["list"], val_conf["data_root"], 0.0) if val_conf else []
+        train = read_megadepth_list(md.npz_root, md.list_, md.data_root, conf.min_overlap)
+        v = md.val
+        val = read_megadepth_list(v.npz_root, v.list_, v.data_root, 0.0) if v else []
         missing = [p for r in train[:1] + val[:1] for p in (r.image0, r.depth0) if p is not None and not Path(p).is_file()]
         if missing:
             raise MatchforgeError("MegaDepth images or depth maps not found", path=missing[0],
                                   fix="point loftr.runs.<run>.megadepth.data_root at the folder holding the index's "
                                       "phoenix/S6/zl548/MegaDepth_v1 paths (LoFTR's data/megadepth/train)")
-        where: Any = md["list"]
+        where: Any = md.list_
     elif sc:
-        train = read_scannet_list(sc["npz_root"], sc["list"], sc["intrinsics"], sc["data_root"], sc.get("pose_root"),
-                                  conf["min_overlap"])
-        val_conf = sc.get("val")
-        val = read_scannet_list(val_conf["npz_root"], val_conf["list"], val_conf["intrinsics"], val_conf["data_root"],
-                                val_conf.get("pose_root")) if val_conf else []
+        train = read_scannet_list(sc.npz_root, sc.list_, sc.intrinsics, sc.data_root, sc.pose_root, conf.min_overlap)
+        v = sc.val
+        val = read_scannet_list(v.npz_root, v.list_, v.intrinsics, v.data_root, v.pose_root) if v else []
         missing = [r.image0 for r in train[:1] + val[:1] if not Path(r.image0).is_file()]
         if missing:
             raise MatchforgeError("ScanNet frames not found", path=missing[0],
                                   fix="export the ScanNet scenes (color/, depth/, pose/ per scene, LoFTR's python export) "
                                       "under loftr.runs.<run>.scannet.data_root")
-        where = sc["list"]
+        where = sc.list_
     else:
         if dataset_json is None:
             raise MatchforgeError("no training data", fix="pass --dataset (a matchforge dataset.json) or set the run's `megadepth:` or `scannet:` index")
-        train = read_dataset(dataset_json, "train", conf["min_overlap"])
+        train = read_dataset(dataset_json, "train", conf.min_overlap)
         try:
             val = read_dataset(dataset_json, "val", 0.0)
         except MatchforgeError as err:
@@ -85,7 +84,7 @@ def training_pairs(conf: Mapping[str, Any], dataset_json: str | Path | None) -> 
     return train, val
 
 
-def initial_weights(conf: Mapping[str, Any], run: str) -> tuple[dict[str, Any], dict[str, Any]]:
+def initial_weights(conf: LoFTRRunConfig, run: str) -> tuple[dict[str, Any], LoFTRRunConfig]:
     """(state dict, run options) for a run with ``init_weights``: the weights are read (see
     ``matchforge.loftr.model.read_weights``), their architecture is checked against the run's options,
     and ``temp_bug_fix`` is set to what the weights were trained with where their source records it."""
@@ -93,84 +92,80 @@ def initial_weights(conf: Mapping[str, Any], run: str) -> tuple[dict[str, Any], 
     from matchforge.loftr.model import fit_architecture, read_weights
     from matchforge.config_schema import require_config_path
 
-    if conf["init_weights"] not in PRETRAINED:
-        require_config_path(conf["init_weights"], f"loftr.runs.{run}.init_weights", "the initial weights",
+    if conf.init_weights not in PRETRAINED:
+        require_config_path(conf.init_weights, f"loftr.runs.{run}.train.init_weights", "the initial weights",
                             f"the name of another run under loftr.runs, one of {', '.join(PRETRAINED)}, or a weights "
                             "file (weights.pt, last.ckpt, an official LoFTR .ckpt)")
-    state, known = read_weights(conf["init_weights"])
-    taken = fit_architecture(known, conf, f"loftr.runs.{run}", f"'{conf['init_weights']}'")
+    state, known = read_weights(conf.init_weights)
+    taken = fit_architecture(known, conf, f"loftr.runs.{run}.train", f"'{conf.init_weights}'")
     if taken:
         log.info("architecture from the initial weights (the run leaves it at the defaults): %s",
                  ", ".join(f"{k} = {v}" for k, v in taken.items()))
-    conf = {**conf, **taken}
-    if "temp_bug_fix" in known and known["temp_bug_fix"] != conf["temp_bug_fix"]:
+    if "temp_bug_fix" in known and known["temp_bug_fix"] != conf.temp_bug_fix:
         log.info("temp_bug_fix follows the initial weights: %s", known["temp_bug_fix"])
-        conf["temp_bug_fix"] = bool(known["temp_bug_fix"])
-    log.info("initialised from %s (%d tensors)", conf["init_weights"], len(state))
+        taken["temp_bug_fix"] = bool(known["temp_bug_fix"])
+    conf = conf.model_copy(update=taken)
+    log.info("initialised from %s (%d tensors)", conf.init_weights, len(state))
     return state, conf
 
 
-def run_identity(conf: Mapping[str, Any]) -> dict[str, Any]:
+def run_identity(conf: LoFTRRunConfig) -> dict[str, Any]:
     """Options that define what a run learns: the device layout only through the true batch size."""
     from matchforge.loftr.lightning_module import true_batch_size
     from matchforge.training.options import strip_options
 
-    return {**strip_options(conf), "true_batch_size": true_batch_size(conf)}
+    return {**strip_options(conf.to_dict()), "true_batch_size": true_batch_size(conf)}
 
 
-def data_fingerprint(conf: Mapping[str, Any], dataset_json: str | Path | None) -> str:
+def data_fingerprint(conf: LoFTRRunConfig, dataset_json: str | Path | None) -> str:
     """The training data's fingerprint: the dataset and its scene-info files, or the official index lists."""
     from matchforge.training.fingerprint import dataset_fingerprint, files_digest
 
-    sc = conf.get("scannet") or conf.get("megadepth")
-    if sc:
-        return files_digest([sc["list"], *([sc["val"]["list"]] if sc.get("val") else [])])
+    index = conf.scannet or conf.megadepth
+    if index:
+        return files_digest([index.list_, *([index.val.list_] if index.val else [])])
     return dataset_fingerprint(dataset_json)
 
 
-def main(conf: Mapping[str, Any], dataset_json: str | Path | None, out_dir: str | Path, run: str = "run") -> dict[str, Any]:
+def main(conf: LoFTRRunConfig | Mapping[str, Any], dataset_json: str | Path | None, out_dir: str | Path, run: str = "run") -> dict[str, Any]:
     """Train one run on ``dataset_json`` (or the run's ``megadepth``/``scannet`` indices); returns the summary written into ``model.json``."""
     import lightning as L
     import torch
 
     from matchforge.loftr.lightning_module import LoFTRModule, PairDataModule, true_batch_size
-    from matchforge.loftr.model import export_state_dict, model_defaults
+    from matchforge.loftr.model import export_state_dict, run_options
     from matchforge.dataset.indices import scene_of_subset
     from matchforge.training.curves import merge_logs, plot_curves
     from matchforge.training.engine import RunSpec, fit
 
-    conf = model_defaults(conf)
+    conf = run_options(conf)  # the one parse of this run's options; everything below takes the typed config
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     init_state = None
-    if conf["init_weights"]:  # read and checked before anything else, and before any checkpoint is touched
+    if conf.init_weights:  # read and checked before anything else, and before any checkpoint is touched
         init_state, conf = initial_weights(conf, run)
     train, val = training_pairs(conf, dataset_json)
     subsets = {r.scene for r in train}
     log.info("run %s: %d train pairs from %d scene-info files (%d scenes), %d val pairs", run, len(train), len(subsets),
              len({scene_of_subset(s) for s in subsets}), len(val))
 
-    L.seed_everything(int(conf["seed"]), workers=True)
+    L.seed_everything(int(conf.seed), workers=True)
     module = LoFTRModule(conf)
     if init_state is not None:  # a resumed job then loads its checkpoint over these
         module.matcher.load_state_dict(init_state, strict=True)
     lr, warmup = module.lr, module.warmup_step
     log.info("true batch size %d, lr %.3g, warm-up %d steps", true_batch_size(conf), lr, warmup)
     spec = RunSpec(out_dir=out_dir, name=f"LoFTR run {run}", identity=run_identity(conf),
-                   data_fingerprint=data_fingerprint(conf, dataset_json), max_steps=int(conf["max_steps"]),
-                   max_epochs=int(conf["max_epochs"]), accelerator=conf["accelerator"], devices=conf["devices"],
-                   num_nodes=int(conf["num_nodes"]), strategy=conf["strategy"], precision=conf["precision"],
-                   gradient_clip_val=float(conf["gradient_clip_val"]),
-                   checkpoint_every_n_steps=int(conf["checkpoint_every_n_steps"]),
-                   checkpoint_minutes=float(conf["checkpoint_minutes"]), logger=conf["logger"],
-                   check_val_every_n_epoch=int(conf["val_every_n_epochs"]), has_val=bool(val))
+                   data_fingerprint=data_fingerprint(conf, dataset_json), engine=conf, max_steps=conf.max_steps,
+                   max_epochs=conf.max_epochs, checkpoint_every_n_steps=conf.checkpoint_every_n_steps,
+                   check_val_every_n_epoch=conf.val_every_n_epochs, has_val=bool(val))
     result = fit(module, PairDataModule(conf, train, val), None, spec)
     trainer = result.trainer
     summary: dict[str, Any] = {"run": run, "global_step": result.global_step, "epochs": int(trainer.current_epoch),
                                "seconds": round(result.seconds, 2), "resumed_from": result.resumed_from,
                                "true_batch_size": true_batch_size(conf), "lr": lr, "warmup_step": warmup,
                                "train_pairs": len(train), "val_pairs": len(val), "accelerator": result.accelerator,
-                               "conf": conf}
+                               "conf": conf.to_dict()}
     if trainer.is_global_zero:
         state = export_state_dict(module.matcher)
         torch.save(state, out_dir / "weights.pt")

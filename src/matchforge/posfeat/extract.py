@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from matchforge.conf import load_conf
 from matchforge.errors import MatchforgeError
-from matchforge.config_schema import section_defaults
+from matchforge.run_config import PoSFeatDevice, PoSFeatExtract
 from matchforge.io.features import FeatureWriter
 from matchforge.io.images import list_images, read_image
 from matchforge.posfeat.detect import describe, detect_keypoints, sift_keypoints
@@ -35,7 +35,7 @@ from matchforge.posfeat.networks import PoSFeat, load_checkpoint, normalize
 log = logging.getLogger(__name__)
 
 # method and device are set by the caller (rule or CLI); the extraction options come from the schema
-DEFAULTS: dict[str, Any] = {"method": "posfeat", "device": "auto", **section_defaults("posfeat", "extract")}
+DEFAULTS: dict[str, Any] = {"method": "posfeat", "device": PoSFeatDevice().device, **PoSFeatExtract().to_dict()}
 
 def _resized(rgb: np.ndarray, max_size: int | None) -> tuple[np.ndarray, np.ndarray]:
     """Image with long side <= ``max_size`` and the per-axis factors (x, y) from original to resized pixels."""

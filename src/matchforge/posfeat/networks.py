@@ -22,6 +22,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from matchforge.run_config import PoSFeatModel
 from matchforge.errors import MatchforgeError
 from matchforge.io.safe import load_torch
 
@@ -230,7 +231,7 @@ def load_imagenet_backbone(model: PoSFeat, source: str | None) -> bool:
         raise
     except (OSError, RuntimeError, ValueError) as err:
         raise MatchforgeError(f"cannot read ImageNet backbone weights from '{source}': {err}",
-                              fix="point posfeat.model.pretrained at a torchvision ResNet state dict "
+                              fix="point posfeat.train.model.pretrained at a torchvision ResNet state dict "
                                   "(.pth/.safetensors) or set it to null for random initialisation",
                               path=source) from None
     state = {k.removeprefix("module.").removeprefix("backbone."): v for k, v in state.items()}
@@ -241,17 +242,18 @@ def load_imagenet_backbone(model: PoSFeat, source: str | None) -> bool:
     if missing:
         raise MatchforgeError(f"weights in '{source}' do not fit a torchvision {model.arch} ({len(missing)} of "
                               f"{len(own)} tensors missing, e.g. {missing[0]})",
-                              fix="use torchvision-named weights of the same architecture as posfeat.model.arch",
+                              fix="use torchvision-named weights of the same architecture as posfeat.train.model.arch",
                               path=source)
     enc.load_state_dict(usable)
     log.info("PoSFeat: loaded %d ImageNet backbone tensors from %s", len(usable), source)
     return True
 
 
-def build_model(conf: dict[str, Any]) -> PoSFeat:
+def build_model(conf: PoSFeatModel | dict[str, Any]) -> PoSFeat:
     """Model from the ``model`` options (arch, desc_dim, pretrained)."""
-    model = PoSFeat(conf["arch"], conf["desc_dim"])
-    load_imagenet_backbone(model, conf["pretrained"])
+    conf = PoSFeatModel.of(conf)
+    model = PoSFeat(conf.arch, conf.desc_dim)
+    load_imagenet_backbone(model, conf.pretrained)
     return model
 
 
@@ -265,7 +267,7 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> tup
     if not (isinstance(ckpt, dict) and isinstance(ckpt.get("conf"), dict) and isinstance(ckpt.get("model"), dict)):
         raise MatchforgeError("not a PoSFeat checkpoint written by matchforge (it lacks 'model' and 'conf')", path=path,
                               fix="give a desc/model.pt or kp/model.pt of a matchforge PoSFeat run (posfeat.runs.<run>), "
-                                  "or the name of such a run; ImageNet backbone weights go to posfeat.model.pretrained")
+                                  "or the name of such a run; ImageNet backbone weights go to posfeat.train.model.pretrained")
     conf = ckpt["conf"]
     model = PoSFeat(conf["model"]["arch"], conf["model"]["desc_dim"])
     model.load_state_dict(ckpt["model"])

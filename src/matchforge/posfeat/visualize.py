@@ -11,14 +11,14 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from matchforge.config_schema import section_defaults  # noqa: E402
 from matchforge.matchers.features import mutual_nn  # noqa: E402
 from matchforge.posfeat.detect import describe, detect_keypoints, sift_keypoints  # noqa: E402
 from matchforge.geometry.epipolar import fundamental_from_poses, symmetric_epipolar_pixels  # noqa: E402
 from matchforge.posfeat.networks import PoSFeat, normalize  # noqa: E402
 from matchforge.io.write import save_figure  # noqa: E402
+from matchforge.run_config import PoSFeatExtract  # noqa: E402
 
-EXTRACT = section_defaults("posfeat", "extract")  # snapshots detect as an extraction with the defaults
+EXTRACT = PoSFeatExtract()  # snapshots detect as an extraction with the defaults
 
 
 @torch.no_grad()
@@ -42,7 +42,7 @@ def snapshot(model: PoSFeat, batch: dict[str, torch.Tensor], path: Path, title: 
             xy, _, _ = sift_keypoints(rgb, max_kp)
             kp = torch.from_numpy(xy).to(dev)
         else:
-            kp, _ = detect_keypoints(out["score_map"], EXTRACT["nms_radius"], EXTRACT["thr"], num_pts=max_kp, min_pts=64)
+            kp, _ = detect_keypoints(out["score_map"], EXTRACT.nms_radius, EXTRACT.thr, num_pts=max_kp, min_pts=64)
         kps.append(kp)
         descs.append(describe(out["local_map"], kp, W, H) if len(kp) else torch.zeros(0, out["local_map"].shape[1]))
     m = mutual_nn(descs[0].cpu(), descs[1].cpu())

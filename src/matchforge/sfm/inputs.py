@@ -38,7 +38,7 @@ from tqdm import tqdm
 
 from matchforge.errors import MatchforgeError
 from matchforge.io.images import IMAGE_SUFFIXES
-from matchforge.config_schema import config_source
+from matchforge.conf import config_source
 
 logger = logging.getLogger(__name__)
 

@@ -16,6 +16,7 @@ import argparse
 import json
 import logging
 import math
+from typing import Any
 from pathlib import Path
 
 import lightning as L
@@ -33,14 +34,10 @@ from matchforge.training.engine import ResumableLoader, RunSpec, fit, resolve_ac
 from matchforge.training.options import strip_options
 from matchforge.training.fingerprint import files_digest
 from matchforge.io.write import write_json, save_figure
+from matchforge.run_config import ShiftFocalTrain
 
 log = logging.getLogger(__name__)
 
-def train_defaults(conf: dict | None = None) -> dict:
-    """Training options with the schema defaults filled in (``shiftfocal.train`` in its schema)."""
-    from matchforge.config_schema import with_defaults
-
-    return with_defaults("shiftfocal", {"train": dict(conf or {})})["train"]
 
 BIAS_INIT = {"shift": 0.275, "focal": 0.925, "scale": 0.3}
 
@@ -98,33 +95,33 @@ class ItemCache:
         return self._cache[i]
 
 
-def target_channels(conf: dict, target: str) -> int:
-    return conf["focal_channels"] if target == "focal" else conf["shift_channels"]
+def target_channels(conf: ShiftFocalTrain, target: str) -> int:
+    return conf.focal_channels if target == "focal" else conf.shift_channels
 
 
-def model_config(conf: dict, target: str) -> ModelConfig:
-    return ModelConfig(in_channels=target_channels(conf, target), resolution=conf["resolution"],
-                       channels=list(conf["channels"]), bias_init=BIAS_INIT[target], norm=conf["norm"])
+def model_config(conf: ShiftFocalTrain, target: str) -> ModelConfig:
+    return ModelConfig(in_channels=target_channels(conf, target), resolution=conf.resolution,
+                       channels=list(conf.channels), bias_init=BIAS_INIT[target], norm=conf.norm)
 
 
-def sample_kwargs(conf: dict) -> dict:
-    return {"num_points": conf["num_points"], "focal_with_shift": conf["focal_with_shift"], "scale_unit": conf["scale_unit"]}
+def sample_kwargs(conf: ShiftFocalTrain) -> dict:
+    return {"num_points": conf.num_points, "focal_with_shift": conf.focal_with_shift, "scale_unit": conf.scale_unit}
 
 
 class StepBatches(torch.utils.data.Dataset):
     """Item ``step`` is the training batch of that step: ``batch_size`` items drawn and distorted with
     ``rng([seed, step])``, so a resumed run sees exactly the batches an uninterrupted one would."""
 
-    def __init__(self, conf: dict, target: str, items: list[DataItem]):
+    def __init__(self, conf: ShiftFocalTrain, target: str, items: list[DataItem]):
         self.conf, self.target, self.cache = conf, target, ItemCache(items)
         self.channels, self.kw = target_channels(conf, target), sample_kwargs(conf)
 
     def __len__(self) -> int:
-        return self.conf["steps"]
+        return self.conf.steps
 
     def __getitem__(self, step: int) -> tuple[torch.Tensor, ...]:
-        rng = np.random.default_rng([self.conf["seed"], step])
-        picks = rng.integers(0, len(self.cache), self.conf["batch_size"])
+        rng = np.random.default_rng([self.conf.seed, step])
+        picks = rng.integers(0, len(self.cache), self.conf.batch_size)
         batch = [make_sample(*self.cache.get(int(i)), self.target, self.channels, rng, **self.kw) for i in picks]
         return collate(batch, torch.device("cpu"))
 
@@ -133,7 +130,7 @@ class ShiftFocalModule(L.LightningModule):
     """One network (focal, shift or scale) regressing its target with an L1 loss; keeps the weights of
     the best validation L1 (in the checkpoint too, so a resumed run keeps the best so far)."""
 
-    def __init__(self, model: torch.nn.Module, conf: dict) -> None:
+    def __init__(self, model: torch.nn.Module, conf: ShiftFocalTrain) -> None:
         super().__init__()
         self.model, self.conf = model, conf
         self.best_val, self.best_state = math.inf, None
@@ -166,12 +163,12 @@ class ShiftFocalModule(L.LightningModule):
     def configure_optimizers(self) -> dict:
         conf = self.conf
         params = [p for p in self.model.parameters() if p.requires_grad]
-        if conf["optimizer"] == "sgd":
-            opt = torch.optim.SGD(params, lr=conf["lr"], momentum=0.9, weight_decay=conf["weight_decay"])
+        if conf.optimizer == "sgd":
+            opt = torch.optim.SGD(params, lr=conf.lr, momentum=0.9, weight_decay=conf.weight_decay)
         else:
-            opt = torch.optim.AdamW(params, lr=conf["lr"], weight_decay=conf["weight_decay"])
-        steps = conf["steps"]
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, steps, conf["schedule"], conf["min_lr_ratio"]))
+            opt = torch.optim.AdamW(params, lr=conf.lr, weight_decay=conf.weight_decay)
+        steps = conf.steps
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, steps, conf.schedule, conf.min_lr_ratio))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
 
@@ -200,44 +197,41 @@ def _history(metrics_csv: Path) -> dict[str, list[list[float]]]:
     return out
 
 
-def train_target(conf: dict, target: str, items: list[DataItem], out: Path, data_fingerprint: str) -> dict:
+def train_target(conf: ShiftFocalTrain, target: str, items: list[DataItem], out: Path, data_fingerprint: str) -> dict:
     """Train one network; returns its history and writes ``<out>/<target>.pt``."""
     if target == "scale":
         items = [i for i in items if i.metric]
         if not items:
             raise MatchforgeError("target 'scale' needs metric depth, but every source is a matchforge scene (SfM units)",
                                   fix="drop 'scale' from targets or add an RGB-D source", path=out)
-    train_items, val_items = split_items(items, conf["val_fraction"], conf["seed"])
+    train_items, val_items = split_items(items, conf.val_fraction, conf.seed)
     channels = target_channels(conf, target)
     kw = sample_kwargs(conf)
     val_cache = ItemCache(val_items)
-    val_samples = [make_sample(*val_cache.get(i), target, channels, np.random.default_rng([conf["seed"], 7, i]), subsample_rng=False, **kw)
+    val_samples = [make_sample(*val_cache.get(i), target, channels, np.random.default_rng([conf.seed, 7, i]), subsample_rng=False, **kw)
                    for i in range(len(val_cache))]
-    L.seed_everything(conf["seed"])
+    L.seed_everything(conf.seed)
     model = build_model(model_config(conf, target))
-    if conf.get("init_weights"):
-        init = require_config_path(Path(conf["init_weights"]) / f"{target}.pt", f"shiftfocal.runs.{Path(out).name}.train.init_weights",
+    if conf.init_weights:
+        init = require_config_path(Path(conf.init_weights) / f"{target}.pt", f"shiftfocal.runs.{Path(out).name}.train.init_weights",
                                    "the initial weights", "the name of another run under shiftfocal.runs, or its folder (focal.pt, shift.pt)")
         model.load_state_dict(load_model(init).state_dict())
         log.info("%s: initialised from %s", target, init)
-    val_loss0 = validate(model, val_samples, conf["batch_size"])
+    val_loss0 = validate(model, val_samples, conf.batch_size)
     train_set = StepBatches(conf, target, train_items)
     val_batches = torch.utils.data.DataLoader(
-        [collate(val_samples[i : i + conf["batch_size"]], torch.device("cpu")) for i in range(0, len(val_samples), conf["batch_size"])],
+        [collate(val_samples[i : i + conf.batch_size], torch.device("cpu")) for i in range(0, len(val_samples), conf.batch_size)],
         batch_size=None)
 
     def train_loader(trainer: L.Trainer) -> ResumableLoader:
-        loader = ResumableLoader(train_set, [[s] for s in range(conf["steps"])], collate_fn=lambda b: b[0])
+        loader = ResumableLoader(train_set, [[s] for s in range(conf.steps)], collate_fn=lambda b: b[0])
         return resume_position(loader, trainer)
 
-    identity = {"target": target, "options": strip_options(conf)}
+    identity = {"target": target, "options": strip_options(conf.to_dict())}
     spec = RunSpec(out_dir=out / target, name=f"shift/focal {target}", identity=identity,
-                   data_fingerprint=data_fingerprint, max_steps=conf["steps"], max_epochs=1,
-                   accelerator=conf["accelerator"], devices=conf["devices"], num_nodes=conf["num_nodes"],
-                   strategy=conf["strategy"], precision=conf["precision"], gradient_clip_val=conf["gradient_clip_val"],
-                   checkpoint_every_n_steps=conf["checkpoint_every"], checkpoint_minutes=conf["checkpoint_minutes"],
-                   logger=conf["logger"],
-                   val_check_interval=min(conf["val_every"], conf["steps"]), check_val_every_n_epoch=1)
+                   data_fingerprint=data_fingerprint, engine=conf, max_steps=conf.steps, max_epochs=1,
+                   checkpoint_every_n_steps=conf.checkpoint_every,
+                   val_check_interval=min(conf.val_every, conf.steps), check_val_every_n_epoch=1)
     module = ShiftFocalModule(model, conf)
     result = fit(module, train_loader, val_batches, spec)
     merge_logs(out / target / "logs", out / target / "metrics.csv")
@@ -246,12 +240,12 @@ def train_target(conf: dict, target: str, items: list[DataItem], out: Path, data
     best_val, best_state = module.best_val, module.best_state
     if best_state is None:
         best_state = {k: t.detach().cpu() for k, t in model.state_dict().items()}
-        best_val = validate(model, val_samples, conf["batch_size"])
+        best_val = validate(model, val_samples, conf.batch_size)
     if result.trainer.is_global_zero:
         torch.save({"target": target, "model_config": model_config(conf, target).to_dict(), "state_dict": best_state,
-                    "train_conf": conf, "best_val_l1": best_val}, out / f"{target}.pt")
+                    "train_conf": conf.to_dict(), "best_val_l1": best_val}, out / f"{target}.pt")
     val_targets = np.array([s.target for s in val_samples])
-    rng = np.random.default_rng([conf["seed"], 11])  # the mean training target, from fresh samples
+    rng = np.random.default_rng([conf.seed, 11])  # the mean training target, from fresh samples
     train_mean = float(np.mean([make_sample(*train_set.cache.get(i % len(train_set.cache)), target, channels, rng, **kw).target
                                 for i in range(16)]))
     return {"best_val_l1": best_val, "val_l1_initial": val_loss0,
@@ -285,10 +279,10 @@ def plot_curves(metrics: dict, path: Path) -> None:
     save_figure(fig, path, dpi=90)
 
 
-def main(conf: dict, data_dirs: list[str | Path], out: str | Path) -> dict:
+def main(conf: ShiftFocalTrain | dict[str, Any], data_dirs: list[str | Path], out: str | Path) -> dict:
     """Train every target of ``conf['targets']`` on the 'train' items of ``data_dirs``; write ``out``."""
     flush_denormals()
-    conf = train_defaults(conf)
+    conf = ShiftFocalTrain.of(conf)  # parsed once (run() passes it parsed); everything below takes the typed config
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     items = [i for d in data_dirs for i in list_items(d, "train")]
@@ -296,9 +290,9 @@ def main(conf: dict, data_dirs: list[str | Path], out: str | Path) -> dict:
         raise MatchforgeError("no training items", fix="check the sources of this run (every item may be held out: lower holdout)", path=", ".join(map(str, data_dirs)))
     log.info("training on %d items", len(items))
     fingerprint = files_digest(Path(d) / "index.json" for d in data_dirs)  # the items and their split
-    metrics = {"accelerator": resolve_accelerator(conf["accelerator"]), "conf": conf,
+    metrics = {"accelerator": resolve_accelerator(conf.accelerator), "conf": conf.to_dict(),
                "data": [str(d) for d in data_dirs], "targets": {}}
-    for target in conf["targets"]:
+    for target in conf.targets:
         metrics["targets"][target] = train_target(conf, target, items, out, fingerprint)
         log.info("%s: best val L1 %.4f (constant predictor %.4f)", target,
                  metrics["targets"][target]["best_val_l1"], metrics["targets"][target]["val_l1_constant_mean"])
@@ -316,4 +310,4 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    main(load_conf(args.engine, load_conf(args.conf)), args.data, args.out)
+    main(ShiftFocalTrain.of(load_conf(args.engine, load_conf(args.conf)), "shiftfocal-train --conf"), args.data, args.out)

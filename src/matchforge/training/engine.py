@@ -44,6 +44,7 @@ from matchforge.conf import to_json
 from matchforge.errors import MatchforgeError
 from matchforge.io.safe import load_torch
 from matchforge.io.write import disk_errors, write_text
+from matchforge.run_config import Engine
 
 log = logging.getLogger(__name__)
 
@@ -74,27 +75,22 @@ class TrainingInterrupted(Exception):
 
 @dataclass
 class RunSpec:
-    """Where a run lives and how the Trainer runs it (options from the family's schema)."""
+    """Where a run lives and how the Trainer runs it: ``engine`` is the family's parsed engine options (a LoFTR or
+    shift/focal run config is one, PoSFeat's is its ``trainer``); the rest says how long the run is in the family's
+    own terms (steps or epochs, how often to validate and checkpoint by steps)."""
 
     out_dir: Path
     name: str
     identity: Mapping[str, Any]
     data_fingerprint: str
+    engine: Engine
     max_steps: int = -1
     max_epochs: int = -1
-    accelerator: str = "auto"
-    devices: int | str = 1
-    num_nodes: int = 1
-    strategy: str = "auto"
-    precision: str = "32-true"
-    gradient_clip_val: float | None = None
     checkpoint_every_n_steps: int = 0
-    checkpoint_minutes: float = 10.0
     check_val_every_n_epoch: int | None = 1
     val_check_interval: int | float | None = None
     has_val: bool = True
     log_every_n_steps: int = 1
-    logger: str = "csv"  # csv, tensorboard or wandb (CSV is always written: it feeds curve.png and the report)
     callbacks: list[L.Callback] = field(default_factory=list)
 
     @property
@@ -336,27 +332,27 @@ def _readable_checkpoint(spec: RunSpec) -> tuple[str, int] | None:
 
 def loggers(spec: RunSpec) -> list[Any]:
     """Lightning loggers of a run: CSV (always; a new version per resumed job, see ``curves.merge_logs``) and the
-    one ``spec.logger`` adds: TensorBoard event files under ``<out>/logs/tensorboard`` (what the official LoFTR
+    one ``spec.engine.logger`` adds: TensorBoard event files under ``<out>/logs/tensorboard`` (what the official LoFTR
     code writes) or a Weights & Biases run (project ``matchforge``, named after the run, files under ``<out>``)."""
     from lightning.pytorch.loggers import CSVLogger
 
     out = [CSVLogger(str(spec.out_dir), name="logs")]
     extra = {"tensorboard": ("TensorBoardLogger", "tensorboard"), "wandb": ("WandbLogger", "wandb")}
-    if spec.logger in extra:
-        cls, package = extra[spec.logger]
+    if spec.engine.logger in extra:
+        cls, package = extra[spec.engine.logger]
         try:
             __import__(package)
         except ImportError:
-            raise MatchforgeError(f"{spec.name}: logger '{spec.logger}' needs the {package} package",
+            raise MatchforgeError(f"{spec.name}: logger '{spec.engine.logger}' needs the {package} package",
                                   fix=f"pip install 'matchforge[{package}]' (or set logger: csv)") from None
         import lightning.pytorch.loggers as pl_loggers
 
-        if spec.logger == "tensorboard":
+        if spec.engine.logger == "tensorboard":
             out.append(pl_loggers.TensorBoardLogger(str(spec.out_dir / "logs"), name="tensorboard", default_hp_metric=False))
         else:
             out.append(pl_loggers.WandbLogger(project="matchforge", name=spec.name, save_dir=str(spec.out_dir)))
-    elif spec.logger != "csv":
-        raise MatchforgeError(f"{spec.name}: unknown logger '{spec.logger}'", fix="use csv, tensorboard or wandb")
+    elif spec.engine.logger != "csv":
+        raise MatchforgeError(f"{spec.name}: unknown logger '{spec.engine.logger}'", fix="use csv, tensorboard or wandb")
     return out
 
 
@@ -369,17 +365,17 @@ def fit(module: L.LightningModule, train_loader: Any, val_loader: Any, spec: Run
     """
     spec.out_dir.mkdir(parents=True, exist_ok=True)
     resume, start = prepare(spec)
-    accelerator = resolve_accelerator(spec.accelerator)
+    accelerator = resolve_accelerator(spec.engine.accelerator)
     # `devices` counts GPUs; without one (accelerator auto -> cpu) train in one process. An explicit
     # `accelerator: cpu` with devices > 1 runs DDP over CPU processes (gloo), which is how DDP is tested.
-    devices = spec.devices if accelerator != "cpu" or spec.accelerator == "cpu" else 1
-    multi = (isinstance(devices, int) and devices > 1) or spec.num_nodes > 1
-    checkpoints = _Checkpoints(spec.ckpt_dir / "last.ckpt", spec.checkpoint_every_n_steps, spec.checkpoint_minutes)
+    devices = spec.engine.devices if accelerator != "cpu" or spec.engine.accelerator == "cpu" else 1
+    multi = (isinstance(devices, int) and devices > 1) or spec.engine.num_nodes > 1
+    checkpoints = _Checkpoints(spec.ckpt_dir / "last.ckpt", spec.checkpoint_every_n_steps, spec.engine.checkpoint_minutes)
     trainer = L.Trainer(
-        accelerator=accelerator, devices=devices, num_nodes=spec.num_nodes,
-        strategy=spec.strategy if multi or spec.strategy != "auto" else "auto",
-        precision=spec.precision, max_epochs=spec.max_epochs, max_steps=spec.max_steps,
-        gradient_clip_val=spec.gradient_clip_val, gradient_clip_algorithm="norm",
+        accelerator=accelerator, devices=devices, num_nodes=spec.engine.num_nodes,
+        strategy=spec.engine.strategy if multi or spec.engine.strategy != "auto" else "auto",
+        precision=spec.engine.precision, max_epochs=spec.max_epochs, max_steps=spec.max_steps,
+        gradient_clip_val=spec.engine.gradient_clip_val, gradient_clip_algorithm="norm",
         sync_batchnorm=multi and accelerator == "gpu", use_distributed_sampler=False,
         logger=loggers(spec),
         log_every_n_steps=spec.log_every_n_steps, callbacks=[_LogSteps(), checkpoints, *spec.callbacks],

@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Iterable, MutableMapping
 
-from matchforge.config_schema import CONFIG_FILES_ENV, SCHEMA_DIR, check_references, validate_config
+from matchforge.conf import CONFIG_FILES_ENV
+from matchforge.config_schema import SCHEMA_DIR, check_references, validate_config
 from matchforge.errors import MatchforgeError
 from matchforge.summary import KINDS as SUMMARY_KINDS
 from matchforge.workflow.base import one_of, present

@@ -7,14 +7,16 @@ from pathlib import Path
 from typing import Any
 
 from matchforge.conf import to_json
+from matchforge.config_schema import run_train
 from matchforge.evaluation.testsets import matching_options, testset_available
 from matchforge.loftr import PRETRAINED
 from matchforge.training.options import engine_options, strip_options
 from matchforge.workflow.base import Base, has, present
 
-# The workflow's own keys of a LoFTR run (what to evaluate, GPUs to reserve): not training options at all. Engine
-# options (training.options.NOT_RESULT_OPTIONS) reach the job as a resource; neither retrains when edited.
-NOT_TRAINING = ("testsets", "gpus", "eval_gpus")
+# What a LoFTR run trains on: passed to its training job with its options. The run's other keys (test sets, GPUs to
+# reserve) are the workflow's own; engine options (training.options.NOT_RESULT_OPTIONS) reach the job as a
+# resource. Editing either retrains nothing.
+DATA_KEYS = ("dataset", "megadepth", "scannet")
 
 
 def result_options(conf: dict[str, Any]) -> str:
@@ -67,9 +69,13 @@ class LoFTRGlue(LocalizationGlue):
 
     # --- training -----------------------------------------------------------------------------------------
 
+    def loftr_options(self, run: str) -> dict[str, Any]:
+        """A run's training options: loftr.train with the run's own ``train`` on top."""
+        return run_train(self.loftr, run)
+
     def loftr_layout(self, wc: Any) -> tuple[int, int]:
         """(processes per node, nodes) of a training run: its ``devices`` (an int > 0, else 1) and ``num_nodes``."""
-        run = self.loftr["runs"][wc.run]
+        run = self.loftr_options(wc.run)
         devices = run["devices"] if isinstance(run["devices"], int) and run["devices"] > 0 else 1
         return devices, int(run["num_nodes"])
 
@@ -88,7 +94,7 @@ class LoFTRGlue(LocalizationGlue):
         """CPU threads of one training process: the main process and its ``num_workers`` data-loader workers
         (Snakemake sets OMP_NUM_THREADS to it; on SLURM it is each task's cpus-per-task). The demo runs
         (num_workers 0) take one core each, so that two of them train side by side on 2 cores."""
-        return self.loftr["runs"][wc.run]["num_workers"] + 1
+        return self.loftr_options(wc.run)["num_workers"] + 1
 
     def loftr_gpus(self, wc: Any) -> int:
         return self.loftr["runs"][wc.run]["gpus"]
@@ -98,14 +104,16 @@ class LoFTRGlue(LocalizationGlue):
 
     def loftr_init_file(self, run: str) -> str | None:
         """The file a run starts from: another run's weights.pt (built first), a path, or None (kornia name, no init)."""
-        init = self.loftr["runs"][run]["init_weights"]
+        init = self.loftr_options(run)["init_weights"]
         if not init or (init in PRETRAINED and not Path(init).exists()):
             return None
         return f"results/models/loftr/{init}/weights.pt" if init in self.loftr["runs"] else init
 
     def loftr_train_conf(self, run: str) -> dict[str, Any]:
-        """A run's training options: its entry without the workflow's own keys, init_weights as a file."""
-        conf = {k: v for k, v in self.loftr["runs"][run].items() if k not in NOT_TRAINING}
+        """What a run's training job parses (matchforge.run_config.LoFTRRunConfig): its training data and options,
+        init_weights as a file."""
+        entry = self.loftr["runs"][run]
+        conf = {**{k: entry[k] for k in DATA_KEYS if entry.get(k)}, **self.loftr_options(run)}
         conf["init_weights"] = self.loftr_init_file(run) or conf["init_weights"]
         return conf
 
@@ -118,7 +126,7 @@ class LoFTRGlue(LocalizationGlue):
     def loftr_batch(self, wc: Any) -> str:
         """params: the run's effective batch (batch_size x devices x nodes), which defines what it learns although
         ``devices`` and ``num_nodes`` are engine options; "auto" devices count the GPUs of the job's node."""
-        rc = self.loftr["runs"][wc.run]
+        rc = self.loftr_options(wc.run)
         return f"{rc['batch_size']}x{rc['devices']}x{rc['num_nodes']}"
 
     def loftr_train_inputs(self, wc: Any) -> dict[str, Any]:
@@ -138,17 +146,17 @@ class LoFTRGlue(LocalizationGlue):
         """The initial weights: another run's weights.pt (built first) or an existing file (a missing one fails
         the job)."""
         init = self.loftr_init_file(wc.run)
-        built = self.loftr["runs"][wc.run]["init_weights"] in self.loftr["runs"]
+        built = self.loftr_options(wc.run)["init_weights"] in self.loftr["runs"]
         return {"init": init} if init and (built or present(init)) else {}
 
     def loftr_init_weights(self, wc: Any, input: Any) -> str:
         """What the initial-weights matching loads: the file, or the kornia name (downloaded once)."""
-        return input.init if has(input, "init") else self.loftr["runs"][wc.run]["init_weights"]
+        return input.init if has(input, "init") else self.loftr_options(wc.run)["init_weights"]
 
     def loftr_before_matches(self, wc: Any) -> dict[str, str]:
         """A fine-tuning run's "before": the matches of its initial weights on the same test set, which for another
         configured run are that run's own match file (matched once, whichever run asks first)."""
-        init = self.loftr["runs"][wc.run]["init_weights"]
+        init = self.loftr_options(wc.run)["init_weights"]
         if not init:
             return {}
         if init in self.loftr["runs"]:

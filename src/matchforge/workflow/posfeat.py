@@ -6,7 +6,7 @@ import shlex
 from typing import Any
 
 from matchforge.conf import to_json
-from matchforge.config_schema import posfeat_run_sections
+from matchforge.config_schema import run_train
 from matchforge.evaluation.testsets import matching_options
 from matchforge.workflow.base import present
 from matchforge.workflow.loftr import LocalizationGlue, result_options, run_engine_options
@@ -35,13 +35,12 @@ class PoSFeatGlue(LocalizationGlue):
 
     def pf_init_file(self, run: str) -> str | None:
         """The run's init_weights as a file: another run's name becomes its kp/model.pt."""
-        init = self.pf_runs[run].get("init_weights", self.posfeat["init_weights"])  # a run's null: no init
+        init = run_train(self.posfeat, run)["init_weights"]
         return f"results/models/posfeat/{init}/kp/model.pt" if init in self.pf_runs else init
 
     def pf_run_conf(self, run: str) -> dict[str, Any]:
         """Options of one run: the posfeat sections with the run's overrides on top (checked at planning)."""
-        return {"device": self.posfeat["device"], "init_weights": self.pf_init_file(run),
-                **posfeat_run_sections(self.posfeat, run)}
+        return {"device": self.posfeat["device"], **run_train(self.posfeat, run), "init_weights": self.pf_init_file(run)}
 
     def pf_train_params(self, wc: Any) -> str:
         return result_options(self.pf_run_conf(wc.pfrun))
@@ -102,7 +101,7 @@ class PoSFeatGlue(LocalizationGlue):
 
     def sift_extract_conf(self, wc: Any) -> str:
         """The SIFT baseline keeps as many keypoints as PoSFeat's extraction, at the same size."""
-        extract = self.posfeat["extract"]
+        extract = self.posfeat["train"]["extract"]
         return to_json({"max_size": extract["max_size"], "num_pts": extract["num_pts"], "method": "sift"})
 
     def pf_matcher(self, wc: Any, input: Any) -> str:
@@ -111,7 +110,7 @@ class PoSFeatGlue(LocalizationGlue):
 
     def sift_mnn_matcher(self, wc: Any, input: Any) -> str:
         return to_json({"name": "features", "features": input.features,
-                        "working_size": self.posfeat["extract"]["max_size"]})
+                        "working_size": self.posfeat["train"]["extract"]["max_size"]})
 
     def pf_compare(self, wc: Any) -> dict[str, str]:
         """The SIFT curve drawn beside PoSFeat's in homography plots."""
@@ -123,7 +122,7 @@ class PoSFeatGlue(LocalizationGlue):
         return " ".join(f"{k}={input[k]}" for k in self.pf_compare(wc))
 
     def sift_mnn_label(self, wc: Any = None) -> str:
-        extract = self.posfeat["extract"]
+        extract = self.posfeat["train"]["extract"]
         return f"sift (mutual NN, {extract['num_pts']} kp at {extract['max_size'] or 'full'} px)"
 
     def pf_targets(self) -> list[str]:

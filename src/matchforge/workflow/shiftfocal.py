@@ -6,6 +6,7 @@ import shlex
 from typing import Any
 
 from matchforge.conf import deep_merge, to_json
+from matchforge.config_schema import run_train
 from matchforge.workflow.base import Base, present
 from matchforge.workflow.loftr import result_options, run_engine_options
 
@@ -43,7 +44,7 @@ class ShiftFocalGlue(Base):
     def sf_train_conf(self, run: str) -> dict[str, Any]:
         """A run's training options: shiftfocal.train with the run's overrides on top; another run's name as
         init_weights becomes its folder."""
-        conf = deep_merge(self.shiftfocal["train"], self.sf_runs[run]["train"])
+        conf = run_train(self.shiftfocal, run)
         if conf["init_weights"] in self.sf_runs:
             conf["init_weights"] = f"results/models/shiftfocal/{conf['init_weights']}"
         return conf
