@@ -13,7 +13,7 @@ from conftest import REPO
 
 STAGES = ["sfm", "depth", "align-depth", "depth-consistency", "depth-qa", "depth-shape", "scene-info", "dataset", "export-gluefactory",
           "loftr-train", "match-pairs", "score", "match", "posfeat-train", "extract", "reconstruct-eval", "shiftfocal-data",
-          "shiftfocal-train", "shiftfocal-eval", "summarize", "doc-tables", "recover-shape"]
+          "shiftfocal-train", "shiftfocal-eval", "summarize", "doc-tables", "recover-shape", "config-docs"]
 
 
 @pytest.fixture(scope="module")

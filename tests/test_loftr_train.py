@@ -233,8 +233,9 @@ def test_sigterm_mid_epoch_writes_a_checkpoint_and_the_rerun_resumes(tmp_path, c
 
 def test_lr_factor_warms_up_per_step_then_decays_per_milestone_epoch():
     from matchforge.loftr.lightning_module import lr_factor
+    from matchforge.run_config import LoFTRRunConfig
 
-    conf = {"warmup_ratio": 0.1, "milestones": [2, 4], "gamma": 0.5}
+    conf = LoFTRRunConfig(warmup_ratio=0.1, milestones=[2, 4], gamma=0.5)
     assert [lr_factor(conf, 4, s, 0) for s in range(5)] == pytest.approx([0.325, 0.55, 0.775, 1.0, 1.0])
     assert [lr_factor(conf, 0, 0, e) for e in range(6)] == [1.0, 1.0, 0.5, 0.5, 0.25, 0.25]
 

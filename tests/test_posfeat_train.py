@@ -64,7 +64,7 @@ def test_sigterm_mid_training_resumes_at_the_next_step_and_chains_the_stages(dem
     pairs = training_pairs(conf, str(demo_dataset), None)
     main(conf, "desc", pairs, tmp_path / "ref")
     args = ["posfeat-train", "--stage", "desc", "--dataset", str(demo_dataset), "--out", str(tmp_path / "run"),
-            "--conf", json.dumps(conf)]
+            "--conf", json.dumps(conf.to_dict())]
     code, text = interrupt_cli(args, tmp_path / "job1.log", after_step=2)
     assert code == EXIT_INTERRUPTED, text[-2000:]
     assert "checkpoint" in text and "resume" in text
@@ -101,7 +101,7 @@ def test_changed_data_retrains_and_a_finished_run_trains_again_only_when_rerun(d
     conf = _tiny_conf(desc={"steps": 3})
     old, new = reichstag_pairs[:3], reichstag_pairs[3:6]
     code, _ = interrupt_cli(["posfeat-train", "--stage", "desc", "--dataset", str(demo_dataset), "--out", str(tmp_path / "a"),
-                             "--conf", json.dumps(_tiny_conf(desc={"steps": 8}))], tmp_path / "a.log", after_step=1)
+                             "--conf", json.dumps(_tiny_conf(desc={"steps": 8}).to_dict())], tmp_path / "a.log", after_step=1)
     assert code == EXIT_INTERRUPTED
     with caplog.at_level(logging.INFO):
         changed = main(_tiny_conf(desc={"steps": 8}), "desc", new, tmp_path / "a")
@@ -121,7 +121,7 @@ def test_changed_data_retrains_and_a_finished_run_trains_again_only_when_rerun(d
 def test_changed_options_do_not_resume_but_worker_count_does(demo_dataset, tmp_path, caplog):
     conf = _tiny_conf(desc={"steps": 8})
     code, _ = interrupt_cli(["posfeat-train", "--stage", "desc", "--dataset", str(demo_dataset), "--out", str(tmp_path),
-                             "--conf", json.dumps(conf)], tmp_path / "job.log", after_step=1)
+                             "--conf", json.dumps(conf.to_dict())], tmp_path / "job.log", after_step=1)
     assert code == EXIT_INTERRUPTED
     pairs = training_pairs(conf, str(demo_dataset), None)
     ident = (tmp_path / "desc" / "checkpoints" / "identity.json").read_text()

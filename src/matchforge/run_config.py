@@ -111,71 +111,102 @@ class Engine(Options):
     checkpoints by time, loggers (docs/training.md). Every family's training options include these."""
 
     accelerator: Literal['auto', 'cpu', 'gpu', 'cuda'] = Field('auto', description='auto = GPU when available')
-    devices: int | str = Field(1, description='GPUs per node (DDP when > 1 or num_nodes > 1); -1 = all. Ignored on a machine without GPU unless accelerator: cpu is explicit (then DDP over CPU processes)')
+    devices: int | str = Field(1,
+        description="GPUs per node (DDP when > 1 or num_nodes > 1); -1 = all. Ignored on a machine without GPU unless "
+                    "accelerator: cpu is explicit (then DDP over CPU processes)")
     num_nodes: int = Field(1, ge=1, description='nodes (SLURM)')
-    strategy: str = Field('auto', description='Lightning strategy (ddp, ddp_find_unused_parameters_true, ...); auto picks DDP for several GPUs')
-    precision: Literal['32-true', '16-mixed', 'bf16-mixed', '64-true'] = Field('32-true', description='Lightning precision; bf16-mixed also runs on CPU')
+    strategy: str = Field('auto',
+        description="Lightning strategy (ddp, ddp_find_unused_parameters_true, ...); auto picks DDP for several GPUs")
+    precision: Literal['32-true', '16-mixed', 'bf16-mixed', '64-true'] = Field('32-true',
+        description="Lightning precision; bf16-mixed also runs on CPU")
     gradient_clip_val: float | None = Field(None, ge=0, description='clip the gradient norm (null = off)')
-    checkpoint_minutes: float = Field(10, gt=0, description='write the resume checkpoint (checkpoints/last.ckpt) every this many minutes of training; always on SIGTERM/SIGINT/SIGUSR1')
-    logger: Literal['csv', 'tensorboard', 'wandb'] = Field('csv', description='training curves: csv only (feeds curve.png and the report), or also TensorBoard (logs/ under the run, pip install matchforge[tensorboard]) or Weights & Biases (project matchforge, run name; WANDB_MODE=offline works offline; pip install matchforge[wandb])')
+    checkpoint_minutes: float = Field(10, gt=0,
+        description="write the resume checkpoint (checkpoints/last.ckpt) every this many minutes of training; always on "
+                    "SIGTERM/SIGINT/SIGUSR1")
+    logger: Literal['csv', 'tensorboard', 'wandb'] = Field('csv',
+        description="training curves: csv only (feeds curve.png and the report), or also TensorBoard (logs/ under the run, "
+                    "pip install matchforge[tensorboard]) or Weights & Biases (project matchforge, run name; "
+                    "WANDB_MODE=offline works offline; pip install matchforge[wandb])")
 
 
 class MegaDepthVal(Options):
-    """The validation index of a MegaDepth run."""
+    """A MegaDepth index of LoFTR's: scene-info .npz files, MegaDepth images and depth H5 files under data_root."""
 
-    npz_root: str = Field(json_schema_extra=extra(path=True))
-    list_: str = Field(alias="list", json_schema_extra=extra(path=True))
-    data_root: str = Field(json_schema_extra=extra(path=True))
+    npz_root: str = Field(json_schema_extra=extra(path=True),
+        description="folder of scene-info .npz files, e.g. data/megadepth/index/scene_info_0.1_0.7")
+    list_: str = Field(alias="list", json_schema_extra=extra(path=True),
+        description="list of scene-info stems to use, e.g. data/megadepth/index/trainvaltest_list/train_list.txt")
+    data_root: str = Field(json_schema_extra=extra(path=True),
+        description="folder the index's image and depth paths are relative to (LoFTR's data/megadepth/train)")
 
 
 class MegaDepthIndex(MegaDepthVal):
-    """LoFTR's official MegaDepth indices (scene-info .npz files, MegaDepth images and depth H5 files under
-    data_root; upstream: img_resize 840, min_overlap 0.0)."""
+    """LoFTR's official MegaDepth training indices (upstream: img_resize 840, min_overlap 0.0), and the validation's."""
 
-    npz_root: str = Field(json_schema_extra=extra(path=True), description="folder of training scene-info .npz files, e.g. data/megadepth/index/scene_info_0.1_0.7")
-    list_: str = Field(alias="list", json_schema_extra=extra(path=True), description="list of scene-info stems to use, e.g. data/megadepth/index/trainvaltest_list/train_list.txt")
-    data_root: str = Field(json_schema_extra=extra(path=True), description="folder the index's image and depth paths are relative to (LoFTR's data/megadepth/train)")
-    val: MegaDepthVal | None = Field(None, json_schema_extra=extra(unset=True), description="validation index (e.g. npz_root data/megadepth/index/scene_info_val_1500, list trainvaltest_list/val_list.txt, data_root data/megadepth/test)")
+    val: MegaDepthVal | None = Field(None, json_schema_extra=extra(unset=True),
+        description="validation index (e.g. npz_root data/megadepth/index/scene_info_val_1500, list "
+                    "trainvaltest_list/val_list.txt, data_root data/megadepth/test)")
 
 
 class ScanNetVal(Options):
-    """The validation index of a ScanNet run."""
+    """A ScanNet index of LoFTR's with your exported scenes."""
 
-    npz_root: str = Field(json_schema_extra=extra(path=True))
-    list_: str = Field(alias="list", json_schema_extra=extra(path=True))
-    intrinsics: str = Field(json_schema_extra=extra(path=True))
-    data_root: str = Field(json_schema_extra=extra(path=True))
-    pose_root: str | None = Field(None, json_schema_extra=extra(path=True))
+    npz_root: str = Field(json_schema_extra=extra(path=True),
+        description="folder of index .npz files (name, score), e.g. data/scannet/index/scene_data/train")
+    list_: str = Field(alias="list", json_schema_extra=extra(path=True),
+        description="list of index names to use, e.g. data/scannet/index/scene_data/train_list/scannet_all.txt")
+    intrinsics: str = Field(json_schema_extra=extra(path=True),
+        description="intrinsics.npz (sceneXXXX_YY -> 3x3 K for 640x480 frames)")
+    data_root: str = Field(json_schema_extra=extra(path=True),
+        description="exported scenes: <scene>/color/<frame>.jpg, depth/<frame>.png (mm), pose/<frame>.txt")
+    pose_root: str | None = Field(None, json_schema_extra=extra(path=True),
+        description="folder of <scene>/pose/<frame>.txt; null = data_root")
 
 
 class ScanNetIndex(ScanNetVal):
-    """LoFTR's ScanNet indices (set img_resize 640, pad false, depth_max_size null, min_overlap 0.4 as upstream)."""
+    """LoFTR's ScanNet training indices (set img_resize 640, pad false, depth_max_size null, min_overlap 0.4 as
+    upstream), and the validation's."""
 
-    npz_root: str = Field(json_schema_extra=extra(path=True), description="folder of training index .npz files (name, score), e.g. data/scannet/index/scene_data/train")
-    list_: str = Field(alias="list", json_schema_extra=extra(path=True), description="list of index names to use, e.g. data/scannet/index/scene_data/train_list/scannet_all.txt")
-    intrinsics: str = Field(json_schema_extra=extra(path=True), description="intrinsics.npz (sceneXXXX_YY -> 3x3 K for 640x480 frames)")
-    data_root: str = Field(json_schema_extra=extra(path=True), description="exported scenes: <scene>/color/<frame>.jpg, depth/<frame>.png (mm), pose/<frame>.txt")
-    pose_root: str | None = Field(None, json_schema_extra=extra(path=True), description="folder of <scene>/pose/<frame>.txt; null = data_root")
-    val: ScanNetVal | None = Field(None, json_schema_extra=extra(unset=True), description="validation index (e.g. ScanNet-1500: npz_root and list of resources/testsets/loftr_indices/scannet_test_1500, data_root of its frames)")
+    val: ScanNetVal | None = Field(None, json_schema_extra=extra(unset=True),
+        description="validation index (e.g. ScanNet-1500: npz_root and list of "
+                    "resources/testsets/loftr_indices/scannet_test_1500, data_root of its frames)")
 
 
 class LoFTRData(Options):
     """What a LoFTR run trains on: exactly one of these."""
 
-    dataset: str | None = Field(None, json_schema_extra=extra(unset=True), description='name of a dataset under `datasets:` (results/datasets/<name>/dataset.json); or give `megadepth` or `scannet`')
-    megadepth: MegaDepthIndex | None = Field(None, json_schema_extra=extra(unset=True), description="train on LoFTR's official MegaDepth indices instead of a matchforge dataset")
-    scannet: ScanNetIndex | None = Field(None, json_schema_extra=extra(unset=True), description="train on LoFTR's ScanNet indices instead of a matchforge dataset")
+    dataset: str | None = Field(None, json_schema_extra=extra(unset=True),
+        description="name of a dataset under `datasets:` (results/datasets/<name>/dataset.json); or give `megadepth` or "
+                    "`scannet`")
+    megadepth: MegaDepthIndex | None = Field(None, json_schema_extra=extra(unset=True),
+        description="train on LoFTR's official MegaDepth indices instead of a matchforge dataset")
+    scannet: ScanNetIndex | None = Field(None, json_schema_extra=extra(unset=True),
+        description="train on LoFTR's ScanNet indices instead of a matchforge dataset")
 
 
 class LoFTRTrain(Engine):
     """Training options of a LoFTR run (loftr.train, overridden per run by runs.<run>.train)."""
 
-    init_weights: str | None = Field(None, json_schema_extra=extra(path=True), description='start from these weights instead of a random initialisation: a kornia pretrained name (outdoor, indoor, indoor_new; downloads once), the name of another run under loftr.runs (its weights.pt; Snakemake builds that run first), or a file: an official LoFTR Lightning checkpoint, a matchforge weights.pt or last.ckpt. The architecture options must fit the weights (a mismatch is refused naming the option); temp_bug_fix follows the weights where their source records it. Evaluations then also score the initial weights (key `before`)')
-    freeze_backbone_steps: int = Field(0, ge=0, description='keep the CNN backbone (weights and BatchNorm statistics) fixed for the first N optimiser steps of a fine-tuning')
-    match_type: Literal['dual_softmax', 'sinkhorn'] = Field('dual_softmax', description='coarse matcher: dual-softmax (DS) or optimal transport with a learnable dustbin (OT)')
-    sparse_spvs: bool = Field(False, description='false = dense coarse supervision (official outdoor training); true = positives only (DS) or positives + dustbins (OT)')
-    temp_bug_fix: bool = Field(True, description="fixed positional encoding (official training default; kornia's outdoor weights use false)")
-    block_dims: list[Annotated[int, Field(ge=8)]] = Field(default_factory=lambda: [128, 196, 256], min_length=3, max_length=3, description="ResNet-FPN widths at 1/2, 1/4, 1/8; the fine/coarse transformers use the first/last. Non-default values do not load into kornia's default LoFTR")
+    init_weights: str | None = Field(None, json_schema_extra=extra(path=True),
+        description="start from these weights instead of a random initialisation: a kornia pretrained name (outdoor, "
+                    "indoor, indoor_new; downloads once), the name of another run under loftr.runs (its weights.pt; "
+                    "Snakemake builds that run first), or a file: an official LoFTR Lightning checkpoint, a matchforge "
+                    "weights.pt or last.ckpt. The architecture options must fit the weights (a mismatch is refused naming "
+                    "the option); temp_bug_fix follows the weights where their source records it. Evaluations then also "
+                    "score the initial weights (key `before`)")
+    freeze_backbone_steps: int = Field(0, ge=0,
+        description="keep the CNN backbone (weights and BatchNorm statistics) fixed for the first N optimiser steps of a "
+                    "fine-tuning")
+    match_type: Literal['dual_softmax', 'sinkhorn'] = Field('dual_softmax',
+        description="coarse matcher: dual-softmax (DS) or optimal transport with a learnable dustbin (OT)")
+    sparse_spvs: bool = Field(False,
+        description="false = dense coarse supervision (official outdoor training); true = positives only (DS) or positives "
+                    "+ dustbins (OT)")
+    temp_bug_fix: bool = Field(True,
+        description="fixed positional encoding (official training default; kornia's outdoor weights use false)")
+    block_dims: list[Annotated[int, Field(ge=8)]] = Field(default_factory=lambda: [128, 196, 256], min_length=3, max_length=3,
+        description="ResNet-FPN widths at 1/2, 1/4, 1/8; the fine/coarse transformers use the first/last. Non-default "
+                    "values do not load into kornia's default LoFTR")
     initial_dim: int = Field(128, ge=8, description='ResNet-FPN stem width')
     coarse_layers: int = Field(4, ge=1, description='self+cross attention pairs of the coarse transformer (4 upstream)')
     nhead: int = Field(8, ge=1, description='attention heads')
@@ -184,25 +215,45 @@ class LoFTRTrain(Engine):
     dsmax_temperature: float = Field(0.1, gt=0, description='dual-softmax temperature')
     skh_iters: int = Field(3, ge=1, description='Sinkhorn iterations (OT)')
     skh_init_bin_score: float = Field(1.0, description='initial dustbin score (OT)')
-    skh_prefilter: bool = Field(False, description='OT: at inference drop cells whose best assignment is the dustbin (official OT configs: false)')
-    train_coarse_percent: float = Field(0.3, gt=0, le=1, description='share of coarse cells sent to the fine level in training (0.3 outdoor)')
-    train_pad_num_gt_min: int = Field(200, ge=1, description='minimum ground-truth pads of the fine level; must stay below train_coarse_percent x coarse cells')
-    depth_check: bool = Field(False, description='also require present, consistent depth for coarse ground truth (upstream: false)')
-    coarse_positive: Literal['clamped', 'log'] = Field('clamped', description="positive focal terms: clamped = upstream (confidence clamped to [1e-6, 1-1e-6], so a positive below 1e-6 gets no gradient, which stalls dual-softmax training from scratch for hundreds of steps); log = exact log-probabilities from the matcher's log domain, no dead zone (docs/loftr.md)")
+    skh_prefilter: bool = Field(False,
+        description="OT: at inference drop cells whose best assignment is the dustbin (official OT configs: false)")
+    train_coarse_percent: float = Field(0.3, gt=0, le=1,
+        description="share of coarse cells sent to the fine level in training (0.3 outdoor)")
+    train_pad_num_gt_min: int = Field(200, ge=1,
+        description="minimum ground-truth pads of the fine level; must stay below train_coarse_percent x coarse cells")
+    depth_check: bool = Field(False,
+        description="also require present, consistent depth for coarse ground truth (upstream: false)")
+    coarse_positive: Literal['clamped', 'log'] = Field('clamped',
+        description="positive focal terms: clamped = upstream (confidence clamped to [1e-6, 1-1e-6], so a positive below "
+                    "1e-6 gets no gradient, which stalls dual-softmax training from scratch for hundreds of steps); log = "
+                    "exact log-probabilities from the matcher's log domain, no dead zone (docs/loftr.md)")
     focal_alpha: float = Field(0.25, description='focal loss alpha')
     focal_gamma: float = Field(2.0, description='focal loss gamma')
     pos_weight: float = Field(1.0, description='weight of positive coarse terms')
     neg_weight: float = Field(1.0, description='weight of negative coarse terms')
     coarse_weight: float = Field(1.0, description='weight of the coarse loss')
     fine_weight: float = Field(1.0, description='weight of the fine loss')
-    fine_correct_thr: float = Field(1.0, gt=0, description='fine GT offsets (window units) beyond this are not supervised')
-    img_resize: int = Field(640, ge=64, description='long side (px) of training images, padded to a square (640 or 840 upstream)')
-    interpolation: Literal['linear', 'area'] = Field('linear', description="image resampling when resizing: linear = cv2.resize's default, what the official loaders use; area = anti-aliased downsizing")
-    depth_max_size: int | None = Field(2000, ge=64, description='depth maps are zero-padded to this square size (upstream MegaDepth 2000); null = no padding (all depth maps of one size, as ScanNet)')
-    pad: bool = Field(True, description='pad images to an img_resize square with masks (upstream MegaDepth); false for ScanNet (all frames 640x480)')
-    min_overlap: float = Field(0.0, description='training pairs need overlap > this (upstream: 0.0 MegaDepth outdoor, 0.4 ScanNet)')
-    n_samples_per_subset: int = Field(100, ge=1, description="pairs drawn per scene-info file (one overlap bucket of one scene) per epoch, with replacement (the official N_SAMPLES_PER_SUBSET; datasets.<d>.loftr.n_samples_per_subset is the same value for the official code's config)")
-    num_workers: int = Field(4, ge=0, description='data-loader worker processes; the job asks for num_workers + 1 CPU threads per training process')
+    fine_correct_thr: float = Field(1.0, gt=0,
+        description="fine GT offsets (window units) beyond this are not supervised")
+    img_resize: int = Field(640, ge=64,
+        description="long side (px) of training images, padded to a square (640 or 840 upstream)")
+    interpolation: Literal['linear', 'area'] = Field('linear',
+        description="image resampling when resizing: linear = cv2.resize's default, what the official loaders use; area = "
+                    "anti-aliased downsizing")
+    depth_max_size: int | None = Field(2000, ge=64,
+        description="depth maps are zero-padded to this square size (upstream MegaDepth 2000); null = no padding (all depth"
+                    " maps of one size, as ScanNet)")
+    pad: bool = Field(True,
+        description="pad images to an img_resize square with masks (upstream MegaDepth); false for ScanNet (all frames "
+                    "640x480)")
+    min_overlap: float = Field(0.0,
+        description="training pairs need overlap > this (upstream: 0.0 MegaDepth outdoor, 0.4 ScanNet)")
+    n_samples_per_subset: int = Field(100, ge=1,
+        description="pairs drawn per scene-info file (one overlap bucket of one scene) per epoch, with replacement (the "
+                    "official N_SAMPLES_PER_SUBSET; datasets.<d>.loftr.n_samples_per_subset is the same value for the "
+                    "official code's config)")
+    num_workers: int = Field(4, ge=0,
+        description="data-loader worker processes; the job asks for num_workers + 1 CPU threads per training process")
     val_max_pairs: int | None = Field(None, description='validate on at most this many val pairs (null = all)')
     batch_size: int = Field(1, ge=1, description='pairs per GPU per step')
     canonical_lr: float = Field(0.008, gt=0, description='lr at canonical_bs; scaled linearly by the true batch size')
@@ -211,15 +262,19 @@ class LoFTRTrain(Engine):
     warmup_step: int | None = Field(None, description='override the scaled warm-up length (steps)')
     warmup_ratio: float = Field(0.1, ge=0, le=1, description='warm-up starts at this fraction of the lr')
     weight_decay: float = Field(0.1, ge=0, description='AdamW weight decay')
-    milestones: list[int] = Field(default_factory=lambda: [8, 12, 16, 20, 24], description='epochs at which the lr is multiplied by gamma')
+    milestones: list[int] = Field(default_factory=lambda: [8, 12, 16, 20, 24],
+        description="epochs at which the lr is multiplied by gamma")
     gamma: float = Field(0.5, gt=0, description='MultiStepLR factor')
     gradient_clip_val: float = Field(0.5, ge=0, description='gradient-norm clipping (0 = off)')
     max_epochs: int = Field(30, ge=1, description='epochs')
     max_steps: int = Field(-1, ge=-1, description='stop after this many optimiser steps (-1 = no limit)')
     seed: int = Field(66, description='random seed')
-    checkpoint_every_n_steps: int = Field(0, ge=0, description='also write checkpoints/last.ckpt every this many steps (0 = by time and on signals only; docs/training.md)')
+    checkpoint_every_n_steps: int = Field(0, ge=0,
+        description="also write checkpoints/last.ckpt every this many steps (0 = by time and on signals only; "
+                    "docs/training.md)")
     val_every_n_epochs: int = Field(1, ge=1, description='validate every this many epochs')
-    epi_err_thr: float = Field(0.0005, gt=0, description='epipolar precision threshold (squared normalised symmetric distance)')
+    epi_err_thr: float = Field(0.0005, gt=0,
+        description="epipolar precision threshold (squared normalised symmetric distance)")
 
 
 
@@ -230,31 +285,53 @@ class LoFTRRunConfig(LoFTRTrain, LoFTRData):
 class LoFTRRun(LoFTRData):
     """One entry of loftr.runs: its training data, its test sets, the GPUs its jobs ask for, its own options."""
 
-    testsets: list[str] = Field(default_factory=lambda: [], description='names under loftr.testsets to evaluate this run on')
-    gpus: int = Field(1, ge=0, description='GPUs the training job asks Snakemake for (resources: gpu); runs on CPU when none is present')
+    testsets: list[str] = Field(default_factory=lambda: [],
+        description="names under loftr.testsets to evaluate this run on")
+    gpus: int = Field(1, ge=0,
+        description="GPUs the training job asks Snakemake for (resources: gpu); runs on CPU when none is present")
     eval_gpus: int = Field(1, ge=0, description='GPUs each evaluation job asks for')
     train: dict[str, Any] = Field(default_factory=dict, description="options of loftr.train that differ for this run")
 
 
 class LoFTRTestset(Options):
-    kind: Literal['dataset', 'imc', 'megadepth', 'scannet'] = Field(description='dataset = a split of a matchforge dataset; imc = any Image Matching Challenge (phototourism) scene folder: photos + calibration files + co-visible pairs (Reichstag ships in resources/testsets/reichstag); megadepth / scannet = official LoFTR indices with your images')
-    dataset: str | None = Field(None, json_schema_extra=extra(unset=True), description='kind dataset: name under `datasets:`')
+    kind: Literal['dataset', 'imc', 'megadepth', 'scannet'] = Field(
+        description="dataset = a split of a matchforge dataset; imc = any Image Matching Challenge (phototourism) scene "
+                    "folder: photos + calibration files + co-visible pairs (Reichstag ships in "
+                    "resources/testsets/reichstag); megadepth / scannet = official LoFTR indices with your images")
+    dataset: str | None = Field(None, json_schema_extra=extra(unset=True),
+        description="kind dataset: name under `datasets:`")
     split: Literal['train', 'val', 'test'] = Field('test', description='kind dataset: split')
-    root: str | None = Field(None, json_schema_extra=extra(path=True, unset=True), description='kind imc: folder with images/, calibration/, new-vis-pairs/')
+    root: str | None = Field(None, json_schema_extra=extra(path=True, unset=True),
+        description="kind imc: folder with images/, calibration/, new-vis-pairs/")
     vis_threshold: str = Field('0.1', description='kind imc: new-vis-pairs/keys-th-<t>.npy to read')
-    npz_root: str | None = Field(None, json_schema_extra=extra(path=True, unset=True), description='kind megadepth: folder of scene-info .npz files')
-    list_: str | None = Field(None, alias="list", json_schema_extra=extra(path=True, unset=True), description='kind megadepth: list file of scene-info stems')
-    test_npz: str | None = Field(None, json_schema_extra=extra(path=True, unset=True), description='kind scannet: test.npz of the official index')
-    intrinsics_npz: str | None = Field(None, json_schema_extra=extra(path=True, unset=True), description='kind scannet: intrinsics.npz of the official index')
-    data_root: str | None = Field(None, json_schema_extra=extra(path=True, unset=True), description="kind megadepth/scannet: folder the index's image paths are relative to; the test set is built only if it exists")
-    img_resize: int | None = Field(640, description='long side (px) LoFTR sees (840 for MegaDepth-1500, 640 for ScanNet-1500)')
+    npz_root: str | None = Field(None, json_schema_extra=extra(path=True, unset=True),
+        description="kind megadepth: folder of scene-info .npz files")
+    list_: str | None = Field(None, alias="list", json_schema_extra=extra(path=True, unset=True),
+        description="kind megadepth: list file of scene-info stems")
+    test_npz: str | None = Field(None, json_schema_extra=extra(path=True, unset=True),
+        description="kind scannet: test.npz of the official index")
+    intrinsics_npz: str | None = Field(None, json_schema_extra=extra(path=True, unset=True),
+        description="kind scannet: intrinsics.npz of the official index")
+    data_root: str | None = Field(None, json_schema_extra=extra(path=True, unset=True),
+        description="kind megadepth/scannet: folder the index's image paths are relative to; the test set is built only if "
+                    "it exists")
+    img_resize: int | None = Field(640,
+        description="long side (px) LoFTR sees (840 for MegaDepth-1500, 640 for ScanNet-1500)")
     pad: bool = Field(True, description='pad images to a square with masks (as the MegaDepth loader)')
-    interpolation: Literal['linear', 'area'] = Field('linear', description='image resampling when resizing (linear = the official loaders)')
+    interpolation: Literal['linear', 'area'] = Field('linear',
+        description="image resampling when resizing (linear = the official loaders)")
     max_pairs: int | None = Field(None, description='evaluate at most this many pairs (null = all)')
-    ransac_thresh: float = Field(0.5, gt=0, description='scoring: RANSAC threshold in pixels (the official 0.5; normalised by the mean focal); see ransac_frame')
-    ransac_frame: Literal['evaluated', 'original'] = Field('evaluated', description="scoring: evaluated = ransac_thresh is in pixels of the images the matcher saw (scaled by the image's long side / the matcher's working size); original = in pixels of the frame K refers to, as the official LoFTR test code")
-    estimator: Literal['opencv', 'poselib'] = Field('opencv', description="scoring: relative pose by OpenCV's RANSAC (the official test code) or PoseLib's LO-RANSAC (glue-factory; pip install 'matchforge[poselib]')")
-    epi_err_thr: float = Field(0.0005, gt=0, description='scoring: epipolar precision threshold (squared normalised symmetric distance)')
+    ransac_thresh: float = Field(0.5, gt=0,
+        description="scoring: RANSAC threshold in pixels (the official 0.5; normalised by the mean focal); see ransac_frame")
+    ransac_frame: Literal['evaluated', 'original'] = Field('evaluated',
+        description="scoring: evaluated = ransac_thresh is in pixels of the images the matcher saw (scaled by the image's "
+                    "long side / the matcher's working size); original = in pixels of the frame K refers to, as the "
+                    "official LoFTR test code")
+    estimator: Literal['opencv', 'poselib'] = Field('opencv',
+        description="scoring: relative pose by OpenCV's RANSAC (the official test code) or PoseLib's LO-RANSAC "
+                    "(glue-factory; pip install 'matchforge[poselib]')")
+    epi_err_thr: float = Field(0.0005, gt=0,
+        description="scoring: epipolar precision threshold (squared normalised symmetric distance)")
 
 
 
@@ -275,10 +352,15 @@ class LoFTRSection(Options):
     evaluated on each of its test sets (matches in results/eval/matches/loftr/<run>/<testset>.h5, scores in
     results/eval/loftr/<run>/<testset>.json)."""
 
-    train: LoFTRTrain = Field(default_factory=LoFTRTrain, json_schema_extra={"default": {}}, description="training options of every run (each run overrides some in its own train)")
-    runs: dict[str, LoFTRRun] = Field(default_factory=dict, description="run name -> its data, test sets and option overrides")
-    testsets: dict[str, LoFTRTestset] = Field(default_factory=dict, description="test set name -> where its pairs come from")
-    baseline: SiftRatioBaseline = Field(default_factory=SiftRatioBaseline, json_schema_extra={"default": {}}, description="SIFT baseline (mutual NN + Lowe's ratio), matched and scored through the same code as LoFTR (results/eval/sift/ratio/<testset>.json)")
+    train: LoFTRTrain = Field(default_factory=LoFTRTrain, json_schema_extra={"default": {}},
+        description="training options of every run (each run overrides some in its own train)")
+    runs: dict[str, LoFTRRun] = Field(default_factory=dict,
+        description="run name -> its data, test sets and option overrides")
+    testsets: dict[str, LoFTRTestset] = Field(default_factory=dict,
+        description="test set name -> where its pairs come from")
+    baseline: SiftRatioBaseline = Field(default_factory=SiftRatioBaseline, json_schema_extra={"default": {}},
+        description="SIFT baseline (mutual NN + Lowe's ratio), matched and scored through the same code as LoFTR "
+                    "(results/eval/sift/ratio/<testset>.json)")
 
 
 # --- PoSFeat ---------------------------------------------------------------------------------------------------
@@ -287,9 +369,12 @@ class LoFTRSection(Options):
 class PoSFeatModel(Options):
     """The description net (a ResNet trunk and its descriptor head)."""
 
-    arch: Literal['resnet50', 'resnet34', 'resnet18'] = Field('resnet50', description='ResNet backbone of the description net (paper: resnet50)')
+    arch: Literal['resnet50', 'resnet34', 'resnet18'] = Field('resnet50',
+        description="ResNet backbone of the description net (paper: resnet50)")
     desc_dim: int = Field(128, ge=8, description='descriptor dimension')
-    pretrained: str | None = Field(None, description='torchvision-named ImageNet weights of the backbone: a local .pth/.safetensors file or folder, or hf:<repo> (e.g. hf:timm/resnet50.tv_in1k); null = random init (warned)')
+    pretrained: str | None = Field(None,
+        description="torchvision-named ImageNet weights of the backbone: a local .pth/.safetensors file or folder, or "
+                    "hf:<repo> (e.g. hf:timm/resnet50.tv_in1k); null = random init (warned)")
 
 
 class ColorJitter(Options):
@@ -304,11 +389,13 @@ class ColorJitter(Options):
 class PoSFeatData(Options):
     """Training images of the description and detection nets."""
 
-    image_size: list[Annotated[int, Field(ge=32, multiple_of=16)]] = Field(default_factory=lambda: [640, 480], min_length=2, max_length=2, description='training size [W, H] (multiples of 16); CAPS images are 640x480')
+    image_size: list[Annotated[int, Field(ge=32, multiple_of=16)]] = Field(default_factory=lambda: [640, 480], min_length=2, max_length=2,
+        description="training size [W, H] (multiples of 16); CAPS images are 640x480")
     rot_thr: float = Field(80.0, ge=0, le=180, description='drop pairs whose relative rotation exceeds this (degrees)')
     min_overlap: float = Field(0.0, ge=0, description='matchforge datasets: keep pairs with overlap > this')
     num_workers: int = Field(2, ge=0, description='DataLoader worker processes')
-    color_jitter: ColorJitter = Field(default_factory=lambda: ColorJitter(), json_schema_extra={"default": {}}, description='colour-jitter augmentation (kornia ColorJitter factors; all 0 = off)')
+    color_jitter: ColorJitter = Field(default_factory=lambda: ColorJitter(), json_schema_extra={"default": {}},
+        description="colour-jitter augmentation (kornia ColorJitter factors; all 0 = off)")
 
 
 class DescStage(Options):
@@ -325,11 +412,14 @@ class DescStage(Options):
     vis_every: int = Field(1000, ge=1)
     ckpt_every: int = Field(1000, ge=0)
     seed: int = Field(0, description='seed of batch order, query points, jitter and sampling')
-    grid_size: int = Field(16, ge=2, description='one random query point per grid_size x grid_size pixel cell, both images')
+    grid_size: int = Field(16, ge=2,
+        description="one random query point per grid_size x grid_size pixel cell, both images")
     line_samples: int = Field(100, ge=2, description='points sampled along each epipolar line')
-    window_size: float = Field(0.1, gt=0, le=1, description='half-width of the search window in [-1, 1] image coordinates')
+    window_size: float = Field(0.1, gt=0, le=1,
+        description="half-width of the search window in [-1, 1] image coordinates")
     loc_rand: float = Field(0.707, ge=0, le=1, description='uniform jitter of the window centre, in window half-widths')
-    cost_thr: float = Field(0.1, gt=0, description='ignore correspondences whose epipolar cost exceeds this fraction of the shorter image side')
+    cost_thr: float = Field(0.1, gt=0,
+        description="ignore correspondences whose epipolar cost exceeds this fraction of the shorter image side")
 
 
 class KpStage(Options):
@@ -347,7 +437,8 @@ class KpStage(Options):
     ckpt_every: int = Field(500, ge=0)
     seed: int = Field(0, description='seed of batch order, query points, jitter and sampling')
     cell: int = Field(8, ge=2, description='DISK sampling cell (pixels); image size must be a multiple')
-    reward_thr: float = Field(2.0, gt=0, description='a match is rewarded when both symmetric epipolar distances are below this (pixels)')
+    reward_thr: float = Field(2.0, gt=0,
+        description="a match is rewarded when both symmetric epipolar distances are below this (pixels)")
     reward_pos: float = Field(1.0)
     reward_neg: float = Field(-0.25)
     kp_penalty: float = Field(-0.001, description='reward of every accepted keypoint (negative = sparsity pressure)')
@@ -356,7 +447,8 @@ class KpStage(Options):
 class PoSFeatExtract(Options):
     """Feature extraction of a trained run (and the SIFT baseline's keypoint count and size)."""
 
-    max_size: int | None = Field(None, ge=32, description='long side (px) images are resized to for extraction; null = full size (HPatches protocol)')
+    max_size: int | None = Field(None, ge=32,
+        description="long side (px) images are resized to for extraction; null = full size (HPatches protocol)")
     nms_radius: int = Field(1, ge=0, description='hard NMS radius on the score map')
     thr: float = Field(0.9, description='keep score-map maxima above this')
     num_pts: int = Field(8192, ge=1, description='at most this many keypoints (top scores)')
@@ -373,7 +465,9 @@ class PoSFeatTrain(Options):
     kp: KpStage = Field(default_factory=lambda: KpStage(), json_schema_extra={"default": {}})
     trainer: Engine = Field(default_factory=lambda: Engine(), json_schema_extra={"default": {}})
     extract: PoSFeatExtract = Field(default_factory=lambda: PoSFeatExtract(), json_schema_extra={"default": {}})
-    init_weights: str | None = Field(None, json_schema_extra=extra(path=True), description="start the desc stage from another run's nets: a PoSFeat model.pt, or a run name (its kp/model.pt); null = fresh nets (ImageNet backbone from model.pretrained)")
+    init_weights: str | None = Field(None, json_schema_extra=extra(path=True),
+        description="start the desc stage from another run's nets: a PoSFeat model.pt, or a run name (its kp/model.pt); "
+                    "null = fresh nets (ImageNet backbone from model.pretrained)")
 
 
 class PoSFeatDevice(Options):
@@ -388,38 +482,61 @@ class PoSFeatTestset(Options):
     """A PoSFeat test set: homography pairs, relative pose on a dataset split, or a reconstruction."""
 
     type: Literal['homography', 'pose', 'reconstruction'] = Field()
-    path: str | None = Field(None, json_schema_extra=extra(path=True, unset=True), description='homography: folder of pairs (HPatches / Oxford / homogr layouts)')
+    path: str | None = Field(None, json_schema_extra=extra(path=True, unset=True),
+        description="homography: folder of pairs (HPatches / Oxford / homogr layouts)")
     dataset: str | None = Field(None, json_schema_extra=extra(unset=True), description='pose: a key of datasets:')
-    split: Literal['train', 'val', 'test'] | None = Field(None, json_schema_extra=extra(unset=True), description='pose: dataset split (default test)')
-    max_pairs: int | None = Field(None, ge=1, json_schema_extra=extra(unset=True), description='pose: evaluate at most this many pairs')
-    min_overlap: float | None = Field(None, ge=0, json_schema_extra=extra(unset=True), description='pose: keep pairs with overlap > this (default 0)')
-    ransac_thresh: float | None = Field(None, gt=0, json_schema_extra=extra(unset=True), description='pose, scoring: RANSAC threshold in pixels (default 0.5, in pixels of the extraction size; see loftr.testsets ransac_frame)')
-    ransac_frame: Literal['evaluated', 'original'] | None = Field(None, json_schema_extra=extra(unset=True), description='pose, scoring: the frame ransac_thresh is in (default evaluated)')
-    estimator: Literal['opencv', 'poselib'] | None = Field(None, json_schema_extra=extra(unset=True), description='pose, scoring: OpenCV RANSAC (default) or PoseLib LO-RANSAC')
-    epi_err_thr: float | None = Field(None, gt=0, json_schema_extra=extra(unset=True), description='pose, scoring: epipolar precision threshold (default 5e-4)')
-    images: str | None = Field(None, json_schema_extra=extra(path=True, unset=True), description='reconstruction: folder of images')
-    scene: str | None = Field(None, json_schema_extra=extra(unset=True), description='reconstruction: a key of scenes: (its undistorted SfM images)')
-    eth: str | None = Field(None, json_schema_extra=extra(path=True, unset=True), description='reconstruction: a dataset folder of the ETH local feature benchmark (images/, database.db with the images and cameras, optional match-list.txt), scored in that layout')
-    camera_mode: Literal['AUTO', 'SINGLE', 'PER_FOLDER', 'PER_IMAGE'] = Field('AUTO', description='reconstruction: COLMAP camera grouping')
+    split: Literal['train', 'val', 'test'] | None = Field(None, json_schema_extra=extra(unset=True),
+        description="pose: dataset split (default test)")
+    max_pairs: int | None = Field(None, ge=1, json_schema_extra=extra(unset=True),
+        description="pose: evaluate at most this many pairs")
+    min_overlap: float | None = Field(None, ge=0, json_schema_extra=extra(unset=True),
+        description="pose: keep pairs with overlap > this (default 0)")
+    ransac_thresh: float | None = Field(None, gt=0, json_schema_extra=extra(unset=True),
+        description="pose, scoring: RANSAC threshold in pixels (default 0.5, in pixels of the extraction size; see "
+                    "loftr.testsets ransac_frame)")
+    ransac_frame: Literal['evaluated', 'original'] | None = Field(None, json_schema_extra=extra(unset=True),
+        description="pose, scoring: the frame ransac_thresh is in (default evaluated)")
+    estimator: Literal['opencv', 'poselib'] | None = Field(None, json_schema_extra=extra(unset=True),
+        description="pose, scoring: OpenCV RANSAC (default) or PoseLib LO-RANSAC")
+    epi_err_thr: float | None = Field(None, gt=0, json_schema_extra=extra(unset=True),
+        description="pose, scoring: epipolar precision threshold (default 5e-4)")
+    images: str | None = Field(None, json_schema_extra=extra(path=True, unset=True),
+        description="reconstruction: folder of images")
+    scene: str | None = Field(None, json_schema_extra=extra(unset=True),
+        description="reconstruction: a key of scenes: (its undistorted SfM images)")
+    eth: str | None = Field(None, json_schema_extra=extra(path=True, unset=True),
+        description="reconstruction: a dataset folder of the ETH local feature benchmark (images/, database.db with the "
+                    "images and cameras, optional match-list.txt), scored in that layout")
+    camera_mode: Literal['AUTO', 'SINGLE', 'PER_FOLDER', 'PER_IMAGE'] = Field('AUTO',
+        description="reconstruction: COLMAP camera grouping")
 
 
 class PoSFeatRun(Options):
     """One entry of posfeat.runs: its training data, its test sets, its own options."""
 
     dataset: str | None = Field(None, description="a key of datasets: (its train split)")
-    caps_root: str | None = Field(None, json_schema_extra=extra(path=True), description="CAPS MegaDepth 'train' folder (img_cam.txt + pairs.txt per scene)")
+    caps_root: str | None = Field(None, json_schema_extra=extra(path=True),
+        description="CAPS MegaDepth 'train' folder (img_cam.txt + pairs.txt per scene)")
     testsets: list[str] = Field(default_factory=list, description="names under posfeat.testsets to evaluate")
-    train: dict[str, Any] = Field(default_factory=dict, description="options of posfeat.train that differ for this run (section by section)")
+    train: dict[str, Any] = Field(default_factory=dict,
+        description="options of posfeat.train that differ for this run (section by section)")
 
 
 class PoSFeatSection(PoSFeatDevice):
     """PoSFeat (docs/posfeat.md): description net (stage desc), detection net (stage kp), feature extraction and
     evaluation. Defaults are the upstream training values; the shipped config/config.yaml shrinks them for a CPU demo."""
 
-    train: PoSFeatTrain = Field(default_factory=lambda: PoSFeatTrain(), json_schema_extra={"default": {}}, description="training options of every run (each run overrides some in its own train)")
-    sift_baseline: bool = Field(True, description="also evaluate OpenCV SIFT features (mutual NN, the extraction's num_pts and max_size) on every test set a run uses (results/eval/sift/mnn/)")
-    testsets: dict[str, PoSFeatTestset] = Field(default_factory=lambda: {"homography": PoSFeatTestset(type="homography", path="resources/testsets/homography")}, json_schema_extra={"default": {"homography": {"type": "homography", "path": "resources/testsets/homography"}}}, description="named test sets: {type: homography, path}, {type: pose, dataset: <datasets key>, split, max_pairs, ransac_thresh}, {type: reconstruction, images: DIR or scene: <scenes key>}")
-    runs: dict[str, PoSFeatRun] = Field(default_factory=dict, description="training runs: results/models/posfeat/<run>/{desc,kp}/model.pt and results/eval/posfeat/<run>/<testset>.json")
+    train: PoSFeatTrain = Field(default_factory=lambda: PoSFeatTrain(), json_schema_extra={"default": {}},
+        description="training options of every run (each run overrides some in its own train)")
+    sift_baseline: bool = Field(True,
+        description="also evaluate OpenCV SIFT features (mutual NN, the extraction's num_pts and max_size) on every test "
+                    "set a run uses (results/eval/sift/mnn/)")
+    testsets: dict[str, PoSFeatTestset] = Field(default_factory=lambda: {"homography": PoSFeatTestset(type="homography", path="resources/testsets/homography")}, json_schema_extra={"default": {"homography": {"type": "homography", "path": "resources/testsets/homography"}}},
+        description="named test sets: {type: homography, path}, {type: pose, dataset: <datasets key>, split, max_pairs, "
+                    "ransac_thresh}, {type: reconstruction, images: DIR or scene: <scenes key>}")
+    runs: dict[str, PoSFeatRun] = Field(default_factory=dict,
+        description="training runs: results/models/posfeat/<run>/{desc,kp}/model.pt and "
+                    "results/eval/posfeat/<run>/<testset>.json")
 
 
 # --- shift/focal -----------------------------------------------------------------------------------------------
@@ -431,51 +548,75 @@ class ShiftFocalTrain(Engine):
 
     """training options of a run (shiftfocal.train, overridden per run by runs.<run>.train)"""
 
-    targets: list[Literal['focal', 'shift', 'scale']] = Field(default_factory=lambda: ['focal', 'shift'], min_length=1, json_schema_extra=extra(unique=True), description='one network per target; recovery needs focal and shift; scale needs metric sources')
+    targets: list[Literal['focal', 'shift', 'scale']] = Field(default_factory=lambda: ['focal', 'shift'], min_length=1, json_schema_extra=extra(unique=True),
+        description="one network per target; recovery needs focal and shift; scale needs metric sources")
     steps: int = Field(2000, ge=1, description='optimiser steps per target')
     batch_size: int = Field(4, ge=1, description='point clouds per step')
     lr: float = Field(0.001, gt=0, description='initial learning rate')
     min_lr_ratio: float = Field(0.01, ge=0, le=1, description='final lr = lr * min_lr_ratio')
     schedule: Literal['cosine', 'linear', 'constant'] = Field('cosine', description='learning-rate decay over `steps`')
-    optimizer: Literal['adamw', 'sgd'] = Field('adamw', description='sgd uses momentum 0.9 (LeReS-era recipes used SGD)')
+    optimizer: Literal['adamw', 'sgd'] = Field('adamw',
+        description="sgd uses momentum 0.9 (LeReS-era recipes used SGD)")
     weight_decay: float = Field(0.0001, ge=0)
     num_points: int = Field(20000, ge=16, description='points sampled per cloud (valid pixels, random per step)')
-    resolution: int = Field(64, ge=16, multiple_of=16, description='voxels per axis of the dense grid (64 on CPU, 96-128 on GPU)')
-    channels: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [32, 32, 64, 128, 256], min_length=5, max_length=5, description='stem and 4 stage widths (SPVCNN: 32, 32, 64, 128, 256)')
-    norm: Literal['group', 'batch'] = Field('group', description='GroupNorm (same in training and inference; small batches) or BatchNorm (as SPVCNN)')
-    focal_channels: Literal[3, 5] = Field(5, description='focal net input: 3 = x,y,z; 5 = x,y,z,(u-u0)/f,(v-v0)/f (LeReS)')
+    resolution: int = Field(64, ge=16, multiple_of=16,
+        description="voxels per axis of the dense grid (64 on CPU, 96-128 on GPU)")
+    channels: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [32, 32, 64, 128, 256], min_length=5, max_length=5,
+        description="stem and 4 stage widths (SPVCNN: 32, 32, 64, 128, 256)")
+    norm: Literal['group', 'batch'] = Field('group',
+        description="GroupNorm (same in training and inference; small batches) or BatchNorm (as SPVCNN)")
+    focal_channels: Literal[3, 5] = Field(5,
+        description="focal net input: 3 = x,y,z; 5 = x,y,z,(u-u0)/f,(v-v0)/f (LeReS)")
     shift_channels: Literal[3, 5] = Field(3, description='shift net input channels (LeReS: 3)')
-    focal_with_shift: bool = Field(True, description='the focal net also sees shift-distorted clouds (it runs before the shift net at inference)')
+    focal_with_shift: bool = Field(True,
+        description="the focal net also sees shift-distorted clouds (it runs before the shift net at inference)")
     scale_unit: float = Field(10.0, gt=0, description='scale target = p98(depth in metres) / scale_unit')
-    val_fraction: float = Field(0.1, ge=0, le=0.9, description='share of the training items used for validation (fixed distortions)')
+    val_fraction: float = Field(0.1, ge=0, le=0.9,
+        description="share of the training items used for validation (fixed distortions)")
     val_every: int = Field(100, ge=1, description='validate every N steps (the best model is kept)')
-    checkpoint_every: int = Field(200, ge=0, description='also write the resume checkpoint <run>/<target>/checkpoints/last.ckpt every N steps (0 = by time and on signals only; docs/training.md)')
+    checkpoint_every: int = Field(200, ge=0,
+        description="also write the resume checkpoint <run>/<target>/checkpoints/last.ckpt every N steps (0 = by time and "
+                    "on signals only; docs/training.md)")
     seed: int = Field(0)
-    init_weights: str | None = Field(None, json_schema_extra=extra(path=True), description='start each net from another run: its folder (results/models/shiftfocal/<run>, holding <target>.pt) or a run name')
+    init_weights: str | None = Field(None, json_schema_extra=extra(path=True),
+        description="start each net from another run: its folder (results/models/shiftfocal/<run>, holding <target>.pt) or "
+                    "a run name")
 
 
 class ShiftFocalData(Options):
     """data generation options common to all sources"""
 
-    max_side: int | None = Field(640, ge=16, description='downscale depth maps (nearest) so the long side is at most this (px); null keeps the size')
+    max_side: int | None = Field(640, ge=16,
+        description="downscale depth maps (nearest) so the long side is at most this (px); null keeps the size")
     min_valid: float = Field(0.2, ge=0, le=1, description='skip items with a smaller share of valid depth pixels')
-    holdout: float = Field(0.25, ge=0, le=0.9, description="share of each source's items held out (split 'test') for evaluation")
+    holdout: float = Field(0.25, ge=0, le=0.9,
+        description="share of each source's items held out (split 'test') for evaluation")
     seed: int = Field(0, description='seed of the train/test split')
 
 
 class ShiftFocalSource(Options):
     """Where a source's depth and cameras come from."""
 
-    type: Literal['scannet', 'kenburns', 'taskonomy', 'tum', 'middlebury', 'matchforge'] = Field(description="reader: ScanNet .sens, 3D Ken Burns exr+json, Taskonomy png+json, TUM RGB-D folder, Middlebury 2014 scene, or a matchforge scene's aligned depth")
-    path: str | None = Field(None, json_schema_extra=extra(path=True, unset=True), description='dataset root or folder (every type but matchforge)')
-    scene: str | None = Field(None, json_schema_extra=extra(unset=True), description='matchforge: a key of `scenes:` (uses results/{scene}/depth/h5 and sfm/sparse)')
-    max_items: int | None = Field(None, ge=1, description='items to sample, spread evenly over scenes and frames (null = all)')
-    intrinsics: list[float] | None = Field(None, min_length=4, max_length=4, description='tum: [fx, fy, cx, cy] for all frames (default: parse INTRINSICS.txt in the folder)')
-    calib: dict[str, Any] | None = Field(None, description='middlebury: {f, cx, cy, doffs, baseline_m} instead of calib.txt')
+    type: Literal['scannet', 'kenburns', 'taskonomy', 'tum', 'middlebury', 'matchforge'] = Field(
+        description="reader: ScanNet .sens, 3D Ken Burns exr+json, Taskonomy png+json, TUM RGB-D folder, Middlebury 2014 "
+                    "scene, or a matchforge scene's aligned depth")
+    path: str | None = Field(None, json_schema_extra=extra(path=True, unset=True),
+        description="dataset root or folder (every type but matchforge)")
+    scene: str | None = Field(None, json_schema_extra=extra(unset=True),
+        description="matchforge: a key of `scenes:` (uses results/{scene}/depth/h5 and sfm/sparse)")
+    max_items: int | None = Field(None, ge=1,
+        description="items to sample, spread evenly over scenes and frames (null = all)")
+    intrinsics: list[float] | None = Field(None, min_length=4, max_length=4,
+        description="tum: [fx, fy, cx, cy] for all frames (default: parse INTRINSICS.txt in the folder)")
+    calib: dict[str, Any] | None = Field(None,
+        description="middlebury: {f, cx, cy, doffs, baseline_m} instead of calib.txt")
     depth_unit: float = Field(0.001, gt=0, description='kenburns: metres per EXR unit')
-    max_side: int | None = Field(None, ge=16, json_schema_extra=extra(unset=True), description='overrides shiftfocal.data.max_side for this source')
-    min_valid: float | None = Field(None, ge=0, le=1, json_schema_extra=extra(unset=True), description='overrides shiftfocal.data.min_valid (sparse SfM depth needs a low value)')
-    holdout: float | None = Field(None, ge=0, le=0.9, json_schema_extra=extra(unset=True), description='overrides shiftfocal.data.holdout (0: every item trains)')
+    max_side: int | None = Field(None, ge=16, json_schema_extra=extra(unset=True),
+        description="overrides shiftfocal.data.max_side for this source")
+    min_valid: float | None = Field(None, ge=0, le=1, json_schema_extra=extra(unset=True),
+        description="overrides shiftfocal.data.min_valid (sparse SfM depth needs a low value)")
+    holdout: float | None = Field(None, ge=0, le=0.9, json_schema_extra=extra(unset=True),
+        description="overrides shiftfocal.data.holdout (0: every item trains)")
 
 
 class ShiftFocalEval(Options):
@@ -484,7 +625,8 @@ class ShiftFocalEval(Options):
     num_points: int = Field(20000, ge=16, description='points per cloud at inference')
     max_shift: float = Field(0.6, description='LeReS clamps the predicted shift to at most 0.6')
     fov_deg: float = Field(60.0, gt=0, lt=180, description='initial vertical field of view (LeReS: 60)')
-    alpha_range: list[Annotated[float, Field(gt=0)]] = Field(default_factory=lambda: [0.5, 1.5], min_length=2, max_length=2, description='clamp of each predicted focal ratio (training samples [0.6, 1.25])')
+    alpha_range: list[Annotated[float, Field(gt=0)]] = Field(default_factory=lambda: [0.5, 1.5], min_length=2, max_length=2,
+        description="clamp of each predicted focal ratio (training samples [0.6, 1.25])")
     max_items: int | None = Field(None, ge=1, description='evaluate at most this many test items')
     seed: int = Field(0, description='seed of the simulated shift per item')
 
@@ -493,8 +635,10 @@ class ShiftFocalRun(Options):
     """One entry of shiftfocal.runs: the sources it trains on, those it is evaluated on, its own options."""
 
     sources: list[str] = Field(min_length=1, description="names under shiftfocal.sources ('train' items are used)")
-    testsets: list[str] = Field(default_factory=list, description="names under shiftfocal.sources ('test' items are evaluated)")
-    train: dict[str, Any] = Field(default_factory=dict, description="options of shiftfocal.train that differ for this run")
+    testsets: list[str] = Field(default_factory=list,
+        description="names under shiftfocal.sources ('test' items are evaluated)")
+    train: dict[str, Any] = Field(default_factory=dict,
+        description="options of shiftfocal.train that differ for this run")
 
 
 class ShiftFocalSection(Options):
@@ -502,9 +646,12 @@ class ShiftFocalSection(Options):
     the focal and shift networks per run, evaluation on held-out items."""
 
     data: ShiftFocalData = Field(default_factory=lambda: ShiftFocalData(), json_schema_extra={"default": {}})
-    sources: dict[str, ShiftFocalSource] = Field(default_factory=dict, description="source name -> where its depth and cameras come from")
-    train: ShiftFocalTrain = Field(default_factory=lambda: ShiftFocalTrain(), json_schema_extra={"default": {}}, description="training options of every run (each run overrides some in its own train)")
-    runs: dict[str, ShiftFocalRun] = Field(default_factory=dict, description="run name -> sources to train on, testsets to evaluate on, training overrides")
+    sources: dict[str, ShiftFocalSource] = Field(default_factory=dict,
+        description="source name -> where its depth and cameras come from")
+    train: ShiftFocalTrain = Field(default_factory=lambda: ShiftFocalTrain(), json_schema_extra={"default": {}},
+        description="training options of every run (each run overrides some in its own train)")
+    runs: dict[str, ShiftFocalRun] = Field(default_factory=dict,
+        description="run name -> sources to train on, testsets to evaluate on, training overrides")
     eval: ShiftFocalEval = Field(default_factory=lambda: ShiftFocalEval(), json_schema_extra={"default": {}})
 
 

@@ -172,7 +172,7 @@ def main(conf: LoFTRRunConfig | Mapping[str, Any], dataset_json: str | Path | No
         torch.save({"state_dict": {f"matcher.{k}": v for k, v in state.items()}}, out_dir / "weights_official.ckpt")
         merge_logs(out_dir / "logs", out_dir / "metrics.csv")
         plot_curves(out_dir / "metrics.csv", out_dir / "curve.png", CURVE_PANELS,
-                    title=f"LoFTR run {run} ({conf['match_type']})")
+                    title=f"LoFTR run {run} ({conf.match_type})")
         write_json(out_dir / "model.json", summary, indent=2, default=float)
     return summary
 

@@ -280,7 +280,7 @@ def plot_curves(metrics: dict, path: Path) -> None:
 
 
 def main(conf: ShiftFocalTrain | dict[str, Any], data_dirs: list[str | Path], out: str | Path) -> dict:
-    """Train every target of ``conf['targets']`` on the 'train' items of ``data_dirs``; write ``out``."""
+    """Train every target of ``conf.targets`` on the 'train' items of ``data_dirs``; write ``out``."""
     flush_denormals()
     conf = ShiftFocalTrain.of(conf)  # parsed once (run() passes it parsed); everything below takes the typed config
     out = Path(out)
