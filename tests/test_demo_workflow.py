@@ -56,7 +56,8 @@ def test_every_stage_runs_on_the_demo(demo_run):
     loftr_ts = {ts for rc in config["loftr"]["runs"].values() for ts in rc["testsets"]}
     expected_relpose = ({("loftr", run, ts) for run, rc in config["loftr"]["runs"].items() for ts in rc["testsets"]}
                         | {("loftr", f"{run} (before)", ts) for run, rc in config["loftr"]["runs"].items()
-                           if rc.get("init_weights") for ts in rc["testsets"]}
+                           if {**config["loftr"].get("train", {}), **rc.get("train", {})}.get("init_weights")
+                           for ts in rc["testsets"]}
                         | {("sift", "ratio", ts) for ts in loftr_ts})
     by_type = {}
     for run, rc in config["posfeat"]["runs"].items():

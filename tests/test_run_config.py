@@ -19,7 +19,8 @@ def test_generated_schemas_and_option_tables_are_current():
 
 
 def test_the_exported_schema_fills_the_same_defaults_as_the_model():
-    """What the workflow's validation fills into the config equals the model's own defaults."""
+    """What the workflow's validation fills into the config equals the models' own defaults, for every section."""
+    from matchforge.config_docs import SECTIONS as ALL
     from matchforge.config_schema import validate_config
 
     config = {"scenes": {}}
@@ -27,6 +28,11 @@ def test_the_exported_schema_fills_the_same_defaults_as_the_model():
     for name, model in SECTIONS.items():
         assert config[name]["train"] == model().train.to_dict(), name
     assert config["loftr"]["baseline"] == SECTIONS["loftr"]().baseline.to_dict()
+    for name in ("sfm", "depth", "scene_info", "localization", "slurm"):
+        assert config[name] == ALL[name]().to_dict(), name
+    config = {"scenes": {}, "datasets": {"d": {"scenes": ["s"]}}}
+    validate_config(config)
+    assert config["datasets"]["d"] == ALL["datasets"].model_validate({"d": {"scenes": ["s"]}}).root["d"].to_dict()
 
 
 def test_a_parsed_config_is_not_parsed_again():
