@@ -110,6 +110,8 @@ def options_table(path: str) -> str:
         extra = info.json_schema_extra
         if info.is_required():
             default = "(required)"
+        elif getattr(extra, "unset", False):
+            default = "—"  # absent unless given
         elif isinstance(extra, dict) and "default" in extra:  # the default as the config writes it
             default = _value(extra["default"])
         elif info.default_factory is not None:

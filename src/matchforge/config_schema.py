@@ -97,7 +97,7 @@ def check_keys(instance: Mapping[str, Any], schema: Mapping[str, Any], where: st
         return
     for branch in schema.get("anyOf") or ():  # an optional section: {anyOf: [{$ref: ...}, {type: null}]}
         branch = _resolve(branch, root)
-        if "properties" in branch:
+        if branch.get("type") == "object" or "properties" in branch:
             schema = branch
             break
     props = schema.get("properties") or {}

@@ -242,6 +242,74 @@ class SlurmSection(Options):
     warn_signal_seconds: int = Field(120, ge=0, description="SLURM sends SIGUSR1 this long before a job's time limit; training jobs checkpoint and exit 75, and Snakemake's retry resumes them (0 = off)")
 
 
-# The stage sections exported as src/matchforge/schemas/<name>.schema.yaml.
-SECTIONS: dict[str, Any] = {"sfm": SfMSection, "depth": DepthSection, "scene_info": SceneInfoSection,
+# --- the top level: scenes and the sections ---------------------------------------------------------------------
+
+
+class ColmapProject(Options):
+    """An existing COLMAP project to reuse instead of running SfM from scratch."""
+
+    sparse: str | None = Field(None, json_schema_extra=extra(path=True, unset=True),
+        description="a sparse model folder (cameras/images/points3D .bin or .txt)")
+    database: str | None = Field(None, json_schema_extra=extra(path=True, unset=True),
+        description="a COLMAP database.db with features and matches")
+    undistorted: bool = Field(False, description="the sparse model is already PINHOLE and matches `images`")
+
+
+class JobResources(Options):
+    """Cluster time and memory of one of a scene's jobs."""
+
+    runtime: int | str | None = Field(None, json_schema_extra=extra(unset=True),
+        description='minutes, or a Snakemake duration such as "12h"')
+    mem_mb: int | None = Field(None, ge=100, json_schema_extra=extra(unset=True), description="memory (MB)")
+
+
+ScaledJob = Literal["sfm", "depth_predict", "depth_align", "depth_consistency", "scene_info"]
+
+
+class Scene(Options):
+    """One entry of scenes: where its photos are, and its own options."""
+
+    images: str = Field(json_schema_extra=extra(path=True),
+        description="folder of photos (searched recursively; relative to the working directory or absolute)")
+    single_images: bool = Field(False,
+        description="no SfM: only depth (`depth.backend: depth_anything`) and, with `depth.shape.run`, a focal length "
+                    "and point cloud per photo; such a scene cannot be in a dataset")
+    colmap: ColmapProject | None = Field(None, json_schema_extra=extra(unset=True),
+        description="reuse an existing COLMAP project (`sparse`, `database`, `undistorted`)")
+    sfm: dict[str, Any] | None = Field(None, json_schema_extra=extra(unset=True),
+        description="overrides of the sfm section for this scene")
+    depth: dict[str, Any] | None = Field(None, json_schema_extra=extra(unset=True),
+        description="overrides of the depth section for this scene")
+    scene_info: dict[str, Any] | None = Field(None, json_schema_extra=extra(unset=True),
+        description="overrides of the scene_info section for this scene")
+    metres_per_unit: float | None = Field(None,
+        description="metres per SfM unit, when known (a measured distance between two cameras / its SfM length): "
+                    "localization thresholds are then in metres, else in median camera baselines")
+    resources: dict[ScaledJob, JobResources] | None = Field(None, json_schema_extra=extra(unset=True),
+        description="cluster time and memory of this scene's sfm, depth_predict, depth_align, depth_consistency, "
+                    "scene_info jobs, e.g. `{sfm: {runtime: 12h, mem_mb: 64000}}`; unset values grow with the scene's "
+                    "photo count (src/matchforge/resources.py, docs/slurm.md)")
+
+
+class ConfigFile(Options):
+    """matchforge configuration: the scenes, then one section per stage, each checked (and its defaults filled in) by
+    src/matchforge/schemas/<section>.schema.yaml."""
+
+    scenes: dict[str, Scene] = Field(
+        description="scene name -> where its photos are, plus per-scene overrides of stage options ({} when runs "
+                    "train on official indices only)")
+    sfm: dict[str, Any] | None = Field(None, json_schema_extra=extra(unset=True))
+    depth: dict[str, Any] | None = Field(None, json_schema_extra=extra(unset=True))
+    scene_info: dict[str, Any] | None = Field(None, json_schema_extra=extra(unset=True))
+    datasets: dict[str, Any] | None = Field(None, json_schema_extra=extra(unset=True))
+    loftr: dict[str, Any] | None = Field(None, json_schema_extra=extra(unset=True))
+    posfeat: dict[str, Any] | None = Field(None, json_schema_extra=extra(unset=True))
+    shiftfocal: dict[str, Any] | None = Field(None, json_schema_extra=extra(unset=True))
+    localization: dict[str, Any] | None = Field(None, json_schema_extra=extra(unset=True))
+    report: dict[str, Any] | None = Field(None, json_schema_extra=extra(unset=True))
+    slurm: dict[str, Any] | None = Field(None, json_schema_extra=extra(unset=True))
+
+
+# The stage sections exported as src/matchforge/schemas/<name>.schema.yaml (config: the top level).
+SECTIONS: dict[str, Any] = {"config": ConfigFile, "sfm": SfMSection, "depth": DepthSection, "scene_info": SceneInfoSection,
                             "datasets": DatasetsSection, "localization": LocalizationSection, "slurm": SlurmSection}
