@@ -196,15 +196,19 @@ def validate_config(config: MutableMapping[str, Any], schema_dir: str | Path | N
                     check(deep_merge(section, scene_entry[stage]), schema, f"scenes.{scene}.{stage}")
 
 
-def with_defaults(stage: str, conf: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """``conf`` checked against ``src/matchforge/schemas/<stage>.schema.yaml`` with its defaults filled in.
+def section_models() -> dict[str, Any]:
+    """Config section -> its typed model (matchforge.stage_config, matchforge.run_config), which its schema file is
+    generated from."""
+    from matchforge import run_config, stage_config
 
-    The schema is the single place where option defaults live; the CLI and ``main`` functions use
-    this so that a stage run by hand behaves exactly like the workflow's job.
-    """
-    out = deep_merge(conf or {}, {})
-    check(out, load_schema(SCHEMA_DIR / f"{stage}.schema.yaml"), stage)
-    return out
+    return {**stage_config.SECTIONS, **run_config.SECTIONS}
+
+
+def with_defaults(stage: str, conf: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """``conf`` parsed by the typed model of section ``stage``, as plain options with its defaults filled in: the
+    one parse of a stage command's options (the CLI and ``main`` functions use it, so that a stage run by hand
+    behaves exactly like the workflow's job). A problem raises one MatchforgeError naming the key."""
+    return section_models()[stage].of(conf or {}, stage).to_dict()
 
 
 @functools.lru_cache(maxsize=None)
@@ -213,7 +217,7 @@ def _schema_defaults(stage: str) -> str:
 
 
 def schema_defaults(stage: str) -> dict[str, Any]:
-    """A fresh copy of every default of ``stage`` (nested sections included), from its schema."""
+    """A fresh copy of every default of ``stage`` (nested sections included), from its typed model."""
     return json.loads(_schema_defaults(stage))
 
 
