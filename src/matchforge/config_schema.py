@@ -21,7 +21,7 @@ from typing import Any, Mapping, MutableMapping
 import jsonschema
 import yaml
 
-from matchforge.conf import CONFIG_FILES_ENV, config_source, deep_merge
+from matchforge.conf import config_source, deep_merge
 from matchforge.errors import MatchforgeError
 
 # The schemas are package data, so a wheel or a non-editable install finds them too.

@@ -23,7 +23,7 @@ from __future__ import annotations
 import bisect
 import logging
 import math
-from typing import Any, Mapping
+from typing import Any
 
 import lightning as L
 import numpy as np

@@ -24,7 +24,6 @@ import pycolmap
 
 from matchforge.conf import load_conf
 from matchforge.errors import MatchforgeError
-from matchforge.conf import config_source
 from matchforge.config_schema import require_config_path, with_defaults
 from matchforge.sfm.inputs import StagedImages, require_folder, skipped_summary, stage_images
 from matchforge.io.write import require_free_space, write_json
