@@ -222,8 +222,14 @@ def schema_defaults(stage: str) -> dict[str, Any]:
 
 
 def section_defaults(stage: str, *path: str) -> dict[str, Any]:
-    """Defaults of one sub-section of ``stage``'s schema, reached by property names (``"*"``: the schema
-    of any entry of a name -> options mapping), e.g. ``section_defaults("datasets", "*")``."""
+    """A fresh copy of the defaults of one sub-section of ``stage``'s schema, reached by property names (``"*"``: the
+    schema of any entry of a name -> options mapping), e.g. ``section_defaults("datasets", "*")``. Computed once per
+    process: matchers and test-set readers ask for them on every call."""
+    return json.loads(_section_defaults(stage, *path))
+
+
+@functools.lru_cache(maxsize=None)
+def _section_defaults(stage: str, *path: str) -> str:
     root: Mapping[str, Any] = load_schema(SCHEMA_DIR / f"{stage}.schema.yaml")
     schema = root
     for key in path:
@@ -233,7 +239,7 @@ def section_defaults(stage: str, *path: str) -> dict[str, Any]:
     instance: dict[str, Any] = {}
     for _ in DefaultFillingValidator(schema).iter_errors(instance):  # fills defaults; required keys may be missing
         pass
-    return json.loads(json.dumps(instance))
+    return json.dumps(instance)
 
 
 def check_references(config: Mapping[str, Any]) -> None:

@@ -44,10 +44,6 @@ class Base:
         self.datasets = list(config.get("datasets") or {})
         self._photo_signatures: dict[str, tuple[str, int]] = {}
 
-    def pattern(self, names: Iterable[str]) -> str:
-        """Wildcard constraint for a list of names (see :func:`one_of`)."""
-        return one_of(names)
-
     # --- paths derived from a job's files (Snakemake's lint: no hard-coded prefix of an input or output) ---------
 
     @staticmethod
