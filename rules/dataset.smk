@@ -14,7 +14,7 @@ rule scene_info:
         report(directory("results/{scene}/scene_info"), patterns=["{name}.png", "{name}.csv"], category="Scene info",
                subcategory="{scene}", caption="../workflow/report/scene_info.rst"),
     params:
-        conf=wf.stage_params("scene_info"),
+        conf=wf.scene_info_params,
     log:
         "logs/{scene}/scene_info.log",
     conda:

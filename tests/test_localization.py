@@ -142,8 +142,40 @@ def test_demo_queries_localize_from_the_training_photos_only(demo_sfm, demo_data
     assert res["unit"] == "median baseline" and "oracle" in res["retrieval"]
     assert sum(q["localized"] and q["R_error"] < 2.0 for q in res["queries"]) >= 2, res["queries"]
     assert 0 <= res["recall@1_ci"][0] <= res["recall@1"] <= res["recall@1_ci"][1] <= 100
-    # metres per SfM unit turns the thresholds into metres
+    assert res["num_db"] == len(images["train"])  # the database, not the whole model
+    # metres per SfM unit turns the thresholds into metres; Aachen's 0.25 m on a scene a few metres wide is loose
     from matchforge.evaluation.localization import summarize
 
-    again = summarize(res["queries"], pycolmap.Reconstruction(str(demo_sfm / "sparse")), {"metres_per_unit": 2.0})
+    reference, options = pycolmap.Reconstruction(str(demo_sfm / "sparse")), res["options"]
+    again = summarize(res["queries"], reference, {**options, "metres_per_unit": 2.0}, images["train"])
     assert again["unit"] == "m" and again["threshold@1"] == "0.25 m, 2 deg"
+    assert "loose" in again["loose"]
+    wide = summarize(res["queries"], reference, {**options, "metres_per_unit": 1000.0}, images["train"])
+    assert "loose" not in wide  # the same cameras 1000x larger: 0.25 m is tight
+    own = summarize(res["queries"], reference, {**options, "thresholds": [[0.01, 0.1]]}, images["train"])
+    assert own["threshold@1"] == "0.01 median baseline, 0.1 deg" and "recall@2" not in own
+    # a pose needs min_inliers RANSAC inliers: above every query's count, none is localized and each fails
+    strict = localize({**spec, "min_inliers": 1 + max(q["num_inliers"] for q in res["queries"])}, tmp_path)
+    assert strict["localized"] == 0 and strict["recall@3"] == 0 and strict["median_R_error"] is None
+    assert strict["recall@3_ci"][1] > 40  # 0 of 3 queries: the interval stays open
+
+
+def test_dense_keypoints_are_gathered_over_pairs_and_assigned_within_the_tolerance():
+    """hloc's assignment for dense matchers: the same scene point matched in two pairs at slightly different
+    sub-pixel positions is one keypoint (one cell); a query pair's database point joins the nearest database
+    keypoint within max_error_px, else the match is dropped. Pixels are of the size the matcher saw."""
+    from matchforge.evaluation.localization import assign_matches
+
+    stored = {("db1", "db2"): (np.array([[10.2, 10.3], [50.0, 50.0]]), np.array([[20.0, 20.0], [60.0, 60.0]])),
+              ("db1", "db3"): (np.array([[11.1, 10.9], [90.0, 90.0]]), np.array([[30.0, 30.0], [70.0, 70.0]])),
+              ("q", "db1"): (np.array([[5.0, 5.0], [6.0, 6.0], [7.0, 7.0]]), np.array([[10.5, 10.5], [51.0, 49.5], [80.0, 80.0]]))}
+    reader = lambda a, b: stored[(a, b)]  # noqa: E731
+    kps, db, q = assign_matches(reader, [("db1", "db2"), ("db1", "db3")], [("q", "db1")], 4.0, 2.0, lambda n: 1.0)
+    assert len(kps.array("db1")) == 3  # (10.2, 10.3) and (11.1, 10.9) share a 4-px cell: 3 keypoints, not 4
+    assert db[("db1", "db2")][0, 0] == db[("db1", "db3")][0, 0]  # the same keypoint in both pairs: a track
+    assert len(q[("q", "db1")]) == 2  # (80, 80) is over 2 px from every database keypoint: dropped
+    _, _, one_px = assign_matches(reader, [("db1", "db2"), ("db1", "db3")], [("q", "db1")], 1.0, 1.0, lambda n: 1.0)
+    assert len(one_px[("q", "db1")]) == 1  # 1 px: (51, 49.5) is 1.1 px from (50, 50), dropped
+    # the matcher saw the images at half size: cells and tolerance scale with the image
+    kps2, _, q2 = assign_matches(reader, [("db1", "db2"), ("db1", "db3")], [("q", "db1")], 2.0, 1.0, lambda n: 2.0)
+    assert len(kps2.array("db1")) == 3 and len(q2[("q", "db1")]) == 2

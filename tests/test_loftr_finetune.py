@@ -61,7 +61,7 @@ def test_fine_tuning_starts_from_exactly_the_given_weights(pretrained, tmp_path)
 
 def test_before_is_one_more_match_file_scored_on_the_same_pairs(pretrained, tmp_path):
     """A fine-tuning run's "before" numbers: its initial weights' matches of the same test set, scored by the same
-    code; the verdict says whether the 95 % intervals overlap."""
+    code, with its per-pair rows; the paired comparison finds no difference between identical matches."""
     from matchforge.evaluation.match_pairs import main as match_pairs
     from matchforge.evaluation.score import main as score
 
@@ -71,9 +71,12 @@ def test_before_is_one_more_match_file_scored_on_the_same_pairs(pretrained, tmp_
     res = score(testset, tmp_path / "a.h5", tmp_path / "e.json", dataset_json=dataset, name="tiny", before=tmp_path / "a.h5")
     saved = json.loads((tmp_path / "e.json").read_text())
     assert {"auc@5", "auc@10", "auc@20", "precision", "num_matches", "auc@10_ci"} <= set(saved["before"])
-    # the same matches before and after: identical numbers, overlapping intervals
+    # the same matches before and after: identical numbers, every pair tied, no verdict of a change
     assert all(saved["before"][k] == res[k] for k in ("auc@5", "auc@10", "auc@20", "precision", "num_matches"))
-    assert saved["vs_before"]["auc@10"] == "overlap" and saved["few_pairs"]
+    assert saved["before"]["pairs"] == saved["pairs"]
+    paired = saved["vs_before"]["auc@10"]
+    assert paired["diff"] == 0 and paired["wins"] == paired["losses"] == 0 and paired["p_value"] == 1.0
+    assert paired["verdict"] in ("no significant difference", f"too few photos ({paired['photos']})") and saved["few_pairs"]
     # a rescoring with other scoring options reads the stored matches: same matches, other threshold
     strict = score({**testset, "epi_err_thr": 1e-6}, tmp_path / "a.h5", tmp_path / "s.json", dataset_json=dataset)
     assert strict["num_matches"] == res["num_matches"] and strict["precision"] <= res["precision"]

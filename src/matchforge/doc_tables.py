@@ -30,10 +30,10 @@ BLOCK = re.compile(r"<!-- BEGIN generated: (?P<spec>[^>]*?) -->\n.*?<!-- END gen
 
 # The columns a reader needs, per table (the CSVs have more); kept when the table has them.
 DOC_COLUMNS = {
-    "relpose": ["method", "testset", "num_pairs", "auc@5", "auc@10", "auc@10_ci", "auc@20", "precision",
-                "inlier_ratio", "num_matches", "vs_before", "note"],
-    "localization": ["method", "testset", "num_queries", "num_db", "recall@1", "recall@2", "recall@3", "recall@3_ci",
-                     "thresholds", "median_R_error"],
+    "relpose": ["method", "testset", "num_pairs", "num_photos", "auc@5", "auc@10", "auc@10_ci", "auc@20", "precision",
+                "inlier_ratio", "num_matches", "vs_before", "vs_sift", "note"],
+    "localization": ["method", "testset", "num_queries", "num_db", "localized", "recall@1", "recall@1_ci", "recall@2",
+                     "recall@3", "recall@3_ci", "thresholds", "median_R_error", "vs_sift", "note"],
     "homography": ["method", "testset", "num_pairs", "mma@1", "mma@3", "mma@3_ci", "mma@5", "mma@10", "mma_score",
                    "h_ransac_auc@3", "h_dlt_auc@3"],
     "reconstruction": ["method", "testset", "num_images", "num_registered", "num_points3D", "mean_track_length",

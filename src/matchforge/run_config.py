@@ -120,6 +120,10 @@ class Engine(Options):
     precision: Literal['32-true', '16-mixed', 'bf16-mixed', '64-true'] = Field('32-true',
         description="Lightning precision; bf16-mixed also runs on CPU")
     gradient_clip_val: float | None = Field(None, ge=0, description='clip the gradient norm (null = off)')
+    deterministic: bool | Literal['warn'] = Field('warn',
+        description="Lightning's deterministic mode (torch.use_deterministic_algorithms): warn = deterministic "
+                    "algorithms where PyTorch has them and a warning where it has none, true = fail there, false = off "
+                    "(faster cuDNN choices on GPU). Workers and every sampler are seeded either way")
     checkpoint_minutes: float = Field(10, gt=0,
         description="write the resume checkpoint (checkpoints/last.ckpt) every this many minutes of training; always on "
                     "SIGTERM/SIGINT/SIGUSR1")

@@ -78,13 +78,16 @@ class SfMSection(Options):
         description="long side (px) of the undistorted images; -1 keeps the full size. LoFTR pads depth to 2000 px, "
                     "so larger images break its loader")
     num_threads: int = Field(-1,
-        description="threads for feature extraction, matching and (unless mapping_threads is set) mapping; -1 = all "
-                    "cores given to the job")
+        description="with deterministic: false, threads for feature extraction, matching and (unless mapping_threads "
+                    "is set) mapping; -1 = all cores given to the job")
+    deterministic: bool = Field(True,
+        description="every SfM step (feature extraction, matching, geometric verification, the visual index, mapping) "
+                    "runs single-threaded, so the model is the same bit for bit for every thread count and machine "
+                    "load; false: they use num_threads, faster on many cores, but the model then changes with the "
+                    "thread count (docs/sfm.md: cost and spread measured)")
     mapping_threads: int | None = Field(None,
-        description="threads for mapping only (null = `num_threads`). Above 1, which image pair starts the model "
-                    "depends on thread timing; 1 removes that (the registered photos repeat; point counts still vary "
-                    "by about 1 % with multi-threaded matching). `num_threads: 1` makes the whole stage repeat "
-                    "exactly (the demo)")
+        description="with deterministic: false, threads for mapping only (null = `num_threads`). Above 1, which image "
+                    "pair starts the model depends on thread timing")
     use_gpu: bool = Field(False, description='SIFT extraction/matching on GPU (needs a CUDA build of pycolmap)')
     seed: int = Field(0, description='random seed for RANSAC and mapping')
 
@@ -249,9 +252,10 @@ class SceneInfoSection(Options):
         description="keep at most this many pairs per bucket, drawn at random with seed (the official test files hold"
                     " 300); null = all")
     seed: int = Field(0, description='random seed for max_pairs_per_bucket')
-    gt_img_resize: int = Field(640, ge=64,
-        description="long side (px) at which each pair's ground-truth coarse matches are counted (`pairs.csv`); set "
-                    "it to your runs' `img_resize` (the demo: 320)")
+    gt_img_resize: int | None = Field(None, ge=64,
+        description="long side (px) at which each pair's ground-truth coarse matches are counted (`pairs.csv`); null = "
+                    "the training size of the LoFTR runs that use the scene (the smallest when they differ; else its "
+                    "datasets' loftr.img_resize, else 640)")
     min_gt_matches: int = Field(1, ge=0,
         description="pairs with fewer ground-truth coarse matches at gt_img_resize are dropped (listed in stats.json "
                     "and the log); 0 keeps every pair")
@@ -335,9 +339,20 @@ class LocalizationTestset(Options):
     query_k: int = Field(5, ge=1,
         description="own scene: each query is matched to its query_k most covisible database images (in the "
                     "ground-truth model: oracle retrieval)")
-    merge_px: float = Field(1.0, gt=0,
-        description="scoring: matched points of one image closer than this (px) are one keypoint")
+    cell_px: float = Field(4.0, gt=0,
+        description="scoring: each image's matched points, gathered over all its pairs, become one keypoint per cell of "
+                    "this size (px of the size the matcher saw; hloc's loftr_aachen: 8 at 1024 px; measured: "
+                    "docs/evaluation.md)")
+    max_error_px: float = Field(2.0, gt=0,
+        description="scoring: a query pair's database point goes to the nearest database keypoint within this distance "
+                    "(px of the size the matcher saw; hloc's loftr_aachen: 2), else its match is dropped")
     ransac_px: float = Field(12.0, gt=0, description="scoring: RANSAC threshold (px) of the absolute pose (hloc's 12)")
+    min_inliers: int = Field(12, ge=4,
+        description="scoring: a query counts as localized only with at least this many RANSAC inliers (else it is a "
+                    "failure with infinite error)")
+    thresholds: list[tuple[float, float]] = Field([(0.25, 2.0), (0.5, 5.0), (5.0, 10.0)], min_length=1,
+        description="scoring: recall thresholds as [distance, degrees], tightest first (Aachen's by default); distance "
+                    "in metres with the scene's metres_per_unit, else in median database camera baselines")
 
     model_config = ConfigDict(**Options.model_config,
                               json_schema_extra={"oneOf": [{"required": ["dataset"]}, {"required": ["aachen", "query_pairs"]}]})

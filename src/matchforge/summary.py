@@ -6,10 +6,12 @@ so a stale run that is no longer configured is not tabulated):
 - ``scenes.csv``: one row per scene from ``results/{scene}/sfm/stats.json`` (or ``depth/inputs.json`` for
   scenes without SfM), ``depth/qa.json`` and ``depth/shape.json``.
 - ``relpose.csv`` / ``.png``: relative-pose AUC@5/10/20 (%), epipolar precision and RANSAC inlier ratio (%),
-  matches, one row per method and test set, each score with its 95 % bootstrap interval over pairs (``*_ci``);
-  a fine-tuned run adds ``<run> (before)``, its initial weights on the same pairs, and says in ``vs_before``
-  whether the AUC@10 intervals overlap. ``note`` flags test sets under 10 pairs. The figure has one panel per
-  test set with AUC bars per method and their intervals as error bars.
+  matches, one row per method and test set, each score with its 95 % interval (photos as the unit, ``*_ci``;
+  :mod:`matchforge.evaluation.stats`); a fine-tuned run adds ``<run> (before)``, its initial weights on the same
+  pairs. The comparison columns are paired, pair by pair on the same pairs: ``vs_before`` (a fine-tune against its
+  initial weights) and ``vs_sift`` (against the SIFT reference of the family's protocol on the same test set) give
+  the AUC@10 difference, its interval, the sign test's p-value and the verdict. ``note`` flags test sets under 10
+  pairs. The figure has one panel per test set with AUC bars per method and their intervals as error bars.
 - ``homography.csv`` / ``.png``: mean matching accuracy (%) at 1/3/5/10 px and PoSFeat's MMA score, and the
   homography-estimation AUC (%) at 1/3/5 px of RANSAC and DLT estimates; the figure draws MMA against the
   threshold, one panel per test set.
@@ -18,8 +20,10 @@ so a stale run that is no longer configured is not tabulated):
 options: ``sift (mutual NN + ratio 0.8, 4096 kp)`` (the LoFTR baseline, ``sift/ratio``) and ``sift (mutual NN,
 2048 kp at 480 px)`` (the PoSFeat baseline, ``sift/mnn``).
 - ``localization.csv`` / ``.png``: queries (a scene's test photos) localized against its training photos, as hloc
-  runs Aachen: recall (%) at the three Aachen thresholds (``thresholds`` says in metres or in median camera
-  baselines, ``unit``), with intervals, and median errors.
+  runs Aachen: recall (%) at the test set's thresholds (Aachen's by default; ``thresholds`` says in metres or in
+  median camera baselines, ``unit``; ``note`` says when metric thresholds are loose for the scene), with intervals,
+  median errors, how the database images of each query were chosen (``retrieval``), and ``vs_sift``: recall@1
+  against the SIFT reference on the same queries, paired.
 - ``reconstruction.csv`` / ``.png``: COLMAP mapping from each method's features: registered images, points,
   track length, reprojection error.
 - ``shape.csv`` / ``.png``: shift/focal recovery on held-out items: focal error, shift error, AbsRel before
@@ -41,8 +45,9 @@ from matchforge.io.write import save_figure
 
 ID = ["family", "run", "method", "testset"]
 COLUMNS = {
-    "relpose": ID + ["num_pairs", "auc@5", "auc@5_ci", "auc@10", "auc@10_ci", "auc@20", "auc@20_ci", "precision",
-                     "precision_ci", "inlier_ratio", "num_matches", "failed", "seconds_per_pair", "vs_before", "note"],
+    "relpose": ID + ["num_pairs", "num_photos", "auc@5", "auc@5_ci", "auc@10", "auc@10_ci", "auc@20", "auc@20_ci",
+                     "precision", "precision_ci", "inlier_ratio", "num_matches", "failed", "seconds_per_pair", "vs_before",
+                     "vs_sift", "note"],
     "homography": ID + ["num_pairs", "num_matches", "mma@1", "mma@3", "mma@3_ci", "mma@5", "mma@10", "mma_score",
                         "h_ransac_auc@1", "h_ransac_auc@3", "h_ransac_auc@3_ci", "h_ransac_auc@5", "h_dlt_auc@1",
                         "h_dlt_auc@3", "h_dlt_auc@5", "note"],
@@ -52,7 +57,8 @@ COLUMNS = {
                             "mean_observations_per_image", "mean_reprojection_error", "num_verified_pairs",
                             "num_inlier_matches", "mean_num_keypoints"],
     "localization": ID + ["num_queries", "num_db", "localized", "recall@1", "recall@1_ci", "recall@2", "recall@2_ci", "recall@3",
-                          "recall@3_ci", "thresholds", "median_t_error", "median_R_error", "unit", "note"],
+                          "recall@3_ci", "thresholds", "median_t_error", "median_R_error", "unit", "retrieval", "vs_sift",
+                          "note"],
     "shape": ID + ["num_items", "focal_err_guess", "focal_err", "shift_err_none", "shift_err", "absrel_before",
                    "absrel_after", "points_err_before", "points_err_after"],
 }
@@ -90,33 +96,71 @@ def kind_of(result: dict[str, Any]) -> str | None:
 def _intervals(row: dict[str, Any]) -> dict[str, Any]:
     """``row`` with every ``<score>_ci`` pair shown as ``[lo, hi]`` (one decimal) and the few-pairs note."""
     out = {k: (f"[{v[0]:.1f}, {v[1]:.1f}]" if k.endswith("_ci") and isinstance(v, (list, tuple)) else v) for k, v in row.items()}
+    notes = []
     if row.get("few_pairs"):
         n, what = (row["num_queries"], "queries") if "num_queries" in row else (row.get("num_pairs"), "pairs")
-        out["note"] = f"only {n} {what} (< 10): wide intervals"
+        notes.append(f"only {n} {what} (< 10)")
+    if row.get("loose"):
+        notes.append(row["loose"])
+    out["note"] = "; ".join(notes) or None
     return out
 
 
-def eval_rows(path: Path) -> tuple[str | None, list[dict[str, Any]]]:
-    """Rows of one ``results/eval/{family}/{run}/{testset}.json`` (two for a fine-tuned run)."""
+# the SIFT reference of each family's protocol (results/eval/sift/<run>/), first found wins
+REFERENCE = {"loftr": ("ratio",), "posfeat": ("mnn", "ratio")}
+# the score each table's comparison column describes
+COMPARED = {"relpose": "auc@10", "localization": "recall@1"}
+
+
+def _reference(path: Path, available: set[Path]) -> Path | None:
+    family, testset = path.parts[-3], path.name
+    for run in REFERENCE.get(family, ()):
+        candidate = path.parents[2] / "sift" / run / testset
+        if candidate in available:
+            return candidate
+    return None
+
+
+def _compare(kind: str, a: dict[str, Any], b: dict[str, Any]) -> str | None:
+    from matchforge.evaluation.localization import compare as compare_localization
+    from matchforge.evaluation.relpose import compare as compare_relpose
+    from matchforge.evaluation.stats import describe
+
+    found = (compare_relpose if kind == "relpose" else compare_localization)(a, b)
+    return describe(found[COMPARED[kind]]) if found else None
+
+
+def eval_rows(path: Path, available: set[Path] = frozenset()) -> tuple[str | None, list[dict[str, Any]]]:
+    """Rows of one ``results/eval/{family}/{run}/{testset}.json`` (two for a fine-tuned run); ``available`` are the
+    other result files, among which the SIFT reference of the same test set is looked up for ``vs_sift``."""
     family, run, testset = path.parts[-3], path.parts[-2], path.stem
     result = json.loads(path.read_text())
     kind = kind_of(result)
     ident = {"family": family, "run": run, "method": result.get("label") or f"{family}/{run}", "testset": testset}
     if kind == "homography":
         return kind, [_intervals({**result["overall"], "thresholds": result.get("thresholds", []), **ident})]
-    if kind == "localization":
-        thresholds = "; ".join(result[f"threshold@{k}"] for k in (1, 2, 3) if f"threshold@{k}" in result)
-        return kind, [_intervals({**result, **ident, "thresholds": thresholds or result.get("note", "")})]
     if kind == "shape":
         return kind, [{**ident, "num_items": result.get("num_items"),
                        **{k: v["mean"] for k, v in result["summary"].items() if isinstance(v, dict) and "mean" in v}}]
+    reference = _reference(path, set(available)) if kind in COMPARED else None
+    sift = json.loads(reference.read_text()) if reference else None
+    if kind == "localization":
+        thresholds = "; ".join(result[f"threshold@{k}"] for k in range(1, 10) if f"threshold@{k}" in result)
+        row = _intervals({**result, **ident, "thresholds": thresholds or result.get("note", "")})
+        row["vs_sift"] = _compare(kind, sift, result) if sift else None
+        return kind, [row]
     rows = []
     if kind == "relpose" and isinstance(result.get("before"), dict):  # initial weights, scored on the same pairs
-        rows.append(_intervals({**result["before"], **ident, "run": f"{run} (before)", "method": f"{ident['method']} (before)"}))
+        before = _intervals({**result["before"], **ident, "run": f"{run} (before)", "method": f"{ident['method']} (before)"})
+        before["vs_sift"] = _compare(kind, sift, result["before"]) if sift and "pairs" in result["before"] else None
+        rows.append(before)
     after = _intervals({**result, **ident})
-    if kind == "relpose" and "vs_before" in result:
-        after["vs_before"] = f"AUC@10 {result['vs_before']['auc@10']}" + (
-            " (95 % intervals overlap: no evidence of a change)" if result["vs_before"]["auc@10"] == "overlap" else "")
+    if kind == "relpose":
+        if result.get("vs_before"):
+            from matchforge.evaluation.stats import describe
+
+            after["vs_before"] = describe(result["vs_before"]["auc@10"])
+        after["vs_sift"] = _compare(kind, sift, result) if sift else None
     rows.append(after)
     return kind, rows
 
@@ -125,8 +169,9 @@ def eval_tables(paths: Iterable[Path]) -> tuple[dict[str, pd.DataFrame], Curves]
     """One table per kind, and the MMA curves of the homography results (each file is read once)."""
     rows: dict[str, list[dict[str, Any]]] = {k: [] for k in KINDS}
     curves: Curves = {}
-    for path in sorted(paths):
-        kind, found = eval_rows(path)
+    paths = sorted(paths)
+    for path in paths:
+        kind, found = eval_rows(path, set(paths))
         if kind is not None:
             rows[kind] += found
         if kind == "homography":

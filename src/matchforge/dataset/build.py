@@ -36,6 +36,7 @@ from matchforge.dataset.scene_info import object_array, save_scene_info
 from matchforge.dataset.splits import (SPLITS, TRAIN, ViewpointSplit, near_duplicate_groups, split_by_viewpoint,
                                        split_scenes)
 from matchforge.errors import MatchforgeError
+from matchforge.evaluation.stats import FEW_PAIRS
 from matchforge.sfm.inputs import perceptual_hash
 from matchforge.config_schema import section_defaults
 from matchforge.io.write import write_json
@@ -305,9 +306,16 @@ def main(conf: Mapping[str, Any], dataset: str, scene_infos: Mapping[str, str | 
                    for s in SPLITS},
         "scenes": scene_meta,
     }
+    few = {s: meta["splits"][s]["num_pairs"] for s in ("val", "test") if meta["splits"][s]["num_pairs"] < FEW_PAIRS}
+    if few:
+        meta["few_pairs"] = (f"only {' and '.join(f'{n} {s}' for s, n in few.items())} pairs (< {FEW_PAIRS}): scores on "
+                             "them get wide intervals and no verdicts; add photos, or raise split.test_fraction / "
+                             "val_fraction")
     write_json(out_dir / "dataset.json", meta, indent=2)
     log.info("%s: split by %s; pairs train %d / val %d / test %d", dataset, by, pair_counts["train"],
              meta["splits"]["val"]["num_pairs"], pair_counts["test"])
+    if few:
+        log.warning("%s: %s", dataset, meta["few_pairs"])
     return meta
 
 

@@ -198,6 +198,10 @@ def main(conf: Mapping[str, Any], sparse_dir: str | Path, images_dir: str | Path
          out_dir: str | Path, scene: str) -> dict[str, Any]:
     """Build the bucketed scene-info files of ``scene``; returns the stats written to ``stats.json``."""
     conf = {**DEFAULTS, **conf}
+    if conf["gt_img_resize"] is None:  # run by hand: LoFTR's default training size (the workflow passes its runs')
+        from matchforge.run_config import LoFTRTrain
+
+        conf["gt_img_resize"] = LoFTRTrain.model_fields["img_resize"].default
     sparse_dir, images_dir, out_dir = Path(sparse_dir), Path(images_dir), Path(out_dir)
     depth_dir = Path(depth_dir) if depth_dir is not None else None
     buckets = [list(map(float, b)) for b in conf["buckets"]]

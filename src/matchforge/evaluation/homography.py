@@ -15,7 +15,7 @@ Homographies act on pixel-index coordinates (pixel centres at integers), so matc
 (pixel centres at +0.5) are shifted by -0.5 before projection. A match is correct when
 ``|H x0 - x1| <= thr``. MMA is the mean over pairs of the per-pair share (%) of correct matches (0 for a
 pair without matches); the MMA score is the mean of MMA@1..10 weighted by 1.9, 1.8, ..., 1.0 (PoSFeat).
-Every test-set number has a 95 % bootstrap interval over pairs (:mod:`matchforge.evaluation.stats`).
+Every test-set number has a 95 % interval that treats photos as the unit (:mod:`matchforge.evaluation.stats`).
 """
 
 from __future__ import annotations
@@ -144,10 +144,10 @@ def score(records: Sequence[Any], matches: str | Path, thresholds: Sequence[floa
           auc_thresholds: Sequence[float] = AUC_THRESHOLDS, ransac_thresh: float = 3.0) -> dict:
     """MMA (%) at each threshold from stored matches, and homography accuracy as glue-factory scores HPatches:
     the AUC (%) of the mean corner error of RANSAC and DLT estimates at 1/3/5 px. Each test-set number has a
-    95 % bootstrap interval over pairs; ``records`` come from :func:`matchforge.evaluation.testsets.homography_records`."""
-    from matchforge.evaluation.pose import pose_auc
+    95 % interval (:mod:`matchforge.evaluation.stats`); ``records`` come from :func:`matchforge.evaluation.testsets.homography_records`."""
+    from matchforge.evaluation.pose import auc_curve, pose_auc
     from matchforge.evaluation.relpose import pair_names
-    from matchforge.evaluation.stats import FEW_PAIRS, bootstrap
+    from matchforge.evaluation.stats import FEW_PAIRS, intervals, weighted_mean
     from matchforge.io.images import image_size
     from matchforge.io.matches import MatchReader
 
@@ -157,7 +157,7 @@ def score(records: Sequence[Any], matches: str | Path, thresholds: Sequence[floa
             k0, k1 = reader(n0, n1)
             err = np.linalg.norm(project(rec.H, k0 - 0.5) - (k1 - 0.5), axis=1) if len(k0) else np.zeros(0)
             w, h = image_size(rec.image0)
-            per_pair.append({"pair": rec.name, "category": rec.category, "num_matches": int(len(k0)),
+            per_pair.append({"pair": rec.name, "category": rec.category, "photos": [n0, n1], "num_matches": int(len(k0)),
                              "mma": (mma_curve(err, thresholds) * 100).tolist(),
                              **{f"h_error_{m}": corner_error(estimate_homography(k0, k1, m, ransac_thresh), rec.H, w, h)
                                 for m in ("ransac", "dlt")}})
@@ -175,19 +175,20 @@ def score(records: Sequence[Any], matches: str | Path, thresholds: Sequence[floa
         res: dict = {"mma": curve.tolist(), "num_pairs": len(rows), "few_pairs": len(rows) < FEW_PAIRS,
                      "num_matches": float(np.mean([r["num_matches"] for r in rows]))}
         picks = [list(thresholds).index(t) for t in (1, 3, 5, 10) if t in thresholds]
-        cis = bootstrap(mma[:, picks], lambda v: v.mean(0))
+        units = [tuple(r["photos"]) for r in rows]
+        cis = intervals(mma[:, picks], units, weighted_mean, [True] * len(picks))
         for k, ci in zip(picks, cis):
             res[f"mma@{thresholds[k]:g}"] = float(curve[k])
-            res[f"mma@{thresholds[k]:g}_ci"] = [float(ci[0]), float(ci[1])]
+            res[f"mma@{thresholds[k]:g}_ci"] = ci
         if all(t in thresholds for t in range(1, 11)):
             res["mma_score"] = mma_score([curve[list(thresholds).index(t)] for t in range(1, 11)])
         for m in ("ransac", "dlt"):
             errors = np.array([r[f"h_error_{m}"] for r in rows], np.float64)
             aucs = pose_auc(errors, tuple(auc_thresholds))
-            cis = bootstrap(errors, lambda e: list(pose_auc(e, tuple(auc_thresholds)).values()))
+            cis = intervals(errors, units, lambda e, w: auc_curve(e, w, tuple(auc_thresholds)), [True] * len(aucs))
             for (key, value), ci in zip(aucs.items(), cis):
                 res[f"h_{m}_{key}"] = value
-                res[f"h_{m}_{key}_ci"] = [float(ci[0]), float(ci[1])]
+                res[f"h_{m}_{key}_ci"] = ci
         out[g] = res
     return out
 

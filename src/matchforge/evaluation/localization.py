@@ -44,12 +44,13 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from matchforge.config_schema import section_defaults
 from matchforge.errors import MatchforgeError
 
 log = logging.getLogger(__name__)
 
-AACHEN = ((0.25, 2.0), (0.5, 5.0), (5.0, 10.0))  # (distance, degrees)
-DEFAULTS = {"db_k": 10, "query_k": 5, "merge_px": 1.0, "ransac_px": 12.0, "metres_per_unit": None}
+LOOSE = 0.005  # the tightest distance threshold is loose above this share of the database cameras' extent
+DEFAULTS = {**section_defaults("localization", "testsets", "*"), "metres_per_unit": None}
 
 
 @dataclass
@@ -63,6 +64,7 @@ class Problem:
     query_pairs: list[tuple[str, str]]  # (query, database image)
     truth: dict[str, np.ndarray] | None  # query name -> world->camera 4x4, when known
     retrieval: str
+    database: list[str]  # the database images (registered in ``reference``, queries excluded)
 
 
 def split_images(spec: Mapping[str, Any]) -> tuple[list[str], list[str]]:
@@ -119,7 +121,8 @@ def problem(spec: Mapping[str, Any]) -> Problem:
     for q in queries:
         reference.deregister_frame(by_name[q].frame_id)
     return Problem(reference, sfm / "images", db_pairs, cameras, query_pairs, truth,
-                   f"oracle: each query's {spec['query_k']} most covisible database images in the ground-truth model")
+                   f"oracle: each query's {spec['query_k']} most covisible database images in the ground-truth model "
+                   "(an upper bound: a real query has no such model)", sorted(db))
 
 
 def _aachen_problem(spec: Mapping[str, Any]) -> Problem:
@@ -151,7 +154,7 @@ def _aachen_problem(spec: Mapping[str, Any]) -> Problem:
         by_file = aachen.read_submission(spec["ground_truth"])
         truth = {q: by_file[Path(q).name] for q in queries if Path(q).name in by_file}
     return Problem(reference, root / aachen.IMAGES, db_pairs, queries, query_pairs, truth or None,
-                   f"given: {Path(spec['query_pairs']).name}")
+                   f"given: {Path(spec['query_pairs']).name}", db_names)
 
 
 def records(spec: Mapping[str, Any]) -> list[Any]:
@@ -167,32 +170,76 @@ def image_names(spec: Mapping[str, Any]) -> tuple[Path, list[str]]:
 
 
 class Keypoints:
-    """Per image, matched points merged within ``merge_px`` into one keypoint list (ids stable in insertion order)."""
+    """hloc's keypoint assignment for detector-free matchers (``match_dense.assign_keypoints``), in pixels of the
+    size the matcher saw: each image's keypoints are gathered over all of its pairs, one per occupied ``cell_px``
+    cell (at the mean of the matched points in it); :meth:`assign` maps points to existing keypoints of an image
+    (nearest within ``max_error_px``) without adding any, as hloc does for the database side of query pairs.
+    ``scale`` maps an image name to (file pixels) / (pixels the matcher saw)."""
 
-    def __init__(self, merge_px: float):
-        self.cell = max(float(merge_px), 1e-6)
-        self.index: dict[str, dict[tuple[int, int], int]] = {}
-        self.xy: dict[str, list[np.ndarray]] = {}
+    def __init__(self, cell_px: float, max_error_px: float, scale: Any):
+        self.cell, self.max_error, self.scale = float(cell_px), float(max_error_px), scale
+        self.xy: dict[str, np.ndarray] = {}
+        self._cells: dict[str, dict[tuple[int, int], int]] = {}
+        self._trees: dict[str, Any] = {}
+
+    def build(self, points: Mapping[str, list[np.ndarray]]) -> None:
+        """Keypoints of each image from all its matched points (file pixels)."""
+        for name, chunks in points.items():
+            xy = np.concatenate(chunks) if chunks else np.zeros((0, 2))
+            keys = np.floor(xy / (self.cell * self.scale(name))).astype(np.int64)
+            cells, inverse = np.unique(keys, axis=0, return_inverse=True)
+            inverse = inverse.reshape(-1)
+            sums = np.zeros((len(cells), 2))
+            np.add.at(sums, inverse, xy)
+            self.xy[name] = sums / np.bincount(inverse, minlength=len(cells))[:, None]
+            self._cells[name] = {tuple(c): k for k, c in enumerate(cells.tolist())}
 
     def ids(self, name: str, xy: np.ndarray) -> np.ndarray:
-        index, pts = self.index.setdefault(name, {}), self.xy.setdefault(name, [])
-        out = np.empty(len(xy), np.int64)
-        for k, key in enumerate(map(tuple, np.floor(np.asarray(xy) / self.cell).astype(np.int64))):
-            if key not in index:
-                index[key] = len(pts)
-                pts.append(xy[k])
-            out[k] = index[key]
-        return out
+        """Keypoint ids of points that took part in :meth:`build` (their cell's keypoint)."""
+        keys = np.floor(np.asarray(xy) / (self.cell * self.scale(name))).astype(np.int64)
+        return np.array([self._cells[name][tuple(k)] for k in keys.tolist()], np.int64)
+
+    def assign(self, name: str, xy: np.ndarray) -> np.ndarray:
+        """Ids of the nearest keypoints within ``max_error_px``, -1 where there is none."""
+        from scipy.spatial import cKDTree
+
+        kp = self.xy.get(name, np.zeros((0, 2)))
+        if not len(kp) or not len(xy):
+            return np.full(len(xy), -1, np.int64)
+        tree = self._trees.get(name) or self._trees.setdefault(name, cKDTree(kp))
+        dist, idx = tree.query(np.asarray(xy), distance_upper_bound=self.max_error * self.scale(name))
+        return np.where(np.isfinite(dist), idx, -1).astype(np.int64)
 
     def array(self, name: str) -> np.ndarray:
-        return np.asarray(self.xy.get(name, []), np.float64).reshape(-1, 2)
+        return np.asarray(self.xy.get(name, np.zeros((0, 2))), np.float64).reshape(-1, 2)
 
 
-def _pair_matches(kps: Keypoints, reader: Any, a: str, b: str) -> np.ndarray:
-    """(M, 2) keypoint ids of the stored matches of pair (a, b), duplicates removed."""
-    k0, k1 = reader(a, b)
-    m = np.stack([kps.ids(a, k0), kps.ids(b, k1)], 1) if len(k0) else np.zeros((0, 2), np.int64)
-    return np.unique(m, axis=0) if len(m) else m
+def _unique(m: np.ndarray) -> np.ndarray:
+    return np.unique(m, axis=0) if len(m) else np.zeros((0, 2), np.int64)
+
+
+def assign_matches(reader: Any, db_pairs: list[tuple[str, str]], query_pairs: list[tuple[str, str]], cell_px: float,
+                   max_error_px: float, scale: Any) -> tuple[Keypoints, dict, dict]:
+    """(keypoints, database matches, query matches): every pair's matches as (M, 2) keypoint ids. Database images
+    get their keypoints from the database pairs; a query pair's database points go to the nearest of those within
+    ``max_error_px`` (or are dropped), its query points to keypoints gathered over all of the query's pairs."""
+    kps = Keypoints(cell_px, max_error_px, scale)
+    stored = {pair: reader(*pair) for pair in db_pairs + query_pairs}
+    points: dict[str, list[np.ndarray]] = {}
+    for a, b in db_pairs:
+        points.setdefault(a, []).append(stored[(a, b)][0])
+        points.setdefault(b, []).append(stored[(a, b)][1])
+    for q, _ in query_pairs:
+        points.setdefault(q, []).append(stored[(q, _)][0])
+    kps.build(points)
+    db_matches = {(a, b): _unique(np.stack([kps.ids(a, stored[(a, b)][0]), kps.ids(b, stored[(a, b)][1])], 1))
+                  for a, b in db_pairs}
+    q_matches = {}
+    for q, d in query_pairs:
+        kq, kd = stored[(q, d)]
+        m = np.stack([kps.ids(q, kq), kps.assign(d, kd)], 1)
+        q_matches[(q, d)] = _unique(m[m[:, 1] >= 0])
+    return kps, db_matches, q_matches
 
 
 def triangulate(p: Problem, kps: Keypoints, db_matches: Mapping[tuple[str, str], np.ndarray], work: Path) -> Any:
@@ -224,10 +271,23 @@ def triangulate(p: Problem, kps: Keypoints, db_matches: Mapping[tuple[str, str],
     return pycolmap.triangulate_points(reference, db_path, p.images, work / "triangulated")
 
 
-def localize(p: Problem, matches: str | Path, work: str | Path, merge_px: float,
-             ransac_px: float) -> tuple[list[dict[str, Any]], Any]:
+def image_scale(images: Path, working: float | None) -> Any:
+    """name -> (file pixels) / (pixels the matcher saw): its long side over the matcher's working long side."""
+    from functools import cache
+
+    from matchforge.io.images import image_size
+
+    @cache
+    def scale(name: str) -> float:
+        return max(image_size(images / name)) / float(working) if working else 1.0
+
+    return scale
+
+
+def localize(p: Problem, matches: str | Path, work: str | Path, spec: Mapping[str, Any]) -> tuple[list[dict[str, Any]], Any]:
     """Per query ``{query, localized, T (world->camera 4x4 or None), num_correspondences, num_inliers}``, and the
-    triangulated database model; ``work`` (emptied first) holds the database and the model."""
+    triangulated database model; ``work`` (emptied first) holds the database and the model. A query is localized
+    when the pose has at least ``min_inliers`` RANSAC inliers."""
     import pycolmap
 
     from matchforge.io.matches import MatchReader
@@ -236,14 +296,14 @@ def localize(p: Problem, matches: str | Path, work: str | Path, merge_px: float,
     if work.exists():
         shutil.rmtree(work)
     work.mkdir(parents=True)
-    kps = Keypoints(merge_px)
     with MatchReader(matches) as reader:
-        db_matches = {(a, b): _pair_matches(kps, reader, a, b) for a, b in p.db_pairs}
-        q_matches = {(q, d): _pair_matches(kps, reader, q, d) for q, d in p.query_pairs}
+        scale = image_scale(p.images, reader.matcher.get("working_size"))
+        kps, db_matches, q_matches = assign_matches(reader, p.db_pairs, p.query_pairs, spec["cell_px"],
+                                                    spec["max_error_px"], scale)
     model = triangulate(p, kps, db_matches, work)
     db_ids = {img.name: img.image_id for img in model.images.values()}
     estimation = pycolmap.AbsolutePoseEstimationOptions()
-    estimation.ransac.max_error = float(ransac_px)
+    estimation.ransac.max_error = float(spec["ransac_px"])
     estimation.ransac.random_seed = 0
     rows = []
     for q, camera in p.queries.items():
@@ -263,12 +323,13 @@ def localize(p: Problem, matches: str | Path, work: str | Path, merge_px: float,
         if len(pts2d) >= 4:
             est = pycolmap.estimate_and_refine_absolute_pose(np.asarray(pts2d, np.float64), np.asarray(pts3d, np.float64),
                                                             camera, estimation)
+        inliers = int(np.sum(est["inlier_mask"])) if est is not None else 0
         T = None
-        if est is not None:
+        if est is not None and inliers >= int(spec["min_inliers"]):
             T = np.eye(4)
             T[:3] = est["cam_from_world"].matrix()
         rows.append({"query": q, "localized": T is not None, "T": T, "num_correspondences": len(pts2d),
-                     "num_inliers": int(np.sum(est["inlier_mask"])) if est is not None else 0})
+                     "num_inliers": inliers})
     return rows, model
 
 
@@ -287,8 +348,8 @@ def score(spec: Mapping[str, Any], matches: str | Path, work: str | Path) -> dic
     t0 = time.time()
     spec = {**DEFAULTS, **spec}
     p = problem(spec)
-    rows, model = localize(p, matches, work, spec["merge_px"], spec["ransac_px"])
-    out: dict[str, Any] = {"num_queries": len(rows), "num_db": p.reference.num_reg_images(),
+    rows, model = localize(p, matches, work, spec)
+    out: dict[str, Any] = {"num_queries": len(rows), "num_db": len(p.database),
                            "num_db_pairs": len(p.db_pairs), "num_query_pairs": len(p.query_pairs),
                            "num_points3D": model.num_points3D(), "retrieval": p.retrieval,
                            "localized": float(np.mean([r["localized"] for r in rows]) * 100) if rows else 0.0}
@@ -302,15 +363,19 @@ def score(spec: Mapping[str, Any], matches: str | Path, work: str | Path) -> dic
         r["pose"] = T.tolist() if T is not None else None
     if p.truth:
         truth_rows = [r for r in rows if r["query"] in p.truth]
-        out.update(summarize(truth_rows, p.reference, spec))
+        out.update(summarize(truth_rows, p.reference, spec, p.database))
     else:
         out.update({f"recall@{k}": None for k in (1, 2, 3)}, unit=None, note="no ground truth: see the submission file")
     return {**out, "options": spec, "seconds": round(time.time() - t0, 2), "queries": rows}
 
 
-def median_baseline(model: Any) -> float:
-    """Median distance (model units) of each registered camera to its nearest other one."""
-    centres = np.array([img.projection_center() for img in model.images.values() if img.has_pose])
+def camera_centres(model: Any, names: list[str]) -> np.ndarray:
+    by_name = {img.name: img for img in model.images.values()}
+    return np.array([by_name[n].projection_center() for n in names if n in by_name and by_name[n].has_pose]).reshape(-1, 3)
+
+
+def median_baseline(centres: np.ndarray) -> float:
+    """Median distance (model units) of each camera to its nearest other one."""
     d = np.linalg.norm(centres[:, None] - centres[None], axis=-1)
     np.fill_diagonal(d, np.inf)
     return float(np.median(d.min(1)))
@@ -321,27 +386,67 @@ def _finite(v: float) -> float | None:
     return float(v) if np.isfinite(v) else None
 
 
-def summarize(rows: list[dict[str, Any]], reference: Any, spec: Mapping[str, Any]) -> dict[str, Any]:
-    """Recall at the Aachen thresholds (%, with 95 % bootstrap intervals) and median errors over the queries."""
-    from matchforge.evaluation.stats import FEW_PAIRS, bootstrap
+def summarize(rows: list[dict[str, Any]], reference: Any, spec: Mapping[str, Any], database: list[str]) -> dict[str, Any]:
+    """Recall at the test set's thresholds (%, with 95 % intervals over queries) and median errors; an unlocalized
+    query has infinite error. Distances are in metres with ``metres_per_unit``, else in median database camera
+    baselines; ``loose`` says when the tightest metric threshold is loose for the scene (over 0.5 % of the extent
+    of the database cameras)."""
+    from matchforge.evaluation.stats import FEW_PAIRS, intervals, weighted_mean
 
+    centres = camera_centres(reference, database)
     if spec.get("metres_per_unit"):
         scale, unit = float(spec["metres_per_unit"]), "m"
     else:
-        scale, unit = 1.0 / median_baseline(reference), "median baseline"
+        scale, unit = 1.0 / median_baseline(centres), "median baseline"
     t = np.array([r["t_error"] * scale if r["localized"] else np.inf for r in rows], np.float64)
     R = np.array([r["R_error"] if r["localized"] else np.inf for r in rows], np.float64)
-    both = np.stack([t, R], 1)
+    thresholds = [tuple(map(float, th)) for th in spec["thresholds"]]
+    hits = np.array([[(ti <= dt) & (ri <= dr) for dt, dr in thresholds] for ti, ri in zip(t, R)], np.float64)
+    hits = hits.reshape(len(rows), len(thresholds)) * 100
+    extent = float(np.linalg.norm(centres.max(0) - centres.min(0))) * scale if len(centres) > 1 else float("nan")
     out: dict[str, Any] = {"num_queries": len(rows), "unit": unit, "few_pairs": len(rows) < FEW_PAIRS,
                            "median_t_error": _finite(np.median(t)) if len(t) else None,
                            "median_R_error": _finite(np.median(R)) if len(R) else None,
-                           "units_per_sfm_unit": scale}
-    for k, (dt, dr) in enumerate(AACHEN, 1):
-        def recall(v: np.ndarray, dt: float = dt, dr: float = dr) -> float:
-            return float(np.mean((v[:, 0] <= dt) & (v[:, 1] <= dr)) * 100) if len(v) else 0.0
-
-        out[f"recall@{k}"] = recall(both)
-        ci = bootstrap(both, recall)
-        out[f"recall@{k}_ci"] = [float(ci[0]), float(ci[1])]
+                           "units_per_sfm_unit": scale, "database_extent": extent}
+    cis = intervals(hits, [(r["query"],) for r in rows], weighted_mean, [True] * len(thresholds)) if rows else []
+    for k, (dt, dr) in enumerate(thresholds, 1):
+        out[f"recall@{k}"] = float(hits[:, k - 1].mean()) if rows else 0.0
+        if rows:
+            out[f"recall@{k}_ci"] = cis[k - 1]
         out[f"threshold@{k}"] = f"{dt:g} {unit}, {dr:g} deg"
+    if unit == "m" and np.isfinite(extent) and thresholds and thresholds[0][0] > LOOSE * extent:
+        out["loose"] = (f"{thresholds[0][0]:g} {unit} is loose for this scene (database cameras span {extent:.3g} {unit}): "
+                        "set the test set's thresholds")
     return out
+
+
+def _hits(result: Mapping[str, Any], names: list[str]) -> np.ndarray:
+    """(queries, thresholds) success (1/0) of each named query at each threshold of ``result``."""
+    scale = float(result["units_per_sfm_unit"])
+    by_name = {q["query"]: q for q in result["queries"]}
+    thresholds = [tuple(map(float, th)) for th in result["options"]["thresholds"]]
+    out = np.zeros((len(names), len(thresholds)))
+    for i, n in enumerate(names):
+        q = by_name[n]
+        if q["localized"] and q["t_error"] is not None:
+            out[i] = [(q["t_error"] * scale <= dt) and (q["R_error"] <= dr) for dt, dr in thresholds]
+    return out * 100
+
+
+def compare(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, dict[str, Any]] | None:
+    """Paired comparison of localization result ``b`` against ``a`` on the same queries: per recall threshold the
+    difference, its interval, the exact sign test (McNemar's) and the verdict. None when the queries, thresholds or
+    units differ, or there is no ground truth."""
+    from matchforge.evaluation.stats import paired, weighted_mean
+
+    if a.get("recall@1") is None or b.get("recall@1") is None:
+        return None
+    names = sorted(q["query"] for q in a["queries"])
+    if names != sorted(q["query"] for q in b["queries"]) or a["options"]["thresholds"] != b["options"]["thresholds"] \
+            or a["units_per_sfm_unit"] != b["units_per_sfm_unit"]:
+        return None
+    ha, hb = _hits(a, names), _hits(b, names)
+    units = [(n,) for n in names]
+    return {f"recall@{k + 1}": paired(f"recall@{k + 1}", ha[:, k], hb[:, k], units, weighted_mean,
+                                      per_unit_a=ha[:, k], per_unit_b=hb[:, k], share=True)
+            for k in range(ha.shape[1])}

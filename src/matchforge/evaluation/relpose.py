@@ -5,8 +5,8 @@ keyed by pair names as hloc does); :func:`score` reads it back and scores each p
 pose error = max(rotation, translation-direction angle) in degrees (a failed estimate counts as infinite),
 epipolar precision = share of matches whose squared symmetric epipolar distance (normalised coordinates) is
 below ``epi_err_thr``, RANSAC inlier ratio. Over the pairs: AUC@5/10/20 (%, trapezoid), mean precision and
-inlier ratio (%), mean number of matches, failed estimates, each with a 95 % bootstrap interval over pairs
-(:mod:`matchforge.evaluation.stats`). Definitions: :mod:`matchforge.evaluation.pose`. Changing a scoring
+inlier ratio (%), mean number of matches, failed estimates, each with a 95 % interval that treats photos as the unit
+(:mod:`matchforge.evaluation.stats`); :func:`compare` compares two results on the same pairs, pair by pair. Definitions: :mod:`matchforge.evaluation.pose`. Changing a scoring
 option rescores the stored matches without matching again.
 
 RANSAC threshold (``ransac_frame``): ``evaluated`` (default) applies ``ransac_thresh`` (0.5 px, the official
@@ -28,13 +28,15 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 from tqdm import tqdm
 
-from matchforge.evaluation.pose import evaluate_pair, pose_auc
-from matchforge.evaluation.stats import FEW_PAIRS, bootstrap
+from matchforge.evaluation.pose import auc_curve, capped_score, evaluate_pair, pose_auc
+from matchforge.evaluation.stats import FEW_PAIRS, intervals, num_photos, paired, weighted_mean
 from matchforge.io.images import image_size
 from matchforge.io.matches import MatchReader, MatchWriter
 
-SUMMARY_KEYS = ("auc@5", "auc@10", "auc@20", "precision", "inlier_ratio", "num_matches", "failed", "num_pairs",
+SUMMARY_KEYS = ("auc@5", "auc@10", "auc@20", "precision", "inlier_ratio", "num_matches", "failed", "num_pairs", "num_photos",
                 "seconds_per_pair")
+AUC_THRESHOLDS = (5.0, 10.0, 20.0)
+AUC_KEYS = ("auc@5", "auc@10", "auc@20")
 CI_KEYS = ("auc@5", "auc@10", "auc@20", "precision", "inlier_ratio", "num_matches")
 Matcher = Callable[[Any, Any], tuple[np.ndarray, np.ndarray]]
 
@@ -106,22 +108,55 @@ def score(records: Sequence[Any], matches: str | Path, *, ransac_thresh: float, 
             "matcher": reader.matcher, "pairs": rows}
 
 
+def photos_of(rows: Sequence[Mapping[str, Any]]) -> list[tuple[str, str]]:
+    """Each pair's two photos, keyed by scene and name: the units of the intervals."""
+    return [(f"{r['scene']}/{r['image0']}", f"{r['scene']}/{r['image1']}") for r in rows]
+
+
+def _errors(rows: Sequence[Mapping[str, Any]]) -> np.ndarray:
+    return np.array([np.inf if r["pose_error"] is None else r["pose_error"] for r in rows], dtype=np.float64)
+
+
+def _per_pair(rows: Sequence[Mapping[str, Any]]) -> np.ndarray:
+    return np.array([[r["precision"] * 100, r.get("inlier_ratio", 0.0) * 100, r["num_matches"]] for r in rows],
+                    dtype=np.float64).reshape(-1, 3)
+
+
 def aggregate(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Test-set numbers from per-pair rows: AUCs, precision and inlier ratio in percent, each with its 95 %
-    bootstrap interval over pairs (``<key>_ci``), and ``few_pairs`` when there are fewer than 10 pairs."""
-    errors = np.array([np.inf if r["pose_error"] is None else r["pose_error"] for r in rows], dtype=np.float64)
-    per_pair = np.array([[r["precision"] * 100, r.get("inlier_ratio", 0.0) * 100, r["num_matches"]] for r in rows],
-                        dtype=np.float64).reshape(-1, 3)
-    out: dict[str, Any] = {"num_pairs": len(rows), **pose_auc(errors),
+    interval (``<key>_ci``, photos as the unit: :mod:`matchforge.evaluation.stats`), the number of photos, and
+    ``few_pairs`` when there are fewer than 10 pairs."""
+    errors, per_pair = _errors(rows), _per_pair(rows)
+    units = photos_of(rows)
+    out: dict[str, Any] = {"num_pairs": len(rows), "num_photos": num_photos(units), **pose_auc(errors),
                            "precision": float(per_pair[:, 0].mean()) if rows else 0.0,
                            "inlier_ratio": float(per_pair[:, 1].mean()) if rows else 0.0,
                            "num_matches": float(per_pair[:, 2].mean()) if rows else 0.0,
                            "failed": int(np.sum(~np.isfinite(errors))), "few_pairs": len(rows) < FEW_PAIRS}
     if rows:
-        aucs = bootstrap(errors, lambda e: list(pose_auc(e).values()))
-        means = bootstrap(per_pair, lambda v: v.mean(0))
-        for key, ci in zip(("auc@5", "auc@10", "auc@20"), aucs):
-            out[f"{key}_ci"] = [float(ci[0]), float(ci[1])]
-        for key, ci in zip(("precision", "inlier_ratio", "num_matches"), means):
-            out[f"{key}_ci"] = [float(ci[0]), float(ci[1])]
+        aucs = intervals(errors, units, lambda e, w: auc_curve(e, w, AUC_THRESHOLDS), [True] * 3)
+        means = intervals(per_pair, units, weighted_mean, [True, True, False])
+        for key, ci in zip((*AUC_KEYS, "precision", "inlier_ratio", "num_matches"), aucs + means):
+            out[f"{key}_ci"] = ci
+    return out
+
+
+def compare(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, dict[str, Any]] | None:
+    """Paired comparison of result ``b`` against ``a`` (two :func:`score` results on the same pairs): per score
+    (AUC@5/10/20, precision) the difference, its interval, the sign test and the verdict
+    (:func:`matchforge.evaluation.stats.paired`). None when the two were not scored on the same pairs."""
+    key = lambda r: (str(r["scene"]), r["image0"], r["image1"])  # noqa: E731
+    rows_a, rows_b = {key(r): r for r in a.get("pairs", [])}, {key(r): r for r in b.get("pairs", [])}
+    if not rows_a or set(rows_a) != set(rows_b):
+        return None
+    order = sorted(rows_a)
+    ra, rb = [rows_a[k] for k in order], [rows_b[k] for k in order]
+    ea, eb, units = _errors(ra), _errors(rb), photos_of(ra)
+    out = {}
+    for th, name in zip(AUC_THRESHOLDS, AUC_KEYS):
+        auc = lambda e, w, th=th: auc_curve(e, w, (th,))[:, 0]  # noqa: E731
+        out[name] = paired(name.upper(), ea, eb, units, auc, per_unit_a=capped_score(ea, th),
+                           per_unit_b=capped_score(eb, th), share=True)
+    pa, pb = _per_pair(ra)[:, 0], _per_pair(rb)[:, 0]
+    out["precision"] = paired("precision", pa, pb, units, weighted_mean, per_unit_a=pa, per_unit_b=pb, share=True)
     return out

@@ -3,12 +3,13 @@
 - Pose test sets (``loftr.testsets``, ``posfeat.testsets`` of type ``pose``), as
   :func:`matchforge.evaluation.relpose.score` defines: AUC@5/10/20, epipolar precision, RANSAC inlier ratio,
   matches. ``--before`` scores a second match file (a fine-tuning run's initial weights on the same pairs)
-  into the key ``before``, and ``vs_before`` says per score whether the two intervals overlap or which is better.
+  into the key ``before`` (with its per-pair rows), and ``vs_before`` compares the two pair by pair per score:
+  difference, its interval, sign-test p-value and verdict (:func:`matchforge.evaluation.relpose.compare`).
 - Homography test sets: MMA (%) and homography-estimation AUC (:func:`matchforge.evaluation.homography.score`),
   with a plot of the MMA curves (``--compare`` adds other methods' results to it).
 
-Every test-set number has its 95 % bootstrap interval over pairs; ``few_pairs`` marks test sets under 10
-pairs. The JSON written (``results/eval/<family>/<run>/<testset>.json`` in the workflow) has the aggregates,
+Every test-set number has its 95 % interval (photos as the unit, :mod:`matchforge.evaluation.stats`); ``few_pairs``
+marks test sets under 10 pairs. The JSON written (``results/eval/<family>/<run>/<testset>.json`` in the workflow) has the aggregates,
 the options, the matcher and one row per pair.
 """
 
@@ -22,8 +23,8 @@ from typing import Any, Mapping
 from matchforge.conf import load_conf
 from matchforge.config_schema import section_defaults
 from matchforge.evaluation.match_pairs import records_of
-from matchforge.evaluation.relpose import CI_KEYS, SUMMARY_KEYS, score
-from matchforge.evaluation.stats import compare as compare_intervals
+from matchforge.evaluation.relpose import CI_KEYS, SUMMARY_KEYS, compare as compare_paired, score
+from matchforge.evaluation.stats import describe
 from matchforge.evaluation.testsets import SCORING_KEYS, matching_options
 from matchforge.io.write import write_json
 
@@ -51,13 +52,13 @@ def main(testset: Mapping[str, Any], matches: str | Path, out_json: str | Path, 
     result: dict[str, Any] = {"testset": name, "label": label, "testset_conf": dict(testset), "scoring": scoring, **res}
     if before is not None:
         prior = score(records, before, **scoring)
-        result["before"] = {"matches": str(before), "matcher": prior["matcher"], **summary_of(prior)}
+        result["before"] = {"matches": str(before), "matcher": prior["matcher"], **summary_of(prior), "pairs": prior["pairs"]}
         if result["num_pairs"]:
-            result["vs_before"] = {k: compare_intervals(prior[f"{k}_ci"], res[f"{k}_ci"]) for k in ("auc@5", "auc@10", "auc@20", "precision")}
+            result["vs_before"] = compare_paired(prior, res)
         log.info("before: %s", _scores(result["before"]))
     write_json(out_json, result, default=str)
     log.info("%s on %s: %s%s", label, name, _scores(result),
-             f"; vs before: {result['vs_before']}" if "vs_before" in result else "")
+             f"; vs before: {describe(result['vs_before']['auc@10'])}" if result.get("vs_before") else "")
     return result
 
 

@@ -68,8 +68,8 @@ def load_testset(ts: Mapping[str, Any], dataset_json: str | Path | None = None, 
 
 
 # Options that only change how stored matches are scored: editing them rescores, it never rematches.
-SCORING_KEYS = ("ransac_thresh", "epi_err_thr", "ransac_frame", "estimator", "merge_px", "ransac_px", "metres_per_unit",
-                "ground_truth")
+SCORING_KEYS = ("ransac_thresh", "epi_err_thr", "ransac_frame", "estimator", "cell_px", "max_error_px", "ransac_px",
+                "min_inliers", "thresholds", "metres_per_unit", "ground_truth")
 
 
 def matching_options(testset: Mapping[str, Any]) -> dict[str, Any]:

@@ -28,6 +28,7 @@ import json
 import logging
 import os
 import shutil
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -64,11 +65,60 @@ class StagedImages:
         return len(self.names) + len(self.skipped)
 
 
-def require_folder(images: Path, scene: str) -> None:
-    """Fail with the config key, the path and the fix when a scene's images folder is missing."""
+# folders that hold a system, never a scene's photos: scanning one reads devices, other users' files, or everything
+SYSTEM_FOLDERS = frozenset({"/", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib32", "/lib64", "/opt", "/proc",
+                            "/root", "/run", "/sbin", "/srv", "/sys", "/tmp", "/usr", "/var"})
+CHUNK = 1 << 20  # bytes read at a time when hashing a file
+
+
+def folder_problem(images: str | Path) -> str | None:
+    """Why ``images`` cannot be a scene's photo folder, or None: an empty path (it would mean the working
+    directory), a system folder or the home folder itself, or a folder that holds the working directory (its
+    ``results/`` would become photos)."""
+    if not str(images).strip():
+        return "the path is empty (it would mean the working directory and everything below it)"
+    real = Path(images).expanduser().resolve()
+    if str(real) in SYSTEM_FOLDERS or real == Path.home().resolve():
+        return f"'{real}' is a system folder, not a folder of photos (scanning it would read devices and other users' files)"
+    cwd = Path.cwd().resolve()
+    if real == cwd or real in cwd.parents:
+        return f"'{real}' holds the workflow's working directory {cwd}: its results/ would become photos"
+    return None
+
+
+def require_folder(images: str | Path, scene: str) -> None:
+    """Fail with the config key, the path and the fix when a scene's images folder is missing or refused
+    (:func:`folder_problem`)."""
+    problem = folder_problem(images)
+    if problem:
+        raise MatchforgeError(f"scenes.{scene}.images is refused: {problem}", scene=scene, path=images,
+                              fix=f"set scenes.{scene}.images in {config_source()} to the folder that holds the scene's photos")
     if not Path(images).is_dir():
         raise MatchforgeError(f"the images folder does not exist (config key scenes.{scene}.images)", scene=scene,
                               path=images, fix=f"set scenes.{scene}.images in {config_source()} to a folder of photos")
+
+
+def not_regular(path: str | Path) -> str | None:
+    """Why ``path`` (links followed) is not read as a photo, or None for a regular file: devices, FIFOs and
+    sockets (``zero.jpg -> /dev/zero`` would be read forever) are skipped with this reason."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return None  # missing or a link loop: the reader says which
+    if stat.S_ISREG(mode):
+        return None
+    kind = ("a character device" if stat.S_ISCHR(mode) else "a block device" if stat.S_ISBLK(mode) else
+            "a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "not a regular file")
+    return f"{kind}{' (through a symbolic link)' if os.path.islink(path) else ''}: only regular files are read as photos"
+
+
+def file_digest(path: str | Path) -> str:
+    """Content digest of a regular file, read in bounded chunks."""
+    h = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(CHUNK), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def skipped_summary(skipped: list[dict[str, str]], limit: int = 5) -> str:
@@ -117,6 +167,8 @@ def photo_signature(folder: str | Path, cache: str | Path) -> tuple[str, int]:
     that points nowhere counts as its own entry ("unreadable"), so fixing it reruns the scene too.
     """
     folder, cache = Path(folder), Path(cache)
+    if folder_problem(folder):
+        return "refused", 0  # the job fails with the reason (require_folder); planning reads nothing there
     if not folder.is_dir():
         return "missing", 0
     try:
@@ -132,11 +184,13 @@ def photo_signature(folder: str | Path, cache: str | Path) -> tuple[str, int]:
             continue
         key = [st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
         old = known.get(name)
-        if old and old[0] == key:
+        if not stat.S_ISREG(st.st_mode):
+            digest = "not a regular file"
+        elif old and old[0] == key:
             digest = old[1]
         else:
             try:
-                digest = hashlib.blake2b(Path(entry.path).read_bytes(), digest_size=16).hexdigest()
+                digest = file_digest(entry.path)
             except OSError:
                 digest = "unreadable"
         current[name] = [key, digest]
@@ -199,8 +253,9 @@ def stage_images(src: Path, dst: Path, max_size: int | None = None,
     for path in tqdm(find_images(src), desc="checking photos", unit="img"):
         rel = path.relative_to(src).as_posix()
         name = rel.replace("/", "__")
-        image, reason = check_image(path)
-        if image is None and path.is_symlink():
+        special = not_regular(path)
+        image, reason = (None, special) if special else check_image(path)
+        if image is None and not special and path.is_symlink():
             try:
                 path.stat()
                 target_ok = True
@@ -220,7 +275,7 @@ def stage_images(src: Path, dst: Path, max_size: int | None = None,
             staged.skipped.append({"file": rel, "reason": reason})
             logger.warning("skipping %s: %s", path, reason)
             continue
-        file_key, pixel_key = "file:" + _digest(path.read_bytes()), "pixels:" + pixel_digest(image)
+        file_key, pixel_key = "file:" + file_digest(path), "pixels:" + pixel_digest(image)
         first = seen.get(file_key) or seen.get(pixel_key)
         if first is not None:
             how = "identical file" if file_key in seen else "identical pixels"

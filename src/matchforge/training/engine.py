@@ -371,6 +371,8 @@ def fit(module: L.LightningModule, train_loader: Any, val_loader: Any, spec: Run
     devices = spec.engine.devices if accelerator != "cpu" or spec.engine.accelerator == "cpu" else 1
     multi = (isinstance(devices, int) and devices > 1) or spec.engine.num_nodes > 1
     checkpoints = _Checkpoints(spec.ckpt_dir / "last.ckpt", spec.checkpoint_every_n_steps, spec.engine.checkpoint_minutes)
+    if spec.engine.deterministic and accelerator == "gpu":
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # deterministic cuBLAS needs a fixed workspace
     trainer = L.Trainer(
         accelerator=accelerator, devices=devices, num_nodes=spec.engine.num_nodes,
         strategy=spec.engine.strategy if multi or spec.engine.strategy != "auto" else "auto",
@@ -381,7 +383,8 @@ def fit(module: L.LightningModule, train_loader: Any, val_loader: Any, spec: Run
         log_every_n_steps=spec.log_every_n_steps, callbacks=[_LogSteps(), checkpoints, *spec.callbacks],
         enable_checkpointing=False, limit_val_batches=1.0 if spec.has_val else 0, num_sanity_val_steps=0,
         check_val_every_n_epoch=spec.check_val_every_n_epoch, val_check_interval=spec.val_check_interval,
-        enable_progress_bar=sys.stderr.isatty(), benchmark=accelerator == "gpu", default_root_dir=str(spec.out_dir),
+        enable_progress_bar=sys.stderr.isatty(), benchmark=accelerator == "gpu" and not spec.engine.deterministic,
+        deterministic=spec.engine.deterministic, default_root_dir=str(spec.out_dir),
     )
     t0 = time.time()
     try:

@@ -40,6 +40,24 @@ def command_on_path(python: str = sys.executable) -> None:
 class Workflow(ScenesGlue, LoFTRGlue, PoSFeatGlue, ShiftFocalGlue):
     """The glue of every rule file, from one validated config; see the package docstring."""
 
+    def gt_img_resize(self, scene: str) -> int:
+        """The size ground-truth matches of ``scene`` are counted at when ``scene_info.gt_img_resize`` is null: the
+        smallest training ``img_resize`` of the LoFTR runs whose dataset holds the scene, else of those datasets'
+        ``loftr.img_resize``, else 640."""
+        datasets = [d for d, spec in self.config["datasets"].items() if scene in spec["scenes"]]
+        runs = [self.loftr_options(r)["img_resize"] for r, spec in self.loftr["runs"].items() if spec.get("dataset") in datasets]
+        sizes = runs or [self.config["datasets"][d]["loftr"]["img_resize"] for d in datasets]
+        return int(min(sizes)) if sizes else 640
+
+    def scene_info_params(self, wc: Any) -> str:
+        """params of scene_info: the scene's options, with ``gt_img_resize`` following its training runs when null."""
+        from matchforge.conf import to_json
+
+        conf = self.scene_conf(wc.scene, "scene_info")
+        if conf["gt_img_resize"] is None:
+            conf["gt_img_resize"] = self.gt_img_resize(wc.scene)
+        return to_json(conf)
+
     def names(self) -> dict[str, list[str]]:
         """Wildcard name -> the values it may take (the rules' wildcard constraints)."""
         pf_testsets = list(self.posfeat["testsets"])

@@ -1,0 +1,86 @@
+"""Hostile and accidental input (issue 32), each case built from real photos: special files among the photos and
+photo folders that are not a scene's. The risky cases run in a child process under a memory limit, so a regression
+fails the test instead of taking the machine down."""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from conftest import DEMO_IMAGES, REPO
+from matchforge.errors import MatchforgeError
+
+MEMORY_LIMIT = 3 << 30  # address space of the child process (bytes)
+
+
+def _limited() -> None:
+    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
+
+
+def run_limited(code: str, timeout: float = 120) -> dict:
+    """Run ``code`` (which prints one JSON line last) in a child Python under :data:`MEMORY_LIMIT` and a timeout."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=timeout,
+                          preexec_fn=_limited, env=env, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture
+def photos_with_devices(tmp_path: Path) -> Path:
+    """Three real photos, a link to /dev/zero and a FIFO, both with photo names."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for p in sorted(DEMO_IMAGES.glob("*.jpg"))[:3]:
+        shutil.copy(p, folder / p.name)
+    (folder / "zero.jpg").symlink_to("/dev/zero")
+    os.mkfifo(folder / "pipe.jpg")
+    return folder
+
+
+def test_a_link_to_a_device_or_a_fifo_among_the_photos_is_skipped_not_read(photos_with_devices, tmp_path):
+    """Planning (the photo fingerprint) and staging read only regular files: /dev/zero used to be read into memory
+    until the kernel killed the process (19 GB), a FIFO would block forever."""
+    res = run_limited(f"""
+        import json
+        from pathlib import Path
+        from matchforge.sfm.inputs import photo_signature, stage_images
+        digest, n = photo_signature({str(photos_with_devices)!r}, {str(tmp_path / 'cache.json')!r})
+        staged = stage_images(Path({str(photos_with_devices)!r}), Path({str(tmp_path / 'staged')!r}))
+        print(json.dumps({{"n": n, "names": staged.names, "skipped": staged.skipped}}))
+    """)
+    assert res["n"] == 5 and len(res["names"]) == 3
+    reasons = {s["file"]: s["reason"] for s in res["skipped"]}
+    assert reasons["zero.jpg"].startswith("a character device (through a symbolic link)")
+    assert reasons["pipe.jpg"].startswith("a FIFO") and "only regular files" in reasons["pipe.jpg"]
+
+
+def test_the_fingerprint_changes_when_a_device_becomes_a_photo(photos_with_devices, tmp_path):
+    from matchforge.sfm.inputs import photo_signature
+
+    before = photo_signature(photos_with_devices, tmp_path / "c.json")
+    (photos_with_devices / "zero.jpg").unlink()
+    shutil.copy(sorted(DEMO_IMAGES.glob("*.jpg"))[5], photos_with_devices / "zero.jpg")
+    assert photo_signature(photos_with_devices, tmp_path / "c.json") != before
+
+
+@pytest.mark.parametrize("images, why", [("", "empty"), ("/", "system folder"), ("/usr", "system folder"),
+                                         ("..", "working directory")])
+def test_a_photo_folder_that_is_no_scene_is_refused_before_anything_is_read(images, why, tmp_path, monkeypatch):
+    """`images: ""` used to become the repository root, `images: /` walked the whole file system."""
+    from matchforge.sfm.inputs import photo_signature, require_folder
+
+    monkeypatch.chdir(REPO)
+    assert photo_signature(images, tmp_path / "c.json") == ("refused", 0)
+    with pytest.raises(MatchforgeError, match=why) as err:
+        require_folder(images, "hostile")
+    assert "scenes.hostile.images" in str(err.value)
+    assert not (tmp_path / "c.json").exists()
