@@ -167,6 +167,27 @@ rule sift_ratio_score:
         " --matches {input.matches:q} {params.dataset} --out {output.json:q} --vis {output.vis:q} > {log:q} 2>&1"
 
 
+rule localization_pairs:
+    wildcard_constraints:
+        testset=wf.constraint("localization_testset"),
+    input:
+        unpack(wf.loc_pairs_inputs),
+    output:
+        "results/eval/localization/{testset}/pairs-query.txt",
+    params:
+        testset=wf.loc_pairs_conf,
+    log:
+        "logs/localization/pairs_{testset}.log",
+    benchmark:
+        "benchmarks/localization/pairs_{testset}.tsv"
+    resources:
+        mem_mb=4000,
+    conda:
+        "../envs/sfm.yaml"
+    shell:
+        "matchforge localization-pairs --testset {params.testset:q} --out {output:q} > {log:q} 2>&1"
+
+
 rule loftr_localize:
     wildcard_constraints:
         testset=wf.constraint("localization_testset"),

@@ -131,7 +131,7 @@ def test_demo_queries_localize_from_the_training_photos_only(demo_sfm, demo_data
     """The demo's 3 viewpoint-held-out photos against its 7 training photos: the database model never sees a query."""
     import pycolmap
 
-    spec = {"dataset": demo_dataset, "sfm": demo_sfm, "db_k": 4, "query_k": 3}
+    spec = {"dataset": demo_dataset, "sfm": demo_sfm, "db_k": 4, "query_k": 3, "retrieval": "covisibility"}
     res = localize(spec, tmp_path)
     meta = json.loads(Path(demo_dataset).read_text())
     images = meta["scenes"]["sacre_coeur"]["images"]
@@ -158,6 +158,23 @@ def test_demo_queries_localize_from_the_training_photos_only(demo_sfm, demo_data
     strict = localize({**spec, "min_inliers": 1 + max(q["num_inliers"] for q in res["queries"])}, tmp_path)
     assert strict["localized"] == 0 and strict["recall@3"] == 0 and strict["median_R_error"] is None
     assert strict["recall@3_ci"][1] > 40  # 0 of 3 queries: the interval stays open
+
+
+def test_visual_retrieval_picks_database_photos_from_the_photos_alone(demo_sfm, demo_dataset, tmp_path):
+    """Retrieval uses no ground truth: COLMAP's visual words trained on the database photos, re-ranked by verified SIFT
+    matches. The result is the retrieved run, with the oracle (covisibility in the ground-truth model) beside it as an
+    upper bound; the pair list repeats exactly."""
+    from matchforge.evaluation import retrieval
+
+    spec = {"dataset": str(demo_dataset), "sfm": str(demo_sfm), "query_k": 2, "db_k": 4}
+    pairs = retrieval.main(spec, tmp_path / "a" / "pairs-query.txt")
+    meta = json.loads(Path(demo_dataset).read_text())["scenes"]["sacre_coeur"]["images"]
+    assert {q for q, _ in pairs} == set(meta["test"]) and {d for _, d in pairs} <= set(meta["train"])
+    assert all(sum(q == qq for qq, _ in pairs) <= 2 for q in meta["test"])
+    assert retrieval.main(spec, tmp_path / "b" / "pairs-query.txt") == pairs  # seeded and single-threaded
+    res = localize({**spec, "query_pairs": tmp_path / "a" / "pairs-query.txt"}, tmp_path)
+    assert res["retrieval"].startswith("visual") and res["oracle"]["retrieval"].startswith("oracle")
+    assert res["num_query_pairs"] == len(pairs) and res["oracle"]["num_queries"] == res["num_queries"] == 3
 
 
 def test_dense_keypoints_are_gathered_over_pairs_and_assigned_within_the_tolerance():

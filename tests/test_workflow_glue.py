@@ -99,7 +99,13 @@ def test_test_set_inputs_and_arguments(wf):
     assert wf.loftr_testset_inputs(SimpleNamespace(testset="demo_test")) == {"dataset": "results/datasets/demo/dataset.json"}
     assert wf.loftr_testset_inputs(SimpleNamespace(testset="reichstag")) == {}
     loc = wf.loftr_testset_inputs(SimpleNamespace(testset="demo_loc"))
-    assert loc == {"dataset": "results/datasets/demo/dataset.json", "sfm": "results/sacre_coeur/sfm/stats.json"}
+    assert loc == {"dataset": "results/datasets/demo/dataset.json", "sfm": "results/sacre_coeur/sfm/stats.json",
+                   "query_pairs": "results/eval/localization/demo_loc/pairs-query.txt"}  # retrieved once, read by all
+    demo_loc = SimpleNamespace(testset="demo_loc")
+    assert "query_pairs" not in wf.loc_pairs_inputs(demo_loc)
+    assert json.loads(wf.loc_pairs_conf(demo_loc)) == {"dataset": "results/datasets/demo/dataset.json", "query_k": 3,
+                                                      "retrieval": "visual", "scene": "sacre_coeur", "seed": 0,
+                                                      "sfm": "results/sacre_coeur/sfm"}  # no scoring option
     assert wf.loftr_dataset_arg(None, Inputs(dataset="d.json")) == "--dataset d.json"
     assert wf.loftr_dataset_arg(None, Inputs()) == ""
     matching = json.loads(wf.loftr_matching_conf(SimpleNamespace(testset="demo_test")))

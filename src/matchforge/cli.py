@@ -34,6 +34,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "shiftfocal-data": ("matchforge.shiftfocal.data", "generate shift/focal training data from RGB-D datasets"),
     "shiftfocal-train": ("matchforge.shiftfocal.train", "train the shift/focal point-cloud model"),
     "shiftfocal-eval": ("matchforge.shiftfocal.evaluate", "evaluate shift/focal recovery on held-out items"),
+    "localization-pairs": ("matchforge.evaluation.retrieval", "retrieve the database images of a localization test set's queries"),
     "summarize": ("matchforge.summary", "one table and figure per kind of result (scenes, relpose, homography, localization, reconstruction, shape)"),
     "doc-tables": ("matchforge.doc_tables", "rewrite the docs' generated tables from a run's results/summary"),
     "config-docs": ("matchforge.config_docs", "regenerate the run-config schemas and config/README.md's option tables"),

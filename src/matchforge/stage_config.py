@@ -337,8 +337,13 @@ class LocalizationTestset(Options):
         description="database pairs (own scene, or aachen without db_pairs): each database image with its db_k most "
                     "covisible database images")
     query_k: int = Field(5, ge=1,
-        description="own scene: each query is matched to its query_k most covisible database images (in the "
-                    "ground-truth model: oracle retrieval)")
+        description="own scene: each query is matched to query_k database images, chosen by retrieval")
+    retrieval: Literal['visual', 'covisibility'] = Field('visual',
+        description="own scene: how a query's database images are chosen. visual: COLMAP's visual-word retrieval "
+                    "from the photos alone, re-ranked by verified SIFT matches (as Aachen retrieves); covisibility: the "
+                    "query_k database images sharing the most points in the ground-truth model, an oracle. With "
+                    "visual, the oracle is scored too, as an upper-bound row")
+    seed: int = Field(0, description="own scene: random seed of the retrieval's vocabulary and verification")
     cell_px: float = Field(4.0, gt=0,
         description="scoring: each image's matched points, gathered over all its pairs, become one keypoint per cell of "
                     "this size (px of the size the matcher saw; hloc's loftr_aachen: 8 at 1024 px; measured: "

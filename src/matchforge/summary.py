@@ -23,7 +23,9 @@ options: ``sift (mutual NN + ratio 0.8, 4096 kp)`` (the LoFTR baseline, ``sift/r
   runs Aachen: recall (%) at the test set's thresholds (Aachen's by default; ``thresholds`` says in metres or in
   median camera baselines, ``unit``; ``note`` says when metric thresholds are loose for the scene), with intervals,
   median errors, how the database images of each query were chosen (``retrieval``), and ``vs_sift``: recall@1
-  against the SIFT reference on the same queries, paired.
+  against the SIFT reference on the same queries, paired. With visual retrieval each method has a second row,
+  ``<method> (oracle retrieval)``: the same matches with each query's most covisible database images in the
+  ground-truth model, an upper bound.
 - ``reconstruction.csv`` / ``.png``: COLMAP mapping from each method's features: registered images, points,
   track length, reprojection error.
 - ``shape.csv`` / ``.png``: shift/focal recovery on held-out items: focal error, shift error, AbsRel before
@@ -148,7 +150,11 @@ def eval_rows(path: Path, available: set[Path] = frozenset()) -> tuple[str | Non
         thresholds = "; ".join(result[f"threshold@{k}"] for k in range(1, 10) if f"threshold@{k}" in result)
         row = _intervals({**result, **ident, "thresholds": thresholds or result.get("note", "")})
         row["vs_sift"] = _compare(kind, sift, result) if sift else None
-        return kind, [row]
+        rows = [row]
+        if isinstance(result.get("oracle"), dict):  # the same matcher with the ground truth's covisibility: an upper bound
+            rows.append(_intervals({**result["oracle"], **ident, "run": f"{run} (oracle retrieval)",
+                                    "method": f"{ident['method']} (oracle retrieval)", "thresholds": row["thresholds"]}))
+        return kind, rows
     rows = []
     if kind == "relpose" and isinstance(result.get("before"), dict):  # initial weights, scored on the same pairs
         before = _intervals({**result["before"], **ident, "run": f"{run} (before)", "method": f"{ident['method']} (before)"})

@@ -103,8 +103,11 @@ def _pose(image: Any) -> np.ndarray:
     return T
 
 
-def problem(spec: Mapping[str, Any]) -> Problem:
-    """The :class:`Problem` of a test set spec (own scene: ``dataset`` + ``sfm``; Aachen layout: ``aachen``)."""
+def problem(spec: Mapping[str, Any], oracle: bool = False) -> Problem:
+    """The :class:`Problem` of a test set spec (own scene: ``dataset`` + ``sfm``; Aachen layout: ``aachen``). An own
+    scene's query pairs are the retrieved ones (``query_pairs``, from ``matchforge localization-pairs``) unless
+    ``oracle`` or ``retrieval: covisibility``: then each query's most covisible database images in the
+    ground-truth model."""
     import pycolmap
 
     spec = {**DEFAULTS, **spec}
@@ -114,15 +117,26 @@ def problem(spec: Mapping[str, Any]) -> Problem:
     reference = pycolmap.Reconstruction(str(sfm / "sparse"))
     by_name = {img.name: img for img in reference.images.values()}
     db, queries = split_images(spec)
-    query_pairs = [(q, d) for q, nb in _covisible(reference, queries, db, int(spec["query_k"])).items() for d in nb]
+    if spec["retrieval"] == "visual" and not oracle:
+        from matchforge.io.aachen import read_pairs
+
+        if not spec.get("query_pairs"):
+            raise MatchforgeError("retrieval: visual needs the retrieved pair list (query_pairs)",
+                                  fix="run matchforge localization-pairs for the test set first (the workflow does), or "
+                                      "set retrieval: covisibility")
+        query_pairs = [(q, d) for q, d in read_pairs(spec["query_pairs"]) if q in set(queries) and d in set(db)]
+        retrieval = (f"visual: up to {spec['query_k']} database images per query by COLMAP visual-word retrieval, "
+                     "re-ranked by verified SIFT matches")
+    else:
+        query_pairs = [(q, d) for q, nb in _covisible(reference, queries, db, int(spec["query_k"])).items() for d in nb]
+        retrieval = (f"oracle: each query's {spec['query_k']} most covisible database images in the ground-truth model "
+                     "(an upper bound: a real query has no such model)")
     db_pairs = _db_covisibility(reference, db, int(spec["db_k"]))
     cameras = {q: reference.cameras[by_name[q].camera_id] for q in queries}
     truth = {q: _pose(by_name[q]) for q in queries}
     for q in queries:
         reference.deregister_frame(by_name[q].frame_id)
-    return Problem(reference, sfm / "images", db_pairs, cameras, query_pairs, truth,
-                   f"oracle: each query's {spec['query_k']} most covisible database images in the ground-truth model "
-                   "(an upper bound: a real query has no such model)", sorted(db))
+    return Problem(reference, sfm / "images", db_pairs, cameras, query_pairs, truth, retrieval, sorted(db))
 
 
 def _aachen_problem(spec: Mapping[str, Any]) -> Problem:
@@ -157,16 +171,26 @@ def _aachen_problem(spec: Mapping[str, Any]) -> Problem:
                    f"given: {Path(spec['query_pairs']).name}", db_names)
 
 
+def _problems(spec: Mapping[str, Any]) -> list[Problem]:
+    """The test set's problem, and for an own scene with visual retrieval also the oracle's (scored as an upper bound)."""
+    spec = {**DEFAULTS, **spec}
+    main = problem(spec)
+    with_oracle = not spec.get("aachen") and spec["retrieval"] == "visual"
+    return [main, problem(spec, oracle=True)] if with_oracle else [main]
+
+
 def records(spec: Mapping[str, Any]) -> list[Any]:
-    """Every pair to match, as records with ``image0``/``image1`` paths (for ``match-pairs``)."""
-    p = problem(spec)
-    return [SimpleNamespace(scene="localization", image0=p.images / a, image1=p.images / b) for a, b in p.db_pairs + p.query_pairs]
+    """Every pair to match (the retrieved and the oracle's query pairs once each), as records with
+    ``image0``/``image1`` paths (for ``match-pairs``)."""
+    found = _problems(spec)
+    pairs = list(dict.fromkeys(pair for p in found for pair in p.db_pairs + p.query_pairs))
+    return [SimpleNamespace(scene="localization", image0=found[0].images / a, image1=found[0].images / b) for a, b in pairs]
 
 
 def image_names(spec: Mapping[str, Any]) -> tuple[Path, list[str]]:
     """(image folder, every image name a pair uses): what a feature extractor must cover."""
-    p = problem(spec)
-    return p.images, sorted({n for pair in p.db_pairs + p.query_pairs for n in pair})
+    found = _problems(spec)
+    return found[0].images, sorted({n for p in found for pair in p.db_pairs + p.query_pairs for n in pair})
 
 
 class Keypoints:
@@ -342,19 +366,28 @@ def errors(T_est: np.ndarray, T_gt: np.ndarray) -> tuple[float, float]:
 
 def score(spec: Mapping[str, Any], matches: str | Path, work: str | Path) -> dict[str, Any]:
     """Localize every query of test set ``spec`` from the stored ``matches``; the result dict. An Aachen-layout
-    set also gets its submission file, ``<work>/submission.txt``."""
-    from matchforge.io.aachen import write_submission
-
+    set also gets its submission file, ``<work>/submission.txt``; an own scene with visual retrieval also the
+    oracle retrieval's result under ``oracle`` (an upper bound)."""
     t0 = time.time()
     spec = {**DEFAULTS, **spec}
-    p = problem(spec)
+    found = _problems(spec)
+    out = _score_problem(found[0], spec, matches, Path(work))
+    if len(found) > 1:
+        oracle = _score_problem(found[1], spec, matches, Path(work) / "oracle")
+        out["oracle"] = {k: v for k, v in oracle.items() if k != "options"}
+    return {**out, "seconds": round(time.time() - t0, 2)}
+
+
+def _score_problem(p: Problem, spec: Mapping[str, Any], matches: str | Path, work: Path) -> dict[str, Any]:
+    from matchforge.io.aachen import write_submission
+
     rows, model = localize(p, matches, work, spec)
     out: dict[str, Any] = {"num_queries": len(rows), "num_db": len(p.database),
                            "num_db_pairs": len(p.db_pairs), "num_query_pairs": len(p.query_pairs),
                            "num_points3D": model.num_points3D(), "retrieval": p.retrieval,
                            "localized": float(np.mean([r["localized"] for r in rows]) * 100) if rows else 0.0}
     if spec.get("aachen"):
-        out["submission"] = str(Path(work) / "submission.txt")
+        out["submission"] = str(work / "submission.txt")
         write_submission(out["submission"], {r["query"]: r["T"] for r in rows if r["localized"]})
     for r in rows:
         T = r.pop("T")
@@ -366,7 +399,7 @@ def score(spec: Mapping[str, Any], matches: str | Path, work: str | Path) -> dic
         out.update(summarize(truth_rows, p.reference, spec, p.database))
     else:
         out.update({f"recall@{k}": None for k in (1, 2, 3)}, unit=None, note="no ground truth: see the submission file")
-    return {**out, "options": spec, "seconds": round(time.time() - t0, 2), "queries": rows}
+    return {**out, "options": dict(spec), "queries": rows}
 
 
 def camera_centres(model: Any, names: list[str]) -> np.ndarray:

@@ -59,15 +59,17 @@ def visual_words(conf: dict[str, Any], num_images: int) -> int:
     return int(min(8192, max(1024, 2 ** round(math.log2(max(1, 32 * num_images))))))
 
 
-def build_visual_index(conf: dict[str, Any], database: Path, path: Path) -> dict[str, Any]:
+def build_visual_index(conf: dict[str, Any], database: Path, path: Path, names: set[str] | None = None) -> dict[str, Any]:
     """A COLMAP visual index (vocabulary + Hamming embedding, faiss k-means) trained on the SIFT descriptors in
-    ``database``, written to ``path`` for :func:`pycolmap.match_vocabtree`; returns what was built.
+    ``database`` (of the images ``names`` only, when given), written to ``path`` for :func:`pycolmap.match_vocabtree`;
+    returns what was built.
 
     Training uses at most 64 descriptors per word, drawn with ``seed``; the pair list then depends only on
     the photos and the options."""
     db = pycolmap.Database.open(database)
     try:
-        descriptors = [np.asarray(db.read_descriptors(img.image_id).to_float().data) for img in db.read_all_images()]
+        descriptors = [np.asarray(db.read_descriptors(img.image_id).to_float().data) for img in db.read_all_images()
+                       if names is None or img.name in names]
     finally:
         db.close()
     words = visual_words(conf, len(descriptors))
@@ -80,6 +82,7 @@ def build_visual_index(conf: dict[str, Any], database: Path, path: Path) -> dict
     options.num_rounds = 1
     options.num_threads = step_threads(conf)
     t = time.time()
+    pycolmap.set_random_seed(conf["seed"])  # the vocabulary's k-means and embedding draw from COLMAP's generator
     index = pycolmap.VisualIndex.create(every.shape[1], 64)
     index.build(options, pycolmap.FeatureDescriptorsFloat(pycolmap.FeatureExtractorType.SIFT, sample))
     index.write(path)

@@ -42,16 +42,32 @@ class LocalizationGlue(Base):
         if ts.get("aachen"):
             return {"type": "localization", **ts}
         scene = ts["scene"] or self.config["datasets"][ts["dataset"]]["scenes"][0]
+        retrieved = {"query_pairs": self.loc_pairs(name)} if ts["retrieval"] == "visual" else {}
         return {"type": "localization", "dataset": f"results/datasets/{ts['dataset']}/dataset.json",
                 "sfm": f"results/{scene}/sfm", "scene": scene,
                 "metres_per_unit": self.config["scenes"][scene]["metres_per_unit"],
-                **{k: v for k, v in ts.items() if k not in ("dataset", "scene")}}
+                **{k: v for k, v in ts.items() if k not in ("dataset", "scene")}, **retrieved}
+
+    @staticmethod
+    def loc_pairs(name: str) -> str:
+        """The retrieved query pairs of an own-scene localization test set (rule localization_pairs)."""
+        return f"results/eval/localization/{name}/pairs-query.txt"
 
     def loc_inputs(self, name: str) -> dict[str, Any]:
         spec = self.loc_spec(name)
         if spec.get("aachen"):
             return {k: present(spec[k]) for k in ("aachen", "query_pairs", "db_pairs", "ground_truth") if spec.get(k)}
-        return {"dataset": spec["dataset"], "sfm": f"{spec['sfm']}/stats.json"}
+        retrieved = {"query_pairs": spec["query_pairs"]} if spec.get("query_pairs") else {}
+        return {"dataset": spec["dataset"], "sfm": f"{spec['sfm']}/stats.json", **retrieved}
+
+    def loc_pairs_inputs(self, wc: Any) -> dict[str, Any]:
+        """What retrieval reads: the dataset (which photos are database and queries) and the scene's SfM photos."""
+        return {k: v for k, v in self.loc_inputs(wc.testset).items() if k != "query_pairs"}
+
+    def loc_pairs_conf(self, wc: Any) -> str:
+        """params of localization_pairs: only what the retrieval depends on (a scoring edit retrieves nothing)."""
+        spec = self.loc_spec(wc.testset)
+        return to_json({k: spec[k] for k in ("dataset", "sfm", "scene", "query_k", "retrieval", "seed")})
 
 
 class LoFTRGlue(LocalizationGlue):
