@@ -5,6 +5,7 @@ fails the test instead of taking the machine down."""
 from __future__ import annotations
 
 import json
+import re
 import os
 import resource
 import shutil
@@ -84,3 +85,73 @@ def test_a_photo_folder_that_is_no_scene_is_refused_before_anything_is_read(imag
         require_folder(images, "hostile")
     assert "scenes.hostile.images" in str(err.value)
     assert not (tmp_path / "c.json").exists()
+
+
+def _tampered(path: Path, change) -> Path:
+    import h5py
+    import numpy as np
+
+    from matchforge.io.matches import MatchWriter
+
+    rng = np.random.default_rng(0)
+    with MatchWriter(path, {"name": "test"}) as w:
+        w.write("a.jpg", "b.jpg", rng.uniform(0, 470, (50, 2)), rng.uniform(0, 470, (50, 2)))
+    with h5py.File(path, "a") as f:
+        change(f["a.jpg/b.jpg"])
+    return path
+
+
+def _replace(name, data):
+    def change(group):
+        del group[name]
+        group[name] = data
+    return change
+
+
+@pytest.mark.parametrize("case, change, message", [
+    ("huge", lambda g: g["keypoints0"].__setitem__(0, [1e6, -1e6]), "outside the 640x480 image"),
+    ("nan", lambda g: g["keypoints1"].__setitem__(3, [float("nan"), 1.0]), "NaN or infinite"),
+    ("strings", _replace("keypoints0", [["a", "b"]] * 50), "not (M, 2) numbers"),
+    ("three columns", _replace("keypoints1", [[1.0, 2.0, 3.0]] * 50), "not (M, 2) numbers"),
+    ("lengths", _replace("keypoints1", [[1.0, 2.0]] * 49), "50 keypoints0 but 49 keypoints1"),
+    ("missing", lambda g: g.__delitem__("keypoints1"), "no keypoints0/keypoints1"),
+    ("scalar", _replace("keypoints0", 3.0), "not (M, 2) numbers"),
+])
+def test_a_tampered_match_file_is_refused_with_the_pair_named(case, change, message, tmp_path):
+    """Coordinates of +-1e6 used to be scored (MMA 8.5 -> 6.3, pose AUC 70 -> 0 with failed: 0); other damage
+    gave raw tracebacks."""
+    from matchforge.io.matches import MatchReader
+    from matchforge.io.safe import DamagedFile
+
+    path = _tampered(tmp_path / "m.h5", change)
+    with MatchReader(path) as reader, pytest.raises(DamagedFile, match=re.escape(message)) as err:
+        reader("a.jpg", "b.jpg", sizes=((640, 480), (640, 480)))
+    assert "a.jpg / b.jpg" in str(err.value) and "run the matching step again" in str(err.value)
+
+
+def test_an_array_file_that_would_inflate_past_the_limit_is_refused_before_inflating(tmp_path, monkeypatch):
+    """A small .npz whose member inflates to gigabytes (a zip bomb) used to be inflated whole (MemoryError at 3.5 GB);
+    the member sizes in the zip directory are checked first. Shown with the limit lowered to 1 MiB."""
+    import numpy as np
+
+    from matchforge.io import safe
+
+    path = tmp_path / "bomb.npz"
+    np.savez_compressed(path, zeros=np.zeros(4 << 20, np.uint8))  # 4 MiB of zeros in a few KiB
+    assert path.stat().st_size < 100_000
+    monkeypatch.setattr(safe, "MAX_INFLATED", 1 << 20)
+    with pytest.raises(MatchforgeError, match=r"would expand to .* over the 0 GiB limit|would expand to"):
+        safe.load_array_file(path)
+    monkeypatch.setattr(safe, "MAX_INFLATED", 8 << 20)
+    assert safe.load_array_file(path)["zeros"].shape == (4 << 20,)
+
+
+def test_weights_and_indices_are_read_only_from_regular_files(tmp_path):
+    from matchforge.io.safe import load_array_file, load_torch
+
+    (tmp_path / "w.pt").symlink_to("/dev/zero")
+    (tmp_path / "i.npz").symlink_to("/dev/zero")
+    with pytest.raises(MatchforgeError, match="a character device"):
+        load_torch(tmp_path / "w.pt", "initial weights")
+    with pytest.raises(MatchforgeError, match="a character device"):
+        load_array_file(tmp_path / "i.npz")

@@ -154,7 +154,7 @@ def score(records: Sequence[Any], matches: str | Path, thresholds: Sequence[floa
     per_pair = []
     with MatchReader(matches) as reader:
         for rec, (n0, n1) in zip(records, pair_names(records)):
-            k0, k1 = reader(n0, n1)
+            k0, k1 = reader(n0, n1, sizes=(image_size(rec.image0), image_size(rec.image1)))
             err = np.linalg.norm(project(rec.H, k0 - 0.5) - (k1 - 0.5), axis=1) if len(k0) else np.zeros(0)
             w, h = image_size(rec.image0)
             per_pair.append({"pair": rec.name, "category": rec.category, "photos": [n0, n1], "num_matches": int(len(k0)),

@@ -248,7 +248,8 @@ def assign_matches(reader: Any, db_pairs: list[tuple[str, str]], query_pairs: li
     get their keypoints from the database pairs; a query pair's database points go to the nearest of those within
     ``max_error_px`` (or are dropped), its query points to keypoints gathered over all of the query's pairs."""
     kps = Keypoints(cell_px, max_error_px, scale)
-    stored = {pair: reader(*pair) for pair in db_pairs + query_pairs}
+    stored = {pair: reader(*pair, sizes=tuple(scale.size(n) for n in pair) if hasattr(scale, "size") else None)
+              for pair in db_pairs + query_pairs}
     points: dict[str, list[np.ndarray]] = {}
     for a, b in db_pairs:
         points.setdefault(a, []).append(stored[(a, b)][0])
@@ -301,11 +302,15 @@ def image_scale(images: Path, working: float | None) -> Any:
 
     from matchforge.io.images import image_size
 
-    @cache
-    def scale(name: str) -> float:
-        return max(image_size(images / name)) / float(working) if working else 1.0
+    class Scale:
+        @cache
+        def size(self, name: str) -> tuple[int, int]:
+            return image_size(images / name)
 
-    return scale
+        def __call__(self, name: str) -> float:
+            return max(self.size(name)) / float(working) if working else 1.0
+
+    return Scale()
 
 
 def localize(p: Problem, matches: str | Path, work: str | Path, spec: Mapping[str, Any]) -> tuple[list[dict[str, Any]], Any]:

@@ -89,7 +89,7 @@ def score(records: Sequence[Any], matches: str | Path, *, ransac_thresh: float, 
     with MatchReader(matches) as reader:
         working = reader.matcher.get("working_size")
         for n, (rec, (n0, n1)) in enumerate(zip(records, pair_names(records))):
-            k0, k1 = reader(n0, n1)
+            k0, k1 = reader(n0, n1, sizes=(image_size(rec.image0), image_size(rec.image1)))
             k0 = to_intrinsics_frame(k0, rec.image0, getattr(rec, "size0", None))
             k1 = to_intrinsics_frame(k1, rec.image1, getattr(rec, "size1", None))
             if vis is not None and n == 0:

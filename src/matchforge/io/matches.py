@@ -75,13 +75,37 @@ class MatchReader:
             raise DamagedFile(f"the match file cannot be read ({err})", path=self.path,
                               fix="delete it and run the matching step again") from None
 
-    def __call__(self, name0: str, name1: str) -> tuple[np.ndarray, np.ndarray]:
+    def __call__(self, name0: str, name1: str,
+                 sizes: tuple[tuple[int, int], tuple[int, int]] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The matched keypoints of a pair, checked before use: two (M, 2) numeric arrays of equal length with finite
+        values, and with ``sizes`` ((w0, h0), (w1, h1)) inside the images (1 px of slack). A file that fails is
+        named with the pair and the fix (a hand-edited or damaged file is never scored silently)."""
         key = names_to_pair(name0, name1)
         if key not in self._file:
             raise MatchforgeError(f"no matches stored for the pair {name0} / {name1}", path=self.path,
                                   fix="the match file belongs to another test set or options: run the matching step again")
         g = self._file[key]
-        return np.asarray(g["keypoints0"], np.float64), np.asarray(g["keypoints1"], np.float64)
+        bad = DamagedFile  # one fix for every way a pair's group can be broken
+        fix = "delete it and run the matching step again (matchforge match-pairs, or snakemake reruns it)"
+        if not isinstance(g, h5py.Group) or any(not isinstance(g.get(k), h5py.Dataset) for k in ("keypoints0", "keypoints1")):
+            raise bad(f"the pair {name0} / {name1} has no keypoints0/keypoints1 arrays", path=self.path, fix=fix)
+        kpts = []
+        for k, size in zip(("keypoints0", "keypoints1"), sizes or (None, None)):
+            d = g[k]
+            if d.ndim != 2 or d.shape[1] != 2 or d.dtype.kind not in "fiu":
+                raise bad(f"{k} of the pair {name0} / {name1} is {d.dtype} of shape {d.shape}, not (M, 2) numbers",
+                          path=self.path, fix=fix)
+            xy = np.asarray(d, np.float64)
+            if not np.isfinite(xy).all():
+                raise bad(f"{k} of the pair {name0} / {name1} holds NaN or infinite coordinates", path=self.path, fix=fix)
+            if size is not None and len(xy) and ((xy < -1).any() or (xy[:, 0] > size[0] + 1).any() or (xy[:, 1] > size[1] + 1).any()):
+                raise bad(f"{k} of the pair {name0} / {name1} has coordinates outside the {size[0]}x{size[1]} image "
+                          f"(from {xy.min(0).round(1).tolist()} to {xy.max(0).round(1).tolist()})", path=self.path, fix=fix)
+            kpts.append(xy)
+        if len(kpts[0]) != len(kpts[1]):
+            raise bad(f"the pair {name0} / {name1} has {len(kpts[0])} keypoints0 but {len(kpts[1])} keypoints1",
+                      path=self.path, fix=fix)
+        return kpts[0], kpts[1]
 
     def close(self) -> None:
         self._file.close()

@@ -73,12 +73,29 @@ def _placeholder(full_name: str) -> type:
 _CHECKPOINT_ALLOWLIST = [(_placeholder(n), n) for n in CHECKPOINT_NAMES]
 
 
-def _refused(path: Path, what: str, found: str) -> MatchforgeError:
+MAX_INFLATED = 4 << 30  # bytes an array file may expand to (all members together); the official indices are MBs
+
+
+def _refused(path: Path, what: str, found: str, arrays: bool = False) -> MatchforgeError:
+    how = ("np.savez(path, **arrays) with numeric arrays" if arrays else
+           "torch.save(model.state_dict())")
     return MatchforgeError(
         f"refused to load {what}: the file asks to import {found}, which a plain {what} never holds; "
         "loading it could run code, so nothing was loaded",
         path=path, fix="use a file written by matchforge or by the official release; if you made this file "
-                       "yourself, save only tensors/arrays and plain containers (torch.save(model.state_dict()))")
+                       f"yourself, save only arrays and plain containers ({how})")
+
+
+def require_regular(path: Path, what: str) -> None:
+    """A readable regular file, or a MatchforgeError: missing, or a device, FIFO or socket (never read: /dev/zero
+    would be read until memory runs out)."""
+    from matchforge.io.files import not_regular
+
+    special = not_regular(path)
+    if special:
+        raise MatchforgeError(f"{what} is {special}", path=path, fix="point the option at the file itself")
+    if not path.is_file():
+        raise MatchforgeError(f"{what} not found", path=path, fix="check the path")
 
 
 def load_torch(path: str | Path, what: str = "checkpoint", mmap: bool = False) -> Any:
@@ -90,8 +107,7 @@ def load_torch(path: str | Path, what: str = "checkpoint", mmap: bool = False) -
     import torch
 
     path = Path(path)
-    if not path.is_file():
-        raise MatchforgeError(f"{what} not found", path=path, fix="check the path")
+    require_regular(path, what)
     try:
         with torch.serialization.safe_globals(_CHECKPOINT_ALLOWLIST):
             return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
@@ -123,10 +139,10 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
             return super().find_class(module, name)
         if _DTYPE_CLASS.match(module) and name.endswith("DType"):  # numpy 2 pickles dtypes by class
             return super().find_class(module, name)
-        raise _refused(self._path, self._what, f"{module}.{name}")
+        raise _refused(self._path, self._what, f"{module}.{name}", arrays=True)
 
     def persistent_load(self, pid: Any) -> Any:
-        raise _refused(self._path, self._what, "a persistent object")
+        raise _refused(self._path, self._what, "a persistent object", arrays=True)
 
 
 def load_pickle(path: str | Path, what: str = "index file", data: bytes | None = None) -> Any:
@@ -151,7 +167,7 @@ def _read_npy(fp: BinaryIO, path: Path, what: str) -> np.ndarray:
         return np.lib.format.read_array(fp, allow_pickle=False)
     array = _NumpyOnlyUnpickler(fp, path, what).load()
     if not isinstance(array, np.ndarray):
-        raise _refused(path, what, type(array).__name__)
+        raise _refused(path, what, type(array).__name__, arrays=True)
     return array.reshape(shape, order="F" if fortran else "C")
 
 
@@ -163,12 +179,20 @@ def load_array_file(path: str | Path, what: str = "index file") -> Any:
     - a ``.npy``: its array.
     """
     path = Path(path)
-    if not path.is_file():
-        raise MatchforgeError(f"{what} not found", path=path, fix="check the path")
+    require_regular(path, what)
     raw = path.read_bytes()
     try:
         if raw.startswith(b"PK"):
             with zipfile.ZipFile(io.BytesIO(raw)) as archive:
+                inflated = sum(info.file_size for info in archive.infolist())
+                if inflated > MAX_INFLATED:  # checked before anything is inflated: a zip bomb stops here
+                    biggest = max(archive.infolist(), key=lambda i: i.file_size)
+                    raise MatchforgeError(
+                        f"{what} would expand to {inflated / 2**30:.1f} GiB ({biggest.filename}: "
+                        f"{biggest.file_size / 2**30:.1f} GiB from {biggest.compress_size / 2**20:.1f} MiB), over the "
+                        f"{MAX_INFLATED / 2**30:.0f} GiB limit of an array file", path=path,
+                        fix="an index or scene-info file holds MBs: this one is damaged or not what it claims; "
+                            "write or download it again")
                 return {name.removesuffix(".npy"): _read_npy(io.BytesIO(archive.read(name)), path, what)
                         for name in archive.namelist()}
         if raw.startswith(b"\x93NUMPY"):

@@ -38,6 +38,7 @@ from PIL import Image, ImageFile, ImageOps
 from tqdm import tqdm
 
 from matchforge.errors import MatchforgeError
+from matchforge.io.files import not_regular
 from matchforge.io.images import IMAGE_SUFFIXES
 from matchforge.conf import config_source
 
@@ -96,20 +97,6 @@ def require_folder(images: str | Path, scene: str) -> None:
     if not Path(images).is_dir():
         raise MatchforgeError(f"the images folder does not exist (config key scenes.{scene}.images)", scene=scene,
                               path=images, fix=f"set scenes.{scene}.images in {config_source()} to a folder of photos")
-
-
-def not_regular(path: str | Path) -> str | None:
-    """Why ``path`` (links followed) is not read as a photo, or None for a regular file: devices, FIFOs and
-    sockets (``zero.jpg -> /dev/zero`` would be read forever) are skipped with this reason."""
-    try:
-        mode = os.stat(path).st_mode
-    except OSError:
-        return None  # missing or a link loop: the reader says which
-    if stat.S_ISREG(mode):
-        return None
-    kind = ("a character device" if stat.S_ISCHR(mode) else "a block device" if stat.S_ISBLK(mode) else
-            "a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "not a regular file")
-    return f"{kind}{' (through a symbolic link)' if os.path.islink(path) else ''}: only regular files are read as photos"
 
 
 def file_digest(path: str | Path) -> str:

@@ -184,8 +184,9 @@ def database_counts(database: Path) -> tuple[int, int]:
         db.close()
 
 
-FEATURE_OPTIONS = ("camera_model", "camera_mode", "max_image_size", "max_num_features", "use_gpu")
-MATCHING_OPTIONS = ("max_num_matches", "guided_matching", "seed", "deterministic", "matcher", "sequential_overlap", "vocab_tree_path",
+# deterministic is a feature option: features extracted on several threads differ from single-threaded ones
+FEATURE_OPTIONS = ("camera_model", "camera_mode", "max_image_size", "max_num_features", "use_gpu", "deterministic")
+MATCHING_OPTIONS = ("max_num_matches", "guided_matching", "seed", "matcher", "sequential_overlap", "vocab_tree_path",
                     "vocab_tree_num_words", "retrieval_num_images", "exhaustive_max_images")
 
 
