@@ -113,3 +113,40 @@ def test_pretrained_name_offline_gives_the_download_error(pretrained, tmp_path, 
         assert "network access" in err.fix and "checkpoint" in err.fix
     else:  # a machine with network access: the released weights load, with their options
         assert known["temp_bug_fix"] is False and known["block_dims"] == [128, 196, 256]
+
+
+def test_non_finite_weights_are_never_trained_or_published(pretrained, tmp_path):
+    """All-NaN init_weights used to be trained (every step skipped), exit 0 and publish a NaN weights.pt (issue 32).
+    Now: refused before training; and a run whose every step is skipped fails and publishes nothing."""
+    from matchforge.training.engine import _refuse_failed_run
+
+    dataset, a = pretrained
+    state = torch.load(a / "weights.pt")
+    torch.save({k: torch.full_like(v, float("nan")) if v.is_floating_point() else v for k, v in state.items()},
+               tmp_path / "nan.pt")
+    with pytest.raises(MatchforgeError, match="initial weights hold .* non-finite values") as err:
+        train_main({**BASE, "init_weights": str(tmp_path / "nan.pt")}, dataset, tmp_path / "b", run="b")
+    assert "nothing was trained" in str(err.value)
+    assert not (tmp_path / "b" / "weights.pt").exists()
+
+    # the engine's check after training: every step skipped (a module counts them), or non-finite weights
+    from types import SimpleNamespace
+
+    from matchforge.loftr.lightning_module import LoFTRModule
+
+    from matchforge.run_config import LoFTRRunConfig
+
+    module = LoFTRModule(LoFTRRunConfig.model_validate(BASE))
+    spec = SimpleNamespace(name="loftr/b", ckpt_dir=tmp_path / "ckpt")
+    spec.ckpt_dir.mkdir()
+    (spec.ckpt_dir / "last.ckpt").write_bytes(b"x")
+    module.skipped_steps = 3
+    with pytest.raises(MatchforgeError, match="every one of its 3 steps was skipped"):
+        _refuse_failed_run(module, SimpleNamespace(global_step=3), spec, 0)
+    assert not (spec.ckpt_dir / "last.ckpt").exists() and list(spec.ckpt_dir.glob("last.ckpt.damaged-*"))
+    module.skipped_steps = 1
+    _refuse_failed_run(module, SimpleNamespace(global_step=3), spec, 0)  # some steps trained: fine
+    with torch.no_grad():
+        next(module.parameters()).fill_(float("inf"))
+    with pytest.raises(MatchforgeError, match="non-finite values after training"):
+        _refuse_failed_run(module, SimpleNamespace(global_step=3), spec, 0)

@@ -85,6 +85,7 @@ class LoFTRModule(L.LightningModule):
         self.loss = LoFTRLoss(self.conf)
         self.lr, self.warmup_step = scaled_lr_and_warmup(self.conf)
         self._val: list[dict[str, float]] = []
+        self.skipped_steps = 0  # steps whose loss was not finite (this process, since it started or resumed)
 
     def _step(self, batch: dict[str, Any]) -> dict[str, Any]:
         coarse_supervision(batch, depth_check=bool(self.conf.depth_check))
@@ -109,6 +110,7 @@ class LoFTRModule(L.LightningModule):
                     if k in buffers:
                         v.copy_(buffers[k])
             self.log("train/skipped", 1.0, on_step=True, reduce_fx="sum")
+            self.skipped_steps += 1  # the engine fails a run whose every step was skipped
         n = batch["image0"].size(0)
         for k, v in batch["loss_scalars"].items():
             self.log(f"train/{k}", v.float(), on_step=True, on_epoch=False, prog_bar=k == "loss", batch_size=n)

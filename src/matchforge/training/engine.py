@@ -356,6 +356,35 @@ def loggers(spec: RunSpec) -> list[Any]:
     return out
 
 
+def _refuse_failed_run(module: L.LightningModule, trainer: L.Trainer, spec: RunSpec, start: int | None) -> None:
+    """Fail, publishing nothing, when the weights are not finite after training or every step was skipped (a
+    module counts skipped steps in ``skipped_steps``); the resume checkpoint is set aside so that a rerun starts
+    over instead of resuming the failure."""
+    bad, where = non_finite(module)
+    steps = int(trainer.global_step) - int(start or 0)
+    skipped = int(getattr(module, "skipped_steps", 0))
+    if not bad and not (steps > 0 and skipped >= steps):
+        return
+    last = spec.ckpt_dir / "last.ckpt"
+    if last.exists():
+        last.rename(last.with_name(f"{last.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}"))
+    cause = (f"the weights hold {bad} non-finite values after training (first in {where})" if bad else
+             f"every one of its {steps} steps was skipped (non-finite loss)")
+    raise MatchforgeError(f"{spec.name}: {cause}; nothing was published", fix="lower the learning rate, set "
+                          "gradient_clip_val, or check the initial weights and the training data (docs/training.md)")
+
+
+def non_finite(module: torch.nn.Module) -> tuple[int, str | None]:
+    """(number of non-finite values in the module's floating-point parameters and buffers, the first tensor's name)."""
+    count, first = 0, None
+    for name, t in [*module.named_parameters(), *module.named_buffers()]:
+        if t.is_floating_point():
+            bad = int((~torch.isfinite(t)).sum())
+            count += bad
+            first = first or (name if bad else None)
+    return count, first
+
+
 def fit(module: L.LightningModule, train_loader: Any, val_loader: Any, spec: RunSpec) -> FitResult:
     """Train ``module`` under the resume policy; on a signal, checkpoint and raise :class:`TrainingInterrupted`.
 
@@ -363,6 +392,11 @@ def fit(module: L.LightningModule, train_loader: Any, val_loader: Any, spec: Run
     checkpoint is restored, so that :func:`resume_position` can place a :class:`ResumableLoader`); or
     ``train_loader`` is a ``LightningDataModule`` (and ``val_loader`` None) that does the same itself.
     """
+    bad, where = non_finite(module)
+    if bad:  # initial weights (init_weights, or a fresh model's) that no step can repair
+        raise MatchforgeError(f"{spec.name}: the initial weights hold {bad} non-finite values (first in {where}); "
+                              "nothing was trained", fix="the init_weights file is damaged or came from a diverged run: "
+                                                         "use another one, or train from scratch")
     spec.out_dir.mkdir(parents=True, exist_ok=True)
     resume, start = prepare(spec)
     accelerator = resolve_accelerator(spec.engine.accelerator)
@@ -396,6 +430,7 @@ def fit(module: L.LightningModule, train_loader: Any, val_loader: Any, spec: Run
     except TrainingInterrupted as err:
         log.warning("%s: %s", spec.name, err)
         raise
+    _refuse_failed_run(module, trainer, spec, start)
     _atomic_save(trainer, spec.ckpt_dir / "last.ckpt")
     if trainer.is_global_zero:
         (spec.ckpt_dir / "COMPLETE").write_text(f"finished at step {trainer.global_step}\n")
