@@ -155,3 +155,74 @@ def test_weights_and_indices_are_read_only_from_regular_files(tmp_path):
         load_torch(tmp_path / "w.pt", "initial weights")
     with pytest.raises(MatchforgeError, match="a character device"):
         load_array_file(tmp_path / "i.npz")
+
+
+def _with_gps(src: Path, positions: list) -> Path:
+    from PIL import Image
+    from PIL.TiffImagePlugin import IFDRational
+
+    folder = src / "gps"
+    folder.mkdir()
+    for p, pos in zip(sorted(DEMO_IMAGES.glob("*.jpg")), positions):
+        im = Image.open(p)
+        exif = im.getexif()
+        if pos is not None:
+            (lat, lon) = pos
+            nan = IFDRational(0, 0)  # what a broken writer leaves: 0/0, read back as NaN
+            exif.get_ifd(0x8825).update({1: "N", 2: (nan if lat != lat else lat, 0.0, 0.0), 3: "E", 4: (lon, 0.0, 0.0)})
+        im.save(folder / p.name, exif=exif)
+    return folder
+
+
+@pytest.mark.parametrize("positions, usable", [
+    ([(0.0, 0.0)] * 4, False),  # every photo at 0, 0 (a camera without a fix): used to give 0 pairs
+    ([(48.0, 2.0), (float("nan"), 2.0), (48.0, 2.0), (48.1, 2.0)], False),  # NaN: used to leave photos unmatched
+    ([(48.0, 2.0)] * 4, False),  # all at one place: nothing to pair by
+    ([(48.0, 2.0), (48.1, 2.0), (95.0, 2.0), (48.2, 2.1)], False),  # latitude out of range
+    ([(48.0, 2.0), (48.001, 2.0), (48.002, 2.0), (48.003, 2.001)], True),
+])
+def test_degenerate_gps_is_treated_as_absent(positions, usable, tmp_path):
+    """The auto matcher pairs by GPS only when every photo has a valid position and they differ; otherwise it
+    retrieves by appearance, and the photos without a usable position are named."""
+    from matchforge.sfm.inputs import stage_images
+    from matchforge.sfm.reconstruct import choose_matcher
+
+    staged = stage_images(_with_gps(tmp_path, positions), tmp_path / "staged")
+    assert staged.has_gps is usable and bool(staged.gps_problems()) is not usable
+    conf = {"matcher": "auto", "exhaustive_max_images": 2}
+    assert choose_matcher(conf, 4, staged.has_gps) == ("spatial" if usable else "vocab_tree")
+
+
+@pytest.mark.slow
+def test_a_damaged_kept_sfm_database_is_set_aside_and_rebuilt(tmp_path):
+    """The SfM database kept for reruns, cut in half, used to fail every rerun ("No registered database factory
+    succeeded"); a record of the wrong shape gave an AttributeError on every rerun. Both are set aside and rebuilt."""
+    from conftest import FAST_SFM
+    from matchforge.sfm.reconstruct import main as sfm_main
+
+    out = tmp_path / "sfm"
+    first = sfm_main(FAST_SFM, DEMO_IMAGES, out, scene="kept")
+    work = out / "work"
+    db = work / "database.db"
+    db.write_bytes(db.read_bytes()[: db.stat().st_size // 2])
+    again = sfm_main(FAST_SFM, DEMO_IMAGES, out, scene="kept")
+    assert "database.db unreadable" in again["database"]["reason"] and list(work.glob("database.db.damaged-*"))
+    assert again["num_points3D"] == first["num_points3D"]  # deterministic: the rebuilt model is the same
+    (work / "database.json").write_text("[1, 2, 3]")
+    third = sfm_main(FAST_SFM, DEMO_IMAGES, out, scene="kept")
+    assert "not a database record" in third["database"]["reason"] and third["num_points3D"] == first["num_points3D"]
+
+
+def test_a_garbage_vocabulary_is_named_before_colmap_aborts(tmp_path):
+    """A garbage sfm.vocab_tree_path made COLMAP abort the job (exit 134, "Check failed: file_version == 1") after
+    feature extraction, naming no option; a folder there was reported as missing."""
+    from matchforge.sfm.reconstruct import vocab_tree
+
+    garbage = tmp_path / "vocab.bin"
+    garbage.write_bytes(os.urandom(4096))
+    conf = {"vocab_tree_path": str(garbage)}
+    with pytest.raises(MatchforgeError, match="sfm.vocab_tree_path is not a COLMAP") as err:
+        vocab_tree(conf, tmp_path / "database.db", tmp_path, "s")
+    assert "vocab_tree_path: null" in str(err.value)
+    with pytest.raises(MatchforgeError, match="is a folder"):
+        vocab_tree({"vocab_tree_path": str(tmp_path)}, tmp_path / "database.db", tmp_path, "s")

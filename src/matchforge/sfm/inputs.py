@@ -31,7 +31,7 @@ import shutil
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import imagehash
 from PIL import Image, ImageFile, ImageOps
@@ -59,7 +59,20 @@ class StagedImages:
     resized: dict[str, list[int]] = field(default_factory=dict)  # staged name -> [w, h] of the original (larger) photo
     digests: dict[str, str] = field(default_factory=dict)  # staged name -> pixel digest (stats.json photo_digests)
     hashes: dict[str, str] = field(default_factory=dict)  # staged name -> perceptual hash, hex (stats.json photo_hashes)
-    has_gps: bool = False
+    gps: dict[str, tuple[float, float] | None] = field(default_factory=dict)  # staged name -> (lat, lon), None: unusable
+
+    @property
+    def has_gps(self) -> bool:
+        """Spatial matching can trust the GPS: every photo has a valid position and they are not all at one place."""
+        found = list(self.gps.values())
+        return bool(found) and all(found) and len(set(found)) > 1
+
+    def gps_problems(self) -> list[str]:
+        """Why the GPS is not used, per photo or for the scene (for the log)."""
+        bad = [f"{n} (no valid position: absent, NaN, out of range or 0, 0)" for n, v in self.gps.items() if not v]
+        if bad:
+            return bad
+        return ["every photo at the same position"] if self.gps and len(set(self.gps.values())) == 1 else []
 
     @property
     def num_found(self) -> int:
@@ -224,6 +237,26 @@ def hash_distance(a: str, b: str) -> int:
     return bin(int(a, 16) ^ int(b, 16)).count("1")
 
 
+def gps_position(exif: Any) -> tuple[float, float] | None:
+    """(latitude, longitude) in degrees from EXIF, or None when absent or not a position: non-finite, out of range,
+    or exactly (0, 0), which cameras write when they have no fix."""
+    import math
+
+    gps = exif.get_ifd(EXIF_GPS) if exif else {}
+    try:
+        lat, lon = (_degrees(gps[k], gps.get(r, "N")) for k, r in ((2, 1), (4, 3)))
+    except (KeyError, TypeError, ValueError, ZeroDivisionError):
+        return None
+    if not (math.isfinite(lat) and math.isfinite(lon)) or abs(lat) > 90 or abs(lon) > 180 or (lat == 0 and lon == 0):
+        return None
+    return round(lat, 7), round(lon, 7)
+
+
+def _degrees(dms: Any, ref: str) -> float:
+    d, m, sec = (float(v) for v in dms)
+    return (d + m / 60 + sec / 3600) * (-1 if str(ref).upper() in ("S", "W") else 1)
+
+
 def stage_images(src: Path, dst: Path, max_size: int | None = None,
                  sizes: dict[str, tuple[int, int]] | None = None) -> StagedImages:
     """Check every photo under ``src`` and place the usable ones in ``dst`` (links, or upright / working-size
@@ -274,7 +307,7 @@ def stage_images(src: Path, dst: Path, max_size: int | None = None,
         staged.hashes[name] = perceptual_hash(image)
         stems[stem] = rel
         exif = image.getexif()
-        staged.has_gps |= bool(exif.get_ifd(EXIF_GPS)) if exif else False
+        staged.gps[name] = gps_position(exif)
         orientation = exif.get(EXIF_ORIENTATION, 1) if exif else 1
         target = dst / name
         upright = image.size[::-1] if orientation in (5, 6, 7, 8) else image.size

@@ -91,15 +91,37 @@ def build_visual_index(conf: dict[str, Any], database: Path, path: Path, names: 
     return {"source": "built from this scene", "num_words": words, "descriptors": int(len(sample)), "seconds": seconds}
 
 
+def check_vocabulary(path: Path, scene: str) -> None:
+    """COLMAP aborts the whole process (a failed CHECK) on a file that is not a vocabulary of its format, after
+    feature extraction; read it first in a child process and turn a failure into one line naming the option."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", "import sys, pycolmap; pycolmap.VisualIndex.read(sys.argv[1])", str(path)],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        lines = [ln for ln in proc.stderr.splitlines() if "Check failed" in ln or "Error" in ln] or proc.stderr.splitlines()[-1:]
+        cause = lines[0].split("] ")[-1].strip()[:160] if lines else f"exit status {proc.returncode}"
+        raise MatchforgeError(f"sfm.vocab_tree_path is not a COLMAP >= 3.12 vocabulary ({cause})", scene=scene, path=path,
+                              fix="download vocab_tree_faiss_flickr100K_words256K.bin from "
+                                  "https://colmap.github.io/install.html#pre-built-binaries, or set sfm.vocab_tree_path: "
+                                  "null to build a vocabulary from the scene's own photos")
+
+
 def vocab_tree(conf: dict[str, Any], database: Path, work: Path, scene: str) -> tuple[Path, dict[str, Any]]:
     """The vocabulary for vocab_tree matching: ``vocab_tree_path``, else the scene's own (built once per database)."""
     if conf["vocab_tree_path"]:
         path = Path(conf["vocab_tree_path"])
+        if path.is_dir():
+            raise MatchforgeError("sfm.vocab_tree_path is a folder, not a vocabulary file", scene=scene, path=path,
+                                  fix="give the .bin file itself (e.g. vocab_tree_faiss_flickr100K_words256K.bin), or "
+                                      "set sfm.vocab_tree_path: null to build a vocabulary from the scene's own photos")
         if not path.is_file():
             raise MatchforgeError("sfm.vocab_tree_path does not exist", scene=scene, path=path,
                                   fix="download a COLMAP >= 3.12 vocabulary tree (vocab_tree_faiss_flickr100K_words256K.bin "
                                       "from https://colmap.github.io/install.html#pre-built-binaries) to this path, or "
                                       "set sfm.vocab_tree_path: null to build a vocabulary from the scene's own photos")
+        check_vocabulary(path, scene)
         return path, {"source": str(path)}
     path = work / "visual_index.bin"
     if path.is_file():
@@ -137,6 +159,10 @@ def extract_and_match(conf: dict[str, Any], database: Path, images: StagedImages
     verify = pycolmap.TwoViewGeometryOptions()
     verify.ransac.random_seed = conf["seed"]  # COLMAP's -1 seeds RANSAC from the clock: the model would vary per run
     kwargs = {"matching_options": matching, "verification_options": verify, "device": device}
+    if conf["matcher"] in ("auto", "spatial") and images.gps and not images.has_gps:
+        problems = images.gps_problems()
+        logger.warning("%s: GPS not used for pairing (%d photo(s) without a valid position, e.g. %s)", scene,
+                       len(problems), "; ".join(problems[:5]))
     matcher = choose_matcher(conf, len(images.names), images.has_gps, scene)
     done: dict[str, Any] = {"matcher": matcher}
     record = database.parent / "database.json"
@@ -201,12 +227,16 @@ def reuse_database(conf: dict[str, Any], work: Path, staged: StagedImages) -> tu
     of mapping. Returns (``{"reused": bool, "reason": str}`` for stats.json, the photos already matched)."""
     database, record = work / "database.db", work / "database.json"
     want = {"features": {k: conf[k] for k in FEATURE_OPTIONS}, "matching": {k: conf[k] for k in MATCHING_OPTIONS}}
-    try:
-        old = json.loads(record.read_text()) if record.is_file() and database.is_file() else None
-    except ValueError:
-        old = None
+    old, damage = _kept_state(database, record)
     reason = None
-    if old is None:
+    if damage:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        for path in (database, record):
+            if path.exists():
+                path.rename(path.with_name(f"{path.name}.damaged-{stamp}"))
+        reason = f"the kept database was damaged ({damage}): set aside as *.damaged-{stamp}"
+        logger.warning("%s", reason)
+    elif old is None:
         reason = "no database from an earlier run"
     elif old.get("features") != want["features"]:
         changed = sorted(k for k in FEATURE_OPTIONS if old["features"].get(k) != conf[k])
@@ -238,6 +268,30 @@ def reuse_database(conf: dict[str, Any], work: Path, staged: StagedImages) -> tu
     write_json(record, {**want, "photos": photos, "matched": matched}, indent=1)
     logger.info("database: %s", "reused" + (f" ({reason})" if reason else "") if reused else f"new ({reason})")
     return {"reused": reused, "reason": reason or "same options and photos"}, set(matched)
+
+
+def _kept_state(database: Path, record: Path) -> tuple[dict[str, Any] | None, str | None]:
+    """(the record of the kept database, None) when both are usable; (None, what is wrong) when either is damaged
+    (a database cut short, a record of the wrong shape), so that the run starts anew instead of failing on every
+    retry; (None, None) when there is nothing kept."""
+    if not database.is_file() or not record.is_file():
+        return None, None
+    try:
+        old = json.loads(record.read_text())
+    except (ValueError, OSError) as err:
+        return None, f"{record.name} unreadable: {err}"
+    if not (isinstance(old, dict) and all(isinstance(old.get(k), dict) for k in ("features", "matching", "photos"))
+            and isinstance(old.get("matched", []), list)):
+        return None, f"{record.name} is not a database record (expected features, matching, photos, matched)"
+    try:
+        db = pycolmap.Database.open(database)
+        try:
+            db.read_all_images()
+        finally:
+            db.close()
+    except Exception as err:  # pycolmap raises RuntimeError, and others for other kinds of damage
+        return None, f"{database.name} unreadable: {str(err).strip().splitlines()[0][:120] if str(err).strip() else type(err).__name__}"
+    return old, None
 
 
 def sfm_space_mb(conf: dict[str, Any], staged: StagedImages) -> float:
@@ -504,7 +558,8 @@ def _reconstruct(conf: dict[str, Any], images: Path, out: Path, scene: str, exis
     # num_images: the readable photos SfM was given; skipped files (unreadable, duplicates) are listed apart
     stats.update(num_images=len(staged.names), num_files=staged.num_found, skipped=staged.skipped,
                  rotated_from_exif=staged.rotated, resized_to_working_size=staged.resized,
-                 photo_digests=staged.digests, photo_hashes=staged.hashes)
+                 photo_digests=staged.digests, photo_hashes=staged.hashes,
+                 gps={"usable": staged.has_gps, "problems": staged.gps_problems()})
     record = f"; skipped: {skipped_summary(staged.skipped)} (all listed in {work / 'stats.json'})" if staged.skipped else ""
     if not staged.names:
         raise MatchforgeError(f"no readable photos ({staged.num_found} image files found{record})", scene=scene,
