@@ -226,3 +226,18 @@ def test_a_garbage_vocabulary_is_named_before_colmap_aborts(tmp_path):
     assert "vocab_tree_path: null" in str(err.value)
     with pytest.raises(MatchforgeError, match="is a folder"):
         vocab_tree({"vocab_tree_path": str(tmp_path)}, tmp_path / "database.db", tmp_path, "s")
+
+
+@pytest.mark.parametrize("scenes, message", [
+    ({123: {"images": "photos"}}, "the name 123 under scenes is read by YAML as a number, not text"),
+    ({True: {"images": "photos"}}, "read by YAML as a boolean"),
+    ({"x" * 300: {"images": "photos"}}, "has 300 characters, over 64"),
+    ({"a/b": {"images": "photos"}}, "not a valid name under scenes"),
+])
+def test_odd_names_end_in_one_line_naming_the_key(scenes, message):
+    """A numeric scene name used to end in a traceback from a regular expression; a 300-character one in Snakemake's
+    PeriodicWildcardError."""
+    from matchforge.config_schema import validate_config
+
+    with pytest.raises(MatchforgeError, match=re.escape(message)):
+        validate_config({"scenes": scenes, "datasets": {}})

@@ -132,6 +132,9 @@ NAMED = ("scenes", "datasets", "loftr.runs", "loftr.testsets", "posfeat.runs", "
          "shiftfocal.sources", "localization.testsets")
 
 
+MAX_NAME = 64  # characters of a scene, dataset, run or test-set name (it is joined with suffixes into file names)
+
+
 def check_names(config: Mapping[str, Any]) -> None:
     """Names of scenes, datasets, runs and test sets: letters, digits, ``_``, ``.``, ``-``, starting with a
     letter or digit (no ``/``, no spaces: they become folder names under results/ and wildcard values)."""
@@ -140,6 +143,14 @@ def check_names(config: Mapping[str, Any]) -> None:
         for key in where.split("."):
             section = section.get(key) if isinstance(section, Mapping) else None
         for name in section or {}:
+            if not isinstance(name, str):
+                raise MatchforgeError(
+                    f"the name {name!r} under {where} is read by YAML as a {'boolean' if isinstance(name, bool) else 'number' if isinstance(name, (int, float)) else type(name).__name__}, not text",
+                    fix=f"write it in quotes in {config_source()} ('{name}'), or give it a name that starts with a letter")
+            if len(name) > MAX_NAME:
+                raise MatchforgeError(
+                    f"the name '{name[:40]}...' under {where} has {len(name)} characters, over {MAX_NAME} (it becomes "
+                    "part of file names, which file systems cap at 255 bytes)", fix=f"shorten it in {config_source()}")
             if not NAME.match(str(name)):
                 raise MatchforgeError(
                     f"'{name}' is not a valid name under {where}: names are letters, digits, '_', '.' and '-', "
