@@ -109,8 +109,10 @@ def score(records: Sequence[Any], matches: str | Path, *, ransac_thresh: float, 
 
 
 def photos_of(rows: Sequence[Mapping[str, Any]]) -> list[tuple[str, str]]:
-    """Each pair's two photos, keyed by scene and name: the units of the intervals."""
-    return [(f"{r['scene']}/{r['image0']}", f"{r['scene']}/{r['image1']}") for r in rows]
+    """Each pair's two photos: the units of the intervals. The names are paths below the folder all of the test set's
+    images share (:func:`pair_names`), so one photo has one name in every pair (a scene's scene-info files name
+    its pairs' ``scene`` by bucket, which must not split a photo in two)."""
+    return [(r["image0"], r["image1"]) for r in rows]
 
 
 def _errors(rows: Sequence[Mapping[str, Any]]) -> np.ndarray:

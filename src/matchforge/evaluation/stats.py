@@ -2,7 +2,7 @@
 
 **Photos are the unit.** Pairs that share a photo are not independent (a hard photo fails every pair it is in).
 The variance of a score comes from a delete-one-photo jackknife (Snijders and Borgatti's jackknife for dyadic
-data: leave out each photo with every pair it is in, keyed by scene and name), minus the delete-one-pair
+data: leave out each photo with every pair it is in), minus the delete-one-pair
 jackknife, which the photo jackknife counts twice for pairs: ``var = max(var_photo - var_pair, var_pair)``,
 the jackknife form of Aronow, Samii and Assenova's dyadic-robust variance. A localization query is its own
 photo, so there it is the plain jackknife. No random draws: the same scores give the same intervals every run.
