@@ -13,7 +13,7 @@ from matchforge.workflow import prepare
 # our own concise checks first (key path, allowed keys, closest name; names; cross-references), then Snakemake's
 # as a second line. A config mistake ends planning with its one-line message, no traceback.
 try:
-    wf = prepare(config, workflow.configfiles, checkpoints)
+    wf = prepare(config, workflow.configfiles, checkpoints, workflow.config_settings)
 except MatchforgeError as _err:
     print(f"matchforge: {_err}", file=sys.stderr)
     raise SystemExit(2)

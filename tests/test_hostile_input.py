@@ -241,3 +241,28 @@ def test_odd_names_end_in_one_line_naming_the_key(scenes, message):
 
     with pytest.raises(MatchforgeError, match=re.escape(message)):
         validate_config({"scenes": scenes, "datasets": {}})
+
+
+def test_messages_name_the_config_files_in_use_and_reproduce_the_invocation(monkeypatch):
+    """After `--configfile my.yaml --replace-workflow-config`, messages used to name config/config.yaml, and the
+    damaged-depth rebuild command omitted the user's config file (copied as is, it found no rule)."""
+    from types import SimpleNamespace
+
+    import yaml
+
+    from matchforge.conf import CONFIG_ARGS_ENV, CONFIG_FILES_ENV, config_source
+    from matchforge.io.depth import rebuild_hint
+    from matchforge.workflow import prepare
+
+    monkeypatch.setenv(CONFIG_FILES_ENV, "")
+    monkeypatch.setenv(CONFIG_ARGS_ENV, "")
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    settings = SimpleNamespace(configfiles=["my lab.yaml"], replace_workflow_config=True)
+    prepare(config, ["my lab.yaml", "config/config.yaml"], None, settings)
+    assert config_source() == "my lab.yaml"
+    hint = rebuild_hint(Path("results/s/depth/h5/a.h5"))
+    assert hint.endswith("results/s/depth/align.json --configfile 'my lab.yaml' --replace-workflow-config`, then run "
+                         "snakemake as before (the jobs after it rerun)")
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    prepare(config, ["config/config.yaml"], None, SimpleNamespace(configfiles=[], replace_workflow_config=False))
+    assert config_source() == "config/config.yaml" and "--configfile" not in rebuild_hint(Path("results/s/depth/h5/a.h5"))

@@ -12,7 +12,7 @@ import pytest
 from conftest import REPO
 
 STAGES = ["sfm", "depth", "align-depth", "depth-consistency", "depth-qa", "depth-shape", "scene-info", "dataset", "export-gluefactory",
-          "loftr-train", "match-pairs", "score", "match", "posfeat-train", "extract", "reconstruct-eval", "shiftfocal-data",
+          "loftr-train", "match-pairs", "localization-pairs", "score", "match", "posfeat-train", "extract", "reconstruct-eval", "shiftfocal-data",
           "shiftfocal-train", "shiftfocal-eval", "summarize", "doc-tables", "recover-shape", "config-docs"]
 
 

@@ -49,8 +49,16 @@ def load_conf(text_or_path: str | None, defaults: Mapping[str, Any] | None = Non
 
 
 CONFIG_FILES_ENV = "MATCHFORGE_CONFIGFILES"
+CONFIG_ARGS_ENV = "MATCHFORGE_CONFIG_ARGS"  # the snakemake arguments that select the config files in use
 
 
 def config_source() -> str:
     """The config file(s) the running workflow read (set by the Snakefile), for "edit ..." fixes."""
     return os.environ.get(CONFIG_FILES_ENV) or "config/config.yaml"
+
+
+def snakemake_command(*args: str) -> str:
+    """A ``snakemake`` command line with ``args`` and the config-file arguments of the running workflow (none for
+    the default ``config/config.yaml``), so that a suggested command reproduces the user's own invocation."""
+    config_args = os.environ.get(CONFIG_ARGS_ENV, "")
+    return " ".join(["snakemake", *args, *([config_args] if config_args else [])])

@@ -174,8 +174,10 @@ def rebuild_hint(path: str | Path) -> str:
     real = Path(path).resolve()
     if real.parent.name == "h5" and real.parents[1].name == "depth" and real.parents[3].name == "results":
         scene = real.parents[2].name
-        return (f"rebuild it with `snakemake --cores all --forcerun depth_align results/{scene}/depth/align.json`, "
-                "then run snakemake as before (the jobs after it rerun)")
+        from matchforge.conf import snakemake_command
+
+        command = snakemake_command("--cores all --forcerun depth_align", f"results/{scene}/depth/align.json")
+        return f"rebuild it with `{command}`, then run snakemake as before (the jobs after it rerun)"
     return "rebuild it with `matchforge align-depth` (or the tool that wrote it)"
 
 

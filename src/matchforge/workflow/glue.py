@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import sys
 from pathlib import Path
 from typing import Any, Callable, Iterable, MutableMapping
 
-from matchforge.conf import CONFIG_FILES_ENV
+from matchforge.conf import CONFIG_ARGS_ENV, CONFIG_FILES_ENV
 from matchforge.config_schema import SCHEMA_DIR, check_references, validate_config
 from matchforge.errors import MatchforgeError
 from matchforge.summary import KINDS as SUMMARY_KINDS
@@ -140,12 +141,21 @@ class Workflow(ScenesGlue, LoFTRGlue, PoSFeatGlue, ShiftFocalGlue):
                 rule_.resources["slurm_extra"] = value["signal"]
 
 
-def prepare(config: MutableMapping[str, Any], configfiles: Iterable[Any] = (), checkpoints: Any = None) -> Workflow:
+def prepare(config: MutableMapping[str, Any], configfiles: Iterable[Any] = (), checkpoints: Any = None,
+            settings: Any = None) -> Workflow:
     """The workflow of Snakemake's ``config``: the ``matchforge`` command on PATH, the config file names for the
-    jobs' messages, the config validated (defaults filled in, unknown keys with the closest name, names,
-    cross-references); the first problem raises one MatchforgeError."""
+    jobs' messages (``settings``, Snakemake's config settings: with ``--replace-workflow-config`` only the files
+    given on the command line are in use) and the arguments that select them for suggested commands, the config
+    validated (defaults filled in, unknown keys with the closest name, names, cross-references); the first
+    problem raises one MatchforgeError."""
     command_on_path()
-    os.environ[CONFIG_FILES_ENV] = ", ".join(map(str, configfiles)) or "config/config.yaml"
+    given = [str(f) for f in getattr(settings, "configfiles", None) or []]
+    replaced = bool(getattr(settings, "replace_workflow_config", False))
+    in_use = given if replaced and given else [str(f) for f in configfiles]
+    os.environ[CONFIG_FILES_ENV] = ", ".join(in_use) or "config/config.yaml"
+    os.environ[CONFIG_ARGS_ENV] = (" ".join(["--configfile", *map(shlex.quote, given)] + (["--replace-workflow-config"]
+                                                                                        if replaced else []))
+                                   if given else "")
     validate_config(config, SCHEMA_DIR)
     check_references(config)
     return Workflow(config, checkpoints)
