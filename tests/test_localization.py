@@ -186,7 +186,7 @@ def test_dense_keypoints_are_gathered_over_pairs_and_assigned_within_the_toleran
     stored = {("db1", "db2"): (np.array([[10.2, 10.3], [50.0, 50.0]]), np.array([[20.0, 20.0], [60.0, 60.0]])),
               ("db1", "db3"): (np.array([[11.1, 10.9], [90.0, 90.0]]), np.array([[30.0, 30.0], [70.0, 70.0]])),
               ("q", "db1"): (np.array([[5.0, 5.0], [6.0, 6.0], [7.0, 7.0]]), np.array([[10.5, 10.5], [51.0, 49.5], [80.0, 80.0]]))}
-    reader = lambda a, b: stored[(a, b)]  # noqa: E731
+    reader = lambda a, b, sizes=None: stored[(a, b)]  # noqa: E731
     kps, db, q = assign_matches(reader, [("db1", "db2"), ("db1", "db3")], [("q", "db1")], 4.0, 2.0, lambda n: 1.0)
     assert len(kps.array("db1")) == 3  # (10.2, 10.3) and (11.1, 10.9) share a 4-px cell: 3 keypoints, not 4
     assert db[("db1", "db2")][0, 0] == db[("db1", "db3")][0, 0]  # the same keypoint in both pairs: a track

@@ -103,7 +103,7 @@ def test_test_set_inputs_and_arguments(wf):
                    "query_pairs": "results/eval/localization/demo_loc/pairs-query.txt"}  # retrieved once, read by all
     demo_loc = SimpleNamespace(testset="demo_loc")
     assert "query_pairs" not in wf.loc_pairs_inputs(demo_loc)
-    assert json.loads(wf.loc_pairs_conf(demo_loc)) == {"dataset": "results/datasets/demo/dataset.json", "query_k": 3,
+    assert json.loads(wf.loc_pairs_conf(demo_loc)) == {"dataset": "results/datasets/demo/dataset.json", "query_k": 2,
                                                       "retrieval": "visual", "scene": "sacre_coeur", "seed": 0,
                                                       "sfm": "results/sacre_coeur/sfm"}  # no scoring option
     assert wf.loftr_dataset_arg(None, Inputs(dataset="d.json")) == "--dataset d.json"

@@ -24,7 +24,7 @@ from typing import Any, Mapping
 log = logging.getLogger(__name__)
 
 # SIFT for retrieval only: enough features to tell views apart, few enough to be quick
-EXTRACTION = {"max_image_size": 1024, "max_num_features": 4096}
+EXTRACTION = {"max_image_size": 640, "max_num_features": 2048}
 
 
 def retrieve(images: Path, database: list[str], queries: list[str], k: int, work: Path, seed: int) -> dict[str, list[str]]:
