@@ -22,8 +22,9 @@ FAST = {"max_image_size": 800, "max_num_features": 4096}
 # Internet photos: every photo its own camera (different phones, zooms, crops); guided matching pins
 # the focal of poorly constrained cameras (docs/sfm.md).
 INTERNET = {"camera_mode": "per_image"}
-# Single-threaded mapping makes the model repeat exactly, so "all 10 registered" is a fixed outcome.
-ACCURATE = {**INTERNET, "guided_matching": True, "mapping_threads": 1}
+# Single-threaded mapping makes the registered photos repeat, so "all 10 registered" is a fixed outcome; extraction and
+# matching keep every core (deterministic: false) since this test measures accuracy, not repetition.
+ACCURATE = {**INTERNET, "guided_matching": True, "deterministic": False, "mapping_threads": 1}
 
 
 def align_cameras(R_est: np.ndarray, C_est: np.ndarray, R_gt: np.ndarray, C_gt: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
@@ -213,7 +214,7 @@ def test_one_oversized_photo_costs_nothing(tmp_path, demo_sfm):
     with Image.open(big) as im:
         im.resize((12000, 8000), Image.LANCZOS).save(src / big.name, quality=95, exif=im.getexif())
     reference = json.loads((demo_sfm / "stats.json").read_text())
-    stats = sfm_main(reference["options"], src, tmp_path / "out", scene="huge")
+    stats = sfm_main({**reference["options"], "deterministic": False}, src, tmp_path / "out", scene="huge")
     assert stats["resized_to_working_size"][big.name] == [12000, 8000]
     with Image.open(tmp_path / "out" / "work" / "input" / big.name) as im:
         assert max(im.size) == reference["options"]["max_image_size"]
