@@ -266,3 +266,34 @@ def test_messages_name_the_config_files_in_use_and_reproduce_the_invocation(monk
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     prepare(config, ["config/config.yaml"], None, SimpleNamespace(configfiles=[], replace_workflow_config=False))
     assert config_source() == "config/config.yaml" and "--configfile" not in rebuild_hint(Path("results/s/depth/h5/a.h5"))
+
+
+def test_a_photo_whose_header_claims_a_huge_size_is_skipped_without_decoding(tmp_path):
+    """A 1 KB PNG whose header says 40000 x 40000 px (1.6 GP, 4.8 GB decoded) is skipped before decoding, in a child
+    process under the memory limit, with the size and the limit named."""
+    import struct
+    import zlib
+
+    from PIL import Image
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for p in sorted(DEMO_IMAGES.glob("*.jpg"))[:2]:
+        shutil.copy(p, folder / p.name)
+    Image.new("RGB", (32, 32)).save(tmp_path / "small.png")
+    data = bytearray((tmp_path / "small.png").read_bytes())
+    ihdr = data[12:29]  # chunk type + 13 bytes of IHDR data
+    ihdr[4:12] = struct.pack(">II", 40000, 40000)
+    data[12:29] = ihdr
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(ihdr)) & 0xFFFFFFFF)
+    (folder / "bomb.png").write_bytes(bytes(data))
+    res = run_limited(f"""
+        import json
+        from pathlib import Path
+        from matchforge.sfm.inputs import stage_images
+        staged = stage_images(Path({str(folder)!r}), Path({str(tmp_path / 'staged')!r}))
+        print(json.dumps({{"names": staged.names, "skipped": staged.skipped}}))
+    """)
+    assert len(res["names"]) == 2 and [s["file"] for s in res["skipped"]] == ["bomb.png"]
+    reason = res["skipped"][0]["reason"]
+    assert "1600000000 pixels" in reason and "not decoded (limit 250 MP)" in reason, reason

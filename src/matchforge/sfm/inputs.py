@@ -29,6 +29,7 @@ import logging
 import os
 import shutil
 import stat
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -203,15 +204,25 @@ def photo_signature(folder: str | Path, cache: str | Path) -> tuple[str, int]:
     return hashlib.blake2b("\n".join(digests).encode(), digest_size=16).hexdigest(), len(digests)
 
 
+MAX_PHOTO_PIXELS = 250_000_000  # a photo's pixel count is checked against this before it is decoded (3 bytes each)
+
+
 def check_image(path: Path) -> tuple[Image.Image | None, str | None]:
-    """Decode the whole image; return (image, None) or (None, reason)."""
+    """Decode the whole image; return (image, None) or (None, reason). The size in the header is checked first
+    (PIL's decompression-bomb check, at :data:`MAX_PHOTO_PIXELS`): a larger photo is skipped without being decoded
+    (a few-KB file can claim 40000 x 40000)."""
     ImageFile.LOAD_TRUNCATED_IMAGES = False
+    Image.MAX_IMAGE_PIXELS = MAX_PHOTO_PIXELS // 2  # PIL warns above this and refuses above twice it
     try:
-        with Image.open(path) as im:
-            im.load()
-            if im.width < 16 or im.height < 16:
-                return None, f"too small ({im.width}x{im.height} px)"
-            return im.copy(), None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                im.load()
+                if im.width < 16 or im.height < 16:
+                    return None, f"too small ({im.width}x{im.height} px)"
+                return im.copy(), None
+    except Image.DecompressionBombError as err:  # raised by open(), from the header, before anything is decoded
+        return None, f"{str(err).split(',')[0]}; not decoded (limit {MAX_PHOTO_PIXELS / 1e6:.0f} MP)"
     except Exception as err:  # PIL raises many types for broken files
         reason = str(err) or type(err).__name__
         return None, f"unreadable: {reason}"
