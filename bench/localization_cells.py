@@ -4,8 +4,9 @@ Dense matchers (LoFTR) do not repeat keypoints across pairs, so localization gat
 over all of its pairs into one keypoint per cell (hloc's ``match_dense``). This scores the same stored matches
 with every (cell, tolerance) of a grid, so the matcher is not rerun:
 
-- the demo scene (``results/``, built by ``snakemake``): its 3 test photos localized against its 7 training
-  photos, for every LoFTR run and the SIFT baseline; recall at 0.25/0.5/5 median camera baselines;
+- the demo scene (``results/``, built by ``snakemake``, with the shipped ``demo_loc`` options): its 3 test photos
+  localized against its 7 training photos, for every LoFTR run and the SIFT baseline; recall at 0.25/0.5/5 median
+  camera baselines;
 - the Reichstag (``resources/testsets/reichstag``): 3 queries against 7 database photos, ground truth from the
   Image Matching Challenge reconstruction (independent of matchforge), matched by the demo's LoFTR ``demo_ds``
   and by SIFT at 640 px.
@@ -54,8 +55,12 @@ def demo(cells: list[float], errors: list[float], work: Path) -> pd.DataFrame | 
     if not dataset.is_file() or not found:
         print("demo results missing: run snakemake first")
         return None
-    spec = {"dataset": str(dataset), "sfm": str(REPO / "results" / "sacre_coeur" / "sfm"), "db_k": 3, "query_k": 3,
-            "img_resize": 320}
+    import yaml
+
+    shipped = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["localization"]["testsets"]["demo_loc"]
+    spec = {**{k: v for k, v in shipped.items() if k != "dataset"}, "dataset": str(dataset),
+            "sfm": str(REPO / "results" / "sacre_coeur" / "sfm"),
+            "query_pairs": str(REPO / "results" / "eval" / "localization" / "demo_loc" / "pairs-query.txt")}
     return grid_rows(spec, {m: p for m, p in found.items() if not m.startswith("posfeat")}, cells, errors, work)
 
 
