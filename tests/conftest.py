@@ -30,7 +30,7 @@ def real_data(*parts: str) -> Path:
 def demo_sfm(tmp_path_factory) -> Path:
     """SfM of the demo scene (sacre_coeur) with the shipped config's options, run once per session.
 
-    Returns the folder holding ``sparse/``, ``images/`` and ``stats.json`` (DESIGN.md layout).
+    Returns the folder holding ``sparse/``, ``images/`` and ``stats.json`` (docs/artifacts.md).
     Set MATCHFORGE_DEMO_SFM to an existing such folder to skip the computation while developing.
     """
     if os.environ.get("MATCHFORGE_DEMO_SFM"):

@@ -2,7 +2,7 @@
 
 One pydantic model per family says every option of a run, its type, bounds and default: this module is the only
 place those defaults are written. ``src/matchforge/schemas/{loftr,posfeat,shiftfocal}.schema.yaml``, which the
-workflow validates the config against, are exported from these models (``matchforge export-schemas``; a test checks
+workflow validates the config against, are exported from these models (``matchforge config-docs``; a test checks
 they are current), and so are the option tables of ``config/README.md``.
 
 Every family has the same run shape: the family's ``train`` section holds the training options shared by all its
@@ -342,8 +342,6 @@ class LoFTRTestset(Options):
 class SiftRatioBaseline(Options):
     """SIFT baseline (mutual NN + Lowe's ratio), matched and scored through the same code as LoFTR."""
 
-    """SIFT baseline (mutual NN + Lowe's ratio), matched and scored through the same code as LoFTR (results/eval/sift/ratio/<testset>.json)"""
-
     enabled: bool = Field(True, description='evaluate the baseline on every test set used by some run')
     max_keypoints: int = Field(4096, ge=10, description='SIFT keypoints per image (strongest first)')
     ratio: float = Field(0.8, gt=0, le=1, description='Lowe ratio test threshold (mutual nearest neighbours)')
@@ -549,8 +547,6 @@ class PoSFeatSection(PoSFeatDevice):
 class ShiftFocalTrain(Engine):
     """Training options of a shift/focal run (shiftfocal.train, overridden per run by runs.<run>.train); what
     ``matchforge shiftfocal-train`` parses."""
-
-    """training options of a run (shiftfocal.train, overridden per run by runs.<run>.train)"""
 
     targets: list[Literal['focal', 'shift', 'scale']] = Field(default_factory=lambda: ['focal', 'shift'], min_length=1, json_schema_extra=extra(unique=True),
         description="one network per target; recovery needs focal and shift; scale needs metric sources")

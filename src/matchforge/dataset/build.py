@@ -1,6 +1,6 @@
 """``matchforge dataset``: splits, MegaDepth layout and LoFTR data config of one dataset.
 
-Output folder ``results/datasets/{dataset}/`` (DESIGN.md):
+Output folder ``results/datasets/{dataset}/`` (docs/artifacts.md):
 
 - ``index/scene_info/<stem>.npz``: the scene-info files of the dataset. By scene, each scene's bucket
   files are copied unchanged. By images, each bucket file becomes one file per split,

@@ -6,7 +6,7 @@ Per image and per scene:
 - ``holdout``: AbsRel ``|d/z - 1|`` (mean and median) and coverage at the held-out SfM points (never used
   by the fit). For the ``sparse`` backend the H5 contains those points themselves, so QA densifies again
   *without* them and measures the densified pixels instead;
-- ``track_transfer_holdout`` (the headline): DESIGN.md's track-transfer error with only the held-out SfM
+- ``track_transfer_holdout`` (the headline): the track-transfer error (docs/depth.md) with only the held-out SfM
   points as sources, which the alignment never saw and (sparse backend) the densification of the measured
   map did not use either: the map is densified again without them, as for AbsRel. Over all points the
   measure is nearly circular for the sparse backend (its map holds the points themselves);

@@ -1,5 +1,5 @@
-"""Track-transfer error of depth maps (DESIGN.md): does the depth move one observation of an SfM point onto
-the other observations of the same point?
+"""Track-transfer error of depth maps (docs/depth.md, section 4): does the depth move one observation of an SfM
+point onto the other observations of the same point?
 
 For every ordered pair of views (i, j) that observe the same 3D point at COLMAP pixels ``x_i``, ``x_j``:
 read ``z = depth_i[floor(y_i), floor(x_i)]`` (skipped where 0/invalid), unproject

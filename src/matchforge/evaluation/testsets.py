@@ -77,11 +77,6 @@ def matching_options(testset: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in testset.items() if k not in SCORING_KEYS}
 
 
-def scoring_options(testset: Mapping[str, Any]) -> dict[str, Any]:
-    """The options of :data:`SCORING_KEYS` a test set sets."""
-    return {k: v for k, v in testset.items() if k in SCORING_KEYS}
-
-
 def pose_records(testset: Mapping[str, Any], dataset_json: str | Path | None = None, name: str = "") -> list[Any]:
     """Pose pairs of an entry of ``loftr.testsets`` (it has ``kind``) or a ``pose`` entry of ``posfeat.testsets``."""
     if "kind" in testset:
@@ -116,7 +111,7 @@ def homography_records(root: str | Path) -> list[Any]:
 
 # --- feature test sets (posfeat.testsets): the images to extract ------------------------------------
 
-POSE_DEFAULTS = {"split": "test", "min_overlap": 0.0, "max_pairs": None, "ransac_thresh": 0.5}
+POSE_DEFAULTS = {"split": "test", "min_overlap": 0.0, "max_pairs": None}
 
 
 def pose_pairs(spec: dict[str, Any]) -> tuple[list[Any], Path]:

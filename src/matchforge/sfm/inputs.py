@@ -243,11 +243,6 @@ def perceptual_hash(image: Image.Image) -> str:
     return str(imagehash.phash(image))
 
 
-def hash_distance(a: str, b: str) -> int:
-    """Hamming distance (bits) of two :func:`perceptual_hash` values."""
-    return bin(int(a, 16) ^ int(b, 16)).count("1")
-
-
 def gps_position(exif: Any) -> tuple[float, float] | None:
     """(latitude, longitude) in degrees from EXIF, or None when absent or not a position: non-finite, out of range,
     or exactly (0, 0), which cameras write when they have no fix."""

@@ -1,6 +1,6 @@
 """Photos -> COLMAP sparse model -> undistorted PINHOLE model, with pycolmap (CPU or CUDA).
 
-Outputs in ``out`` (DESIGN.md): ``sparse/`` (binary PINHOLE model), ``images/`` (the undistorted
+Outputs in ``out`` (docs/artifacts.md): ``sparse/`` (binary PINHOLE model), ``images/`` (the undistorted
 images it refers to), ``stats.json``. Intermediate files (database, distorted models, staged photos)
 stay in ``out/work/`` for inspection and reuse.
 
