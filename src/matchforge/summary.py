@@ -147,7 +147,7 @@ def eval_rows(path: Path, available: set[Path] = frozenset()) -> tuple[str | Non
     reference = _reference(path, set(available)) if kind in COMPARED else None
     sift = json.loads(reference.read_text()) if reference else None
     if kind == "localization":
-        thresholds = "; ".join(result[f"threshold@{k}"] for k in range(1, 10) if f"threshold@{k}" in result)
+        thresholds = "; ".join(v for k, v in result.items() if k.startswith("threshold@"))
         row = _intervals({**result, **ident, "thresholds": thresholds or result.get("note", "")})
         row["vs_sift"] = _compare(kind, sift, result) if sift else None
         rows = [row]

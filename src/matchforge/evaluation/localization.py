@@ -37,10 +37,10 @@ import json
 import logging
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
@@ -65,6 +65,12 @@ class Problem:
     truth: dict[str, np.ndarray] | None  # query name -> world->camera 4x4, when known
     retrieval: str
     database: list[str]  # the database images (registered in ``reference``, queries excluded)
+    oracle_pairs: list[tuple[str, str]] | None = None  # own scene with visual retrieval: the covisibility oracle's
+    oracle_retrieval: str = ""
+
+    def oracle(self) -> "Problem":
+        """The same problem with the oracle's query pairs (an upper bound of the retrieval)."""
+        return replace(self, query_pairs=self.oracle_pairs or [], oracle_pairs=None, retrieval=self.oracle_retrieval)
 
 
 def split_images(spec: Mapping[str, Any]) -> tuple[list[str], list[str]]:
@@ -103,11 +109,11 @@ def _pose(image: Any) -> np.ndarray:
     return T
 
 
-def problem(spec: Mapping[str, Any], oracle: bool = False) -> Problem:
+def problem(spec: Mapping[str, Any]) -> Problem:
     """The :class:`Problem` of a test set spec (own scene: ``dataset`` + ``sfm``; Aachen layout: ``aachen``). An own
-    scene's query pairs are the retrieved ones (``query_pairs``, from ``matchforge localization-pairs``) unless
-    ``oracle`` or ``retrieval: covisibility``: then each query's most covisible database images in the
-    ground-truth model."""
+    scene's query pairs are the retrieved ones (``query_pairs``, from ``matchforge localization-pairs``), with each
+    query's most covisible database images in the ground-truth model as ``oracle_pairs``; with
+    ``retrieval: covisibility`` the oracle's are the query pairs."""
     import pycolmap
 
     spec = {**DEFAULTS, **spec}
@@ -117,7 +123,10 @@ def problem(spec: Mapping[str, Any], oracle: bool = False) -> Problem:
     reference = pycolmap.Reconstruction(str(sfm / "sparse"))
     by_name = {img.name: img for img in reference.images.values()}
     db, queries = split_images(spec)
-    if spec["retrieval"] == "visual" and not oracle:
+    covisible = [(q, d) for q, nb in _covisible(reference, queries, db, int(spec["query_k"])).items() for d in nb]
+    oracle = (f"oracle: each query's {spec['query_k']} most covisible database images in the ground-truth model "
+              "(an upper bound: a real query has no such model)")
+    if spec["retrieval"] == "visual":
         from matchforge.io.aachen import read_pairs
 
         if not spec.get("query_pairs"):
@@ -127,16 +136,16 @@ def problem(spec: Mapping[str, Any], oracle: bool = False) -> Problem:
         query_pairs = [(q, d) for q, d in read_pairs(spec["query_pairs"]) if q in set(queries) and d in set(db)]
         retrieval = (f"visual: up to {spec['query_k']} database images per query by COLMAP visual-word retrieval, "
                      "re-ranked by verified SIFT matches")
+        oracle_pairs = covisible
     else:
-        query_pairs = [(q, d) for q, nb in _covisible(reference, queries, db, int(spec["query_k"])).items() for d in nb]
-        retrieval = (f"oracle: each query's {spec['query_k']} most covisible database images in the ground-truth model "
-                     "(an upper bound: a real query has no such model)")
+        query_pairs, retrieval, oracle_pairs = covisible, oracle, None
     db_pairs = _db_covisibility(reference, db, int(spec["db_k"]))
     cameras = {q: reference.cameras[by_name[q].camera_id] for q in queries}
     truth = {q: _pose(by_name[q]) for q in queries}
     for q in queries:
         reference.deregister_frame(by_name[q].frame_id)
-    return Problem(reference, sfm / "images", db_pairs, cameras, query_pairs, truth, retrieval, sorted(db))
+    return Problem(reference, sfm / "images", db_pairs, cameras, query_pairs, truth, retrieval, sorted(db),
+                   oracle_pairs, oracle)
 
 
 def _aachen_problem(spec: Mapping[str, Any]) -> Problem:
@@ -171,26 +180,18 @@ def _aachen_problem(spec: Mapping[str, Any]) -> Problem:
                    f"given: {Path(spec['query_pairs']).name}", db_names)
 
 
-def _problems(spec: Mapping[str, Any]) -> list[Problem]:
-    """The test set's problem, and for an own scene with visual retrieval also the oracle's (scored as an upper bound)."""
-    spec = {**DEFAULTS, **spec}
-    main = problem(spec)
-    with_oracle = not spec.get("aachen") and spec["retrieval"] == "visual"
-    return [main, problem(spec, oracle=True)] if with_oracle else [main]
-
-
 def records(spec: Mapping[str, Any]) -> list[Any]:
     """Every pair to match (the retrieved and the oracle's query pairs once each), as records with
     ``image0``/``image1`` paths (for ``match-pairs``)."""
-    found = _problems(spec)
-    pairs = list(dict.fromkeys(pair for p in found for pair in p.db_pairs + p.query_pairs))
-    return [SimpleNamespace(scene="localization", image0=found[0].images / a, image1=found[0].images / b) for a, b in pairs]
+    p = problem(spec)
+    pairs = list(dict.fromkeys(p.db_pairs + p.query_pairs + (p.oracle_pairs or [])))
+    return [SimpleNamespace(scene="localization", image0=p.images / a, image1=p.images / b) for a, b in pairs]
 
 
 def image_names(spec: Mapping[str, Any]) -> tuple[Path, list[str]]:
     """(image folder, every image name a pair uses): what a feature extractor must cover."""
-    found = _problems(spec)
-    return found[0].images, sorted({n for p in found for pair in p.db_pairs + p.query_pairs for n in pair})
+    p = problem(spec)
+    return p.images, sorted({n for pair in p.db_pairs + p.query_pairs + (p.oracle_pairs or []) for n in pair})
 
 
 class Keypoints:
@@ -243,13 +244,15 @@ def _unique(m: np.ndarray) -> np.ndarray:
 
 
 def assign_matches(reader: Any, db_pairs: list[tuple[str, str]], query_pairs: list[tuple[str, str]], cell_px: float,
-                   max_error_px: float, scale: Any) -> tuple[Keypoints, dict, dict]:
+                   max_error_px: float, scale: Callable[[str], float],
+                   size: Callable[[str], tuple[int, int]] | None = None) -> tuple[Keypoints, dict, dict]:
     """(keypoints, database matches, query matches): every pair's matches as (M, 2) keypoint ids. Database images
     get their keypoints from the database pairs; a query pair's database points go to the nearest of those within
-    ``max_error_px`` (or are dropped), its query points to keypoints gathered over all of the query's pairs."""
+    ``max_error_px`` (or are dropped), its query points to keypoints gathered over all of the query's pairs.
+    ``scale``: image name -> (file pixels) / (pixels the matcher saw); ``size``: image name -> (w, h), for the
+    reader's check that the matches lie inside the images."""
     kps = Keypoints(cell_px, max_error_px, scale)
-    stored = {pair: reader(*pair, sizes=tuple(scale.size(n) for n in pair) if hasattr(scale, "size") else None)
-              for pair in db_pairs + query_pairs}
+    stored = {pair: reader(*pair, sizes=tuple(map(size, pair)) if size else None) for pair in db_pairs + query_pairs}
     points: dict[str, list[np.ndarray]] = {}
     for a, b in db_pairs:
         points.setdefault(a, []).append(stored[(a, b)][0])
@@ -296,21 +299,14 @@ def triangulate(p: Problem, kps: Keypoints, db_matches: Mapping[tuple[str, str],
     return pycolmap.triangulate_points(reference, db_path, p.images, work / "triangulated")
 
 
-def image_scale(images: Path, working: float | None) -> Any:
-    """name -> (file pixels) / (pixels the matcher saw): its long side over the matcher's working long side."""
+def image_frames(images: Path, working: float | None) -> tuple[Callable[[str], float], Callable[[str], tuple[int, int]]]:
+    """(name -> (file pixels) / (pixels the matcher saw), name -> (w, h) of the file); each header is read once."""
     from functools import cache
 
     from matchforge.io.images import image_size
 
-    class Scale:
-        @cache
-        def size(self, name: str) -> tuple[int, int]:
-            return image_size(images / name)
-
-        def __call__(self, name: str) -> float:
-            return max(self.size(name)) / float(working) if working else 1.0
-
-    return Scale()
+    size = cache(lambda name: image_size(images / name))
+    return (lambda name: max(size(name)) / float(working) if working else 1.0), size
 
 
 def localize(p: Problem, matches: str | Path, work: str | Path, spec: Mapping[str, Any]) -> tuple[list[dict[str, Any]], Any]:
@@ -326,9 +322,9 @@ def localize(p: Problem, matches: str | Path, work: str | Path, spec: Mapping[st
         shutil.rmtree(work)
     work.mkdir(parents=True)
     with MatchReader(matches) as reader:
-        scale = image_scale(p.images, reader.matcher.get("working_size"))
+        scale, size = image_frames(p.images, reader.matcher.get("working_size"))
         kps, db_matches, q_matches = assign_matches(reader, p.db_pairs, p.query_pairs, spec["cell_px"],
-                                                    spec["max_error_px"], scale)
+                                                    spec["max_error_px"], scale, size)
     model = triangulate(p, kps, db_matches, work)
     db_ids = {img.name: img.image_id for img in model.images.values()}
     estimation = pycolmap.AbsolutePoseEstimationOptions()
@@ -375,10 +371,10 @@ def score(spec: Mapping[str, Any], matches: str | Path, work: str | Path) -> dic
     oracle retrieval's result under ``oracle`` (an upper bound)."""
     t0 = time.time()
     spec = {**DEFAULTS, **spec}
-    found = _problems(spec)
-    out = _score_problem(found[0], spec, matches, Path(work))
-    if len(found) > 1:
-        oracle = _score_problem(found[1], spec, matches, Path(work) / "oracle")
+    p = problem(spec)
+    out = _score_problem(p, spec, matches, Path(work))
+    if p.oracle_pairs is not None:
+        oracle = _score_problem(p.oracle(), spec, matches, Path(work) / "oracle")
         out["oracle"] = {k: v for k, v in oracle.items() if k != "options"}
     return {**out, "seconds": round(time.time() - t0, 2)}
 

@@ -53,25 +53,39 @@ def weighted_mean(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
     return out.reshape((len(weights),) + values.shape[1:])
 
 
-def _jackknife(values: np.ndarray, units: Units, statistic: Statistic) -> np.ndarray:
-    """Jackknife variance (per component) of ``statistic``, leaving out one photo (with all its units) at a time;
-    leave-outs that remove every unit are skipped; 0 with fewer than two left."""
+def _leave_one_out(units: Units) -> np.ndarray:
+    """(photos, units) weights: row i leaves out photo i with every unit it is in."""
     photos = sorted({p for u in units for p in u})
-    weights = np.array([[0.0 if p in u else 1.0 for u in units] for p in photos]).reshape(len(photos), len(units))
+    index = {p: i for i, p in enumerate(photos)}
+    rows = [index[p] for u in units for p in u]
+    cols = [j for j, u in enumerate(units) for _ in u]
+    weights = np.ones((len(photos), len(units)))
+    weights[rows, cols] = 0.0
+    return weights
+
+
+def _jackknife(weights: np.ndarray, draws_of: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """Jackknife variance (per component) of the statistic ``draws_of`` computes under each leave-out row of
+    ``weights``; leave-outs that remove every unit are skipped; 0 with fewer than two left."""
     weights = weights[weights.sum(1) > 0]
     if len(weights) < 2:
-        return np.zeros(np.shape(statistic(values, np.ones((1, len(units)))))[1:])
-    draws = np.asarray(statistic(values, weights), np.float64)
+        return np.zeros(np.shape(draws_of(np.ones((1, weights.shape[1]))))[1:])
+    draws = np.asarray(draws_of(weights), np.float64)
     m = len(draws)
     return (m - 1) / m * np.sum((draws - draws.mean(0)) ** 2, 0)
 
 
-def variance(values: np.ndarray, units: Units, statistic: Statistic) -> np.ndarray:
-    """Dyadic-robust variance of ``statistic`` over ``units`` (module docstring), per component."""
-    values = np.asarray(values)
-    by_photo = _jackknife(values, units, statistic)
-    by_unit = _jackknife(values, [(str(k),) for k in range(len(units))], statistic)
+def _dyadic(units: Units, draws_of: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """Dyadic-robust variance (module docstring) of the statistic ``draws_of`` computes under weights (B, units)."""
+    by_photo = _jackknife(_leave_one_out(units), draws_of)
+    by_unit = _jackknife(1.0 - np.eye(len(units)), draws_of)
     return np.maximum(by_photo - by_unit, by_unit)
+
+
+def variance(values: np.ndarray, units: Units, statistic: Statistic) -> np.ndarray:
+    """Dyadic-robust variance of ``statistic`` of ``values`` over ``units`` (module docstring), per component."""
+    values = np.asarray(values)
+    return _dyadic(units, lambda w: statistic(values, w))
 
 
 def clopper_pearson(p: float, n: float, level: float = LEVEL) -> tuple[float, float]:
@@ -155,10 +169,7 @@ def paired(name: str, a: np.ndarray, b: np.ndarray, units: Units, statistic: Sta
                            "p_value": p, "photos": photos, "pairs": len(units)}
     if photos < MIN_PHOTOS:
         return {**out, "diff_ci": None, "verdict": f"too few photos ({photos})"}
-    both = np.concatenate([a.reshape(len(a), -1), b.reshape(len(b), -1)], 1)
-    half = a.reshape(len(a), -1).shape[1]
-    difference = lambda v, w: statistic(v[:, half:].reshape(b.shape), w) - statistic(v[:, :half].reshape(a.shape), w)  # noqa: E731
-    var = float(variance(both, units, difference))
+    var = float(_dyadic(units, lambda w: np.asarray(statistic(b, w)) - np.asarray(statistic(a, w))))
     d = vb - va
     if share and var == 0.0:
         la, ha = (v * scale for v in share_interval(va / scale, 0.0, units))
@@ -176,7 +187,7 @@ def paired(name: str, a: np.ndarray, b: np.ndarray, units: Units, statistic: Sta
 
 
 def describe(comparison: Mapping[str, Any]) -> str:
-    """One line for a table cell: ``AUC@10 +12.3 [-4.0, 25.1], p 0.22 (5 of 9 pairs better, 2 worse): verdict``."""
+    """One line for a table cell: ``AUC@10 +12.3 [-4.0, +28.6], sign test p 0.22 (5 of 9 better, 2 worse): verdict``."""
     c = comparison
     ci = f" [{c['diff_ci'][0]:+.1f}, {c['diff_ci'][1]:+.1f}]" if c.get("diff_ci") else ""
     return (f"{c['score']} {c['diff']:+.1f}{ci}, sign test p {c['p_value']:.2g} ({c['wins']} of {c['pairs']} better, "

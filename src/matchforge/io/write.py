@@ -81,6 +81,17 @@ def atomic_path(path: str | Path, what: str = "output") -> Iterator[Path]:
         os.replace(tmp, path)
 
 
+def set_aside(path: str | Path, stamp: str | None = None) -> Path:
+    """Rename a damaged file to ``<name>.damaged-<time>`` (kept for inspection, never read again); the new path.
+    ``stamp`` (default: now) lets several files of one state share a time."""
+    import time
+
+    path = Path(path)
+    aside = path.with_name(f"{path.name}.damaged-{stamp or time.strftime('%Y%m%d-%H%M%S')}")
+    os.replace(path, aside)
+    return aside
+
+
 def write_bytes(path: str | Path, data: bytes, what: str = "output") -> None:
     """``path`` holds ``data`` afterwards, or (on failure) what it held before."""
     with atomic_path(path, what) as tmp:

@@ -26,7 +26,7 @@ from matchforge.conf import load_conf
 from matchforge.errors import MatchforgeError
 from matchforge.config_schema import require_config_path, with_defaults
 from matchforge.sfm.inputs import StagedImages, require_folder, skipped_summary, stage_images
-from matchforge.io.write import require_free_space, write_json
+from matchforge.io.write import require_free_space, set_aside, write_json
 from matchforge.resources import sfm_pairs
 
 logger = logging.getLogger(__name__)
@@ -233,7 +233,7 @@ def reuse_database(conf: dict[str, Any], work: Path, staged: StagedImages) -> tu
         stamp = time.strftime("%Y%m%d-%H%M%S")
         for path in (database, record):
             if path.exists():
-                path.rename(path.with_name(f"{path.name}.damaged-{stamp}"))
+                set_aside(path, stamp)
         reason = f"the kept database was damaged ({damage}): set aside as *.damaged-{stamp}"
         logger.warning("%s", reason)
     elif old is None:

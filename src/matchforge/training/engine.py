@@ -43,7 +43,7 @@ from torch.utils.data import DataLoader, Sampler
 from matchforge.conf import to_json
 from matchforge.errors import MatchforgeError
 from matchforge.io.safe import load_torch
-from matchforge.io.write import disk_errors, write_text
+from matchforge.io.write import disk_errors, set_aside, write_text
 from matchforge.run_config import Engine
 
 log = logging.getLogger(__name__)
@@ -318,8 +318,7 @@ def _readable_checkpoint(spec: RunSpec) -> tuple[str, int] | None:
         try:
             step = int(load_torch(ckpt, "training checkpoint")["global_step"])
         except (MatchforgeError, KeyError, TypeError, ValueError) as err:
-            aside = ckpt.with_name(f"{ckpt.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
-            os.replace(ckpt, aside)
+            aside = set_aside(ckpt)
             log.warning("%s: checkpoint %s cannot be read (%s); moved aside to %s", spec.name, ckpt,
                         getattr(err, "cause", err), aside.name)
             continue
@@ -367,7 +366,7 @@ def _refuse_failed_run(module: L.LightningModule, trainer: L.Trainer, spec: RunS
         return
     last = spec.ckpt_dir / "last.ckpt"
     if last.exists():
-        last.rename(last.with_name(f"{last.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}"))
+        set_aside(last)
     cause = (f"the weights hold {bad} non-finite values after training (first in {where})" if bad else
              f"every one of its {steps} steps was skipped (non-finite loss)")
     raise MatchforgeError(f"{spec.name}: {cause}; nothing was published", fix="lower the learning rate, set "
