@@ -297,3 +297,209 @@ def test_a_photo_whose_header_claims_a_huge_size_is_skipped_without_decoding(tmp
     assert len(res["names"]) == 2 and [s["file"] for s in res["skipped"]] == ["bomb.png"]
     reason = res["skipped"][0]["reason"]
     assert "1600000000 pixels" in reason and "not decoded (limit 250 MP)" in reason, reason
+
+
+def _alias_bomb(levels: int = 9) -> str:
+    """A YAML value of a few hundred bytes that stands for 9**levels strings (each level repeats the one below)."""
+    value = "&l0 [x, x, x, x, x, x, x, x, x]"
+    for i in range(1, levels):
+        value = f"&l{i} [{value}, " + ", ".join([f"*l{i - 1}"] * 8) + "]"
+    return value
+
+
+def test_a_yaml_alias_bomb_in_the_config_is_refused_in_seconds_under_a_memory_limit(tmp_path):
+    """387 million values from 600 bytes: the config check used to expand them while validating (3.5 GB, 46 s,
+    then a traceback); the walk counts each use of an alias and stops at the limit."""
+    text = (REPO / "config" / "config.yaml").read_text() + f"\nreport: {{bomb: {_alias_bomb()}}}\n"
+    assert len(text) - len((REPO / "config" / "config.yaml").read_text()) < 1000
+    (tmp_path / "bomb.yaml").write_text(text)
+    res = run_limited(f"""
+        import json, time, yaml
+        from matchforge.config_schema import validate_config
+        from matchforge.errors import MatchforgeError
+        config = yaml.safe_load(open({str(tmp_path / 'bomb.yaml')!r}))
+        t = time.time()
+        try:
+            validate_config(config)
+            message = "accepted"
+        except MatchforgeError as err:
+            message = str(err)
+        print(json.dumps({{"message": message, "seconds": time.time() - t}}))
+    """, timeout=60)
+    assert "more than 100000 values (at report.bomb)" in res["message"] and "\n" not in res["message"], res
+    assert res["seconds"] < 5
+
+
+@pytest.mark.parametrize("path, value, message", [
+    ("loftr.train.img_resize", 10**9, "loftr.train.img_resize: 1000000000 is greater than the maximum of 16384"),
+    ("datasets.demo.loftr.n_samples_per_subset", 10**12, "datasets.demo.loftr.n_samples_per_subset: 1000000000000 is "
+                                                         "greater than the maximum of 10000000"),
+    ("posfeat.train.data.image_size", [160000, 128], "posfeat.train.data.image_size.0: 160000 is greater than"),
+    ("shiftfocal.train.resolution", 4096, "shiftfocal.train.resolution: 4096 is greater than the maximum of 512"),
+    ("loftr.runs.demo_ds.train.batch_size", 10**8, "loftr.runs.demo_ds.train.batch_size: Input should be less than or "
+                                                   "equal to 4096"),
+    ("sfm.max_num_features", {"a": list(range(10000))}, "sfm.max_num_features: {'a': [0, 1, 2, 3,"),
+    ("scene_info.max_pairs_per_bucket", float("nan"), "scene_info.max_pairs_per_bucket: nan is not valid"),
+])
+def test_a_config_value_past_its_limit_ends_in_one_line_naming_the_key(path, value, message):
+    """Sizes that allocate (an img_resize of 1e9, a batch of 1e8) used to pass planning and fail (or exhaust the
+    machine) inside a job; a nested value's message repeated all of it."""
+    import yaml
+
+    from matchforge.config_schema import check_references, validate_config
+
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    *parents, key = path.split(".")
+    section = config
+    for name in parents:
+        section = section.setdefault(name, {})
+    section[key] = value
+    with pytest.raises(MatchforgeError) as err:
+        validate_config(config)
+        check_references(config)
+    assert message in str(err.value) and "\n" not in str(err.value) and len(str(err.value)) < 500, str(err.value)
+
+
+def test_an_array_file_whose_header_claims_more_than_it_holds_is_refused_before_allocating(tmp_path):
+    """A 100-byte .npy whose header claims 10^12 float64 values: numpy allocates the claimed size before reading."""
+    import numpy as np
+
+    path = tmp_path / "pairs.npy"
+    np.save(path, np.zeros(4))
+    raw = path.read_bytes()
+    header_end = raw.index(b"\n") + 1
+    header = raw[10:header_end].decode("latin1").replace("(4,)", "(1000000000000,)")
+    header = header.rstrip("\n").rstrip().ljust(((10 + len(header) + 63) // 64) * 64 - 11) + "\n"
+    path.write_bytes(raw[:8] + len(header).to_bytes(2, "little") + header.encode("latin1") + np.zeros(4).tobytes())
+    res = run_limited(f"""
+        import json
+        from matchforge.io.safe import load_array_file
+        from matchforge.errors import MatchforgeError
+        try:
+            load_array_file({str(path)!r}, "IMC pair list")
+            message = "read"
+        except MatchforgeError as err:
+            message = str(err)
+        print(json.dumps({{"message": message}}))
+    """)
+    assert "IMC pair list claims an array of (1000000000000,) float64 (8000000000000 bytes) but holds 32" in \
+        res["message"], res
+
+
+def test_a_depth_file_whose_header_claims_a_huge_map_is_refused_before_decompressing(tmp_path):
+    """A few-KB H5 whose chunked 'depth' claims 100000 x 100000 px (40 GB as float32) was decompressed whole."""
+    import h5py
+
+    from matchforge.io.depth import read_depth, read_depth_padded
+    from matchforge.io.safe import DamagedFile
+
+    path = tmp_path / "a.h5"
+    with h5py.File(path, "w") as f:
+        f.create_dataset("depth", shape=(100000, 100000), dtype="f4", chunks=(256, 256), compression="gzip")
+    assert path.stat().st_size < 100_000
+    for read in (read_depth, lambda p: read_depth_padded(p, None)):
+        with pytest.raises(DamagedFile, match=r"claims 100000x100000 px, over the limit of 250 MP"):
+            read(path)
+
+
+def _with_exif(folder: Path, tags: dict[str, dict[int, object]]) -> Path:
+    """Copies of the first demo photos with EXIF tags set (0x0112 in the main IFD, others in the Exif IFD)."""
+    from PIL import Image
+
+    folder.mkdir()
+    for p, (name, values) in zip(sorted(DEMO_IMAGES.glob("*.jpg")), tags.items()):
+        im = Image.open(p)
+        exif = Image.Exif()
+        for tag, value in values.items():
+            (exif if tag == 0x0112 else exif.get_ifd(0x8769))[tag] = value
+        im.save(folder / name, exif=exif, quality=95)
+    return folder
+
+
+def test_lying_exif_orientation_and_focal_are_treated_as_absent(tmp_path):
+    """An orientation of 99 and a 35 mm-equivalent focal of 65535 mm (COLMAP took it as a 2-million-pixel focal
+    prior, which its two-view verification trusts) are named in the log and ignored; a real 28 mm is kept."""
+    import pycolmap
+
+    from matchforge.sfm.inputs import stage_images
+    from matchforge.sfm.reconstruct import distrust_focal_priors
+
+    folder = _with_exif(tmp_path / "photos", {"turned.jpg": {0x0112: 99}, "lying.jpg": {0xA405: 65535},
+                                              "honest.jpg": {0xA405: 28}})
+    staged = stage_images(folder, tmp_path / "staged")
+    assert sorted(staged.names) == ["honest.jpg", "lying.jpg", "turned.jpg"] and staged.rotated == []
+    assert staged.metadata_problems == ["turned.jpg: EXIF orientation '99' is not one of 1-8; treated as absent "
+                                        "(stored upright)"]
+    reader = pycolmap.ImageReaderOptions()
+    reader.camera_model = "SIMPLE_RADIAL"
+    extraction = pycolmap.FeatureExtractionOptions()
+    extraction.max_image_size, extraction.num_threads = 320, 1
+    database = tmp_path / "database.db"
+    pycolmap.extract_features(database, staged.folder, camera_mode=pycolmap.CameraMode.PER_IMAGE,
+                              reader_options=reader, extraction_options=extraction, device=pycolmap.Device.cpu)
+    problems = distrust_focal_priors(database, "s")
+    assert len(problems) == 1 and problems[0].startswith("lying.jpg: the EXIF focal length gives ") and \
+        "outside 0.1-10); treated as absent" in problems[0]
+    db = pycolmap.Database.open(database)
+    cams = {img.name: db.read_camera(img.camera_id) for img in db.read_all_images()}
+    db.close()
+    assert not cams["lying.jpg"].has_prior_focal_length
+    assert cams["lying.jpg"].focal_length == pytest.approx(1.2 * max(cams["lying.jpg"].width, cams["lying.jpg"].height))
+    honest = cams["honest.jpg"]
+    assert honest.has_prior_focal_length and 0.7 < honest.focal_length / max(honest.width, honest.height) < 0.85  # 28 mm
+
+
+def test_photos_that_do_not_fit_an_imported_models_cameras_are_left_out(tmp_path):
+    """An imported COLMAP model whose camera says 780x1063 for a photo that is now 390x531 (resized after SfM):
+    its keypoints and intrinsics refer to other pixels, so the photo is dropped and named, not used."""
+    import pycolmap
+    from PIL import Image
+
+    from matchforge.sfm.reconstruct import drop_misfit_photos
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    rec = pycolmap.Reconstruction()
+    for i, p in enumerate(sorted(DEMO_IMAGES.glob("*.jpg"))[:3], start=1):
+        with Image.open(p) as im:
+            w, h = im.size
+            (im.resize((w // 2, h // 2)) if i == 2 else im).save(folder / p.name)
+        rec.add_camera_with_trivial_rig(pycolmap.Camera.create_from_model_id(i, pycolmap.CameraModelId.PINHOLE,
+                                                                             1.2 * max(w, h), w, h))
+        image = pycolmap.Image(name=p.name, camera_id=i, image_id=i)
+        rec.add_image_with_trivial_frame(image, pycolmap.Rigid3d())
+    dropped = drop_misfit_photos(rec, folder, "s")
+    misfit = sorted(DEMO_IMAGES.glob("*.jpg"))[1].name
+    assert [d["file"] for d in dropped] == [misfit] and rec.num_reg_images() == 2
+    assert re.search(r"the photo is \d+x\d+ px, its camera 2 says \d+x\d+; left out", dropped[0]["reason"])
+
+
+@pytest.mark.parametrize("content", ["[1, 2, 3]", '{"a.jpg": 5}', "{not json"])
+def test_a_damaged_photo_cache_is_set_aside_and_planning_goes_on(content, tmp_path):
+    """The photo fingerprint cache read at planning: valid JSON of the wrong shape used to raise an AttributeError or
+    TypeError on every `snakemake` call."""
+    from matchforge.sfm.inputs import photo_signature
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for p in sorted(DEMO_IMAGES.glob("*.jpg"))[:2]:
+        shutil.copy(p, folder / p.name)
+    fresh = photo_signature(folder, tmp_path / "fresh.json")
+    cache = tmp_path / "cache.json"
+    cache.write_text(content)
+    assert photo_signature(folder, cache) == fresh
+    assert len(list(tmp_path.glob("cache.json.damaged-*"))) == 1 and json.loads(cache.read_text())
+
+
+@pytest.mark.parametrize("content", ["[1]", '{"options": 3}', "\x00\x00"])
+def test_a_damaged_run_identity_is_set_aside_and_the_run_starts_over(content, tmp_path, caplog):
+    """A training run's identity record (checkpoints/identity.json), damaged: every rerun of the job used to fail."""
+    from matchforge.training.engine import Engine, RunSpec, prepare
+
+    spec = RunSpec(out_dir=tmp_path, name="run x", identity={"lr": 1}, data_fingerprint="d", engine=Engine())
+    spec.ckpt_dir.mkdir()
+    (spec.ckpt_dir / "identity.json").write_text(content)
+    with caplog.at_level("WARNING"):
+        assert prepare(spec) == (None, None)
+    assert "the run's identity record" in caplog.text and list(spec.ckpt_dir.glob("identity.json.damaged-*"))
+    assert json.loads((spec.ckpt_dir / "identity.json").read_text())["options"] == {"lr": 1}

@@ -23,6 +23,7 @@ import yaml
 
 from matchforge.conf import config_source, deep_merge
 from matchforge.errors import MatchforgeError
+from matchforge.limits import MAX_CONFIG_DEPTH, MAX_CONFIG_NODES, MAX_NAME
 
 # The schemas are package data, so a wheel or a non-editable install finds them too.
 SCHEMA_DIR = Path(str(resources.files("matchforge") / "schemas"))
@@ -132,7 +133,32 @@ NAMED = ("scenes", "datasets", "loftr.runs", "loftr.testsets", "posfeat.runs", "
          "shiftfocal.sources", "localization.testsets")
 
 
-MAX_NAME = 64  # characters of a scene, dataset, run or test-set name (it is joined with suffixes into file names)
+def check_size(config: Any) -> None:
+    """The config as YAML expands it holds at most :data:`MAX_CONFIG_NODES` values nested at most
+    :data:`MAX_CONFIG_DEPTH` deep. YAML aliases (``*name``) share one object, so a few lines can stand for billions of
+    values ("billion laughs"): the walk counts each use and stops at the limit, before anything copies or prints the
+    config."""
+    seen = 0
+    stack: list[tuple[Any, str, int]] = [(config, "", 0)]
+    while stack:
+        value, where, depth = stack.pop()
+        seen += 1
+        if seen > MAX_CONFIG_NODES or depth > MAX_CONFIG_DEPTH:
+            what = (f"more than {MAX_CONFIG_NODES} values" if seen > MAX_CONFIG_NODES
+                    else f"values nested more than {MAX_CONFIG_DEPTH} deep")
+            raise MatchforgeError(
+                f"the config holds {what} (at {where.split('[')[0] or 'the top level'}); YAML aliases (*name) count at each use",
+                fix=f"remove the repeated aliases or the nesting from {config_source()}")
+        if isinstance(value, Mapping):
+            stack.extend((v, f"{where}.{k}" if where else str(k), depth + 1) for k, v in value.items())
+        elif isinstance(value, (list, tuple)):
+            stack.extend((v, f"{where}[{i}]", depth + 1) for i, v in enumerate(value))
+
+
+def _short(message: str, limit: int = 200) -> str:
+    """One line of a validator's message, whose repr of the offending value can be as long as the value."""
+    message = " ".join(message.split())
+    return message if len(message) <= limit else message[:limit] + "..."
 
 
 def check_names(config: Mapping[str, Any]) -> None:
@@ -177,7 +203,7 @@ def check(instance: MutableMapping[str, Any], schema: Mapping[str, Any], where: 
         err = errors[0]
         key = ".".join(str(p) for p in err.absolute_path) or "(top level)"
         raise MatchforgeError(
-            f"invalid config at {where}.{key}: {err.message}" if key != "(top level)" else f"invalid config at {where}: {err.message}",
+            f"invalid config at {where}.{key}: {_short(err.message)}" if key != "(top level)" else f"invalid config at {where}: {_short(err.message)}",
             fix=f"edit {config_source()} ({where}); options and defaults are listed in config/README.md",
         )
 
@@ -186,13 +212,14 @@ def validate_config(config: MutableMapping[str, Any], schema_dir: str | Path | N
     """Check the config's shape (unknown keys with the closest allowed name), fill stage defaults and
     check every scene's merged overrides; the first problem raises one short MatchforgeError."""
     schema_dir = Path(schema_dir) if schema_dir is not None else SCHEMA_DIR
+    check_size(config)
     top = load_schema(schema_dir / "config.schema.yaml")
     check_keys(config, top, "")
     check_names(config)
     errors = sorted(DefaultFillingValidator(top).iter_errors(config), key=lambda e: list(e.absolute_path))
     if errors:
         key = ".".join(str(p) for p in errors[0].absolute_path) or "(top level)"
-        raise MatchforgeError(f"invalid config at {key}: {errors[0].message}",
+        raise MatchforgeError(f"invalid config at {key}: {_short(errors[0].message)}",
                               fix=f"edit {config_source()}; options and defaults are listed in config/README.md")
     for stage_schema in sorted(schema_dir.glob("*.schema.yaml")):
         stage = stage_schema.name.removesuffix(".schema.yaml")

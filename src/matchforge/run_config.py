@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from matchforge.conf import config_source
 from matchforge.errors import MatchforgeError
+from matchforge.limits import Batch, Count, SidePx, Width, Workers
 
 T = TypeVar("T", bound="Options")
 
@@ -114,7 +115,7 @@ class Engine(Options):
     devices: int | str = Field(1,
         description="GPUs per node (DDP when > 1 or num_nodes > 1); -1 = all. Ignored on a machine without GPU unless "
                     "accelerator: cpu is explicit (then DDP over CPU processes)")
-    num_nodes: int = Field(1, ge=1, description='nodes (SLURM)')
+    num_nodes: Workers = Field(1, ge=1, description='nodes (SLURM)')
     strategy: str = Field('auto',
         description="Lightning strategy (ddp, ddp_find_unused_parameters_true, ...); auto picks DDP for several GPUs")
     precision: Literal['32-true', '16-mixed', 'bf16-mixed', '64-true'] = Field('32-true',
@@ -208,12 +209,12 @@ class LoFTRTrain(Engine):
                     "+ dustbins (OT)")
     temp_bug_fix: bool = Field(True,
         description="fixed positional encoding (official training default; kornia's outdoor weights use false)")
-    block_dims: list[Annotated[int, Field(ge=8)]] = Field(default_factory=lambda: [128, 196, 256], min_length=3, max_length=3,
+    block_dims: list[Annotated[Width, Field(ge=8)]] = Field(default_factory=lambda: [128, 196, 256], min_length=3, max_length=3,
         description="ResNet-FPN widths at 1/2, 1/4, 1/8; the fine/coarse transformers use the first/last. Non-default "
                     "values do not load into kornia's default LoFTR")
-    initial_dim: int = Field(128, ge=8, description='ResNet-FPN stem width')
-    coarse_layers: int = Field(4, ge=1, description='self+cross attention pairs of the coarse transformer (4 upstream)')
-    nhead: int = Field(8, ge=1, description='attention heads')
+    initial_dim: Width = Field(128, ge=8, description='ResNet-FPN stem width')
+    coarse_layers: Width = Field(4, ge=1, description='self+cross attention pairs of the coarse transformer (4 upstream)')
+    nhead: Width = Field(8, ge=1, description='attention heads')
     thr: float = Field(0.2, description='coarse match confidence threshold')
     border_rm: int = Field(2, ge=0, description='coarse cells removed at the image border')
     dsmax_temperature: float = Field(0.1, gt=0, description='dual-softmax temperature')
@@ -223,7 +224,7 @@ class LoFTRTrain(Engine):
         description="OT: at inference drop cells whose best assignment is the dustbin (official OT configs: false)")
     train_coarse_percent: float = Field(0.3, gt=0, le=1,
         description="share of coarse cells sent to the fine level in training (0.3 outdoor)")
-    train_pad_num_gt_min: int = Field(200, ge=1,
+    train_pad_num_gt_min: Count = Field(200, ge=1,
         description="minimum ground-truth pads of the fine level; must stay below train_coarse_percent x coarse cells")
     depth_check: bool = Field(False,
         description="also require present, consistent depth for coarse ground truth (upstream: false)")
@@ -239,12 +240,12 @@ class LoFTRTrain(Engine):
     fine_weight: float = Field(1.0, description='weight of the fine loss')
     fine_correct_thr: float = Field(1.0, gt=0,
         description="fine GT offsets (window units) beyond this are not supervised")
-    img_resize: int = Field(640, ge=64,
+    img_resize: SidePx = Field(640, ge=64,
         description="long side (px) of training images, padded to a square (640 or 840 upstream)")
     interpolation: Literal['linear', 'area'] = Field('linear',
         description="image resampling when resizing: linear = cv2.resize's default, what the official loaders use; area = "
                     "anti-aliased downsizing")
-    depth_max_size: int | None = Field(2000, ge=64,
+    depth_max_size: SidePx | None = Field(2000, ge=64,
         description="depth maps are zero-padded to this square size (upstream MegaDepth 2000); null = no padding (all depth"
                     " maps of one size, as ScanNet)")
     pad: bool = Field(True,
@@ -252,14 +253,14 @@ class LoFTRTrain(Engine):
                     "640x480)")
     min_overlap: float = Field(0.0,
         description="training pairs need overlap > this (upstream: 0.0 MegaDepth outdoor, 0.4 ScanNet)")
-    n_samples_per_subset: int = Field(100, ge=1,
+    n_samples_per_subset: Count = Field(100, ge=1,
         description="pairs drawn per scene-info file (one overlap bucket of one scene) per epoch, with replacement (the "
                     "official N_SAMPLES_PER_SUBSET; datasets.<d>.loftr.n_samples_per_subset is the same value for the "
                     "official code's config)")
-    num_workers: int = Field(4, ge=0,
+    num_workers: Workers = Field(4, ge=0,
         description="data-loader worker processes; the job asks for num_workers + 1 CPU threads per training process")
     val_max_pairs: int | None = Field(None, description='validate on at most this many val pairs (null = all)')
-    batch_size: int = Field(1, ge=1, description='pairs per GPU per step')
+    batch_size: Batch = Field(1, ge=1, description='pairs per GPU per step')
     canonical_lr: float = Field(0.008, gt=0, description='lr at canonical_bs; scaled linearly by the true batch size')
     canonical_bs: int = Field(64, ge=1, description='batch size canonical_lr refers to')
     canonical_warmup_step: int = Field(1875, ge=0, description='warm-up steps at canonical_bs (scaled inversely)')
@@ -291,9 +292,9 @@ class LoFTRRun(LoFTRData):
 
     testsets: list[str] = Field(default_factory=lambda: [],
         description="names under loftr.testsets to evaluate this run on")
-    gpus: int = Field(1, ge=0,
+    gpus: Workers = Field(1, ge=0,
         description="GPUs the training job asks Snakemake for (resources: gpu); runs on CPU when none is present")
-    eval_gpus: int = Field(1, ge=0, description='GPUs each evaluation job asks for')
+    eval_gpus: Workers = Field(1, ge=0, description='GPUs each evaluation job asks for')
     train: dict[str, Any] = Field(default_factory=dict, description="options of loftr.train that differ for this run")
 
 
@@ -319,7 +320,7 @@ class LoFTRTestset(Options):
     data_root: str | None = Field(None, json_schema_extra=extra(path=True, unset=True),
         description="kind megadepth/scannet: folder the index's image paths are relative to; the test set is built only if "
                     "it exists")
-    img_resize: int | None = Field(640,
+    img_resize: SidePx | None = Field(640,
         description="long side (px) LoFTR sees (840 for MegaDepth-1500, 640 for ScanNet-1500)")
     pad: bool = Field(True, description='pad images to a square with masks (as the MegaDepth loader)')
     interpolation: Literal['linear', 'area'] = Field('linear',
@@ -343,9 +344,9 @@ class SiftRatioBaseline(Options):
     """SIFT baseline (mutual NN + Lowe's ratio), matched and scored through the same code as LoFTR."""
 
     enabled: bool = Field(True, description='evaluate the baseline on every test set used by some run')
-    max_keypoints: int = Field(4096, ge=10, description='SIFT keypoints per image (strongest first)')
+    max_keypoints: Count = Field(4096, ge=10, description='SIFT keypoints per image (strongest first)')
     ratio: float = Field(0.8, gt=0, le=1, description='Lowe ratio test threshold (mutual nearest neighbours)')
-    img_resize: int | None = Field(None, description="long side (px) SIFT sees; null = the test set's img_resize")
+    img_resize: SidePx | None = Field(None, description="long side (px) SIFT sees; null = the test set's img_resize")
 
 
 
@@ -373,7 +374,7 @@ class PoSFeatModel(Options):
 
     arch: Literal['resnet50', 'resnet34', 'resnet18'] = Field('resnet50',
         description="ResNet backbone of the description net (paper: resnet50)")
-    desc_dim: int = Field(128, ge=8, description='descriptor dimension')
+    desc_dim: Width = Field(128, ge=8, description='descriptor dimension')
     pretrained: str | None = Field(None,
         description="torchvision-named ImageNet weights of the backbone: a local .pth/.safetensors file or folder, or "
                     "hf:<repo> (e.g. hf:timm/resnet50.tv_in1k); null = random init (warned)")
@@ -391,11 +392,11 @@ class ColorJitter(Options):
 class PoSFeatData(Options):
     """Training images of the description and detection nets."""
 
-    image_size: list[Annotated[int, Field(ge=32, multiple_of=16)]] = Field(default_factory=lambda: [640, 480], min_length=2, max_length=2,
+    image_size: list[Annotated[SidePx, Field(ge=32, multiple_of=16)]] = Field(default_factory=lambda: [640, 480], min_length=2, max_length=2,
         description="training size [W, H] (multiples of 16); CAPS images are 640x480")
     rot_thr: float = Field(80.0, ge=0, le=180, description='drop pairs whose relative rotation exceeds this (degrees)')
     min_overlap: float = Field(0.0, ge=0, description='matchforge datasets: keep pairs with overlap > this')
-    num_workers: int = Field(2, ge=0, description='DataLoader worker processes')
+    num_workers: Workers = Field(2, ge=0, description='DataLoader worker processes')
     color_jitter: ColorJitter = Field(default_factory=lambda: ColorJitter(), json_schema_extra={"default": {}},
         description="colour-jitter augmentation (kornia ColorJitter factors; all 0 = off)")
 
@@ -404,7 +405,7 @@ class DescStage(Options):
     """Stage desc: the description net trained with the epipolar loss."""
 
     steps: int = Field(100000, ge=1, description='training iterations (upstream 10 x 10,000)')
-    batch_size: int = Field(8, ge=1)
+    batch_size: Batch = Field(8, ge=1)
     optimizer: Literal['adam', 'sgd'] = Field('adam', description='upstream repo: Adam 1e-4 (paper: SGD 1e-3)')
     lr: float = Field(0.0001, gt=0)
     momentum: float = Field(0.0, ge=0, description='SGD momentum (upstream: none)')
@@ -414,9 +415,9 @@ class DescStage(Options):
     vis_every: int = Field(1000, ge=1)
     ckpt_every: int = Field(1000, ge=0)
     seed: int = Field(0, description='seed of batch order, query points, jitter and sampling')
-    grid_size: int = Field(16, ge=2,
+    grid_size: Count = Field(16, ge=2,
         description="one random query point per grid_size x grid_size pixel cell, both images")
-    line_samples: int = Field(100, ge=2, description='points sampled along each epipolar line')
+    line_samples: Count = Field(100, ge=2, description='points sampled along each epipolar line')
     window_size: float = Field(0.1, gt=0, le=1,
         description="half-width of the search window in [-1, 1] image coordinates")
     loc_rand: float = Field(0.707, ge=0, le=1, description='uniform jitter of the window centre, in window half-widths')
@@ -428,7 +429,7 @@ class KpStage(Options):
     """Stage kp: the detection net trained with the keypoint reward, descriptors fixed."""
 
     steps: int = Field(5000, ge=1, description='training iterations (upstream 5 x 1,000)')
-    batch_size: int = Field(6, ge=1)
+    batch_size: Batch = Field(6, ge=1)
     optimizer: Literal['adam', 'sgd'] = Field('sgd')
     lr: float = Field(0.001, gt=0)
     momentum: float = Field(0.0, ge=0, description='SGD momentum (upstream: none)')
@@ -449,12 +450,12 @@ class KpStage(Options):
 class PoSFeatExtract(Options):
     """Feature extraction of a trained run (and the SIFT baseline's keypoint count and size)."""
 
-    max_size: int | None = Field(None, ge=32,
+    max_size: SidePx | None = Field(None, ge=32,
         description="long side (px) images are resized to for extraction; null = full size (HPatches protocol)")
     nms_radius: int = Field(1, ge=0, description='hard NMS radius on the score map')
     thr: float = Field(0.9, description='keep score-map maxima above this')
-    num_pts: int = Field(8192, ge=1, description='at most this many keypoints (top scores)')
-    min_pts: int = Field(128, ge=0, description='at least this many keypoints, even below thr')
+    num_pts: Count = Field(8192, ge=1, description='at most this many keypoints (top scores)')
+    min_pts: Count = Field(128, ge=0, description='at least this many keypoints, even below thr')
     use_sift: bool = Field(False, description='describe OpenCV SIFT keypoints with PoSFeat instead of detecting')
 
 
@@ -551,17 +552,17 @@ class ShiftFocalTrain(Engine):
     targets: list[Literal['focal', 'shift', 'scale']] = Field(default_factory=lambda: ['focal', 'shift'], min_length=1, json_schema_extra=extra(unique=True),
         description="one network per target; recovery needs focal and shift; scale needs metric sources")
     steps: int = Field(2000, ge=1, description='optimiser steps per target')
-    batch_size: int = Field(4, ge=1, description='point clouds per step')
+    batch_size: Batch = Field(4, ge=1, description='point clouds per step')
     lr: float = Field(0.001, gt=0, description='initial learning rate')
     min_lr_ratio: float = Field(0.01, ge=0, le=1, description='final lr = lr * min_lr_ratio')
     schedule: Literal['cosine', 'linear', 'constant'] = Field('cosine', description='learning-rate decay over `steps`')
     optimizer: Literal['adamw', 'sgd'] = Field('adamw',
         description="sgd uses momentum 0.9 (LeReS-era recipes used SGD)")
     weight_decay: float = Field(0.0001, ge=0)
-    num_points: int = Field(20000, ge=16, description='points sampled per cloud (valid pixels, random per step)')
-    resolution: int = Field(64, ge=16, multiple_of=16,
+    num_points: Count = Field(20000, ge=16, description='points sampled per cloud (valid pixels, random per step)')
+    resolution: int = Field(64, ge=16, le=512, multiple_of=16,
         description="voxels per axis of the dense grid (64 on CPU, 96-128 on GPU)")
-    channels: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [32, 32, 64, 128, 256], min_length=5, max_length=5,
+    channels: list[Annotated[Width, Field(ge=1)]] = Field(default_factory=lambda: [32, 32, 64, 128, 256], min_length=5, max_length=5,
         description="stem and 4 stage widths (SPVCNN: 32, 32, 64, 128, 256)")
     norm: Literal['group', 'batch'] = Field('group',
         description="GroupNorm (same in training and inference; small batches) or BatchNorm (as SPVCNN)")
@@ -586,7 +587,7 @@ class ShiftFocalTrain(Engine):
 class ShiftFocalData(Options):
     """data generation options common to all sources"""
 
-    max_side: int | None = Field(640, ge=16,
+    max_side: SidePx | None = Field(640, ge=16,
         description="downscale depth maps (nearest) so the long side is at most this (px); null keeps the size")
     min_valid: float = Field(0.2, ge=0, le=1, description='skip items with a smaller share of valid depth pixels')
     holdout: float = Field(0.25, ge=0, le=0.9,
@@ -611,7 +612,7 @@ class ShiftFocalSource(Options):
     calib: dict[str, Any] | None = Field(None,
         description="middlebury: {f, cx, cy, doffs, baseline_m} instead of calib.txt")
     depth_unit: float = Field(0.001, gt=0, description='kenburns: metres per EXR unit')
-    max_side: int | None = Field(None, ge=16, json_schema_extra=extra(unset=True),
+    max_side: SidePx | None = Field(None, ge=16, json_schema_extra=extra(unset=True),
         description="overrides shiftfocal.data.max_side for this source")
     min_valid: float | None = Field(None, ge=0, le=1, json_schema_extra=extra(unset=True),
         description="overrides shiftfocal.data.min_valid (sparse SfM depth needs a low value)")
@@ -622,7 +623,7 @@ class ShiftFocalSource(Options):
 class ShiftFocalEval(Options):
     """Evaluation of a run on held-out items (LeReS's recovery)."""
 
-    num_points: int = Field(20000, ge=16, description='points per cloud at inference')
+    num_points: Count = Field(20000, ge=16, description='points per cloud at inference')
     max_shift: float = Field(0.6, description='LeReS clamps the predicted shift to at most 0.6')
     fov_deg: float = Field(60.0, gt=0, lt=180, description='initial vertical field of view (LeReS: 60)')
     alpha_range: list[Annotated[float, Field(gt=0)]] = Field(default_factory=lambda: [0.5, 1.5], min_length=2, max_length=2,

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import ConfigDict, Field, RootModel, model_validator
 
 from matchforge.run_config import Options, extra
+from matchforge.limits import Batch, Count, SidePx, Workers
 
 
 class SfMSection(Options):
@@ -23,27 +24,27 @@ class SfMSection(Options):
     camera_mode: Literal['auto', 'single', 'per_folder', 'per_image'] = Field('auto',
         description="`single` (one camera for the scene, e.g. a video), `per_image` (internet photo collections), "
                     "`per_folder`, `auto` (COLMAP groups by EXIF and size)")
-    max_image_size: int = Field(1600, ge=100, description='long side (px) used for SIFT extraction')
-    max_num_features: int = Field(8192, ge=100, description='SIFT features per image')
+    max_image_size: SidePx = Field(1600, ge=100, description='long side (px) used for SIFT extraction')
+    max_num_features: Count = Field(8192, ge=100, description='SIFT features per image')
     matcher: Literal['auto', 'exhaustive', 'sequential', 'vocab_tree', 'spatial'] = Field('auto',
         description="`exhaustive`, `sequential`, `vocab_tree`, `spatial`; `auto` = exhaustive up to "
                     "`exhaustive_max_images`, then spatial if the photos carry GPS, else `vocab_tree` (image "
                     "retrieval). `auto` never picks `sequential` (file-name order: right for video frames, wrong for "
                     "unordered collections)")
-    exhaustive_max_images: int = Field(150, ge=2,
+    exhaustive_max_images: Count = Field(150, ge=2,
         description="matcher auto matches every pair up to this many photos (n(n-1)/2 pairs), and retrieves pairs "
                     "above it")
-    sequential_overlap: int = Field(10, ge=1, description='neighbours matched by the sequential matcher')
+    sequential_overlap: Count = Field(10, ge=1, description='neighbours matched by the sequential matcher')
     vocab_tree_path: str | None = Field(None, json_schema_extra=extra(path=True),
         description="a COLMAP ≥ 3.12 vocabulary tree (`vocab_tree_faiss_*.bin`) for `vocab_tree`; null builds a "
                     "vocabulary from the scene's own SIFT features (`work/visual_index.bin`, kept with the database)")
-    vocab_tree_num_words: int | None = Field(None, ge=16,
+    vocab_tree_num_words: Count | None = Field(None, ge=16,
         description="visual words of a vocabulary built from the scene (null: 32 per photo as a power of two, 1024 to"
                     " 8192)")
-    retrieval_num_images: int = Field(30, ge=1,
+    retrieval_num_images: Count = Field(30, ge=1,
         description="vocab_tree: each photo is matched with this many most similar photos (about n x this many pairs "
                     "instead of n(n-1)/2)")
-    max_num_matches: int = Field(32768, ge=100, description='per pair')
+    max_num_matches: Count = Field(32768, ge=100, description='per pair')
     guided_matching: bool = Field(False,
         description="re-match each verified pair guided by its two-view geometry (COLMAP's guided matching). For "
                     "internet photos with one unknown camera each it fixes cameras whose focal is poorly constrained "
@@ -74,7 +75,7 @@ class SfMSection(Options):
         description="register a photo that sees too few 3D points from its 2D-2D matches instead (COLMAP ≥ 3.13); "
                     "tens of seconds per such photo on CPU. The ETH-style reconstruction evaluation turns it off (the"
                     " benchmark's COLMAP had none)")
-    undistort_max_image_size: int = Field(2000,
+    undistort_max_image_size: SidePx = Field(2000,
         description="long side (px) of the undistorted images; -1 keeps the full size. LoFTR pads depth to 2000 px, "
                     "so larger images break its loader")
     num_threads: int = Field(-1,
@@ -112,7 +113,7 @@ class DepthAnything(Options):
     kind: Literal['auto', 'relative', 'metric'] = Field('auto',
         description="output type; auto reads config.depth_estimation_type (relative = affine-invariant disparity, "
                     "metric = metres)")
-    batch_size: int = Field(4, ge=1, description='images per forward pass (grouped by network input size)')
+    batch_size: Batch = Field(4, ge=1, description='images per forward pass (grouped by network input size)')
     device: str = Field('auto', description='`auto` = CUDA when available, else CPU; or e.g. `cuda:1`')
     local_files_only: bool = Field(False, description='never contact the hub (a local directory implies it)')
     fp16: bool = Field(False, description='half precision on CUDA')
@@ -121,10 +122,10 @@ class DepthAnything(Options):
 class DepthMvs(Options):
     """options of the mvs backend (COLMAP PatchMatch stereo through pycolmap; depth in SfM units, docs/depth.md)"""
 
-    max_image_size: int = Field(-1,
+    max_image_size: SidePx = Field(-1,
         description="long side (px) PatchMatch works at; -1 = the undistorted images' size (maps are brought back to "
                     "it)")
-    num_sources: int = Field(20, ge=1, description='source views per image, picked by COLMAP from the sparse model')
+    num_sources: Count = Field(20, ge=1, description='source views per image, picked by COLMAP from the sparse model')
     num_iterations: int = Field(5, ge=1, description='PatchMatch propagation iterations')
     window_radius: int = Field(5, ge=1, description='half-size (px) of the NCC window')
     geom_consistency: bool = Field(True,
@@ -139,7 +140,7 @@ class DepthAlign(Options):
     """fit of the raw prediction to the SfM depths of the points each image observes"""
 
     min_points: int = Field(30, ge=2, description='fewer SfM points for the fit = poor fit')
-    ransac_iterations: int = Field(256, ge=1, description='2-point RANSAC samples before the IRLS refinement')
+    ransac_iterations: Count = Field(256, ge=1, description='2-point RANSAC samples before the IRLS refinement')
     inlier_threshold: float = Field(0.1, gt=0,
         description="inlier if the relative inverse-depth error |z(a·d+b) − 1| is below this")
     max_abs_rel: float = Field(0.15, gt=0,
@@ -162,7 +163,7 @@ class DepthConsistency(Options):
     enabled: bool = Field(True,
         description="multi-view consistency filter between alignment and `depth/h5` (false: the aligned maps "
                     "unfiltered)")
-    top_k: int = Field(5, ge=1, description='neighbour images checked per image (most shared SfM points first)')
+    top_k: Count = Field(5, ge=1, description='neighbour images checked per image (most shared SfM points first)')
     min_views: int = Field(1, ge=1, description="neighbours that must confirm a pixel's depth")
     rel_threshold: float = Field(0.06, gt=0,
         description="a neighbour confirms when |z - d_j| <= rel_threshold * d_j (z: the pixel's depth seen from the "
@@ -176,12 +177,12 @@ class DepthH5(Options):
         description="fast_deflate = a standard shuffle+gzip dataset whose chunks matchforge compresses itself (raw "
                     "blocks for noise-like byte planes, run-length deflate for the rest, all-zero chunks skipped, "
                     "threaded); lzf/gzip = h5py's own filters")
-    threads: int = Field(0, ge=0, description='threads compressing chunks for fast_deflate; 0 = min(8, CPU count)')
+    threads: Workers = Field(0, ge=0, description='threads compressing chunks for fast_deflate; 0 = min(8, CPU count)')
     gzip_level: int = Field(4, ge=0, le=9, description='level when compression is gzip')
     shuffle: bool = Field(True,
         description="byte-shuffle filter before lzf/gzip (much smaller float32 files); fast_deflate always shuffles")
-    chunk: int = Field(256, ge=16, description='chunk edge (px) of the chunked layout')
-    max_long_side: int = Field(2000,
+    chunk: SidePx = Field(256, ge=16, description='chunk edge (px) of the chunked layout')
+    max_long_side: SidePx = Field(2000,
         description="LoFTR pads depth to 2000 px; maps with a longer side follow `oversize`; <= 0 disables the check")
     oversize: Literal['error', 'allow', 'skip'] = Field('error',
         description="error = stop with a message (fix: sfm.undistort_max_image_size); allow = write and warn (raise "
@@ -195,12 +196,12 @@ class DepthShape(Options):
         description="name of a `shiftfocal.runs` entry: adds the shape step (`depth_shape`: focal length, recovered "
                     "depth and a PLY point cloud per image; against the SfM focal where there is SfM); null = off. "
                     "The demo scene sets `demo`")
-    num_points: int = Field(20000, ge=64, description='points the shift/focal networks see per image')
+    num_points: Count = Field(20000, ge=64, description='points the shift/focal networks see per image')
     max_shift: float = Field(0.6, description='clamp of the predicted depth shift (LeReS)')
     fov_deg: float = Field(60.0, gt=0, lt=180, description='initial vertical field of view guess (LeReS: 60)')
     alpha_range: list[Annotated[float, Field(gt=0)]] = Field(default_factory=lambda: [0.5, 1.5], min_length=2, max_length=2,
         description="clamp of each predicted focal ratio")
-    ply_points: int = Field(100000, ge=1, description='at most this many points per PLY (random subset)')
+    ply_points: Count = Field(100000, ge=1, description='at most this many points per PLY (random subset)')
     device: str = Field('auto', description='auto = cuda when available, else cpu')
 
 
@@ -248,11 +249,11 @@ class SceneInfoSection(Options):
                     "depth None (evaluation-only data)")
     min_depth_coverage: float = Field(0.0, ge=0, le=1,
         description="share of valid (> 0) depth pixels an H5 needs to count as valid; 0 = at least one valid pixel")
-    max_pairs_per_bucket: int | None = Field(None, ge=1,
+    max_pairs_per_bucket: Count | None = Field(None, ge=1,
         description="keep at most this many pairs per bucket, drawn at random with seed (the official test files hold"
                     " 300); null = all")
     seed: int = Field(0, description='random seed for max_pairs_per_bucket')
-    gt_img_resize: int | None = Field(None, ge=64,
+    gt_img_resize: SidePx | None = Field(None, ge=64,
         description="long side (px) at which each pair's ground-truth coarse matches are counted (`pairs.csv`); null = "
                     "the training size of the LoFTR runs that use the scene (the smallest when they differ; else its "
                     "datasets' loftr.img_resize, else 640)")
@@ -292,8 +293,8 @@ class DatasetLoFTR(Options):
     data_prefix: str | None = Field(None,
         description="path under which LoFTR sees this dataset folder (e.g. data/demo after `ln -s "
                     "results/datasets/demo LoFTR/data/demo`); null writes the dataset's absolute path")
-    img_resize: int = Field(640, ge=64, description='cfg.DATASET.MGDPT_IMG_RESIZE (long side, px)')
-    n_samples_per_subset: int = Field(100, ge=1,
+    img_resize: SidePx = Field(640, ge=64, description='cfg.DATASET.MGDPT_IMG_RESIZE (long side, px)')
+    n_samples_per_subset: Count = Field(100, ge=1,
         description="cfg.TRAINER.N_SAMPLES_PER_SUBSET written into loftr_data_config.py for the official LoFTR code: "
                     "pairs drawn per scene-info file per epoch (matchforge's own training reads "
                     "loftr.train.n_samples_per_subset, same meaning)")
@@ -332,11 +333,11 @@ class LocalizationTestset(Options):
     ground_truth: str | None = Field(None, json_schema_extra=extra(path=True),
         description="aachen: query poses in the submission format, for recall (the benchmark keeps its own private)")
     scene: str | None = Field(None, description="the scene (null: the dataset's only scene)")
-    img_resize: int = Field(640, ge=64, description='long side (px) LoFTR and SIFT see')
-    db_k: int = Field(10, ge=1,
+    img_resize: SidePx = Field(640, ge=64, description='long side (px) LoFTR and SIFT see')
+    db_k: Count = Field(10, ge=1,
         description="database pairs (own scene, or aachen without db_pairs): each database image with its db_k most "
                     "covisible database images")
-    query_k: int = Field(5, ge=1,
+    query_k: Count = Field(5, ge=1,
         description="own scene: each query is matched to query_k database images, chosen by retrieval")
     retrieval: Literal['visual', 'covisibility'] = Field('visual',
         description="own scene: how a query's database images are chosen. visual: COLMAP's visual-word retrieval "

@@ -31,7 +31,7 @@ from matchforge.depth.preview import write_preview
 from matchforge.depth.rawpng import read_raw, write_raw
 from matchforge.depth.sparse import densify
 from matchforge.io.images import read_image
-from matchforge.io.write import atomic_path, write_json
+from matchforge.io.write import atomic_path, read_kept_json, set_aside, write_json
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +122,19 @@ def main(conf: Mapping[str, Any], sfm_dir: str | Path, out_dir: str | Path, scen
     return summary
 
 
+def _usable(path: Path) -> bool:
+    """A cached depth map that reads; a damaged one (cut short by a kill) is set aside and predicted again."""
+    if not path.is_file():
+        return False
+    try:
+        read_raw(path)
+        return True
+    except Exception as err:  # any decoding failure: predict it again
+        log.warning("cached depth map %s is damaged (%s): set aside and predicted again", path, err)
+        set_aside(path)
+        return False
+
+
 def model_fingerprint(model: str) -> str:
     """The hub id, or for a local directory its files' names, sizes and modification times (new weights
     saved into the same directory change it)."""
@@ -154,11 +167,13 @@ def predict_resumable(options: Mapping[str, Any], sfm_dir: Path, views: Mapping[
     digest = {name: hashlib.blake2b((sfm_dir / "images" / name).read_bytes(), digest_size=8).hexdigest()
               for name in views}
     cached = {name: cache / f"{view.stem}-{digest[name]}.png" for name, view in views.items()}
-    todo = [name for name in views if not cached[name].is_file()]
+    info = cache / "info.json"
+    saved = read_kept_json(info, lambda v: isinstance(v, dict) and isinstance(v.get("kind"), str)
+                           and isinstance(v.get("meta"), dict), f"{scene or 'scene'}: the depth cache's record")
+    todo = [name for name in views if saved is None or not _usable(cached[name])]
     if len(todo) < len(views):
         log.info("%s: %d of %d depth maps reused from %s (an earlier or interrupted run with this model and options)",
                  scene or "scene", len(views) - len(todo), len(views), cache)
-    info = cache / "info.json"
     if todo:
         from matchforge.depth.anything import DepthAnything
 

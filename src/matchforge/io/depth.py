@@ -30,8 +30,9 @@ import h5py
 import numpy as np
 
 from matchforge.errors import MatchforgeError
-from matchforge.io.safe import DamagedFile
+from matchforge.io.safe import DamagedFile, load_array_file
 from matchforge.io.write import atomic_path
+from matchforge.limits import MAX_DEPTH_PIXELS
 from matchforge.config_schema import schema_defaults
 
 log = logging.getLogger(__name__)
@@ -194,9 +195,21 @@ def read_depth(path: str | Path, *, scene: str | None = None) -> np.ndarray:
     """
     try:
         with h5py.File(path, "r") as f:
-            return np.asarray(f["depth"], dtype=np.float32)
+            return np.asarray(_depth_dataset(f), dtype=np.float32)
     except (OSError, KeyError, ValueError, TypeError) as err:
         raise _damaged(path, err, scene) from None
+
+
+def _depth_dataset(f: h5py.File) -> h5py.Dataset:
+    """Dataset ``depth``, checked from its header before anything is decompressed: two dimensions, at most
+    :data:`~matchforge.limits.MAX_DEPTH_PIXELS` (a few KB of compressed zeros can claim terabytes)."""
+    dset = f["depth"]
+    if not isinstance(dset, h5py.Dataset) or dset.ndim != 2:
+        raise ValueError(f"'depth' is {type(dset).__name__} of shape {getattr(dset, 'shape', None)}, not an image")
+    if dset.size > MAX_DEPTH_PIXELS:
+        raise ValueError(f"'depth' claims {dset.shape[1]}x{dset.shape[0]} px, over the limit of "
+                         f"{MAX_DEPTH_PIXELS / 1e6:.0f} MP")
+    return dset
 
 
 def read_depth_padded(path: str | Path, pad_to: int | None) -> np.ndarray:
@@ -210,7 +223,7 @@ def read_depth_padded(path: str | Path, pad_to: int | None) -> np.ndarray:
     if path.suffix.lower() in (".h5", ".hdf5"):
         try:
             with h5py.File(path, "r") as f:
-                dset = f["depth"]
+                dset = _depth_dataset(f)
                 h, w = dset.shape
                 _check_pad(path, w, h, pad_to)
                 if pad_to:
@@ -248,11 +261,10 @@ def read_depth_file(path: str | Path) -> np.ndarray:
     ``.h5`` (``depth``) or a 16-bit ``.png`` (raw integer values)."""
     path = Path(path)
     if path.suffix == ".npy":
-        return np.load(path).astype(np.float64)
+        return np.asarray(load_array_file(path, "depth map"), dtype=np.float64)
     if path.suffix == ".npz":
-        with np.load(path) as z:
-            key = "depth" if "depth" in z.files else "arr_0"
-            return z[key].astype(np.float64)
+        arrays = load_array_file(path, "depth map")
+        return np.asarray(arrays["depth" if "depth" in arrays else "arr_0"], dtype=np.float64)
     if path.suffix in (".h5", ".hdf5"):
         return read_depth(path).astype(np.float64)
     if path.suffix == ".png":

@@ -31,6 +31,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from matchforge.errors import MatchforgeError
+from matchforge.limits import MAX_INFLATED
 
 # Official (PyTorch Lightning 1.x) checkpoints key their callback states by the callback's class.
 CHECKPOINT_NAMES = tuple(
@@ -71,9 +72,6 @@ def _placeholder(full_name: str) -> type:
 
 
 _CHECKPOINT_ALLOWLIST = [(_placeholder(n), n) for n in CHECKPOINT_NAMES]
-
-
-MAX_INFLATED = 4 << 30  # bytes an array file may expand to (all members together); the official indices are MBs
 
 
 def _refused(path: Path, what: str, found: str, arrays: bool = False) -> MatchforgeError:
@@ -158,11 +156,15 @@ def load_pickle(path: str | Path, what: str = "index file", data: bytes | None =
                           fix="it was cut short or overwritten: write or download it again") from None
 
 
-def _read_npy(fp: BinaryIO, path: Path, what: str) -> np.ndarray:
+def _read_npy(fp: io.BytesIO, path: Path, what: str) -> np.ndarray:
     version = np.lib.format.read_magic(fp)
     read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
     shape, fortran, dtype = read_header(fp)
     if not dtype.hasobject:
+        claimed, held = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize, len(fp.getbuffer()) - fp.tell()
+        if claimed > held:  # numpy would allocate the claimed size before reading
+            raise DamagedFile(f"{what} claims an array of {shape} {dtype} ({claimed} bytes) but holds {held}",
+                              path=path, fix="it was cut short or overwritten: write or download it again")
         fp.seek(0)
         return np.lib.format.read_array(fp, allow_pickle=False)
     array = _NumpyOnlyUnpickler(fp, path, what).load()

@@ -9,12 +9,13 @@ the cause and the path (:func:`disk_errors`).
 from __future__ import annotations
 
 import errno
+import logging
 import json
 import os
 import shutil
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from matchforge.errors import MatchforgeError
 
@@ -90,6 +91,26 @@ def set_aside(path: str | Path, stamp: str | None = None) -> Path:
     aside = path.with_name(f"{path.name}.damaged-{stamp or time.strftime('%Y%m%d-%H%M%S')}")
     os.replace(path, aside)
     return aside
+
+
+def read_kept_json(path: str | Path, valid: Callable[[Any], bool], what: str) -> Any | None:
+    """The JSON state a step keeps between runs (a cache, a record), or None when there is none or it is damaged:
+    a file that does not parse, or whose content fails ``valid``, is set aside (:func:`set_aside`) with a warning
+    and the state rebuilt, never a failure on every rerun."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        value = json.loads(path.read_text())
+        if valid(value):
+            return value
+        why = "not the expected shape"
+    except (ValueError, OSError) as err:
+        why = str(err).strip().splitlines()[0][:120] if str(err).strip() else type(err).__name__
+    aside = set_aside(path)
+    logging.getLogger(__name__).warning("%s %s is damaged (%s): set aside as %s and rebuilt", what, path, why,
+                                        aside.name)
+    return None
 
 
 def write_bytes(path: str | Path, data: bytes, what: str = "output") -> None:

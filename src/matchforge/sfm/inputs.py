@@ -41,6 +41,8 @@ from tqdm import tqdm
 from matchforge.errors import MatchforgeError
 from matchforge.io.files import not_regular
 from matchforge.io.images import IMAGE_SUFFIXES
+from matchforge.io.write import read_kept_json
+from matchforge.limits import MAX_PHOTO_PIXELS
 from matchforge.conf import config_source
 
 logger = logging.getLogger(__name__)
@@ -61,6 +63,7 @@ class StagedImages:
     digests: dict[str, str] = field(default_factory=dict)  # staged name -> pixel digest (stats.json photo_digests)
     hashes: dict[str, str] = field(default_factory=dict)  # staged name -> perceptual hash, hex (stats.json photo_hashes)
     gps: dict[str, tuple[float, float] | None] = field(default_factory=dict)  # staged name -> (lat, lon), None: unusable
+    metadata_problems: list[str] = field(default_factory=list)  # EXIF values treated as absent, one line each
 
     @property
     def has_gps(self) -> bool:
@@ -157,6 +160,12 @@ def _scan(folder: Path, prefix: str = "", seen: set[tuple[int, int]] | None = No
                 yield f"{prefix}{entry.name}", entry
 
 
+def _valid_photo_cache(value: Any) -> bool:
+    """name -> [[inode, size, mtime_ns, ctime_ns], digest] for every photo."""
+    return isinstance(value, dict) and all(
+        isinstance(v, list) and len(v) == 2 and isinstance(v[0], list) and isinstance(v[1], str) for v in value.values())
+
+
 def photo_signature(folder: str | Path, cache: str | Path) -> tuple[str, int]:
     """A digest of the names and **contents** of the photos below ``folder``, for the SfM job's params, and
     the number of photos (for the cluster resources of the scene's jobs). The digest
@@ -172,10 +181,7 @@ def photo_signature(folder: str | Path, cache: str | Path) -> tuple[str, int]:
         return "refused", 0  # the job fails with the reason (require_folder); planning reads nothing there
     if not folder.is_dir():
         return "missing", 0
-    try:
-        known = json.loads(cache.read_text()) if cache.is_file() else {}
-    except ValueError:
-        known = {}
+    known = read_kept_json(cache, _valid_photo_cache, "the photo fingerprint cache") or {}
     current, digests = {}, []
     for name, entry in sorted(_scan(folder)):
         try:
@@ -202,9 +208,6 @@ def photo_signature(folder: str | Path, cache: str | Path) -> tuple[str, int]:
         tmp.write_text(json.dumps(current))
         os.replace(tmp, cache)
     return hashlib.blake2b("\n".join(digests).encode(), digest_size=16).hexdigest(), len(digests)
-
-
-MAX_PHOTO_PIXELS = 250_000_000  # a photo's pixel count is checked against this before it is decoded (3 bytes each)
 
 
 def check_image(path: Path) -> tuple[Image.Image | None, str | None]:
@@ -315,6 +318,11 @@ def stage_images(src: Path, dst: Path, max_size: int | None = None,
         exif = image.getexif()
         staged.gps[name] = gps_position(exif)
         orientation = exif.get(EXIF_ORIENTATION, 1) if exif else 1
+        if orientation not in range(9):
+            staged.metadata_problems.append(f"{rel}: EXIF orientation {str(orientation)[:20]!r} is not one of 1-8; "
+                                            "treated as absent (stored upright)")
+            logger.warning("%s", staged.metadata_problems[-1])
+            orientation = 1
         target = dst / name
         upright = image.size[::-1] if orientation in (5, 6, 7, 8) else image.size
         want = tuple(sizes[name]) if sizes and name in sizes else None  # the database's size wins

@@ -21,11 +21,13 @@ from typing import Any
 
 import numpy as np
 import pycolmap
+from PIL import Image
 
 from matchforge.conf import load_conf
 from matchforge.errors import MatchforgeError
 from matchforge.config_schema import require_config_path, with_defaults
 from matchforge.sfm.inputs import StagedImages, require_folder, skipped_summary, stage_images
+from matchforge.io.files import not_regular
 from matchforge.io.write import require_free_space, set_aside, write_json
 from matchforge.resources import sfm_pairs
 
@@ -150,6 +152,7 @@ def extract_and_match(conf: dict[str, Any], database: Path, images: StagedImages
     extracted = database_counts(database)[0] - images_before
     logger.info("extracted features of %d new images (%d already in the database) in %.1f s", extracted,
                 images_before, time.time() - t)
+    images.metadata_problems.extend(distrust_focal_priors(database, scene))
 
     matching = pycolmap.FeatureMatchingOptions()
     matching.max_num_matches = conf["max_num_matches"]
@@ -197,6 +200,38 @@ def extract_and_match(conf: dict[str, Any], database: Path, images: StagedImages
     logger.info("%s matching: %d new pairs (%d in the database; exhaustive would be %d) in %.1f s", matcher,
                 done["pairs_matched"], pairs_after, done["exhaustive_pairs"], time.time() - t)
     return done
+
+
+def distrust_focal_priors(database: Path, scene: str) -> list[str]:
+    """Cameras whose focal length COLMAP took from EXIF but which no lens gives (focal / long side outside the
+    mapper's own bounds, 0.1-10: e.g. a 35 mm-equivalent of 65535 mm) lose the prior: their focal becomes COLMAP's
+    default guess (1.2 x long side) and is estimated, as for a photo without EXIF. Runs before matching, whose
+    two-view verification trusts a prior. Returns one line per camera for the log and stats.json."""
+    bounds = pycolmap.IncrementalMapperOptions()
+    lo, hi = bounds.min_focal_length_ratio, bounds.max_focal_length_ratio
+    db = pycolmap.Database.open(database)
+    try:
+        names: dict[int, list[str]] = {}
+        for image in db.read_all_images():
+            names.setdefault(image.camera_id, []).append(image.name)
+        problems = []
+        for cam in db.read_all_cameras():
+            side = max(cam.width, cam.height)
+            ratio = cam.mean_focal_length() / side
+            if not cam.has_prior_focal_length or lo <= ratio <= hi:
+                continue
+            params = cam.params
+            params[cam.focal_length_idxs()] = pycolmap.ImageReaderOptions().default_focal_length_factor * side
+            cam.params, cam.has_prior_focal_length = params, False
+            db.update_camera(cam)
+            problems.append(f"{', '.join(sorted(names.get(cam.camera_id, [])))}: the EXIF focal length gives "
+                            f"{ratio * side:.0f} px for a {cam.width}x{cam.height} photo (focal / long side "
+                            f"{ratio:.3g}, outside {lo:g}-{hi:g}); treated as absent")
+    finally:
+        db.close()
+    for problem in problems:
+        logger.warning("%s: %s", scene, problem)
+    return problems
 
 
 def database_counts(database: Path) -> tuple[int, int]:
@@ -466,6 +501,36 @@ def model_summary(rec: pycolmap.Reconstruction) -> dict[str, Any]:
             "mean_observations_per_image": rec.compute_mean_observations_per_reg_image()}
 
 
+def drop_misfit_photos(rec: pycolmap.Reconstruction, image_dir: Path, scene: str) -> list[dict[str, str]]:
+    """Deregister the images of an imported model whose photo is not the size its camera says (from the photo's
+    header, nothing decoded): their keypoints and intrinsics refer to other pixels, so their depth and pairs would be
+    wrong. Returns ``{"file", "reason"}`` per dropped photo (missing photos are left to the step that reads them);
+    fails when fewer than 2 registered images remain."""
+    dropped = []
+    for image in list(rec.images.values()):
+        path = image_dir / image.name
+        if not image.has_pose or not path.is_file() or not_regular(path):
+            continue
+        cam = rec.cameras[image.camera_id]
+        try:
+            with Image.open(path) as im:
+                size = im.size
+        except Exception as err:  # PIL raises many types for broken files
+            size, why = None, f"unreadable ({str(err) or type(err).__name__})"
+        else:
+            why = f"the photo is {size[0]}x{size[1]} px, its camera {cam.camera_id} says {cam.width}x{cam.height}"
+        if size != (cam.width, cam.height):
+            rec.deregister_frame(image.frame_id)
+            dropped.append({"file": image.name, "reason": f"{why}; left out of the imported model"})
+            logger.warning("%s: %s: %s", scene, image.name, dropped[-1]["reason"])
+    if dropped and rec.num_reg_images() < 2:
+        raise MatchforgeError(f"{len(dropped)} of the imported model's photos do not fit its cameras (e.g. "
+                              f"{dropped[0]['file']}: {dropped[0]['reason']}) and fewer than 2 remain", scene=scene,
+                              path=image_dir, fix=f"point scenes.{scene}.images at the photos the model was built "
+                                                  "from (same files, same sizes)")
+    return dropped
+
+
 def _copy_undistorted(rec: pycolmap.Reconstruction, image_dir: Path, out: Path, scene: str) -> None:
     for cam in rec.cameras.values():
         if cam.model.name not in ("PINHOLE", "SIMPLE_PINHOLE"):
@@ -547,7 +612,13 @@ def _reconstruct(conf: dict[str, Any], images: Path, out: Path, scene: str, exis
         sparse = require_config_path(existing["sparse"], f"scenes.{scene}.colmap.sparse", "the existing sparse model folder",
                                      "a COLMAP sparse model folder (cameras.bin, images.bin, points3D.bin)", scene=scene)
         rec = pycolmap.Reconstruction(sparse)
-        stats.update(source="existing sparse model", num_images=rec.num_images(), skipped=[], attempts=[])
+        stats.update(source="existing sparse model", num_images=rec.num_images(), attempts=[],
+                     skipped=drop_misfit_photos(rec, images, scene))
+        if stats["skipped"]:
+            sparse = work / "imported"
+            sparse.mkdir(parents=True, exist_ok=True)
+            rec.write(sparse)
+            rec = pycolmap.Reconstruction(sparse)  # written without the deregistered photos
         if existing.get("undistorted"):
             _copy_undistorted(rec, images, out, scene)
         else:
@@ -559,7 +630,8 @@ def _reconstruct(conf: dict[str, Any], images: Path, out: Path, scene: str, exis
     stats.update(num_images=len(staged.names), num_files=staged.num_found, skipped=staged.skipped,
                  rotated_from_exif=staged.rotated, resized_to_working_size=staged.resized,
                  photo_digests=staged.digests, photo_hashes=staged.hashes,
-                 gps={"usable": staged.has_gps, "problems": staged.gps_problems()})
+                 gps={"usable": staged.has_gps, "problems": staged.gps_problems()},
+                 metadata_problems=staged.metadata_problems)
     record = f"; skipped: {skipped_summary(staged.skipped)} (all listed in {work / 'stats.json'})" if staged.skipped else ""
     if not staged.names:
         raise MatchforgeError(f"no readable photos ({staged.num_found} image files found{record})", scene=scene,

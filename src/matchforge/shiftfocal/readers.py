@@ -41,6 +41,7 @@ import numpy as np
 from matchforge.errors import MatchforgeError
 from matchforge.io.depth import read_depth
 from matchforge.io.images import read_image
+from matchforge.io.safe import load_array_file
 from matchforge.geometry.camera import focal_from_fov, intrinsics
 
 
@@ -403,7 +404,7 @@ def read_middlebury(folder: str | Path, calib: dict[str, float] | None = None) -
         npz = sorted(folder.glob("*disp*.npz"))
         if not npz:
             raise MatchforgeError("no disparity (disp0.pfm or *_disp.npz)", fix="use a Middlebury 2014 scene folder", path=folder)
-        disp = np.load(npz[0])["arr_0"].astype(np.float32)
+        disp = np.asarray(load_array_file(npz[0], "disparity map")["arr_0"], dtype=np.float32)
     valid = np.isfinite(disp) & (disp + calib["doffs"] > 0)
     depth = np.zeros_like(disp, dtype=np.float32)
     depth[valid] = calib["f"] * calib["baseline_m"] / (disp[valid] + calib["doffs"])

@@ -43,7 +43,7 @@ from torch.utils.data import DataLoader, Sampler
 from matchforge.conf import to_json
 from matchforge.errors import MatchforgeError
 from matchforge.io.safe import load_torch
-from matchforge.io.write import disk_errors, set_aside, write_text
+from matchforge.io.write import disk_errors, read_kept_json, set_aside, write_text
 from matchforge.run_config import Engine
 
 log = logging.getLogger(__name__)
@@ -279,10 +279,11 @@ def _changed(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = "") -
 def prepare(spec: RunSpec) -> tuple[str | None, int | None]:
     """Apply the resume policy to ``spec.ckpt_dir``; returns the checkpoint to resume from and its global
     step, or (None, None) to start at step 0."""
-    ckpt_dir, last, done = spec.ckpt_dir, spec.ckpt_dir / "last.ckpt", spec.ckpt_dir / "COMPLETE"
+    ckpt_dir, done = spec.ckpt_dir, spec.ckpt_dir / "COMPLETE"
     ident_file = ckpt_dir / "identity.json"
     identity = {"options": json.loads(to_json(spec.identity)), "data": spec.data_fingerprint}
-    old = json.loads(ident_file.read_text()) if ident_file.is_file() else None
+    old = read_kept_json(ident_file, lambda v: isinstance(v, dict) and isinstance(v.get("options", {}), dict),
+                         f"{spec.name}: the run's identity record")
     if old == identity and not done.exists():
         found = _readable_checkpoint(spec)
         if found is not None:
@@ -303,7 +304,7 @@ def prepare(spec: RunSpec) -> tuple[str | None, int | None]:
             shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
     shutil.rmtree(spec.out_dir / "logs", ignore_errors=True)
     ckpt_dir.mkdir(parents=True, exist_ok=True)
-    ident_file.write_text(json.dumps(identity, indent=1))
+    write_text(ident_file, json.dumps(identity, indent=1), "the run's identity record")
     return None, None
 
 
