@@ -503,3 +503,37 @@ def test_a_damaged_run_identity_is_set_aside_and_the_run_starts_over(content, tm
         assert prepare(spec) == (None, None)
     assert "the run's identity record" in caplog.text and list(spec.ckpt_dir.glob("identity.json.damaged-*"))
     assert json.loads((spec.ckpt_dir / "identity.json").read_text())["options"] == {"lr": 1}
+
+
+def test_a_test_set_image_whose_header_claims_a_huge_size_is_refused_without_decoding(tmp_path):
+    """Test sets, depth PNGs and datasets read images through OpenCV, whose own limit is 1 GP (3 GB decoded): a
+    1 KB PNG claiming 30000 x 30000 (0.9 GP) was decoded. Now refused from the header, in a child process under the
+    memory limit, with the size and the limit named; a FIFO with an image name is refused, not waited on."""
+    import struct
+    import zlib
+
+    from PIL import Image
+
+    Image.new("RGB", (32, 32)).save(tmp_path / "small.png")
+    data = bytearray((tmp_path / "small.png").read_bytes())
+    ihdr = data[12:29]
+    ihdr[4:12] = struct.pack(">II", 30000, 30000)
+    data[12:29] = ihdr
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(ihdr)) & 0xFFFFFFFF)
+    (tmp_path / "bomb.png").write_bytes(bytes(data))
+    os.mkfifo(tmp_path / "pipe.png")
+    res = run_limited(f"""
+        import json
+        from matchforge.io.images import read_image
+        from matchforge.errors import MatchforgeError
+        said = []
+        for name in ("bomb.png", "pipe.png"):
+            try:
+                read_image({str(tmp_path)!r} + "/" + name)
+                said.append("read")
+            except MatchforgeError as err:
+                said.append(str(err))
+        print(json.dumps(said))
+    """, timeout=60)
+    assert "cannot read image: its header claims 900000000 pixels, over the limit of 250 MP (not decoded)" in res[0]
+    assert "cannot read image: a FIFO" in res[1]

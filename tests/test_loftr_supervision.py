@@ -135,3 +135,31 @@ def test_bf16_autocast_loss_finite(tum_batch, match_type):
     assert torch.isfinite(b["loss"])
     b["loss"].backward()
     assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
+@pytest.mark.parametrize("depth_check", [False, True])
+def test_batch_padded_depth_gives_the_supervision_of_the_square(tmp_path, depth_check):
+    """The training loaders pad depth maps to the batch's largest map plus one (collate_pairs) instead of the
+    depth_max_size square: the ground truth is the same, for maps of different sizes in one batch, with and without
+    the depth check, while the maps shrink from 2000 x 2000 to 481 x 641."""
+    import h5py
+    from types import SimpleNamespace
+
+    from matchforge.loftr.data import collate_pairs
+
+    rec = tum_pair(real_data("tum_rgbd"), tmp_path)
+    with h5py.File(rec.depth1) as f:
+        cropped = f["depth"][:440, :600]  # a smaller map: a warp can land between its edge and the other's
+    with h5py.File(tmp_path / "cropped.h5", "w") as f:
+        f["depth"] = cropped
+    records = [rec, SimpleNamespace(**{**vars(rec), "depth1": tmp_path / "cropped.h5"})]
+    layouts = {}
+    for padding in ("square", "batch"):
+        data = PairDataset(records, img_resize=320, depth_max_size=2000, pad=True, interpolation="linear",
+                           depth_padding=padding)
+        layouts[padding] = coarse_supervision(collate_pairs([data[0], data[1]], 2000), depth_check=depth_check)
+    square, batch = layouts["square"], layouts["batch"]
+    assert square["depth0"].shape == (2, 2000, 2000) and batch["depth0"].shape == (2, 481, 641)
+    assert square["conf_matrix_gt"].sum() > 100
+    for key in ("conf_matrix_gt", "spv_b_ids", "spv_i_ids", "spv_j_ids", "spv_w_pt0_i", "spv_pt1_i"):
+        assert torch.equal(square[key], batch[key]), key

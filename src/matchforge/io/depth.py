@@ -212,20 +212,25 @@ def _depth_dataset(f: h5py.File) -> h5py.Dataset:
     return dset
 
 
-def read_depth_padded(path: str | Path, pad_to: int | None) -> np.ndarray:
+def read_depth_padded(path: str | Path, pad_to: int | None, square: bool = True) -> np.ndarray:
     """Depth (H, W) float32 in metres or SfM units, 0 = invalid, zero-padded to ``pad_to`` square.
 
     Reads MegaDepth H5 (dataset ``depth``) straight into the padded buffer (one copy), or a ScanNet
     16-bit PNG in millimetres. Non-finite values become 0. The padding is what LoFTR's loader does
-    (``MGDPT_DEPTH_PAD``) so that depth maps of different sizes batch together.
+    (``MGDPT_DEPTH_PAD``) so that depth maps of different sizes batch together. ``square=False``: checked against
+    ``pad_to`` but returned at its own size (:func:`matchforge.loftr.data.collate_pairs` pads the batch).
     """
+    if not square:
+        pad_to, limit = None, pad_to
+    else:
+        limit = pad_to
     path = Path(path)
     if path.suffix.lower() in (".h5", ".hdf5"):
         try:
             with h5py.File(path, "r") as f:
                 dset = _depth_dataset(f)
                 h, w = dset.shape
-                _check_pad(path, w, h, pad_to)
+                _check_pad(path, w, h, limit)
                 if pad_to:
                     depth = np.zeros((pad_to, pad_to), dtype=np.float32)
                     if dset.dtype == np.float32:
@@ -241,7 +246,7 @@ def read_depth_padded(path: str | Path, pad_to: int | None) -> np.ndarray:
 
         raw = read_image(path, "unchanged", fix="check the dataset's depth folder")
         h, w = raw.shape[:2]
-        _check_pad(path, w, h, pad_to)
+        _check_pad(path, w, h, limit)
         depth = np.zeros((pad_to, pad_to), dtype=np.float32) if pad_to else np.empty((h, w), dtype=np.float32)
         np.divide(raw, 1000.0, out=depth[:h, :w], casting="unsafe")  # ScanNet: millimetres
     valid = depth[:h, :w]

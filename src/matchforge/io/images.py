@@ -10,11 +10,16 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from matchforge.limits import MAX_PHOTO_PIXELS  # noqa: E402
+
 os.environ.setdefault("OPENCV_IO_ENABLE_OPENEXR", "1")  # read before OpenCV's first EXR decode (3D Ken Burns depth)
+# OpenCV refuses to decode an image whose header claims more pixels than this (its default is 1 GP, 3 GB decoded)
+os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(MAX_PHOTO_PIXELS))
 import cv2  # noqa: E402
 import numpy as np
 
 from matchforge.errors import MatchforgeError
+from matchforge.io.files import not_regular
 from matchforge.io.write import write_bytes
 
 _FLAGS = {"rgb": cv2.IMREAD_COLOR, "gray": cv2.IMREAD_GRAYSCALE, "unchanged": cv2.IMREAD_UNCHANGED,
@@ -40,17 +45,42 @@ def read_image(path: str | Path, mode: str = "rgb", *, required: bool = True, sc
     An unreadable file raises a :class:`MatchforgeError` naming it, or returns ``None`` when
     ``required`` is false (callers that skip and report such files).
     """
+    special = not_regular(path)  # a FIFO would block, a device be read until memory runs out
     try:
-        img = cv2.imread(str(path), _FLAGS[mode])
+        img = None if special else cv2.imread(str(path), _FLAGS[mode])
     except cv2.error:  # some decoders (EXR without support) raise instead of returning None
         img = None
     if img is None:
         if not required:
             return None
-        raise MatchforgeError("cannot read image", scene=scene, path=path, fix=fix)
+        why = special or _oversized(path)
+        raise MatchforgeError(f"cannot read image{': ' + why if why else ''}", scene=scene, path=path, fix=fix)
     if mode == "rgb":
         return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
     return img
+
+
+def _oversized(path: str | Path) -> str | None:
+    """Why OpenCV refused ``path`` when its header claims more than :data:`MAX_PHOTO_PIXELS` (PIL reads only the
+    header), else None."""
+    from PIL import Image
+
+    import re
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                pixels = im.size[0] * im.size[1]
+    except Image.DecompressionBombError as err:  # PIL's own, lower limit: its message has the count
+        found = re.search(r"\((\d+) pixels\)", str(err))
+        pixels = int(found.group(1)) if found else 0
+    except Exception:  # not an image PIL knows: nothing to add
+        return None
+    if pixels <= MAX_PHOTO_PIXELS:
+        return None
+    return f"its header claims {pixels} pixels, over the limit of {MAX_PHOTO_PIXELS / 1e6:.0f} MP (not decoded)"
 
 
 def write_image(path: str | Path, image: np.ndarray, *, quality: int | None = None) -> None:

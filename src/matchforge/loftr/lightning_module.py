@@ -21,9 +21,10 @@
 from __future__ import annotations
 
 import bisect
+import functools
 import logging
 import math
-from typing import Any
+from typing import Any, Callable
 
 import lightning as L
 import numpy as np
@@ -32,7 +33,7 @@ from torch.utils.data import BatchSampler, DataLoader
 
 from matchforge.config_schema import section_defaults
 from matchforge.evaluation.pose import evaluate_pair, pose_auc
-from matchforge.loftr.data import PairDataset, SceneBalancedSampler
+from matchforge.loftr.data import PairDataset, SceneBalancedSampler, collate_pairs
 from matchforge.loftr.losses import LoFTRLoss
 from matchforge.loftr.model import build_model, count_coarse_matches, forward, run_options
 from matchforge.loftr.supervision import coarse_supervision, fine_supervision
@@ -186,7 +187,10 @@ class PairDataModule(L.LightningDataModule):
     def _dataset(self, records: list[Any]) -> PairDataset:
         c = self.conf
         return PairDataset(records, img_resize=c.img_resize, df=8, pad=bool(c.pad), load_depth=True,
-                           depth_max_size=c.depth_max_size, interpolation=c.interpolation)
+                           depth_max_size=c.depth_max_size, interpolation=c.interpolation, depth_padding="batch")
+
+    def _collate(self) -> Callable[[list[dict[str, Any]]], dict[str, Any]]:
+        return functools.partial(collate_pairs, depth_max_size=self.conf.depth_max_size)
 
     def train_dataloader(self) -> DataLoader:
         ds = self._dataset(self.train_records)
@@ -196,7 +200,8 @@ class PairDataModule(L.LightningDataModule):
                                        rank=rank, world_size=world)
         nw = int(self.conf.num_workers)
         batches = BatchSampler(sampler, int(self.conf.batch_size), drop_last=False)
-        loader = ResumableLoader(ds, batches, num_workers=nw, pin_memory=torch.cuda.is_available(), persistent_workers=nw > 0)
+        loader = ResumableLoader(ds, batches, num_workers=nw, pin_memory=torch.cuda.is_available(), persistent_workers=nw > 0,
+                                 collate_fn=self._collate())
         return resume_position(loader, self.trainer)
 
     def val_dataloader(self) -> DataLoader:
@@ -206,4 +211,5 @@ class PairDataModule(L.LightningDataModule):
         # duplicates are dropped when the ranks' results are gathered
         per_rank = math.ceil(len(records) / world)
         records = [records[(rank + k * world) % len(records)] for k in range(per_rank)] if records else []
-        return DataLoader(self._dataset(records), batch_size=1, shuffle=False, num_workers=int(self.conf.num_workers))
+        return DataLoader(self._dataset(records), batch_size=1, shuffle=False, num_workers=int(self.conf.num_workers),
+                          collate_fn=self._collate())
