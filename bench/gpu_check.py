@@ -38,6 +38,7 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))  # the real TUM pair with its ground truth (tests/loftr_helpers.py)
+sys.path.insert(0, str(REPO / "bench"))  # the LoFTR baseline of bench/loftr_step.py
 
 
 class StepTimer(L.Callback):
@@ -94,37 +95,10 @@ def loftr_case(gpu: bool) -> dict:
 
 
 def kornia_baseline(conf: Any, size: int, steps: int, warmup: int) -> float:
-    """Pairs/s of kornia's LoFTR forward + backward of the coarse confidences, fp32, same size."""
-    import kornia.feature as KF
+    """Pairs/s of kornia's LoFTR forward + backward, fp32, same size (bench/loftr_step.py's baseline)."""
+    from loftr_step import run_baseline
 
-    from matchforge.loftr.model import kornia_config
-
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    # eval mode: kornia's training-mode matching expects supervision; gradients still flow (the refined
-    # keypoints depend on every layer through the fine matching)
-    net = KF.LoFTR(pretrained=None, config=kornia_config(conf)).to(device).eval()
-    import cv2
-
-    frames = sorted((REPO / "resources" / "testsets" / "tum_rgbd" / "rgb").glob("*.png"))[:2]
-    img0, img1 = (torch.from_numpy(cv2.resize(cv2.imread(str(f), cv2.IMREAD_GRAYSCALE), (size, size)))[None, None]
-                  .float().div(255).to(device) for f in frames)
-    # kornia's outputs are selected under no_grad: backward from the features entering coarse and fine
-    # matching instead (captured with pre-hooks), which runs the backward of every layer
-    feats: list[torch.Tensor] = []
-    net.coarse_matching.register_forward_pre_hook(lambda m, a: feats.extend(a[:2]))
-    net.fine_matching.register_forward_pre_hook(lambda m, a: feats.extend(a[:2]))
-    for i in range(warmup + steps):
-        if i == warmup:
-            if device == "cuda":
-                torch.cuda.synchronize()
-            t0 = time.perf_counter()
-        feats.clear()
-        net({"image0": img0, "image1": img1})
-        sum(f.float().mean() for f in feats).backward()
-        net.zero_grad(set_to_none=True)
-    if device == "cuda":
-        torch.cuda.synchronize()
-    return steps / (time.perf_counter() - t0)
+    return run_baseline(conf, size, steps, warmup, bf16=False)
 
 
 def posfeat_case(gpu: bool) -> dict:
