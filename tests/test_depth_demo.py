@@ -167,21 +167,11 @@ def test_depth_anything_noise_goes_through_the_filter_and_the_qa_says_so(demo_sf
     assert result["consistency"]["retained"] == report["scene"]["retained"]
 
 
-def test_an_interrupted_depth_job_predicts_only_the_missing_images(demo_sfm, tiny_model_raw, tmp_path, monkeypatch):
-    """Snakemake deletes a failed job's outputs; the maps kept under work/ survive, so a requeued job runs the
-    network on the images it had not finished, and on none when all are there (no model is even loaded)."""
-    import shutil
-
+def counted_predictions(monkeypatch) -> list[str]:
+    """The names the depth network predicts from now on, in order (the real network runs)."""
     from matchforge.depth import anything
 
-    conf, first = tiny_model_raw
-    out = tmp_path / "depth"
-    shutil.copytree(first / "work", out / "work")
-    cache = next((out / "work" / "depth_anything").iterdir())
-    maps = sorted(p for p in cache.glob("*.png"))
-    for p in maps[:3]:  # the job was killed before these three
-        p.unlink()
-    predicted = []
+    predicted: list[str] = []
     original = anything.DepthAnything.predict
 
     def counting(self, items):
@@ -190,6 +180,22 @@ def test_an_interrupted_depth_job_predicts_only_the_missing_images(demo_sfm, tin
             yield name, dmap
 
     monkeypatch.setattr(anything.DepthAnything, "predict", counting)
+    return predicted
+
+
+def test_an_interrupted_depth_job_predicts_only_the_missing_images(demo_sfm, tiny_model_raw, tmp_path, monkeypatch):
+    """Snakemake deletes a failed job's outputs; the maps kept under work/ survive, so a requeued job runs the
+    network on the images it had not finished, and on none when all are there (no model is even loaded)."""
+    import shutil
+
+    conf, first = tiny_model_raw
+    out = tmp_path / "depth"
+    shutil.copytree(first / "work", out / "work")
+    cache = next((out / "work" / "depth_anything").iterdir())
+    maps = sorted(p for p in cache.glob("*.png"))
+    for p in maps[:3]:  # the job was killed before these three
+        p.unlink()
+    predicted = counted_predictions(monkeypatch)
     predict.main(conf, demo_sfm, out, scene="sacre_coeur")
     assert len(predicted) == 3
     from matchforge.depth.rawpng import read_raw
@@ -208,3 +214,28 @@ def test_an_interrupted_depth_job_predicts_only_the_missing_images(demo_sfm, tin
     other = {**conf, "depth_anything": {**conf["depth_anything"], "kind": "metric"}}  # another output: recomputed
     predict.main(other, demo_sfm, out, scene="sacre_coeur")
     assert len(predicted) == 3 + len(maps) and not cache.exists()
+
+
+def test_a_damaged_depth_cache_is_set_aside_and_the_rerun_predicts_it(demo_sfm, tiny_model_raw, tmp_path, monkeypatch):
+    """The kept maps are written atomically, so a kill leaves none half-written; one changed on disk since (here cut
+    short) fails the job naming it and is set aside, and the rerun predicts only that map. A cache record that is not
+    the expected shape is set aside and every map is predicted again."""
+    import shutil
+
+    from matchforge.errors import MatchforgeError
+
+    conf, first = tiny_model_raw
+    out = tmp_path / "depth"
+    shutil.copytree(first / "work", out / "work")
+    cache = next((out / "work" / "depth_anything").iterdir())
+    maps = sorted(cache.glob("*.png"))
+    maps[0].write_bytes(maps[0].read_bytes()[:100])
+    predicted = counted_predictions(monkeypatch)
+    with pytest.raises(MatchforgeError, match="does not read .* it was set aside") as err:
+        predict.main(conf, demo_sfm, out, scene="sacre_coeur")
+    assert "rerun the job" in str(err.value) and list(cache.glob(maps[0].name + ".damaged-*"))
+    predict.main(conf, demo_sfm, out, scene="sacre_coeur")
+    assert len(predicted) == 1
+    (cache / "info.json").write_text("[]")
+    predict.main(conf, demo_sfm, out, scene="sacre_coeur")
+    assert len(predicted) == 1 + len(maps) and list(cache.glob("info.json.damaged-*"))

@@ -69,7 +69,7 @@ def load_schema(path: str | Path) -> dict[str, Any]:
 
 @functools.lru_cache(maxsize=None)
 def _parsed_schema(path: str) -> dict[str, Any]:
-    return yaml.load(Path(path).read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # libyaml: 10x faster
+    return yaml.load(Path(path).read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # libyaml
 
 
 def require_config_path(path: str | Path, key: str, what: str, expect: str = "", scene: str | None = None) -> Path:

@@ -25,7 +25,7 @@ MAX_SIDE_PX = 16384  # long side (px) any stage resizes an image or depth map to
 MAX_COUNT = 10_000_000  # keypoints, points, matches or samples per image, cloud or step
 MAX_BATCH = 4096  # items per forward pass or step
 MAX_WORKERS = 1024  # processes, GPUs or nodes asked for
-MAX_WIDTH = 4096  # channels of a network layer
+MAX_WIDTH = 4096  # channels, attention heads or layers of a network
 
 SidePx = Annotated[int, Field(le=MAX_SIDE_PX)]
 Count = Annotated[int, Field(le=MAX_COUNT)]

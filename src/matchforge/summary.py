@@ -40,12 +40,10 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import Any, Iterable
 
+import pandas as pd
 from matchforge.io.write import save_figure
-
-if TYPE_CHECKING:  # pandas is imported by the functions that build tables: planning imports KINDS only
-    import pandas as pd
 
 ID = ["family", "run", "method", "testset"]
 COLUMNS = {
@@ -175,8 +173,6 @@ def eval_rows(path: Path, available: set[Path] = frozenset()) -> tuple[str | Non
 
 def eval_tables(paths: Iterable[Path]) -> tuple[dict[str, pd.DataFrame], Curves]:
     """One table per kind, and the MMA curves of the homography results (each file is read once)."""
-    import pandas as pd
-
     rows: dict[str, list[dict[str, Any]]] = {k: [] for k in KINDS}
     curves: Curves = {}
     paths = sorted(paths)
@@ -195,8 +191,6 @@ def eval_tables(paths: Iterable[Path]) -> tuple[dict[str, pd.DataFrame], Curves]
 
 def scene_table(files: Iterable[Path]) -> pd.DataFrame:
     """One row per scene: SfM stats (or, without SfM, the photos used), depth QA and the shape step's summary."""
-    import pandas as pd
-
     by_scene: dict[str, dict[str, Path]] = {}
     for p in files:
         if p.name in ("stats.json", "inputs.json", "qa.json", "shape.json") and p.parent.name in ("sfm", "depth"):
@@ -252,8 +246,6 @@ SHAPE_METRICS = {"focal error": ("focal_err_guess", "focal_err"), "shift error":
 
 def plot_kind(kind: str, table: pd.DataFrame, path: Path, curves: Curves) -> None:
     """The figure of one kind: one panel per test set, methods side by side."""
-    import pandas as pd
-
     import matplotlib
 
     matplotlib.use("Agg")
@@ -308,8 +300,6 @@ def plot_kind(kind: str, table: pd.DataFrame, path: Path, curves: Curves) -> Non
 
 def main(inputs: Iterable[str | Path], out: str | Path) -> dict[str, pd.DataFrame]:
     """Write ``scenes.csv`` and ``<kind>.csv``/``.png`` for every kind into ``out`` from the given result files."""
-    import pandas as pd
-
     files = [Path(p) for p in inputs]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

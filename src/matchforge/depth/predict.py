@@ -28,6 +28,7 @@ from tqdm import tqdm
 from matchforge.conf import load_conf
 from matchforge.depth.common import DEFAULTS, load_sfm, read_rgb, with_defaults
 from matchforge.depth.preview import write_preview
+from matchforge.errors import MatchforgeError
 from matchforge.depth.rawpng import read_raw, write_raw
 from matchforge.depth.sparse import densify
 from matchforge.io.images import read_image
@@ -39,7 +40,6 @@ log = logging.getLogger(__name__)
 def predict_photos(conf: Mapping[str, Any], images: str | Path, out_dir: str | Path, scene: str | None = None) -> dict:
     """Predict raw depth for every readable photo under ``images`` (no SfM; see the module docstring)."""
     from matchforge.depth.anything import DepthAnything
-    from matchforge.errors import MatchforgeError
     from matchforge.sfm.inputs import require_folder, skipped_summary, stage_images
 
     conf = with_defaults(conf)
@@ -122,19 +122,6 @@ def main(conf: Mapping[str, Any], sfm_dir: str | Path, out_dir: str | Path, scen
     return summary
 
 
-def _usable(path: Path) -> bool:
-    """A cached depth map that reads; a damaged one (cut short by a kill) is set aside and predicted again."""
-    if not path.is_file():
-        return False
-    try:
-        read_raw(path)
-        return True
-    except Exception as err:  # any decoding failure: predict it again
-        log.warning("cached depth map %s is damaged (%s): set aside and predicted again", path, err)
-        set_aside(path)
-        return False
-
-
 def model_fingerprint(model: str) -> str:
     """The hub id, or for a local directory its files' names, sizes and modification times (new weights
     saved into the same directory change it)."""
@@ -170,7 +157,7 @@ def predict_resumable(options: Mapping[str, Any], sfm_dir: Path, views: Mapping[
     info = cache / "info.json"
     saved = read_kept_json(info, lambda v: isinstance(v, dict) and isinstance(v.get("kind"), str)
                            and isinstance(v.get("meta"), dict), f"{scene or 'scene'}: the depth cache's record")
-    todo = [name for name in views if saved is None or not _usable(cached[name])]
+    todo = [name for name in views if saved is None or not cached[name].is_file()]  # atomic writes: a file present is whole
     if len(todo) < len(views):
         log.info("%s: %d of %d depth maps reused from %s (an earlier or interrupted run with this model and options)",
                  scene or "scene", len(views) - len(todo), len(views), cache)
@@ -197,7 +184,13 @@ def predict_resumable(options: Mapping[str, Any], sfm_dir: Path, views: Mapping[
             os.link(cached[name], target)  # no second copy on disk
         except OSError:
             shutil.copyfile(cached[name], target)
-        write_preview(preview_dir / f"{view.stem}.jpg", read_raw(target)[0], saved["kind"], None)
+        try:
+            dmap = read_raw(target)[0]
+        except Exception as err:  # changed on disk since it was written: predicted again on the rerun
+            set_aside(cached[name])
+            raise MatchforgeError(f"the cached depth map of {name} does not read ({err}); it was set aside",
+                                  scene=scene, path=cached[name], fix="rerun the job: it predicts that map again") from None
+        write_preview(preview_dir / f"{view.stem}.jpg", dmap, saved["kind"], None)
     return saved["kind"], saved["meta"]
 
 

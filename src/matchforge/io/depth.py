@@ -220,10 +220,7 @@ def read_depth_padded(path: str | Path, pad_to: int | None, square: bool = True)
     (``MGDPT_DEPTH_PAD``) so that depth maps of different sizes batch together. ``square=False``: checked against
     ``pad_to`` but returned at its own size (:func:`matchforge.loftr.data.collate_pairs` pads the batch).
     """
-    if not square:
-        pad_to, limit = None, pad_to
-    else:
-        limit = pad_to
+    limit, pad_to = pad_to, pad_to if square else None
     path = Path(path)
     if path.suffix.lower() in (".h5", ".hdf5"):
         try:

@@ -8,9 +8,13 @@ PNGs, EXR). Sizes are ``(width, height)`` in pixels.
 from __future__ import annotations
 
 import os
+import re
+import warnings
 from pathlib import Path
 
-from matchforge.limits import MAX_PHOTO_PIXELS  # noqa: E402
+from PIL import Image
+
+from matchforge.limits import MAX_PHOTO_PIXELS
 
 os.environ.setdefault("OPENCV_IO_ENABLE_OPENEXR", "1")  # read before OpenCV's first EXR decode (3D Ken Burns depth)
 # OpenCV refuses to decode an image whose header claims more pixels than this (its default is 1 GP, 3 GB decoded)
@@ -63,11 +67,6 @@ def read_image(path: str | Path, mode: str = "rgb", *, required: bool = True, sc
 def _oversized(path: str | Path) -> str | None:
     """Why OpenCV refused ``path`` when its header claims more than :data:`MAX_PHOTO_PIXELS` (PIL reads only the
     header), else None."""
-    from PIL import Image
-
-    import re
-    import warnings
-
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)

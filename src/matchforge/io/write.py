@@ -9,8 +9,8 @@ the cause and the path (:func:`disk_errors`).
 from __future__ import annotations
 
 import errno
-import logging
 import json
+import logging
 import os
 import shutil
 from contextlib import contextmanager
@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from matchforge.errors import MatchforgeError
+
+log = logging.getLogger(__name__)
 
 _CAUSES = {
     errno.ENOSPC: ("no space left on device", "free space on that disk, or point results/ at a larger one (a symlink or "
@@ -108,8 +110,7 @@ def read_kept_json(path: str | Path, valid: Callable[[Any], bool], what: str) ->
     except (ValueError, OSError) as err:
         why = str(err).strip().splitlines()[0][:120] if str(err).strip() else type(err).__name__
     aside = set_aside(path)
-    logging.getLogger(__name__).warning("%s %s is damaged (%s): set aside as %s and rebuilt", what, path, why,
-                                        aside.name)
+    log.warning("%s %s is damaged (%s): set aside as %s and rebuilt", what, path, why, aside.name)
     return None
 
 

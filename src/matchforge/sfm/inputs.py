@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
+import imagehash
 from PIL import Image, ImageFile, ImageOps
 from tqdm import tqdm
 
@@ -242,8 +243,6 @@ def pixel_digest(image: Image.Image) -> str:
 def perceptual_hash(image: Image.Image) -> str:
     """64-bit DCT perceptual hash (hex) of a photo: a few bits apart for re-encodings and resized copies,
     16+ bits apart for distinct photos of one landmark (measured on the bundled scenes, docs/dataset.md)."""
-    import imagehash  # scipy: only the staging job needs it, not planning
-
     return str(imagehash.phash(image))
 
 

@@ -135,7 +135,8 @@ def extract_and_match(conf: dict[str, Any], database: Path, images: StagedImages
                       matched: set[str] = frozenset()) -> dict[str, Any]:
     """SIFT features and geometrically verified matches into ``database``; returns what was done for stats.json:
     the matcher, photos extracted now, pairs matched now (COLMAP skips photos and pairs already in the database).
-    ``matched``: photos whose matching an earlier run finished (:func:`reuse_database`)."""
+    ``matched``: photos whose matching an earlier run finished (:func:`reuse_database`). EXIF focal priors COLMAP
+    cannot use are dropped before matching and named in ``images.metadata_problems`` (:func:`distrust_focal_priors`)."""
     device = pycolmap.Device.cuda if conf["use_gpu"] else pycolmap.Device.cpu
     reader = pycolmap.ImageReaderOptions()
     reader.camera_model = conf["camera_model"]
