@@ -1,6 +1,7 @@
 # Two entry points on a fresh machine with Python >= 3.10:
 #   make demo   install into .venv, then run the whole workflow on the bundled demo scene (CPU)
 #   make test   install into .venv (with test extras), then run the test suite
+#   make test-unit   the unit tier only (tests/unit, under a minute): the loop while changing code
 #   make test-slurm  the SLURM profile on a real one-node cluster on loopback (installs slurm-wlm + munge; root)
 # GPU users: create .venv and install the CUDA torch build from pytorch.org first; `make` keeps it.
 PYTHON ?= python3
@@ -9,7 +10,7 @@ TORCH  ?= torch==2.13.0
 CORES  ?= 2
 BIN    := $(VENV)/bin
 
-.PHONY: install demo test test-slurm bench clean
+.PHONY: install demo test test-unit test-slurm bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,12 +30,15 @@ demo: install
 test: install
 	$(BIN)/python -m pytest
 
+test-unit: install
+	$(BIN)/python -m pytest tests/unit
+
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 test-slurm: install
 	command -v slurmctld >/dev/null || ($(SUDO) apt-get update -q && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q slurm-wlm munge)
-	$(BIN)/python -m pytest -m slurm tests/test_slurm.py
+	$(BIN)/python -m pytest -m slurm tests/integration/test_slurm.py
 
 # every benchmark runs (after the demo, whose results several of them measure); exit 1 if any missed its target
 bench: demo

@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))  # the real TUM pair with its ground truth (tests/loftr_helpers.py)
+sys.path.insert(0, str(REPO / "tests"))  # the real TUM pair with its ground truth (testkit.tum)
 sys.path.insert(0, str(REPO / "bench"))  # the LoFTR baseline of bench/loftr_step.py
 
 
@@ -75,7 +75,7 @@ def train_rate(module: L.LightningModule, loader, steps: int, warmup: int, preci
 
 
 def loftr_case(gpu: bool) -> dict:
-    from loftr_helpers import SMALL_MODEL, tiny_dataset
+    from testkit.tum import SMALL_MODEL, tiny_dataset
 
     from matchforge.dataset.indices import read_dataset
     from matchforge.loftr.lightning_module import LoFTRModule, PairDataModule
@@ -151,7 +151,7 @@ def ddp_loftr(steps: int) -> str:
     """LoFTR with DDP on 2 GPUs through the real `loftr-train` entry point; returns pairs/s or why not."""
     if torch.cuda.device_count() < 2:
         return "n/a (fewer than 2 GPUs)"
-    from loftr_helpers import tiny_dataset
+    from testkit.tum import tiny_dataset
 
     tmp = Path(tempfile.mkdtemp())
     ds = tiny_dataset(REPO / "resources" / "testsets" / "tum_rgbd", tmp / "ds")

@@ -37,7 +37,7 @@ import lightning as L
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))  # the real TUM pair with its ground truth (tests/loftr_helpers.py)
+sys.path.insert(0, str(REPO / "tests"))  # the real TUM pair with its ground truth (testkit.tum)
 
 CPU_TARGET, GPU_TARGET, BF16_TARGET = 0.8, 0.85, 1.3
 INSIDE = ("coarse supervision", "forward", "fine supervision", "loss")  # timed inside training_step
@@ -252,7 +252,7 @@ def main() -> None:
     for name in ("lightning", "lightning.pytorch", "lightning.fabric", "matchforge"):
         logging.getLogger(name).setLevel(logging.ERROR)
 
-    from loftr_helpers import SMALL_MODEL, tiny_dataset
+    from testkit.tum import SMALL_MODEL, tiny_dataset
 
     from matchforge.dataset.indices import read_dataset
     from matchforge.loftr.model import run_options

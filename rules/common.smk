@@ -1,4 +1,4 @@
-# The workflow's glue lives in the package (src/matchforge/workflow/, unit-tested in tests/test_workflow_glue.py):
+# The workflow's glue lives in the package (src/matchforge/workflow/, unit-tested in tests/unit/workflow/test_glue.py):
 # `wf` holds the validated config and every input function, param builder, resource function and target list
 # that the rule files name. Rule files hold rule declarations only.
 import sys

@@ -1,4 +1,5 @@
-"""Shared test fixtures: where the repo and the real data are, and the demo scene's SfM (computed once)."""
+"""Shared test fixtures (the demo scene's SfM and dataset, computed once per session) and the suite's rules: tests under
+tests/integration/ are marked ``slow`` by their folder, skips are failures unless marked ``gpu``."""
 
 from __future__ import annotations
 
@@ -8,23 +9,9 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-DEMO_IMAGES = REPO / "resources" / "demo" / "sacre_coeur" / "images"
+from testkit import DEMO_IMAGES, REPO
 
-
-TESTSETS = REPO / "resources" / "testsets"
-# SfM options for workflow tests: small and single-threaded (the model repeats exactly)
-FAST_SFM = {"max_image_size": 640, "max_num_features": 2048, "camera_mode": "per_image", "num_threads": 1}
-
-
-def real_data(*parts: str) -> Path:
-    """Real test data bundled with the repo under ``resources/testsets/`` (each set with its SOURCE.md);
-    a fresh clone has all of it, so a missing path is a failure, never a skip."""
-    p = TESTSETS.joinpath(*parts)
-    if not p.exists():
-        pytest.fail(f"real test data not found: {p} (it ships with the repo: check out resources/testsets)")
-    return p
-
+pytest_plugins = ["testkit.fixtures"]  # fixtures both tiers use
 
 @pytest.fixture(scope="session")
 def demo_sfm(tmp_path_factory) -> Path:
@@ -86,14 +73,19 @@ def demo_dataset(demo_sfm, tmp_path_factory) -> Path:
     return root / "demo" / "dataset.json"
 
 
+INTEGRATION = Path(__file__).parent / "integration"
+
+
 def pytest_collection_modifyitems(config, items):
-    """Tests marked ``gpu`` need CUDA: without it they are skipped (and counted in the summary)."""
+    """Tests under tests/integration/ are ``slow`` (they run the workflow, SfM or training; ``make test-unit`` leaves
+    them out). Tests marked ``gpu`` need CUDA: without it they are skipped (and counted in the summary)."""
     import torch
 
-    if torch.cuda.is_available():
-        return
+    cuda = torch.cuda.is_available()
     for item in items:
-        if item.get_closest_marker("gpu"):
+        if INTEGRATION in Path(item.path).parents:
+            item.add_marker(pytest.mark.slow)
+        if item.get_closest_marker("gpu") and not cuda:
             item.add_marker(pytest.mark.skip(reason="gpu: needs CUDA"))
 
 

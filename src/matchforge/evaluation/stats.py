@@ -14,7 +14,7 @@ of independent units, Korn and Graubard's interval for clustered samples: ``n_ef
 variance says nothing, and ``n_eff`` is the number of photos (at most the number of pairs): the interval stays
 open on the side the data cannot rule out, e.g. 0 of 9 pairs from 5 photos gives [0, 52.2] %. Other scores
 (matches per pair) get ``mean ± t * sqrt(var)`` with ``photos - 1`` degrees of freedom. Coverage, simulated with
-known success rates at 2, 5, 10 and 50 photos, is in docs/evaluation.md and checked by ``tests/test_stats.py``.
+known success rates at 2, 5, 10 and 50 photos, is in docs/evaluation.md and checked by ``tests/integration/test_stats.py``.
 
 **Paired comparisons** (:func:`paired`): two methods scored on the same pairs (a fine-tune before and after, a
 model and the SIFT reference of its protocol) are compared pair by pair: the difference of the score, its 95 %

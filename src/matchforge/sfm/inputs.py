@@ -12,7 +12,7 @@ upright into the staging folder.
 Photos larger than the SfM working size (``sfm.max_image_size``) are staged at that size. COLMAP extracts
 features at the working size but keeps the camera at the full size, so the pixel thresholds of
 mapping (reprojection error, bundle adjustment) are ~12 times too strict for a 12000 px photo among
-1000 px ones; one such photo cost a 10-photo scene 7 registrations (tests/test_sfm.py). All other
+1000 px ones; one such photo cost a 10-photo scene 7 registrations (tests/integration/test_sfm.py). All other
 photos are linked unchanged. Staged copies keep the EXIF focal length, so COLMAP's focal prior
 scales with them.
 

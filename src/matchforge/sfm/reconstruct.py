@@ -53,7 +53,7 @@ def choose_matcher(conf: dict[str, Any], num_images: int, has_gps: bool, scene: 
 
 def visual_words(conf: dict[str, Any], num_images: int) -> int:
     """Words of a vocabulary built from the scene: ``vocab_tree_num_words``, else 32 per photo rounded to a
-    power of two within [1024, 8192]. On the 33 photos of tests/test_sfm_large.py (640 px, 2048 features),
+    power of two within [1024, 8192]. On the 33 photos of tests/integration/test_sfm_large.py (640 px, 2048 features),
     with 8 retrieved photos each, 1024 words found 86 of the 94 pairs that exhaustive matching verifies,
     256 words 60-72; more words cost k-means time (trained on 64 descriptors per word)."""
     if conf["vocab_tree_num_words"]:

@@ -56,7 +56,7 @@ SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)
 def set_logged_step(trainer: L.Trainer, step: int) -> None:
     """Set the step Lightning logs at (its private ``fit_loop.epoch_loop._batches_that_stepped``: Lightning has
     no public way to align it after a mid-epoch restore). Fails loudly when a Lightning release renames it,
-    instead of setting an attribute nothing reads (tests/test_loftr_train.py checks it on every install)."""
+    instead of setting an attribute nothing reads (tests/unit/loftr/test_train.py checks it on every install)."""
     loop = trainer.fit_loop.epoch_loop
     if not hasattr(loop, "_batches_that_stepped"):
         raise RuntimeError(f"Lightning {L.__version__} has no fit_loop.epoch_loop._batches_that_stepped: "
