@@ -15,6 +15,15 @@ from typing import Any, Mapping
 import yaml
 
 
+def normalise_path(value: str) -> str:
+    """One spelling per location: ``./a/``, ``a`` and ``$PWD/a`` all become ``a`` (relative to the working directory
+    when inside it, else absolute). Values that are names rather than paths (``outdoor``, ``hf:repo/id``, a run name)
+    come back unchanged."""
+    absolute = os.path.normpath(os.path.abspath(os.path.expanduser(value)))
+    relative = os.path.relpath(absolute)
+    return absolute if relative == ".." or relative.startswith("../") else relative
+
+
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any] | None) -> dict[str, Any]:
     """Return ``base`` updated recursively with ``override`` (neither is modified)."""
     out = copy.deepcopy(dict(base))

@@ -54,11 +54,13 @@ def _models(model: type[BaseModel], seen: dict[str, type[BaseModel]]) -> dict[st
 
 
 def section_schema(model: type[BaseModel]) -> dict[str, Any]:
-    """The JSON schema (draft 2020-12) of a config section, as the workflow validates it (filling in the defaults:
-    pydantic leaves out those of ``default_factory`` fields, so they are added here)."""
+    """The JSON schema (draft 2020-12) of a config section, documenting its model (with the defaults of
+    ``default_factory`` fields, which pydantic leaves out, added here)."""
     schema = _clean(model.model_json_schema(by_alias=True))
     for name, cls in _models(model, {}).items():
         if issubclass(cls, RootModel):  # a name -> entry mapping (datasets): its entries are models of their own
+            continue
+        if cls is not model and name not in schema.get("$defs", {}):  # exported in a schema file of its own
             continue
         node = schema if cls is model else schema["$defs"][name]
         for field, info in cls.model_fields.items():

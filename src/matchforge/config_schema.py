@@ -1,65 +1,36 @@
-"""Config validation used by the Snakefile (and by the CLI for ``--conf`` files).
+"""The config as the workflow reads it: parsed once at planning into its typed form
+(:class:`matchforge.stage_config.ConfigFile`, whose models hold every default, bound and description), then the checks
+no single model can make (names, sizes, cross-references).
 
-The top-level schema (``src/matchforge/schemas/config.schema.yaml``) checks the shape of the config; each
-stage section ``X`` is then checked, and its defaults filled in, by ``src/matchforge/schemas/X.schema.yaml``.
-Per-scene overrides (``scenes.<name>.X``) are merged over the section and checked with the same
-schema, so a typo in one scene's options fails with that scene's name in the message.
+Per-scene overrides (``scenes.<name>.X``) are merged over section ``X`` and parsed by the same model, so a typo in one
+scene's options fails with that scene's name in the message. The schema files under ``src/matchforge/schemas/`` are
+generated from the models (``matchforge config-docs``) as documentation and for Snakemake's ``validate``; nothing
+reads defaults from them.
 """
 
 from __future__ import annotations
 
-import copy
 import difflib
 import functools
 import json
-import os
 import re
 from importlib import resources
 from pathlib import Path
-from typing import Any, Mapping, MutableMapping
+from typing import TYPE_CHECKING, Any, Mapping, MutableMapping
 
-import jsonschema
 import yaml
 
 from matchforge.conf import config_source, deep_merge
 from matchforge.errors import MatchforgeError
 from matchforge.limits import MAX_CONFIG_DEPTH, MAX_CONFIG_NODES, MAX_NAME
 
+if TYPE_CHECKING:
+    from matchforge.stage_config import ConfigFile
+
 # The schemas are package data, so a wheel or a non-editable install finds them too.
 SCHEMA_DIR = Path(str(resources.files("matchforge") / "schemas"))
 # Stages whose options a scene may override.
 SCENE_STAGES = ("sfm", "depth", "scene_info")
-
-
-def normalise_path(value: str) -> str:
-    """One spelling per location: ``./a/``, ``a`` and ``$PWD/a`` all become ``a`` (relative to the working
-    directory when inside it, else absolute). Values that are names rather than paths (``outdoor``,
-    ``hf:repo/id``, a run name) come back unchanged."""
-    absolute = os.path.normpath(os.path.abspath(os.path.expanduser(value)))
-    relative = os.path.relpath(absolute)
-    return absolute if relative == ".." or relative.startswith("../") else relative
-
-
-def _extended(cls):
-    """``cls`` that also normalises every string of a ``format: path`` property (so that editing the spelling
-    of a path never reruns a job) and fills in missing properties' defaults."""
-    validate_properties = cls.VALIDATORS["properties"]
-
-    def properties(validator, props, instance, schema):
-        if isinstance(instance, dict):
-            for name, sub in props.items():
-                if not isinstance(sub, dict):
-                    continue
-                if "default" in sub and name not in instance:
-                    instance[name] = copy.deepcopy(sub["default"])
-                if sub.get("format") == "path" and isinstance(instance.get(name), str):
-                    instance[name] = normalise_path(instance[name])
-        yield from validate_properties(validator, props, instance, schema)
-
-    return jsonschema.validators.extend(cls, {"properties": properties})
-
-
-DefaultFillingValidator = _extended(jsonschema.Draft202012Validator)
 
 
 def load_schema(path: str | Path) -> dict[str, Any]:
@@ -86,45 +57,6 @@ def require_config_path(path: str | Path, key: str, what: str, expect: str = "",
 def _closest(name: str, allowed: list[str]) -> str:
     match = difflib.get_close_matches(name, allowed, n=1, cutoff=0.5)
     return f" (did you mean '{match[0]}'?)" if match else ""
-
-
-def check_keys(instance: Mapping[str, Any], schema: Mapping[str, Any], where: str,
-               root: Mapping[str, Any] | None = None) -> None:
-    """Unknown keys of ``instance`` (where ``schema`` forbids extra keys), recursively and through local
-    ``$ref`` s, as one short error naming the key path, the allowed keys and the closest allowed name."""
-    root = schema if root is None else root
-    schema = _resolve(schema, root)
-    if not isinstance(instance, Mapping) or not isinstance(schema, Mapping):
-        return
-    for branch in schema.get("anyOf") or ():  # an optional section: {anyOf: [{$ref: ...}, {type: null}]}
-        branch = _resolve(branch, root)
-        if branch.get("type") == "object" or "properties" in branch:
-            schema = branch
-            break
-    props = schema.get("properties") or {}
-    extra = schema.get("additionalProperties")
-    for key, value in instance.items():
-        path = f"{where}.{key}" if where else str(key)
-        if key in props:
-            check_keys(value, props[key], path, root)
-        elif isinstance(extra, Mapping):
-            check_keys(value, extra, path, root)
-        elif extra is False:
-            allowed = sorted(props)
-            if re.fullmatch(r"(loftr|posfeat|shiftfocal)\.runs\.[^.]+", where) and _is_training_option(where, str(key)):
-                raise MatchforgeError(f"'{path}' is a training option: put it under {where}.train (or under "
-                                      f"{where.split('.')[0]}.train for every run)",
-                                      fix=f"edit {config_source()}; config/README.md lists each family's options")
-            raise MatchforgeError(
-                f"unknown config key '{path}'{_closest(str(key), allowed)}; allowed here: {', '.join(allowed)}",
-                fix=f"edit {config_source()}; options and defaults are listed in config/README.md")
-
-
-def _is_training_option(where: str, key: str) -> bool:
-    from matchforge.run_config import SECTIONS
-
-    train = SECTIONS[where.split(".")[0]].model_fields["train"].annotation
-    return key in {f.alias or name for name, f in train.model_fields.items()}
 
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -155,12 +87,6 @@ def check_size(config: Any) -> None:
             stack.extend((v, f"{where}[{i}]", depth + 1) for i, v in enumerate(value))
 
 
-def _short(message: str, limit: int = 200) -> str:
-    """One line of a validator's message, whose repr of the offending value can be as long as the value."""
-    message = " ".join(message.split())
-    return message if len(message) <= limit else message[:limit] + "..."
-
-
 def check_names(config: Mapping[str, Any]) -> None:
     """Names of scenes, datasets, runs and test sets: letters, digits, ``_``, ``.``, ``-``, starting with a
     letter or digit (no ``/``, no spaces: they become folder names under results/ and wildcard values)."""
@@ -184,54 +110,25 @@ def check_names(config: Mapping[str, Any]) -> None:
                     fix=f"rename it in {config_source()}")
 
 
-def _resolve(schema: Mapping[str, Any], root: Mapping[str, Any]) -> Mapping[str, Any]:
-    """``schema`` with a local ``$ref`` (``#/$defs/x``) replaced by its target (its other keys kept)."""
-    ref = schema.get("$ref") if isinstance(schema, Mapping) else None
-    if not (isinstance(ref, str) and ref.startswith("#/")):
-        return schema
-    target: Any = root
-    for part in ref[2:].split("/"):
-        target = target[part]
-    return {**_resolve(target, root), **{k: v for k, v in schema.items() if k != "$ref"}}
+def validate_config(config: MutableMapping[str, Any]) -> "ConfigFile":
+    """Parse the config once into its typed form (:class:`matchforge.stage_config.ConfigFile`) and return it; ``config``
+    is replaced by the typed form's plain options (every default filled in, paths in one spelling) for the rule files.
+    Checked on the way: the size (YAML aliases), names, unknown keys (with the closest allowed name) and values, and
+    every scene's overrides merged over their section. The first problem raises one short MatchforgeError."""
+    from matchforge.stage_config import SECTIONS, ConfigFile
 
-
-def check(instance: MutableMapping[str, Any], schema: Mapping[str, Any], where: str) -> None:
-    """Validate ``instance`` in place (filling defaults); raise one readable error naming ``where``."""
-    check_keys(instance, schema, where)
-    errors = sorted(DefaultFillingValidator(schema).iter_errors(instance), key=lambda e: list(e.absolute_path))
-    if errors:
-        err = errors[0]
-        key = ".".join(str(p) for p in err.absolute_path) or "(top level)"
-        raise MatchforgeError(
-            f"invalid config at {where}.{key}: {_short(err.message)}" if key != "(top level)" else f"invalid config at {where}: {_short(err.message)}",
-            fix=f"edit {config_source()} ({where}); options and defaults are listed in config/README.md",
-        )
-
-
-def validate_config(config: MutableMapping[str, Any], schema_dir: str | Path | None = None) -> None:
-    """Check the config's shape (unknown keys with the closest allowed name), fill stage defaults and
-    check every scene's merged overrides; the first problem raises one short MatchforgeError."""
-    schema_dir = Path(schema_dir) if schema_dir is not None else SCHEMA_DIR
     check_size(config)
-    top = load_schema(schema_dir / "config.schema.yaml")
-    check_keys(config, top, "")
     check_names(config)
-    errors = sorted(DefaultFillingValidator(top).iter_errors(config), key=lambda e: list(e.absolute_path))
-    if errors:
-        key = ".".join(str(p) for p in errors[0].absolute_path) or "(top level)"
-        raise MatchforgeError(f"invalid config at {key}: {_short(errors[0].message)}",
-                              fix=f"edit {config_source()}; options and defaults are listed in config/README.md")
-    for stage_schema in sorted(schema_dir.glob("*.schema.yaml")):
-        stage = stage_schema.name.removesuffix(".schema.yaml")
-        if stage == "config":
-            continue
-        schema = load_schema(stage_schema)
-        section = config.setdefault(stage, {})
-        check(section, schema, stage)
-        if stage in SCENE_STAGES:
-            for scene, scene_entry in (config.get("scenes") or {}).items():
-                if scene_entry.get(stage):
-                    check(deep_merge(section, scene_entry[stage]), schema, f"scenes.{scene}.{stage}")
+    typed = ConfigFile.of(config)
+    options = typed.to_dict()
+    for scene, entry in typed.scenes.items():
+        for stage in SCENE_STAGES:
+            override = getattr(entry, stage)
+            if override:
+                SECTIONS[stage].of(deep_merge(options[stage], override), f"scenes.{scene}.{stage}")
+    config.clear()
+    config.update(options)
+    return typed
 
 
 def section_models() -> dict[str, Any]:
@@ -260,24 +157,20 @@ def schema_defaults(stage: str) -> dict[str, Any]:
 
 
 def section_defaults(stage: str, *path: str) -> dict[str, Any]:
-    """A fresh copy of the defaults of one sub-section of ``stage``'s schema, reached by property names (``"*"``: the
-    schema of any entry of a name -> options mapping), e.g. ``section_defaults("datasets", "*")``. Computed once per
-    process: matchers and test-set readers ask for them on every call."""
+    """A fresh copy of the defaults of one sub-section of section ``stage``, reached by key names (``"*"``: any entry of
+    a name -> options mapping), e.g. ``section_defaults("loftr", "testsets", "*")``: every option of that model that
+    has a default (required options and those left absent when unset are not in it)."""
     return json.loads(_section_defaults(stage, *path))
 
 
 @functools.lru_cache(maxsize=None)
 def _section_defaults(stage: str, *path: str) -> str:
-    root: Mapping[str, Any] = load_schema(SCHEMA_DIR / f"{stage}.schema.yaml")
-    schema = root
-    for key in path:
-        schema = _resolve(schema, root)
-        schema = schema["additionalProperties"] if key == "*" else schema["properties"][key]
-    schema = {**_resolve(schema, root), "$defs": root.get("$defs", {})}
-    instance: dict[str, Any] = {}
-    for _ in DefaultFillingValidator(schema).iter_errors(instance):  # fills defaults; required keys may be missing
-        pass
-    return json.dumps(instance)
+    from matchforge.run_config import model_at
+
+    model = model_at(section_models()[stage], list(path))
+    if model is None:
+        raise KeyError(f"no options model at {stage}.{'.'.join(path)}")
+    return json.dumps(model.defaults())
 
 
 def check_references(config: Mapping[str, Any]) -> None:

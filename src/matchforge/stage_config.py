@@ -8,11 +8,11 @@ its section's model (:func:`matchforge.config_schema.with_defaults`).
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Mapping
 
-from pydantic import ConfigDict, Field, RootModel, model_validator
+from pydantic import ConfigDict, Field, RootModel, WithJsonSchema, model_validator
 
-from matchforge.run_config import Options, extra
+from matchforge.run_config import LoFTRSection, Options, PoSFeatSection, ShiftFocalSection, extra
 from matchforge.limits import Batch, Count, SidePx, Workers
 
 
@@ -444,23 +444,39 @@ class Scene(Options):
                     "photo count (src/matchforge/resources.py, docs/slurm.md)")
 
 
+def _section(model: type, stage: str) -> Any:
+    """A section of the config file typed by ``model``; the top-level schema leaves its keys to
+    ``<stage>.schema.yaml`` (each section's schema is exported on its own)."""
+    return Annotated[model, WithJsonSchema({"anyOf": [{"additionalProperties": True, "type": "object"}, {"type": "null"}],
+                                             "description": f"see {stage}.schema.yaml"})]
+
+
 class ConfigFile(Options):
-    """matchforge configuration: the scenes, then one section per stage, each checked (and its defaults filled in) by
-    src/matchforge/schemas/<section>.schema.yaml."""
+    """matchforge configuration: the scenes, then one section per stage. Parsed once at planning into this model
+    (:func:`matchforge.config_schema.validate_config`), which fills every default; a section left empty takes all
+    of its defaults."""
 
     scenes: dict[str, Scene] = Field(
         description="scene name -> where its photos are, plus per-scene overrides of stage options ({} when runs "
                     "train on official indices only)")
-    sfm: dict[str, Any] | None = Field(None, json_schema_extra=extra(unset=True))
-    depth: dict[str, Any] | None = Field(None, json_schema_extra=extra(unset=True))
-    scene_info: dict[str, Any] | None = Field(None, json_schema_extra=extra(unset=True))
-    datasets: dict[str, Any] | None = Field(None, json_schema_extra=extra(unset=True))
-    loftr: dict[str, Any] | None = Field(None, json_schema_extra=extra(unset=True))
-    posfeat: dict[str, Any] | None = Field(None, json_schema_extra=extra(unset=True))
-    shiftfocal: dict[str, Any] | None = Field(None, json_schema_extra=extra(unset=True))
-    localization: dict[str, Any] | None = Field(None, json_schema_extra=extra(unset=True))
+    sfm: _section(SfMSection, "sfm") = Field(default_factory=lambda: SfMSection(), json_schema_extra={"default": {}})
+    depth: _section(DepthSection, "depth") = Field(default_factory=lambda: DepthSection(), json_schema_extra={"default": {}})
+    scene_info: _section(SceneInfoSection, "scene_info") = Field(default_factory=lambda: SceneInfoSection(), json_schema_extra={"default": {}})
+    datasets: _section(DatasetsSection, "datasets") = Field(default_factory=lambda: DatasetsSection({}), json_schema_extra={"default": {}})
+    loftr: _section(LoFTRSection, "loftr") = Field(default_factory=lambda: LoFTRSection(), json_schema_extra={"default": {}})
+    posfeat: _section(PoSFeatSection, "posfeat") = Field(default_factory=lambda: PoSFeatSection(), json_schema_extra={"default": {}})
+    shiftfocal: _section(ShiftFocalSection, "shiftfocal") = Field(default_factory=lambda: ShiftFocalSection(), json_schema_extra={"default": {}})
+    localization: _section(LocalizationSection, "localization") = Field(default_factory=lambda: LocalizationSection(), json_schema_extra={"default": {}})
     report: dict[str, Any] | None = Field(None, json_schema_extra=extra(unset=True))
-    slurm: dict[str, Any] | None = Field(None, json_schema_extra=extra(unset=True))
+    slurm: _section(SlurmSection, "slurm") = Field(default_factory=lambda: SlurmSection(), json_schema_extra={"default": {}})
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_sections(cls, data: Any) -> Any:
+        """``sfm:`` with nothing under it (YAML reads None) is the section with its defaults."""
+        if isinstance(data, Mapping):
+            data = {k: ({} if v is None and k in SECTIONS else v) for k, v in data.items()}
+        return data
 
 
 # The stage sections exported as src/matchforge/schemas/<name>.schema.yaml (config: the top level).

@@ -18,21 +18,30 @@ def test_generated_schemas_and_option_tables_are_current():
     assert outdated(REPO) == []
 
 
-def test_the_exported_schema_fills_the_same_defaults_as_the_model():
-    """What the workflow's validation fills into the config equals the models' own defaults, for every section."""
-    from matchforge.config_docs import SECTIONS as ALL
-    from matchforge.config_schema import validate_config
+def test_planning_parses_the_config_once_into_its_typed_form(tmp_path, monkeypatch):
+    """validate_config parses the whole file once (one ConfigFile validation) and hands the rule files its plain
+    form: paths in one spelling, whole numbers as written (a job's params string stays the same), an empty section
+    with its defaults; a scene's overrides are checked merged over their section."""
+    import json
 
-    config = {"scenes": {}}
-    validate_config(config)
-    for name, model in SECTIONS.items():
-        assert config[name]["train"] == model().train.to_dict(), name
-    assert config["loftr"]["baseline"] == SECTIONS["loftr"]().baseline.to_dict()
-    for name in ("sfm", "depth", "scene_info", "localization", "slurm"):
-        assert config[name] == ALL[name]().to_dict(), name
-    config = {"scenes": {}, "datasets": {"d": {"scenes": ["s"]}}}
-    validate_config(config)
-    assert config["datasets"]["d"] == ALL["datasets"].model_validate({"d": {"scenes": ["s"]}}).root["d"].to_dict()
+    from matchforge.config_schema import validate_config
+    from matchforge.stage_config import ConfigFile
+
+    monkeypatch.chdir(tmp_path)
+    calls = []
+    original = ConfigFile.model_validate.__func__
+    monkeypatch.setattr(ConfigFile, "model_validate",
+                        classmethod(lambda cls, *a, **k: calls.append(cls.__name__) or original(cls, *a, **k)))
+    config = {"scenes": {"a": {"images": "./photos/", "sfm": {"max_image_size": 800}}}, "sfm": None,
+              "depth": {"align": {"max_abs_rel": 1}}}
+    typed = validate_config(config)
+    assert calls == ["ConfigFile"] and config == typed.to_dict()
+    assert config["scenes"]["a"]["images"] == "photos" and config["scenes"]["a"]["sfm"] == {"max_image_size": 800}
+    assert json.dumps(config["depth"]["align"]["max_abs_rel"]) == "1" and typed.depth.align.max_abs_rel == 1
+    assert config["sfm"]["matcher"] == "auto" and config["loftr"]["runs"] == {}
+    config = {"scenes": {"a": {"images": "photos", "sfm": {"max_image_size": 10}}}}
+    with pytest.raises(MatchforgeError, match=r"scenes\.a\.sfm\.max_image_size: Input should be greater than or equal to 100"):
+        validate_config(config)
 
 
 def test_a_parsed_config_is_not_parsed_again():
@@ -56,7 +65,6 @@ def test_unknown_and_invalid_options_name_the_key_and_the_closest_name():
 def test_the_loftr_training_walk_validates_once(monkeypatch):
     """From the job's options to the Lightning module, its data module, loss and network: one validation (the
     job's parse); nothing below fills defaults or checks options again."""
-    import matchforge.config_schema as config_schema
     from matchforge.loftr.lightning_module import LoFTRModule, PairDataModule
     from matchforge.loftr.model import run_options
 
@@ -68,7 +76,6 @@ def test_the_loftr_training_walk_validates_once(monkeypatch):
         return original(cls, *args, **kwargs)
 
     monkeypatch.setattr(LoFTRRunConfig, "model_validate", classmethod(counting))
-    monkeypatch.setattr(config_schema, "check", lambda *a, **k: pytest.fail("schema validation in a training job"))
     conf = run_options({"block_dims": [16, 24, 32], "initial_dim": 16, "coarse_layers": 1, "num_workers": 0})
     module = LoFTRModule(conf)
     data = PairDataModule(conf, [], [])

@@ -2,7 +2,7 @@
 
 ``rules/*.smk`` hold rule declarations only; each input function, param builder, resource function and target
 list they name is a method of :class:`Workflow`, built once by ``rules/common.smk`` from Snakemake's ``config``
-by :func:`prepare` (which validates it and fills in the defaults)::
+by :func:`prepare` (which parses it once into its typed form, every default from the models)::
 
     wf = prepare(config, workflow.configfiles, checkpoints)
     rule loftr_train:

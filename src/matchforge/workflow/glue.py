@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, MutableMapping
 
 from matchforge.conf import CONFIG_ARGS_ENV, CONFIG_FILES_ENV
-from matchforge.config_schema import SCHEMA_DIR, check_references, validate_config
+from matchforge.config_schema import check_references, validate_config
 from matchforge.errors import MatchforgeError
 from matchforge.summary import KINDS as SUMMARY_KINDS
 from matchforge.workflow.base import one_of, present
@@ -146,7 +146,8 @@ def prepare(config: MutableMapping[str, Any], configfiles: Iterable[Any] = (), c
     """The workflow of Snakemake's ``config``: the ``matchforge`` command on PATH, the config file names for the
     jobs' messages (``settings``, Snakemake's config settings: with ``--replace-workflow-config`` only the files
     given on the command line are in use) and the arguments that select them for suggested commands, the config
-    validated (defaults filled in, unknown keys with the closest name, names, cross-references); the first
+    parsed once into its typed form (:func:`matchforge.config_schema.validate_config`: defaults from the models,
+    unknown keys with the closest name, names) and its cross-references checked; the first
     problem raises one MatchforgeError."""
     command_on_path()
     given = [str(f) for f in getattr(settings, "configfiles", None) or []]
@@ -156,6 +157,6 @@ def prepare(config: MutableMapping[str, Any], configfiles: Iterable[Any] = (), c
     os.environ[CONFIG_ARGS_ENV] = (" ".join(["--configfile", *map(shlex.quote, given)] + (["--replace-workflow-config"]
                                                                                         if replaced else []))
                                    if given else "")
-    validate_config(config, SCHEMA_DIR)
+    validate_config(config)
     check_references(config)
     return Workflow(config, checkpoints)
