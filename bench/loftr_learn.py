@@ -56,7 +56,7 @@ def measure(module: LoFTRModule, samples: list[dict], device: str) -> dict[str, 
         b = {k: (v.to(device) if torch.is_tensor(v) else v) for k, v in default_collate([s]).items()}
         coarse_supervision(b, depth_check=False)
         forward(module.matcher, b)
-        correct += count_coarse_matches(b, float(module.conf.thr))[1]
+        correct += int(count_coarse_matches(b, float(module.conf.thr))[1])
         r = evaluate_pair(b["mkpts0_f"].cpu().double().numpy(), b["mkpts1_f"].cpu().double().numpy(),
                           b["K0"][0].cpu().double().numpy(), b["K1"][0].cpu().double().numpy(),
                           b["T_0to1"][0].cpu().double().numpy(), 0.5, 5e-4, "opencv")

@@ -28,7 +28,7 @@ def _train_on_demo(mode: str, samples: list, order: list[int], every: int) -> tu
                 n = 0
                 for s in samples[:5]:
                     e = forward(module.matcher, coarse_supervision(default_collate([s]), depth_check=False))
-                    n += count_coarse_matches(e, 0.2)[1]
+                    n += int(count_coarse_matches(e, 0.2)[1])
             correct.append(n)
             module.train()
         if i is None:

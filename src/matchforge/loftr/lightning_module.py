@@ -115,10 +115,11 @@ class LoFTRModule(L.LightningModule):
         n = batch["image0"].size(0)
         for k, v in batch["loss_scalars"].items():
             self.log(f"train/{k}", v.float(), on_step=True, on_epoch=False, prog_bar=k == "loss", batch_size=n)
-        self.log("train/num_gt", float(batch["conf_matrix_gt"].sum()), on_step=True, batch_size=n)
+        # tensors, not numbers: Lightning reads them when it writes the log, not at every step (a read waits for the GPU)
+        self.log("train/num_gt", batch["conf_matrix_gt"].sum().float(), on_step=True, batch_size=n)
         matches, correct = count_coarse_matches(batch, float(self.conf.thr))
-        self.log("train/matches_c", float(matches), on_step=True, batch_size=n)
-        self.log("train/correct_c", float(correct), on_step=True, batch_size=n)
+        self.log("train/matches_c", matches.float(), on_step=True, batch_size=n)
+        self.log("train/correct_c", correct.float(), on_step=True, batch_size=n)
         self.log("lr", self.optimizers().param_groups[0]["lr"] if self._trainer is not None else self.lr, on_step=True, batch_size=n)
         return loss
 
@@ -138,7 +139,7 @@ class LoFTRModule(L.LightningModule):
         n = batch["image0"].size(0)
         for k, v in batch["loss_scalars"].items():
             self.log(f"val/{k}", v.float(), on_epoch=True, sync_dist=True, batch_size=n)
-        self.log("val/correct_c", float(count_coarse_matches(batch, float(self.conf.thr))[1]), on_epoch=True,
+        self.log("val/correct_c", count_coarse_matches(batch, float(self.conf.thr))[1].float(), on_epoch=True,
                  sync_dist=True, batch_size=n)
         for b in range(n):
             sel = batch["m_bids"] == b

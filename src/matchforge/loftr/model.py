@@ -152,14 +152,15 @@ def coarse_matching(matcher: Any, feat_c0: torch.Tensor, feat_c1: torch.Tensor, 
 
 
 @torch.no_grad()
-def count_coarse_matches(data: dict[str, Any], thr: float) -> tuple[int, int]:
-    """(predicted, correct) coarse matches: mutual nearest neighbours of ``conf_matrix`` above ``thr``,
-    correct where ``conf_matrix_gt`` is 1. Border cells are kept and no ground-truth pad counts, so
-    the numbers do not depend on the training-time subsampling of the fine level."""
+def count_coarse_matches(data: dict[str, Any], thr: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(predicted, correct) coarse matches as 0-d tensors on the device (reading them waits for the device, so a
+    training step logs them as tensors): mutual nearest neighbours of ``conf_matrix`` above ``thr``, correct where
+    ``conf_matrix_gt`` is 1. Border cells are kept and no ground-truth pad counts, so the numbers do not depend on
+    the training-time subsampling of the fine level."""
     conf = data["conf_matrix"].detach()
     mutual = (conf > thr) & (conf == conf.amax(2, keepdim=True)) & (conf == conf.amax(1, keepdim=True))
     correct = mutual & (data["conf_matrix_gt"] == 1) if "conf_matrix_gt" in data else mutual[:0]
-    return int(mutual.sum()), int(correct.sum())
+    return mutual.sum(), correct.sum()
 
 
 def forward(model: LoFTR, data: dict[str, Any]) -> dict[str, Any]:
