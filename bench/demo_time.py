@@ -5,8 +5,8 @@ does, without the report), then prints the wall time against the README's stated
 took longest (Snakemake's own ``benchmarks/`` files). Run it on an idle machine: other load
 on the 2 cores shows up one for one.
 
-Target (exit status 1 when missed): wall time <= TARGET_MIN minutes (the goal of issue 25); the README states the
-last measured figure.
+Target (exit status 1 when missed): wall time <= TARGET_MIN minutes, so that the README's promise of 10 minutes
+holds with margin on such machines; the README states the range measured over several runs.
 
     .venv/bin/python bench/demo_time.py [--cores 2] [--keep DIR]
 """
@@ -23,7 +23,7 @@ from pathlib import Path
 import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
-TARGET_MIN = 10.0  # the issue-25 goal; measured: 17.8 min on 2026-12-04, 5.1 min on 2026-12-07 (README)
+TARGET_MIN = 7.0  # issue 34: 10 minutes with margin on a 2-core machine (the README states the measured range)
 
 
 def main() -> None:

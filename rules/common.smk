@@ -3,18 +3,15 @@
 # that the rule files name. Rule files hold rule declarations only.
 import sys
 
-from snakemake.utils import validate
-
-from matchforge.config_schema import SCHEMA_DIR
 from matchforge.errors import MatchforgeError
 from matchforge.workflow import prepare
 
 
-# our own concise checks first (key path, allowed keys, closest name; names; cross-references), then Snakemake's
-# as a second line. A config mistake ends planning with its one-line message, no traceback.
+# The config is parsed once into its typed form (matchforge.stage_config.ConfigFile: every default, bound and unknown-key
+# message comes from the models; then names and cross-references). A config mistake ends planning with its one-line
+# message, no traceback. The schemas under src/matchforge/schemas/ are generated from the same models, as documentation.
 try:
     wf = prepare(config, workflow.configfiles, checkpoints, workflow.config_settings)
 except MatchforgeError as _err:
     print(f"matchforge: {_err}", file=sys.stderr)
     raise SystemExit(2)
-validate(config, schema=SCHEMA_DIR / "config.schema.yaml")

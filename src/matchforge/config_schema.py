@@ -4,8 +4,8 @@ no single model can make (names, sizes, cross-references).
 
 Per-scene overrides (``scenes.<name>.X``) are merged over section ``X`` and parsed by the same model, so a typo in one
 scene's options fails with that scene's name in the message. The schema files under ``src/matchforge/schemas/`` are
-generated from the models (``matchforge config-docs``) as documentation and for Snakemake's ``validate``; nothing
-reads defaults from them.
+generated from the models (``matchforge config-docs``) as documentation; nothing reads them while the workflow
+runs.
 """
 
 from __future__ import annotations

@@ -163,7 +163,7 @@ def count_coarse_matches(data: dict[str, Any], thr: float) -> tuple[torch.Tensor
     return mutual.sum(), correct.sum()
 
 
-def forward(model: LoFTR, data: dict[str, Any]) -> dict[str, Any]:
+def forward(model: LoFTR, data: dict[str, Any], for_loss: bool = True) -> dict[str, Any]:
     """Run LoFTR on ``data`` in place (train or eval mode, as the model is) and return ``data``.
 
     In train mode ``data`` must already hold the coarse supervision (``spv_b_ids``, ...), see
@@ -171,6 +171,10 @@ def forward(model: LoFTR, data: dict[str, Any]) -> dict[str, Any]:
     ``log_conf_matrix`` (see :func:`coarse_matching`), ``b_ids``,
     ``i_ids``, ``j_ids``, ``gt_mask``, ``mkpts0_c/1_c``, ``mconf``, ``m_bids``, ``expec_f``,
     ``mkpts0_f/1_f``.
+
+    ``for_loss`` false (matching only, nothing reads a loss): a dual-softmax model runs kornia's own coarse matching,
+    the released inference code, without the log-domain confidences only the loss needs (``log_conf_matrix`` is
+    then absent); the matches are kornia's.
     """
     stride_c, stride_f = model.config["resolution"]
     img0, img1 = data["image0"], data["image1"]
@@ -189,7 +193,10 @@ def forward(model: LoFTR, data: dict[str, Any]) -> dict[str, Any]:
     mask_c1 = data["mask1"].flatten(-2) if "mask1" in data else None
     feat_c0, feat_c1 = model.loftr_coarse(feat_c0, feat_c1, mask_c0, mask_c1)
 
-    coarse_matching(model.coarse_matching, feat_c0, feat_c1, data, mask_c0, mask_c1)
+    if for_loss or model.coarse_matching.match_type != "dual_softmax":
+        coarse_matching(model.coarse_matching, feat_c0, feat_c1, data, mask_c0, mask_c1)
+    else:
+        model.coarse_matching(feat_c0, feat_c1, data, mask_c0=mask_c0, mask_c1=mask_c1)
 
     feat_f0_w, feat_f1_w = model.fine_preprocess(feat_f0, feat_f1, feat_c0, feat_c1, data)
     if feat_f0_w.size(0) != 0:
