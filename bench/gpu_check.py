@@ -33,7 +33,6 @@ from typing import Any
 from pathlib import Path
 
 import lightning as L
-import numpy as np
 import torch
 
 REPO = Path(__file__).resolve().parents[1]

@@ -30,7 +30,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch.utils.data import default_collate
 
@@ -38,7 +37,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
 from matchforge.dataset.indices import read_dataset  # noqa: E402
-from matchforge.evaluation.pose import evaluate_pair, pose_auc  # noqa: E402
+from matchforge.evaluation.pose_metrics import evaluate_pair, pose_auc  # noqa: E402
 from matchforge.loftr.data import PairDataset  # noqa: E402
 from matchforge.loftr.lightning_module import LoFTRModule  # noqa: E402
 from matchforge.loftr.model import count_coarse_matches, forward  # noqa: E402
@@ -89,7 +88,7 @@ def train(conf: dict, train_s: list[dict], test_s: list[dict], steps: int, every
     conf = module.conf  # the parsed run config (defaults filled in)
     opt = torch.optim.AdamW(module.parameters(), lr=conf.canonical_lr, weight_decay=conf.weight_decay)
     order = torch.randint(len(train_s), (steps,), generator=torch.Generator().manual_seed(seed)).tolist()
-    rows, reached, t0 = [], math.inf, time.time()
+    rows, reached = [], math.inf
     for step in range(steps + 1):
         if step % every == 0:
             tr, te = measure(module, train_s, device), measure(module, test_s, device)

@@ -30,7 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "match": ("matchforge.matchers.match", "match two images (or a video) and draw the matches"),
     "posfeat-train": ("matchforge.posfeat.train", "train PoSFeat (description net, then detection net)"),
     "extract": ("matchforge.posfeat.extract", "extract PoSFeat (or SIFT-described) keypoints and descriptors"),
-    "reconstruct-eval": ("matchforge.evaluation.features", "reconstruction from stored features (the ETH benchmark's columns)"),
+    "reconstruct-eval": ("matchforge.evaluation.reconstruct_eval", "reconstruction from stored features (the ETH benchmark's columns)"),
     "shiftfocal-data": ("matchforge.shiftfocal.data", "generate shift/focal training data from RGB-D datasets"),
     "shiftfocal-train": ("matchforge.shiftfocal.train", "train the shift/focal point-cloud model"),
     "shiftfocal-eval": ("matchforge.shiftfocal.evaluate", "evaluate shift/focal recovery on held-out items"),

@@ -441,7 +441,7 @@ class Scene(Options):
     resources: dict[ScaledJob, JobResources] | None = Field(None, json_schema_extra=extra(unset=True),
         description="cluster time and memory of this scene's sfm, depth_predict, depth_align, depth_consistency, "
                     "scene_info jobs, e.g. `{sfm: {runtime: 12h, mem_mb: 64000}}`; unset values grow with the scene's "
-                    "photo count (src/matchforge/resources.py, docs/slurm.md)")
+                    "photo count (src/matchforge/job_resources.py, docs/slurm.md)")
 
 
 def _section(model: type, stage: str) -> Any:

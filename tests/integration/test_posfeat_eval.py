@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from testkit import real_data
-from matchforge.matchers.features import mutual_nn
+from matchforge.matchers.stored import mutual_nn
 
 
 def test_sift_on_shared_homography_pairs_gives_a_sensible_curve(tmp_path):
@@ -119,7 +119,7 @@ def test_eth_benchmark_layout_gives_the_benchmark_columns(tmp_path):
 
     import pycolmap
 
-    from matchforge.evaluation.features import main as reconstruct_eval
+    from matchforge.evaluation.reconstruct_eval import main as reconstruct_eval
     from matchforge.evaluation.reconstruction import ETH_COLUMNS
     from matchforge.evaluation.testsets import testset_images
     from matchforge.posfeat.extract import main as extract_main

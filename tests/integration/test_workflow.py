@@ -135,7 +135,7 @@ def job_resources(proc: subprocess.CompletedProcess) -> dict[tuple[str, str], di
 def test_cluster_time_and_memory_grow_with_the_photo_count(tmp_path):
     """A 2,500-photo scene asks SLURM for more than the profile's 120 minutes; a scene's own `resources`
     entry wins; the demo's 10 photos get the base figures."""
-    from matchforge.resources import estimate
+    from matchforge.job_resources import estimate
     from matchforge.config_schema import schema_defaults
 
     big = tmp_path / "big"

@@ -79,7 +79,8 @@ def test_a_photo_folder_that_is_no_scene_is_refused_before_anything_is_read(imag
     """`images: ""` used to become the repository root, `images: /` walked the whole file system."""
     from matchforge.sfm.inputs import photo_signature, require_folder
 
-    monkeypatch.chdir(REPO)
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")  # ".." then holds the working directory wherever the repository is
     assert photo_signature(images, tmp_path / "c.json") == ("refused", 0)
     with pytest.raises(MatchforgeError, match=why) as err:
         require_folder(images, "hostile")

@@ -7,8 +7,7 @@ import pytest
 
 from testkit import REPO
 from matchforge.errors import MatchforgeError
-from matchforge.run_config import (LoFTRRunConfig, LoFTRTrain, PoSFeatRunConfig, PoSFeatTrain, ShiftFocalTrain,
-                                   SECTIONS)
+from matchforge.run_config import LoFTRRunConfig, LoFTRTrain, PoSFeatRunConfig, PoSFeatTrain, ShiftFocalTrain
 
 
 def test_generated_schemas_and_option_tables_are_current():

@@ -21,7 +21,6 @@ Writes into ``out_dir`` (``results/{scene}/scene_info/``):
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import pickle
 import re

@@ -15,7 +15,6 @@ Writes ``<h5_dir>/{stem}.h5`` and a JSON report (per image: fit, status; lists `
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import time
 from pathlib import Path

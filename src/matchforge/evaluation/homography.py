@@ -145,7 +145,7 @@ def score(records: Sequence[Any], matches: str | Path, thresholds: Sequence[floa
     """MMA (%) at each threshold from stored matches, and homography accuracy as glue-factory scores HPatches:
     the AUC (%) of the mean corner error of RANSAC and DLT estimates at 1/3/5 px. Each test-set number has a
     95 % interval (:mod:`matchforge.evaluation.stats`); ``records`` come from :func:`matchforge.evaluation.testsets.homography_records`."""
-    from matchforge.evaluation.pose import auc_curve, pose_auc
+    from matchforge.evaluation.pose_metrics import auc_curve, pose_auc
     from matchforge.evaluation.relpose import pair_names
     from matchforge.evaluation.stats import FEW_PAIRS, intervals, weighted_mean
     from matchforge.io.images import image_size

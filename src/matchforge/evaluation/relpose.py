@@ -6,7 +6,7 @@ pose error = max(rotation, translation-direction angle) in degrees (a failed est
 epipolar precision = share of matches whose squared symmetric epipolar distance (normalised coordinates) is
 below ``epi_err_thr``, RANSAC inlier ratio. Over the pairs: AUC@5/10/20 (%, trapezoid), mean precision and
 inlier ratio (%), mean number of matches, failed estimates, each with a 95 % interval that treats photos as the unit
-(:mod:`matchforge.evaluation.stats`); :func:`compare` compares two results on the same pairs, pair by pair. Definitions: :mod:`matchforge.evaluation.pose`. Changing a scoring
+(:mod:`matchforge.evaluation.stats`); :func:`compare` compares two results on the same pairs, pair by pair. Definitions: :mod:`matchforge.evaluation.pose_metrics`. Changing a scoring
 option rescores the stored matches without matching again.
 
 RANSAC threshold (``ransac_frame``): ``evaluated`` (default) applies ``ransac_thresh`` (0.5 px, the official
@@ -28,7 +28,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 from tqdm import tqdm
 
-from matchforge.evaluation.pose import auc_curve, capped_score, evaluate_pair, pose_auc
+from matchforge.evaluation.pose_metrics import auc_curve, capped_score, evaluate_pair, pose_auc
 from matchforge.evaluation.stats import FEW_PAIRS, intervals, num_photos, paired, weighted_mean
 from matchforge.io.images import image_size
 from matchforge.io.matches import MatchReader, MatchWriter

@@ -15,7 +15,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping
 
-import numpy as np
 
 from matchforge.errors import MatchforgeError
 from matchforge.conf import config_source

@@ -32,7 +32,7 @@ import torch
 from torch.utils.data import BatchSampler, DataLoader
 
 from matchforge.config_schema import section_defaults
-from matchforge.evaluation.pose import evaluate_pair, pose_auc
+from matchforge.evaluation.pose_metrics import evaluate_pair, pose_auc
 from matchforge.loftr.data import PairDataset, SceneBalancedSampler, collate_pairs
 from matchforge.loftr.losses import LoFTRLoss
 from matchforge.loftr.model import build_model, count_coarse_matches, forward, run_options

@@ -24,7 +24,6 @@ frequency or the device count at the same true batch size keeps the checkpoints.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 from pathlib import Path
 from typing import Any, Mapping

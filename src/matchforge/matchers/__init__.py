@@ -19,7 +19,7 @@ from matchforge.errors import MatchforgeError
 MATCHERS = {
     "sift": "matchforge.matchers.sift:SiftMatcher",
     "loftr": "matchforge.matchers.loftr:LoFTRMatcher",
-    "features": "matchforge.matchers.features:FeatureMatcher",
+    "features": "matchforge.matchers.stored:FeatureMatcher",
 }
 
 

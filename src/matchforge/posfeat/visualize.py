@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from matchforge.matchers.features import mutual_nn  # noqa: E402
+from matchforge.matchers.stored import mutual_nn  # noqa: E402
 from matchforge.posfeat.detect import describe, detect_keypoints, sift_keypoints  # noqa: E402
 from matchforge.geometry.epipolar import fundamental_from_poses, symmetric_epipolar_pixels  # noqa: E402
 from matchforge.posfeat.networks import PoSFeat, normalize  # noqa: E402

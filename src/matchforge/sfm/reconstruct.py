@@ -29,7 +29,7 @@ from matchforge.config_schema import require_config_path, with_defaults
 from matchforge.sfm.inputs import StagedImages, require_folder, skipped_summary, stage_images
 from matchforge.io.files import not_regular
 from matchforge.io.write import require_free_space, set_aside, write_json
-from matchforge.resources import sfm_pairs
+from matchforge.job_resources import sfm_pairs
 
 logger = logging.getLogger(__name__)
 

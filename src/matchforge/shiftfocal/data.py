@@ -14,7 +14,6 @@ Output folder (Train-3D layout, plus what the later stages need)::
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 from pathlib import Path
 

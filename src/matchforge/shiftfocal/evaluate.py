@@ -19,7 +19,6 @@ Writes ``<out>.json``, ``<out>.png`` and ``<out>_{before,after,gt}.ply`` (first 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 from pathlib import Path
 

@@ -17,7 +17,6 @@ the recovered 3D shape.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path

@@ -13,7 +13,6 @@ Outputs in ``<out>``: ``<target>.pt`` (best validation weights + model config), 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import math
 from typing import Any

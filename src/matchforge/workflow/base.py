@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from matchforge.conf import scene_conf, to_json
-from matchforge.resources import estimate
+from matchforge.job_resources import estimate
 from matchforge.sfm.inputs import photo_signature
 
 # Where the photo digests of each scene are cached between Snakemake calls (relative to the working directory).
@@ -89,7 +89,7 @@ class Base:
 
     def scene_resources(self, stage: str, key: str):
         """resources: ``key`` (runtime in minutes, mem_mb) of the scene's ``stage`` job: the scene's own
-        ``resources.<stage>.<key>`` when set, else the estimate from its photo count (matchforge.resources)."""
+        ``resources.<stage>.<key>`` when set, else the estimate from its photo count (matchforge.job_resources)."""
 
         def value(wc: Any) -> Any:
             own = ((self.config["scenes"][wc.scene].get("resources") or {}).get(stage) or {}).get(key)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from matchforge.evaluation.pose import auc_curve, pose_auc
+from matchforge.evaluation.pose_metrics import auc_curve, pose_auc
 from matchforge.evaluation.relpose import aggregate, compare
 from matchforge.evaluation.stats import MIN_PHOTOS, clopper_pearson
 

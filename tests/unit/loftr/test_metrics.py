@@ -8,7 +8,7 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 from testkit import REPO, real_data
-from matchforge.evaluation.pose import evaluate_pair, pose_auc
+from matchforge.evaluation.pose_metrics import evaluate_pair, pose_auc
 from matchforge.geometry.pose import relative_pose_error
 from matchforge.evaluation.relpose import match, score
 from matchforge.evaluation.score import SCORING_DEFAULTS as SCORING

@@ -25,7 +25,7 @@ from matchforge.errors import MatchforgeError
 from matchforge.io.images import list_images
 from matchforge.io.write import write_json
 from matchforge.matchers import get_matcher
-from matchforge.matchers.features import mutual_nn
+from matchforge.matchers.stored import mutual_nn
 
 log = logging.getLogger(__name__)
 
