@@ -11,6 +11,7 @@ import torch
 from torch.utils.data import default_collate
 
 from testkit import real_data
+from testkit.interrupt import crash_loftr_at_step
 from testkit.tum import SMALL_MODEL, tiny_dataset, tum_pair
 from matchforge.loftr.data import PairDataset
 from matchforge.loftr.losses import LoFTRLoss
@@ -46,7 +47,6 @@ def test_overfit_one_real_pair(tmp_path, match_type):
 
 
 def test_train_resume_export_and_evaluate(tmp_path, monkeypatch):
-    from matchforge.loftr import lightning_module
     from matchforge.evaluation.match_pairs import main as match_pairs
     from matchforge.evaluation.score import main as score
     from matchforge.matchers.match import main as match_main
@@ -57,18 +57,11 @@ def test_train_resume_export_and_evaluate(tmp_path, monkeypatch):
             "max_epochs": 2, "warmup_step": 2, "num_workers": 0, "checkpoint_every_n_steps": 1, "accelerator": "cpu"}
     out = tmp_path / "run"
 
-    original = lightning_module.LoFTRModule.training_step
-
-    def crash_at_step_3(self, batch, batch_idx):
-        if self.global_step == 3:
-            raise RuntimeError("simulated node failure")
-        return original(self, batch, batch_idx)
-
-    monkeypatch.setattr(lightning_module.LoFTRModule, "training_step", crash_at_step_3)
+    crash_loftr_at_step(monkeypatch, 3)
     with pytest.raises(RuntimeError, match="simulated"):
         train_main(conf, dataset, out, run="t")
     assert (out / "checkpoints" / "last.ckpt").is_file() and not (out / "weights.pt").exists()
-    monkeypatch.setattr(lightning_module.LoFTRModule, "training_step", original)
+    monkeypatch.undo()  # the steps train again
 
     # other worker count and checkpoint frequency: same run identity, so the checkpoint is kept and resumed
     summary = train_main({**conf, "num_workers": 1, "checkpoint_every_n_steps": 0}, dataset, out, run="t")

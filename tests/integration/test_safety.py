@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 
 from testkit import real_data
+from testkit.interrupt import crash_loftr_at_step
 
 
 def test_damaged_checkpoint_is_moved_aside_and_training_resumes(tmp_path, monkeypatch, caplog):
@@ -17,21 +18,13 @@ def test_damaged_checkpoint_is_moved_aside_and_training_resumes(tmp_path, monkey
     import logging
 
     from testkit.tum import SMALL_MODEL, tiny_dataset
-    from matchforge.loftr import lightning_module
     from matchforge.loftr.train import main as train_main
 
     dataset = tiny_dataset(real_data("tum_rgbd"), tmp_path / "ds")
     conf = {"dataset": "tiny", **SMALL_MODEL, "img_resize": 192, "depth_max_size": 640, "n_samples_per_subset": 2,
             "max_epochs": 2, "warmup_step": 1, "num_workers": 0, "checkpoint_every_n_steps": 1, "accelerator": "cpu"}
     out, ckpts = tmp_path / "run", tmp_path / "run" / "checkpoints"
-    original = lightning_module.LoFTRModule.training_step
-
-    def crash_at_step_3(self, batch, batch_idx):
-        if self.global_step == 3:
-            raise RuntimeError("simulated node failure")
-        return original(self, batch, batch_idx)
-
-    monkeypatch.setattr(lightning_module.LoFTRModule, "training_step", crash_at_step_3)
+    crash_loftr_at_step(monkeypatch, 3)
     for _ in range(2):
         with pytest.raises(RuntimeError, match="simulated"):
             train_main(conf, dataset, out, run="t")
@@ -40,7 +33,7 @@ def test_damaged_checkpoint_is_moved_aside_and_training_resumes(tmp_path, monkey
         last.write_bytes(last.read_bytes()[: last.stat().st_size // 2])  # the write was cut short
         if _ == 1:
             (ckpts / "previous.ckpt").write_bytes(b"")
-        monkeypatch.setattr(lightning_module.LoFTRModule, "training_step", original)
+        monkeypatch.undo()  # the steps train again
         with caplog.at_level(logging.INFO):
             summary = train_main(conf, dataset, out, run="t")
         assert summary["global_step"] == 4 and (out / "weights.pt").is_file()
@@ -50,7 +43,7 @@ def test_damaged_checkpoint_is_moved_aside_and_training_resumes(tmp_path, monkey
             assert damaged and damaged[0].startswith("last.ckpt.damaged-")
             assert "cannot be read" in caplog.text and "moved aside" in caplog.text
             # a forced rerun of the finished run, then the crash again for the second round
-            monkeypatch.setattr(lightning_module.LoFTRModule, "training_step", crash_at_step_3)
+            crash_loftr_at_step(monkeypatch, 3)
             conf = {**conf, "seed": 1}
         else:
             assert summary["resumed_from"] is None, caplog.text

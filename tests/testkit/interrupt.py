@@ -39,3 +39,18 @@ def losses(metrics_csv: Path, column: str = "train/loss") -> pd.Series:
     """The per-step training loss of a run's merged metrics table, indexed by step."""
     df = pd.read_csv(metrics_csv)
     return df[["step", column]].dropna().set_index("step")[column]
+
+
+def crash_loftr_at_step(monkeypatch, step: int) -> None:
+    """Make every LoFTR training step ``step`` raise ``RuntimeError("simulated node failure")`` (a node lost mid-run),
+    the steps before it train as usual."""
+    from matchforge.loftr import lightning_module
+
+    original = lightning_module.LoFTRModule.training_step
+
+    def crashing(self, batch, batch_idx):
+        if self.global_step == step:
+            raise RuntimeError("simulated node failure")
+        return original(self, batch, batch_idx)
+
+    monkeypatch.setattr(lightning_module.LoFTRModule, "training_step", crashing)
