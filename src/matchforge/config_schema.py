@@ -18,8 +18,6 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, MutableMapping
 
-import yaml
-
 from matchforge.conf import config_source, deep_merge
 from matchforge.errors import MatchforgeError
 from matchforge.limits import MAX_CONFIG_DEPTH, MAX_CONFIG_NODES, MAX_NAME
@@ -31,16 +29,6 @@ if TYPE_CHECKING:
 SCHEMA_DIR = Path(str(resources.files("matchforge") / "schemas"))
 # Stages whose options a scene may override.
 SCENE_STAGES = ("sfm", "depth", "scene_info")
-
-
-def load_schema(path: str | Path) -> dict[str, Any]:
-    """A schema file, parsed once per process (option defaults are looked up on every model build)."""
-    return _parsed_schema(str(Path(path).resolve()))
-
-
-@functools.lru_cache(maxsize=None)
-def _parsed_schema(path: str) -> dict[str, Any]:
-    return yaml.load(Path(path).read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # libyaml
 
 
 def require_config_path(path: str | Path, key: str, what: str, expect: str = "", scene: str | None = None) -> Path:
