@@ -120,7 +120,7 @@ class Options(BaseModel):
 
 
 def _plain(value: Any, dumped: Any) -> Any:
-    """``dumped`` (pydantic's JSON dump of ``value``) with every nested model written by its own :meth:`Options.to_dict`."""
+    """``dumped`` (the plain dump of ``value``) with every nested model written by its own :meth:`Options.to_dict`."""
     if isinstance(value, Options):
         return value.to_dict()
     if isinstance(value, RootModel):
