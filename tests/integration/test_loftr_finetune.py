@@ -6,8 +6,7 @@ import pandas as pd
 import torch
 from torch.utils.data import default_collate
 
-from testkit.tum import TUM_ROOT, tum_pair
-from testkit.cli import LOFTR_BASE
+from testkit.tum import LOFTR_BASE, TUM_ROOT, tum_pair
 from matchforge.errors import MatchforgeError
 from matchforge.loftr.data import PairDataset
 from matchforge.loftr.train import main as train_main

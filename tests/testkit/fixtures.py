@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from testkit import real_data
-from testkit.cli import LOFTR_BASE, mf
+from testkit.cli import mf
 from testkit.scannet import make_scannet
-from testkit.tum import TUM_ROOT, tiny_dataset
+from testkit.tum import LOFTR_BASE, TUM_ROOT, tiny_dataset
 
 
 @pytest.fixture

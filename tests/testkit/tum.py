@@ -45,6 +45,9 @@ TUM_FR1 = read_tum_groundtruth(TUM_ROOT)
 K_FR1 = read_tum_intrinsics(TUM_ROOT)
 
 SMALL_MODEL = {"block_dims": [32, 48, 64], "initial_dim": 32, "coarse_layers": 1, "train_pad_num_gt_min": 20}
+# LoFTR training on tiny_dataset: the small network, 2 steps at 192 px on CPU
+LOFTR_BASE = {"dataset": "tiny", **SMALL_MODEL, "img_resize": 192, "depth_max_size": 640, "n_samples_per_subset": 2,
+              "max_epochs": 1, "warmup_step": 0, "num_workers": 0, "accelerator": "cpu", "canonical_bs": 1, "canonical_lr": 1e-3}
 
 
 def world_to_camera(line: list[float]) -> np.ndarray:

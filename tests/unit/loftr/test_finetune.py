@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+
 import pytest
 import torch
 
-from testkit.cli import LOFTR_BASE
+from testkit.tum import LOFTR_BASE
 from matchforge.errors import MatchforgeError
 from matchforge.loftr.train import main as train_main
 

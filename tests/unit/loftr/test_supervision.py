@@ -105,9 +105,7 @@ def test_empty_ground_truth_no_crash_no_nan(tum_batch, match_type):
     forward(model, b)
     fine_supervision(b)
     LoFTRLoss({"match_type": match_type})(b)
-    assert torch.isfinite(b["loss"])
-    b["loss"].backward()
-    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+    assert_finite_loss_and_gradients(b, model)
 
 
 def test_scene_balanced_sampler():
@@ -132,9 +130,7 @@ def test_bf16_autocast_loss_finite(tum_batch, match_type):
         forward(model, b)
         fine_supervision(b)
         LoFTRLoss({"match_type": match_type})(b)
-    assert torch.isfinite(b["loss"])
-    b["loss"].backward()
-    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+    assert_finite_loss_and_gradients(b, model)
 
 
 @pytest.mark.parametrize("depth_check", [False, True])
@@ -163,3 +159,10 @@ def test_batch_padded_depth_gives_the_supervision_of_the_square(tmp_path, depth_
     assert square["conf_matrix_gt"].sum() > 100
     for key in ("conf_matrix_gt", "spv_b_ids", "spv_i_ids", "spv_j_ids", "spv_w_pt0_i", "spv_pt1_i"):
         assert torch.equal(square[key], batch[key]), key
+
+
+def assert_finite_loss_and_gradients(b: dict, model: torch.nn.Module) -> None:
+    """The batch's loss is finite and so is every gradient its backward gives the model."""
+    assert torch.isfinite(b["loss"])
+    b["loss"].backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
