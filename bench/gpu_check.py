@@ -105,7 +105,7 @@ def posfeat_case(gpu: bool) -> dict:
     from matchforge.posfeat.data import PairDataset, StepBatchSampler
     from matchforge.posfeat.networks import build_model
     from matchforge.posfeat.train import PoSFeatModule, set_modes
-    from matchforge.run_config import PoSFeatRunConfig
+    from matchforge.posfeat.config import PoSFeatRunConfig
 
     arch, (w, h), bs = ("resnet50", (640, 480), 8) if gpu else ("resnet18", (128, 96), 1)
     conf = PoSFeatRunConfig.of({"model": {"arch": arch}, "data": {"image_size": [w, h], "num_workers": 4 if gpu else 0},
@@ -129,7 +129,7 @@ def shiftfocal_case(gpu: bool) -> dict:
     from matchforge.shiftfocal.data import main as make_data
     from matchforge.shiftfocal.model import build_model, flush_denormals
     from matchforge.shiftfocal.sampling import list_items
-    from matchforge.run_config import ShiftFocalTrain
+    from matchforge.shiftfocal.config import ShiftFocalTrain
     from matchforge.shiftfocal.train import ShiftFocalModule, StepBatches, model_config
 
     flush_denormals()

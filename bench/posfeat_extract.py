@@ -22,7 +22,7 @@ import torch
 
 from matchforge.io.images import read_image as read_rgb
 from matchforge.io.images import list_images  # noqa: E402
-from matchforge.run_config import PoSFeatModel  # noqa: E402
+from matchforge.posfeat.config import PoSFeatModel  # noqa: E402
 from matchforge.posfeat.extract import DEFAULTS, _resized, extract_one
 from matchforge.device import pick_device
 from matchforge.posfeat.networks import PoSFeat, normalize

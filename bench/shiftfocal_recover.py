@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from matchforge.run_config import ShiftFocalEval
+from matchforge.shiftfocal.config import ShiftFocalEval
 from matchforge.shiftfocal.evaluate import evaluate_item
 from matchforge.shiftfocal.readers import read_middlebury, read_tum, resize_item
 from matchforge.shiftfocal.recover import load_model

@@ -1,5 +1,5 @@
 """The config as the workflow reads it: parsed once at planning into its typed form
-(:class:`matchforge.stage_config.ConfigFile`, whose models hold every default, bound and description), then the checks
+(:class:`matchforge.config_file.ConfigFile`, whose models hold every default, bound and description), then the checks
 no single model can make (names, sizes, cross-references).
 
 Per-scene overrides (``scenes.<name>.X``) are merged over section ``X`` and parsed by the same model, so a typo in one
@@ -23,7 +23,7 @@ from matchforge.errors import MatchforgeError
 from matchforge.limits import MAX_CONFIG_DEPTH, MAX_CONFIG_NODES, MAX_NAME
 
 if TYPE_CHECKING:
-    from matchforge.stage_config import ConfigFile
+    from matchforge.config_file import ConfigFile
 
 # The schemas are package data, so a wheel or a non-editable install finds them too.
 SCHEMA_DIR = Path(str(resources.files("matchforge") / "schemas"))
@@ -99,11 +99,11 @@ def check_names(config: Mapping[str, Any]) -> None:
 
 
 def validate_config(config: MutableMapping[str, Any]) -> "ConfigFile":
-    """Parse the config once into its typed form (:class:`matchforge.stage_config.ConfigFile`) and return it; ``config``
+    """Parse the config once into its typed form (:class:`matchforge.config_file.ConfigFile`) and return it; ``config``
     is replaced by the typed form's plain options (every default filled in, paths in one spelling) for the rule files.
     Checked on the way: the size (YAML aliases), names, unknown keys (with the closest allowed name) and values, and
     every scene's overrides merged over their section. The first problem raises one short MatchforgeError."""
-    from matchforge.stage_config import SECTIONS, ConfigFile
+    from matchforge.config_file import SECTIONS, ConfigFile
 
     check_size(config)
     check_names(config)
@@ -120,11 +120,11 @@ def validate_config(config: MutableMapping[str, Any]) -> "ConfigFile":
 
 
 def section_models() -> dict[str, Any]:
-    """Config section -> its typed model (matchforge.stage_config, matchforge.run_config), which its schema file is
+    """Config section -> its typed model (matchforge/<package>/config.py), which its schema file is
     generated from."""
-    from matchforge import run_config, stage_config
+    from matchforge.config_file import SECTIONS
 
-    return {**stage_config.SECTIONS, **run_config.SECTIONS}
+    return dict(SECTIONS)
 
 
 def with_defaults(stage: str, conf: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -153,7 +153,7 @@ def section_defaults(stage: str, *path: str) -> dict[str, Any]:
 
 @functools.lru_cache(maxsize=None)
 def _section_defaults(stage: str, *path: str) -> str:
-    from matchforge.run_config import model_at
+    from matchforge.options import model_at
 
     model = model_at(section_models()[stage], list(path))
     if model is None:
@@ -206,7 +206,7 @@ def check_references(config: Mapping[str, Any]) -> None:
 
 def _check_loftr(loftr: Mapping[str, Any], datasets: Mapping[str, Any]) -> None:
     from matchforge.loftr import PRETRAINED
-    from matchforge.run_config import LoFTRTrain
+    from matchforge.loftr.config import LoFTRTrain
 
     for run, rc in loftr["runs"].items():
         where = f"loftr.runs.{run}"
@@ -249,7 +249,7 @@ def _check_localization(config: Mapping[str, Any], datasets: Mapping[str, Any]) 
 
 def run_train(family: Mapping[str, Any], run: str) -> dict[str, Any]:
     """A run's training options: the family's ``train`` section with the run's own ``train`` on top (every family
-    has this shape, see matchforge.run_config)."""
+    has this shape, see matchforge.loftr.config)."""
     return deep_merge(family["train"], family["runs"][run]["train"])
 
 
@@ -263,7 +263,7 @@ def _check_posfeat(pf: Mapping[str, Any], datasets: Mapping[str, Any], sfm_scene
             raise MatchforgeError(f"posfeat test set '{name}' names unknown dataset '{spec['dataset']}'", fix=fix)
         if spec.get("scene") and spec["scene"] not in sfm_scenes:
             raise MatchforgeError(f"posfeat test set '{name}' names scene '{spec['scene']}', which is unknown or has no SfM", fix=fix)
-    from matchforge.run_config import PoSFeatTrain
+    from matchforge.posfeat.config import PoSFeatTrain
 
     for run, spec in pf["runs"].items():
         if not spec.get("dataset") and not spec.get("caps_root"):
@@ -284,7 +284,7 @@ def _check_shiftfocal(sf: Mapping[str, Any], sfm_scenes: set[str], src: str) -> 
                                   " without single_images)", fix=fix)
         if source["type"] != "matchforge" and not source.get("path"):
             raise MatchforgeError(f"shiftfocal source '{name}' ({source['type']}) needs `path:`", fix=fix)
-    from matchforge.run_config import ShiftFocalTrain
+    from matchforge.shiftfocal.config import ShiftFocalTrain
 
     for run, spec in sf["runs"].items():
         for s in spec["sources"] + spec["testsets"]:

@@ -15,7 +15,7 @@ from matchforge.errors import MatchforgeError
 from matchforge.dataset.indices import read_imc
 from matchforge.posfeat.data import PairDataset
 from matchforge.posfeat.networks import PoSFeat, load_checkpoint
-from matchforge.run_config import DescStage, PoSFeatRunConfig
+from matchforge.posfeat.config import DescStage, PoSFeatRunConfig
 from matchforge.posfeat.train import main, make_optimizer, set_modes, stage_loss, training_pairs
 from matchforge.training.engine import EXIT_INTERRUPTED, TrainingInterrupted
 from testkit.interrupt import interrupt_cli, losses

@@ -37,7 +37,7 @@ from matchforge.config_schema import schema_defaults
 from matchforge.io.depth import read_depth
 from matchforge.io.colmap import View, load_scene
 from matchforge.io.write import save_figure, write_bytes, write_json
-from matchforge.run_config import LoFTRTrain
+from matchforge.loftr.config import LoFTRTrain
 
 log = logging.getLogger(__name__)
 
@@ -198,7 +198,7 @@ def main(conf: Mapping[str, Any], sparse_dir: str | Path, images_dir: str | Path
     """Build the bucketed scene-info files of ``scene``; returns the stats written to ``stats.json``."""
     conf = {**DEFAULTS, **conf}
     if conf["gt_img_resize"] is None:  # run by hand: LoFTR's default training size (the workflow passes its runs')
-        from matchforge.run_config import LoFTRTrain
+        from matchforge.loftr.config import LoFTRTrain
 
         conf["gt_img_resize"] = LoFTRTrain.model_fields["img_resize"].default
     sparse_dir, images_dir, out_dir = Path(sparse_dir), Path(images_dir), Path(out_dir)

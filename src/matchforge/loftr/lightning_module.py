@@ -37,7 +37,7 @@ from matchforge.loftr.data import PairDataset, SceneBalancedSampler, collate_pai
 from matchforge.loftr.losses import LoFTRLoss
 from matchforge.loftr.model import build_model, count_coarse_matches, forward, run_options
 from matchforge.loftr.supervision import coarse_supervision, fine_supervision
-from matchforge.run_config import LoFTRRunConfig
+from matchforge.loftr.config import LoFTRRunConfig
 from matchforge.training.engine import ResumableLoader, resume_position
 
 log = logging.getLogger(__name__)

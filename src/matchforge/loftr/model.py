@@ -29,13 +29,13 @@ from matchforge.errors import MatchforgeError
 from matchforge.io.safe import load_torch
 from matchforge.loftr import PRETRAINED
 from matchforge.loftr.sinkhorn import SinkhornCoarseMatching
-from matchforge.run_config import LoFTRRunConfig, LoFTRTrain
+from matchforge.loftr.config import LoFTRRunConfig, LoFTRTrain
 
 MATCH_TYPES = {"dual_softmax": "dual_softmax", "ds": "dual_softmax", "sinkhorn": "sinkhorn", "ot": "sinkhorn"}
 
 
 def run_options(conf: LoFTRRunConfig | Mapping[str, Any] | None = None) -> LoFTRRunConfig:
-    """A LoFTR run's options as the typed config :class:`matchforge.run_config.LoFTRRunConfig`: a parsed one comes
+    """A LoFTR run's options as the typed config :class:`matchforge.loftr.config.LoFTRRunConfig`: a parsed one comes
     back as is (a training parses its options once), a mapping is checked and completed with the defaults there.
 
     Those defaults are the official training values (``temp_bug_fix`` true, ``skh_prefilter`` false,
@@ -49,7 +49,7 @@ def run_options(conf: LoFTRRunConfig | Mapping[str, Any] | None = None) -> LoFTR
 
 def kornia_config(model_conf: LoFTRRunConfig | Mapping[str, Any] | None = None) -> dict[str, Any]:
     """kornia LoFTR config from matchforge run options; every option ``model_conf`` leaves out takes its
-    default from :class:`matchforge.run_config.LoFTRTrain`, none comes from kornia's ``default_cfg``.
+    default from :class:`matchforge.loftr.config.LoFTRTrain`, none comes from kornia's ``default_cfg``.
 
     Options: ``match_type`` (dual_softmax|sinkhorn, aliases ds|ot), ``temp_bug_fix``,
     ``coarse_layers`` (number of self+cross pairs, 4 upstream), ``block_dims`` ([128, 196, 256]

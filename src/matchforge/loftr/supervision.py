@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from kornia.geometry import create_meshgrid
 
-from matchforge.run_config import LoFTRTrain
+from matchforge.loftr.config import LoFTRTrain
 
 log = logging.getLogger(__name__)
 

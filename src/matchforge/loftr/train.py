@@ -31,7 +31,7 @@ from typing import Any, Mapping
 from matchforge.conf import load_conf
 from matchforge.errors import MatchforgeError
 from matchforge.io.write import write_json
-from matchforge.run_config import LoFTRRunConfig
+from matchforge.loftr.config import LoFTRRunConfig
 
 log = logging.getLogger(__name__)
 

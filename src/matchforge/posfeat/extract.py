@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from matchforge.conf import load_conf
 from matchforge.errors import MatchforgeError
-from matchforge.run_config import PoSFeatDevice, PoSFeatExtract
+from matchforge.posfeat.config import PoSFeatDevice, PoSFeatExtract
 from matchforge.io.features import FeatureWriter
 from matchforge.io.images import list_images, read_image
 from matchforge.posfeat.detect import describe, detect_keypoints, sift_keypoints

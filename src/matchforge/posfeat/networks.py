@@ -22,7 +22,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from matchforge.run_config import PoSFeatModel
+from matchforge.posfeat.config import PoSFeatModel
 from matchforge.errors import MatchforgeError
 from matchforge.io.safe import load_torch
 

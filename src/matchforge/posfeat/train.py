@@ -36,7 +36,7 @@ from matchforge.training.engine import ResumableLoader, RunSpec, fit, resume_pos
 from matchforge.training.options import strip_options
 from matchforge.training.fingerprint import files_digest
 from matchforge.io.write import write_json
-from matchforge.run_config import DescStage, KpStage, PoSFeatRunConfig
+from matchforge.posfeat.config import DescStage, KpStage, PoSFeatRunConfig
 
 log = logging.getLogger(__name__)
 

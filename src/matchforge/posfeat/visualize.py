@@ -16,7 +16,7 @@ from matchforge.posfeat.detect import describe, detect_keypoints, sift_keypoints
 from matchforge.geometry.epipolar import fundamental_from_poses, symmetric_epipolar_pixels  # noqa: E402
 from matchforge.posfeat.networks import PoSFeat, normalize  # noqa: E402
 from matchforge.io.write import save_figure  # noqa: E402
-from matchforge.run_config import PoSFeatExtract  # noqa: E402
+from matchforge.posfeat.config import PoSFeatExtract  # noqa: E402
 
 EXTRACT = PoSFeatExtract()  # snapshots detect as an extraction with the defaults
 

@@ -33,7 +33,7 @@ from matchforge.training.engine import ResumableLoader, RunSpec, fit, resolve_ac
 from matchforge.training.options import strip_options
 from matchforge.training.fingerprint import files_digest
 from matchforge.io.write import write_json, save_figure
-from matchforge.run_config import ShiftFocalTrain
+from matchforge.shiftfocal.config import ShiftFocalTrain
 
 log = logging.getLogger(__name__)
 

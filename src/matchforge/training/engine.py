@@ -44,7 +44,7 @@ from matchforge.conf import to_json
 from matchforge.errors import MatchforgeError
 from matchforge.io.safe import load_torch
 from matchforge.io.write import disk_errors, read_kept_json, set_aside, write_text
-from matchforge.run_config import Engine
+from matchforge.training.config import Engine
 
 log = logging.getLogger(__name__)
 

@@ -126,7 +126,7 @@ class LoFTRGlue(LocalizationGlue):
         return f"results/models/loftr/{init}/weights.pt" if init in self.loftr["runs"] else init
 
     def loftr_train_conf(self, run: str) -> dict[str, Any]:
-        """What a run's training job parses (matchforge.run_config.LoFTRRunConfig): its training data and options,
+        """What a run's training job parses (matchforge.loftr.config.LoFTRRunConfig): its training data and options,
         init_weights as a file."""
         entry = self.loftr["runs"][run]
         conf = {**{k: entry[k] for k in DATA_KEYS if entry.get(k)}, **self.loftr_options(run)}

@@ -74,7 +74,7 @@ def test_non_finite_weights_are_never_trained_or_published(pretrained, tmp_path)
 
     from matchforge.loftr.lightning_module import LoFTRModule
 
-    from matchforge.run_config import LoFTRRunConfig
+    from matchforge.loftr.config import LoFTRRunConfig
 
     module = LoFTRModule(LoFTRRunConfig.model_validate(LOFTR_BASE))
     spec = SimpleNamespace(name="loftr/b", ckpt_dir=tmp_path / "ckpt")

@@ -63,7 +63,7 @@ def test_non_finite_loss_is_skipped(tmp_path):
 
 def test_lr_factor_warms_up_per_step_then_decays_per_milestone_epoch():
     from matchforge.loftr.lightning_module import lr_factor
-    from matchforge.run_config import LoFTRRunConfig
+    from matchforge.loftr.config import LoFTRRunConfig
 
     conf = LoFTRRunConfig(warmup_ratio=0.1, milestones=[2, 4], gamma=0.5)
     assert [lr_factor(conf, 4, s, 0) for s in range(5)] == pytest.approx([0.325, 0.55, 0.775, 1.0, 1.0])

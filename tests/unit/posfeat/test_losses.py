@@ -14,7 +14,7 @@ from matchforge.posfeat.losses import (EpipolarLossConfig, epipolar_cost_loss, e
                                        sample_keypoints, window_expectation)
 from matchforge.posfeat.networks import PoSFeat
 from matchforge.posfeat.train import set_modes, stage_loss
-from matchforge.run_config import DescStage, KpStage
+from matchforge.posfeat.config import DescStage, KpStage
 
 
 def _reichstag_pair():

@@ -12,7 +12,7 @@ import torch
 
 from testkit.cli import SHIFTFOCAL_TINY
 from matchforge.errors import MatchforgeError
-from matchforge.run_config import Engine
+from matchforge.training.config import Engine
 from matchforge.shiftfocal import train as sf_train
 from matchforge.io.ply import read_ply, write_ply
 from matchforge.shiftfocal.sampling import list_items

@@ -7,7 +7,9 @@ import pytest
 
 from testkit import REPO
 from matchforge.errors import MatchforgeError
-from matchforge.run_config import LoFTRRunConfig, LoFTRTrain, PoSFeatRunConfig, PoSFeatTrain, ShiftFocalTrain
+from matchforge.loftr.config import LoFTRRunConfig, LoFTRTrain
+from matchforge.posfeat.config import PoSFeatRunConfig, PoSFeatTrain
+from matchforge.shiftfocal.config import ShiftFocalTrain
 
 
 def test_generated_schemas_and_option_tables_are_current():
@@ -24,7 +26,7 @@ def test_planning_parses_the_config_once_into_its_typed_form(tmp_path, monkeypat
     import json
 
     from matchforge.config_schema import validate_config
-    from matchforge.stage_config import ConfigFile
+    from matchforge.config_file import ConfigFile
 
     monkeypatch.chdir(tmp_path)
     calls = []

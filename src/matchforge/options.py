@@ -1,0 +1,195 @@
+"""The typed-options machinery every config model is built on: :class:`Options` (unknown keys refused with the closest
+name, paths in one spelling, whole numbers kept as written), readable errors (:func:`options_error`) and the walk from
+a key path to its model (:func:`model_at`).
+
+The models themselves live beside the code they configure: ``matchforge/<package>/config.py`` (sfm, depth, dataset,
+loftr, posfeat, shiftfocal, evaluation, training) and :mod:`matchforge.config_file` (the whole file). Each option's
+type, bounds, default and description is written once, there; ``matchforge config-docs`` exports the schemas and the
+option tables of config/README.md from them.
+"""
+
+from __future__ import annotations
+
+import difflib
+from types import UnionType
+from typing import Annotated, Any, Callable, Mapping, TypeVar, Union, get_args, get_origin
+
+from pydantic import BaseModel, ConfigDict, RootModel, ValidationError, field_validator, model_validator
+from pydantic_core import to_jsonable_python
+
+from matchforge.conf import config_source, normalise_path
+from matchforge.errors import MatchforgeError
+
+T = TypeVar("T", bound="Options")
+
+
+def extra(path: bool = False, unique: bool = False, unset: bool = False) -> Callable[[dict[str, Any]], None]:
+    """``json_schema_extra`` of a field: ``format: path`` (the workflow normalises its spelling), ``uniqueItems``,
+    and ``unset``: the exported schema gives no default (the key stays absent from the config; the model reads None)."""
+
+    def edit(schema: dict[str, Any]) -> None:
+        if path:
+            schema["format"] = "path"
+        if unique:
+            schema["uniqueItems"] = True
+        if unset:
+            schema.pop("default", None)
+
+    edit.unset = unset  # type: ignore[attr-defined]
+    edit.path = path  # type: ignore[attr-defined]
+    return edit
+
+
+class Options(BaseModel):
+    """Options of one section: unknown keys are refused (with the closest name), values are checked once."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, validate_default=False, frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _normalise_paths(cls, data: Any) -> Any:
+        """One spelling per location for every path option (:func:`matchforge.conf.normalise_path`), so that editing
+        how a path is written never reruns a job."""
+        if not isinstance(data, Mapping):
+            return data
+        data = dict(data)
+        for name, info in cls.model_fields.items():
+            key = info.alias if info.alias in data else name
+            if getattr(info.json_schema_extra, "path", False) and isinstance(data.get(key), str):
+                data[key] = normalise_path(data[key])
+        return data
+
+    @field_validator("*", mode="wrap")
+    @classmethod
+    def _ints_as_written(cls, value: Any, handler: Callable[[Any], Any]) -> Any:
+        """A whole number given for a float option stays as written (``10``, not ``10.0``): a job's params, and so
+        whether Snakemake reruns it, never change with how pydantic stores a number."""
+        out = handler(value)
+        if type(value) is int and type(out) is float and out == value:
+            return value
+        return out
+
+    @classmethod
+    def of(cls: type[T], conf: "Options | Mapping[str, Any] | None" = None, where: str = "") -> T:
+        """``conf`` as this model: returned as is when it already is one (parsed once), else checked with the
+        defaults filled in; a problem raises one MatchforgeError naming the key, the closest allowed name and the fix."""
+        if isinstance(conf, cls):
+            return conf
+        if isinstance(conf, Options):
+            conf = conf.model_dump(by_alias=True)
+        try:
+            return cls.model_validate(dict(conf or {}))
+        except ValidationError as err:
+            raise options_error(err, cls, where) from None
+
+    @classmethod
+    def defaults(cls) -> dict[str, Any]:
+        """Every option of this model that has a default, as plain options (required options and those the config
+        leaves absent when unset are not in it)."""
+        out = {}
+        for name, info in cls.model_fields.items():
+            if info.is_required() or getattr(info.json_schema_extra, "unset", False):
+                continue
+            value = info.get_default(call_default_factory=True)
+            out[info.alias or name] = value.to_dict() if isinstance(value, Options) else to_jsonable_python(value)
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able options (config key names), e.g. for a job's params, a run's identity or a model's
+        metadata; an option the config leaves absent when unset (see :func:`extra`) is left out when None, at every
+        level (sections, and the entries of name -> options mappings)."""
+        out = to_jsonable_python(self.model_dump(by_alias=True))  # python mode: numbers as stored (see _ints_as_written)
+        for name, info in type(self).model_fields.items():
+            key, value = info.alias or name, getattr(self, name)
+            if value is None and getattr(info.json_schema_extra, "unset", False):
+                out.pop(key, None)
+            else:
+                out[key] = _plain(value, out[key])
+        return out
+
+
+def _plain(value: Any, dumped: Any) -> Any:
+    """``dumped`` (the plain dump of ``value``) with every nested model written by its own :meth:`Options.to_dict`."""
+    if isinstance(value, Options):
+        return value.to_dict()
+    if isinstance(value, RootModel):
+        return _plain(value.root, dumped)
+    if isinstance(value, Mapping):
+        return {k: _plain(v, dumped[k]) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v, d) for v, d in zip(value, dumped)]
+    return dumped
+
+
+def options_error(err: ValidationError, model: type[BaseModel], where: str) -> MatchforgeError:
+    """One readable error from pydantic's: the key path, what is wrong, the closest allowed name of an unknown key (a
+    training option put directly under a run is named as such, with where it belongs)."""
+    errors = err.errors()
+    first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])  # a misspelt key is also "missing"
+    loc = [str(p) for p in first["loc"]]
+    key = ".".join([where, *loc] if where else loc) or "(top level)"
+    fix = f"edit {config_source()}; options and defaults are listed in config/README.md"
+    if first["type"] == "extra_forbidden":
+        parent = model_at(model, loc[:-1])
+        train = getattr(parent, "TRAIN", None)
+        if train is not None and loc[-1] in _keys(train):
+            run = key.rsplit(".", 1)[0]
+            return MatchforgeError(f"'{key}' is a training option: put it under {run}.train (or under "
+                                   f"{run.split('.')[0]}.train for every run)",
+                                   fix=f"edit {config_source()}; config/README.md lists each family's options")
+        allowed = sorted(_keys(parent)) if parent else []
+        match = difflib.get_close_matches(loc[-1], allowed, n=1, cutoff=0.5)
+        hint = f" (did you mean '{match[0]}'?)" if match else ""
+        message = f"unknown config key '{key}'{hint}; allowed here: {', '.join(allowed)}"
+    else:
+        message = f"invalid config at {key}: {first['msg']} (got {_short(repr(first.get('input')))})"
+    return MatchforgeError(message, fix=fix)
+
+
+def _short(text: str, limit: int = 200) -> str:
+    """One line of at most ``limit`` characters (a value's repr can be as long as the value)."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _keys(model: type[BaseModel]) -> list[str]:
+    return [f.alias or name for name, f in model.model_fields.items()]
+
+
+def _unwrap(t: Any) -> Any:
+    """The type under ``Annotated[...]`` and ``X | None``."""
+    while True:
+        if get_origin(t) is Annotated:
+            t = get_args(t)[0]
+        elif get_origin(t) in (Union, UnionType) and type(None) in get_args(t):
+            rest = [a for a in get_args(t) if a is not type(None)]
+            if len(rest) != 1:
+                return t
+            t = rest[0]
+        else:
+            return t
+
+
+def model_at(model: type[BaseModel], loc: list[str]) -> type[BaseModel] | None:
+    """The options model at key path ``loc`` below ``model`` (through sections, name -> options mappings and lists;
+    any key, e.g. ``"*"``, stands for an entry of a mapping), or None where ``loc`` leads to no model."""
+    t: Any = model
+    for part in loc:
+        t = _unwrap(t)
+        if isinstance(t, type) and issubclass(t, RootModel):
+            t = _unwrap(t.model_fields["root"].annotation)
+        if isinstance(t, type) and issubclass(t, BaseModel):
+            info = next((f for n, f in t.model_fields.items() if part in (n, f.alias)), None)
+            if info is None:
+                return None
+            t = info.annotation
+        elif get_origin(t) is dict:
+            t = get_args(t)[1]
+        elif get_origin(t) is list:
+            t = get_args(t)[0]
+        else:
+            return None
+    t = _unwrap(t)
+    if isinstance(t, type) and issubclass(t, RootModel):
+        t = _unwrap(t.model_fields["root"].annotation)
+    return t if isinstance(t, type) and issubclass(t, BaseModel) and not issubclass(t, RootModel) else None
