@@ -225,7 +225,7 @@ def _check_loftr(loftr: Mapping[str, Any], datasets: Mapping[str, Any]) -> None:
             raise MatchforgeError(f"loftr run '{run}' starts from its own weights",
                                   fix=f"set {where}.init_weights to another run, a kornia name ({', '.join(PRETRAINED)}) or a file")
     for name, ts in loftr["testsets"].items():
-        if ts["kind"] == "dataset" and ts.get("dataset") not in datasets:
+        if ts["type"] == "dataset" and ts["dataset"] not in datasets:
             raise MatchforgeError(f"loftr test set '{name}' uses unknown dataset '{ts.get('dataset')}'",
                                   fix=f"set loftr.testsets.{name}.dataset to a name under `datasets:`")
 
@@ -236,7 +236,7 @@ def _check_localization(config: Mapping[str, Any], datasets: Mapping[str, Any]) 
     for name, ts in config["localization"]["testsets"].items():
         if name in others:
             raise MatchforgeError(f"localization test set '{name}' has the name of a loftr or posfeat test set", fix="rename it; " + fix)
-        if ts.get("aachen"):
+        if ts["type"] == "aachen":
             continue
         if ts["dataset"] not in datasets:
             raise MatchforgeError(f"localization test set '{name}' names unknown dataset '{ts['dataset']}'"
@@ -256,9 +256,6 @@ def run_train(family: Mapping[str, Any], run: str) -> dict[str, Any]:
 def _check_posfeat(pf: Mapping[str, Any], datasets: Mapping[str, Any], sfm_scenes: set[str], src: str) -> None:
     fix = f"edit posfeat in {src} (config/README.md lists the options)"
     for name, spec in pf["testsets"].items():
-        need = {"homography": "path", "pose": "dataset", "reconstruction": "images' or 'scene' or 'eth"}[spec["type"]]
-        if not any(spec.get(k) for k in need.split("' or '")):
-            raise MatchforgeError(f"posfeat test set '{name}' ({spec['type']}) needs '{need}'", fix=fix)
         if spec["type"] == "pose" and spec["dataset"] not in datasets:
             raise MatchforgeError(f"posfeat test set '{name}' names unknown dataset '{spec['dataset']}'", fix=fix)
         if spec.get("scene") and spec["scene"] not in sfm_scenes:

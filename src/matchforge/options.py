@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import difflib
 from types import UnionType
-from typing import Annotated, Any, Callable, Mapping, TypeVar, Union, get_args, get_origin
+from typing import Annotated, Any, Callable, Literal, Mapping, TypeVar, Union, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, RootModel, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, RootModel, Tag, ValidationError, field_validator, model_validator
 from pydantic_core import to_jsonable_python
 
 from matchforge.conf import config_source, normalise_path
@@ -83,6 +83,13 @@ class Options(BaseModel):
             raise options_error(err, cls, where) from None
 
     @classmethod
+    def pick(cls: type[T], conf: Mapping[str, Any] | None, where: str = "") -> T:
+        """This model's options among ``conf`` (a mapping that also holds other options, e.g. a matcher's), parsed
+        with the defaults filled in; the other keys are ignored."""
+        keys = {info.alias or name for name, info in cls.model_fields.items()}
+        return cls.of({k: v for k, v in (conf or {}).items() if k in keys}, where)
+
+    @classmethod
     def defaults(cls) -> dict[str, Any]:
         """Every option of this model that has a default, as plain options (required options and those the config
         leaves absent when unset are not in it)."""
@@ -123,14 +130,16 @@ def _plain(value: Any, dumped: Any) -> Any:
 
 def options_error(err: ValidationError, model: type[BaseModel], where: str) -> MatchforgeError:
     """One readable error from pydantic's: the key path, what is wrong, the closest allowed name of an unknown key (a
-    training option put directly under a run is named as such, with where it belongs)."""
+    training option put directly under a run is named as such, with where it belongs); an entry of a tagged union
+    without a valid ``type`` is told the types there are (and an old ``kind:`` that it is now ``type:``)."""
     errors = err.errors()
     first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])  # a misspelt key is also "missing"
-    loc = [str(p) for p in first["loc"]]
+    raw = [str(p) for p in first["loc"]]
+    loc = _walk(model, raw)[1]  # the config's keys: a union's tag is not one
     key = ".".join([where, *loc] if where else loc) or "(top level)"
     fix = f"edit {config_source()}; options and defaults are listed in config/README.md"
     if first["type"] == "extra_forbidden":
-        parent = model_at(model, loc[:-1])
+        parent = model_at(model, raw[:-1])
         train = getattr(parent, "TRAIN", None)
         if train is not None and loc[-1] in _keys(train):
             run = key.rsplit(".", 1)[0]
@@ -141,6 +150,16 @@ def options_error(err: ValidationError, model: type[BaseModel], where: str) -> M
         match = difflib.get_close_matches(loc[-1], allowed, n=1, cutoff=0.5)
         hint = f" (did you mean '{match[0]}'?)" if match else ""
         message = f"unknown config key '{key}'{hint}; allowed here: {', '.join(allowed)}"
+    elif first["type"] in ("union_tag_not_found", "union_tag_invalid"):
+        tags = ", ".join(_tags(_walk(model, raw)[0]))
+        given = first.get("input") if isinstance(first.get("input"), Mapping) else {}
+        old = f" (`kind: {given['kind']}` is now `type: {given['kind']}`)" if "kind" in given else ""
+        message = f"'{key}' needs `type:` one of {tags}{old}"
+    elif first["type"] == "missing":
+        parent = model_at(model, raw[:-1])
+        info = parent.model_fields.get(raw[-1]) if parent else None
+        values = get_args(_unwrap(info.annotation)) if info and get_origin(_unwrap(info.annotation)) is Literal else ()
+        message = f"invalid config at {key}: Field required" + (f" (one of {', '.join(map(str, values))})" if values else "")
     else:
         message = f"invalid config at {key}: {first['msg']} (got {_short(repr(first.get('input')))})"
     return MatchforgeError(message, fix=fix)
@@ -170,26 +189,61 @@ def _unwrap(t: Any) -> Any:
             return t
 
 
-def model_at(model: type[BaseModel], loc: list[str]) -> type[BaseModel] | None:
-    """The options model at key path ``loc`` below ``model`` (through sections, name -> options mappings and lists;
-    any key, e.g. ``"*"``, stands for an entry of a mapping), or None where ``loc`` leads to no model."""
+def tagged(*models: type[BaseModel]) -> Any:
+    """The tagged union of ``models`` on their ``type`` field (a ``Literal`` of one value each): an entry is parsed by
+    the model its ``type`` names, and an error names the types there are (:func:`options_error`)."""
+
+    def tag(value: Any) -> Any:
+        return value.get("type") if isinstance(value, Mapping) else getattr(value, "type", None)
+
+    members = tuple(Annotated[m, Tag(get_args(m.model_fields["type"].annotation)[0])] for m in models)
+    return Annotated[Union[members], Discriminator(tag)]
+
+
+def _members(t: Any) -> list[type[BaseModel]]:
+    """The models of a union (a tagged union of test sets), else []."""
+    if get_origin(t) in (Union, UnionType):
+        args = [get_args(a)[0] if get_origin(a) is Annotated else a for a in get_args(t)]
+        return [a for a in args if isinstance(a, type) and issubclass(a, BaseModel)]
+    return []
+
+
+def _tags(t: Any) -> list[str]:
+    """The ``type`` values of a tagged union's models."""
+    return [tag for m in _members(_unwrap(t)) for tag in get_args(m.model_fields["type"].annotation)]
+
+
+def _walk(model: type[BaseModel], loc: list[str]) -> tuple[Any, list[str]]:
+    """The type at key path ``loc`` below ``model`` and the path as the config writes it: through sections, name ->
+    options mappings and lists (any key, e.g. ``"*"``, stands for an entry of a mapping) and tagged unions (pydantic
+    puts the tag into an error's path; the config has no such key)."""
     t: Any = model
+    keys: list[str] = []
     for part in loc:
         t = _unwrap(t)
         if isinstance(t, type) and issubclass(t, RootModel):
             t = _unwrap(t.model_fields["root"].annotation)
+        member = next((m for m in _members(t) if part in get_args(m.model_fields["type"].annotation)), None)
+        if member is not None:
+            t = member
+            continue
+        keys.append(part)
         if isinstance(t, type) and issubclass(t, BaseModel):
             info = next((f for n, f in t.model_fields.items() if part in (n, f.alias)), None)
-            if info is None:
-                return None
-            t = info.annotation
+            t = None if info is None else info.annotation
         elif get_origin(t) is dict:
             t = get_args(t)[1]
         elif get_origin(t) is list:
             t = get_args(t)[0]
         else:
-            return None
-    t = _unwrap(t)
+            t = None
+    return t, keys
+
+
+def model_at(model: type[BaseModel], loc: list[str]) -> type[BaseModel] | None:
+    """The options model at key path ``loc`` below ``model`` (see :func:`_walk`), or None where ``loc`` leads to no
+    model (or to a union of them)."""
+    t = _unwrap(_walk(model, loc)[0])
     if isinstance(t, type) and issubclass(t, RootModel):
         t = _unwrap(t.model_fields["root"].annotation)
     return t if isinstance(t, type) and issubclass(t, BaseModel) and not issubclass(t, RootModel) else None

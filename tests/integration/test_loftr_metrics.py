@@ -20,7 +20,7 @@ def test_poselib_estimator_scores_the_same_matches_on_reichstag(tmp_path, monkey
     from matchforge.errors import MatchforgeError
     from matchforge.matchers.sift import SiftMatcher
 
-    records = load_testset({"kind": "imc", "root": str(REICHSTAG), "max_pairs": 10})
+    records = load_testset({"type": "imc", "root": str(REICHSTAG), "max_pairs": 10})
     match(SiftMatcher({"max_keypoints": 2048, "ratio": 0.8, "img_resize": 640}), records, tmp_path / "m.h5", {"name": "sift"}, 640)
     cv = score(records, tmp_path / "m.h5", **SCORING)
     pl = score(records, tmp_path / "m.h5", **{**SCORING, "estimator": "poselib"})

@@ -95,9 +95,9 @@ def test_train_resume_export_and_evaluate(tmp_path, monkeypatch):
     KF.LoFTR(pretrained=None, config=kornia_config(meta["conf"])).load_state_dict(state, strict=True)
     assert load_weights(str(out / "weights.pt"), meta["conf"]).training is False
 
-    match_pairs({"kind": "dataset", "img_resize": 256}, {"name": "loftr", "weights": str(out / "weights.pt")},
+    match_pairs({"type": "dataset", "dataset": "tiny", "img_resize": 256}, {"name": "loftr", "weights": str(out / "weights.pt")},
                 tmp_path / "m.h5", dataset_json=dataset, name="tiny")  # options from the model.json beside the weights
-    res = score({"kind": "dataset", "img_resize": 256}, tmp_path / "m.h5", tmp_path / "eval.json", dataset_json=dataset, name="tiny")
+    res = score({"type": "dataset", "dataset": "tiny", "img_resize": 256}, tmp_path / "m.h5", tmp_path / "eval.json", dataset_json=dataset, name="tiny")
     saved = json.loads((tmp_path / "eval.json").read_text())
     assert saved["num_pairs"] == 1 and {"auc@5", "auc@10", "auc@20", "precision", "num_matches"} <= set(saved)
     assert res["pairs"][0]["image0"] == "1305031102.175304.png" and saved["pairs"][0]["num_matches"] == res["num_matches"]

@@ -17,7 +17,7 @@ def test_summary_has_one_table_per_kind_and_ignores_stale_results(tmp_path):
     from matchforge.summary import COLUMNS, main as summarize
 
     results = tmp_path / "results"
-    reichstag = {"kind": "imc", "root": str(real_data("reichstag")), "img_resize": 480, "max_pairs": 3}
+    reichstag = {"type": "imc", "root": str(real_data("reichstag")), "img_resize": 480, "max_pairs": 3}
     relpose = results / "eval" / "sift" / "ratio" / "reichstag.json"
     match_pairs(reichstag, {"name": "sift", "max_keypoints": 1024, "ratio": 0.8}, tmp_path / "m.h5", name="reichstag")
     score(reichstag, tmp_path / "m.h5", relpose, name="reichstag", label="sift (mutual NN + ratio 0.8, 1024 kp)")

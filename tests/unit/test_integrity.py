@@ -62,9 +62,22 @@ def test_names_and_keys_inside_runs_get_the_short_message():
         ({"posfeat": {"runs": {"../../x": {"dataset": "d"}}}}, "'../../x' is not a valid name under posfeat.runs"),
         ({"posfeat": {"runs": {"pf x": {"dataset": "d"}}}}, "'pf x' is not a valid name under posfeat.runs"),
         ({"shiftfocal": {"sources": {"a b": {"type": "tum", "path": "x"}}}}, "'a b' is not a valid name under shiftfocal.sources"),
-        ({"loftr": {"testsets": {"t/u": {"kind": "dataset", "dataset": "d"}}}}, "'t/u' is not a valid name under loftr.testsets"),
-        ({"loftr": {"runs": {"r": {"dataset": "d", "testsets": ["demo_tset"]}}, "testsets": {"demo_test": {"kind": "dataset", "dataset": "d"}}}},
+        ({"loftr": {"testsets": {"t/u": {"type": "dataset", "dataset": "d"}}}}, "'t/u' is not a valid name under loftr.testsets"),
+        ({"loftr": {"runs": {"r": {"dataset": "d", "testsets": ["demo_tset"]}}, "testsets": {"demo_test": {"type": "dataset", "dataset": "d"}}}},
          "names unknown test set 'demo_tset' (did you mean 'demo_test'?)"),
+        # test sets: one tagged union per family on `type`; the old spelling is named, a key of another type is unknown
+        ({"loftr": {"testsets": {"t": {"kind": "dataset", "dataset": "d"}}}},
+         "'loftr.testsets.t' needs `type:` one of dataset, imc, megadepth, scannet (`kind: dataset` is now `type: dataset`)"),
+        ({"loftr": {"testsets": {"t": {"type": "hpatches"}}}}, "'loftr.testsets.t' needs `type:` one of dataset, imc, megadepth, scannet"),
+        ({"loftr": {"testsets": {"t": {"type": "dataset", "dataset": "d", "vis_threshold": "0.2"}}}},
+         "unknown config key 'loftr.testsets.t.vis_threshold'"),
+        ({"loftr": {"testsets": {"t": {"type": "imc", "root": "x", "img_resise": 480}}}},
+         "unknown config key 'loftr.testsets.t.img_resise' (did you mean 'img_resize'?)"),
+        ({"posfeat": {"testsets": {"t": {"type": "pose"}}}}, "invalid config at posfeat.testsets.t.dataset: Field required"),
+        ({"posfeat": {"testsets": {"t": {"type": "reconstruction", "images": "x", "scene": "demo"}}}},
+         "give one of images, scene and eth"),
+        ({"localization": {"testsets": {"l": {"dataset": "d"}}}}, "localization.testsets.l.type: Field required (one of dataset, aachen)"),
+        ({"localization": {"testsets": {"l": {"type": "aachen", "aachen": "x"}}}}, "type aachen needs aachen and query_pairs"),
     ]
     for entry, expected in cases:
         config = {"scenes": {"demo": {"images": str(DEMO_IMAGES)}}, "datasets": {"d": {"scenes": ["demo"]}}, **entry}

@@ -44,13 +44,12 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from matchforge.config_schema import section_defaults
+from matchforge.evaluation.config import testset_of
 from matchforge.errors import MatchforgeError
 
 log = logging.getLogger(__name__)
 
 LOOSE = 0.005  # the tightest distance threshold is loose above this share of the database cameras' extent
-DEFAULTS = {**section_defaults("localization", "testsets", "*"), "metres_per_unit": None}
 
 
 @dataclass
@@ -116,7 +115,7 @@ def problem(spec: Mapping[str, Any]) -> Problem:
     ``retrieval: covisibility`` the oracle's are the query pairs."""
     import pycolmap
 
-    spec = {**DEFAULTS, **spec}
+    spec = testset_of(spec).to_dict()
     if spec.get("aachen"):
         return _aachen_problem(spec)
     sfm = Path(spec["sfm"])
@@ -370,7 +369,7 @@ def score(spec: Mapping[str, Any], matches: str | Path, work: str | Path) -> dic
     set also gets its submission file, ``<work>/submission.txt``; an own scene with visual retrieval also the
     oracle retrieval's result under ``oracle`` (an upper bound)."""
     t0 = time.time()
-    spec = {**DEFAULTS, **spec}
+    spec = testset_of(spec).to_dict()
     p = problem(spec)
     out = _score_problem(p, spec, matches, Path(work))
     if p.oracle_pairs is not None:

@@ -1,6 +1,6 @@
 """``matchforge match-pairs``: match every pair of a test set once and store the matches (the export step).
 
-Test sets: an entry of ``loftr.testsets`` (kinds ``dataset``, ``imc``, ``megadepth``, ``scannet``), of
+Test sets: an entry of ``loftr.testsets`` (types ``dataset``, ``imc``, ``megadepth``, ``scannet``), of
 ``posfeat.testsets`` (types ``pose`` and ``homography``) or of ``localization.testsets`` (type ``localization``:
 database and query pairs, :mod:`matchforge.evaluation.localization`). Matchers (``--matcher``, JSON, see
 :func:`matchforge.matchers.get_matcher`): ``{"name": "loftr", "weights": ...}``, ``{"name": "sift", "ratio": 0.8,
@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from matchforge.conf import load_conf
-from matchforge.config_schema import section_defaults
+from matchforge.evaluation.config import PosePairs
 from matchforge.errors import MatchforgeError
 from matchforge.evaluation.relpose import match
 from matchforge.evaluation.testsets import homography_records, image_name, pose_records, testset_root
@@ -51,8 +51,8 @@ def main(testset: Mapping[str, Any], matcher_conf: Mapping[str, Any], out: str |
     if conf["name"] in ("loftr", "sift") and conf.get("img_resize") is None:
         conf["img_resize"] = ts.get("img_resize")
     if conf["name"] == "loftr":
-        loftr_ts = {**section_defaults("loftr", "testsets", "*"), **ts}  # a posfeat or localization test set sets neither
-        conf.update(pad=bool(loftr_ts["pad"]), interpolation=loftr_ts["interpolation"])
+        sizing = PosePairs.of({k: ts[k] for k in ("pad", "interpolation") if k in ts})  # posfeat/localization sets give neither
+        conf.update(pad=sizing.pad, interpolation=sizing.interpolation)
         if conf.get("model_conf") is None and Path(str(conf["weights"])).with_name("model.json").is_file():
             conf["model_conf"] = json.loads(Path(str(conf["weights"])).with_name("model.json").read_text()).get("conf")
     if conf["name"] == "features":
@@ -63,7 +63,7 @@ def main(testset: Mapping[str, Any], matcher_conf: Mapping[str, Any], out: str |
         working = conf.get("img_resize")
     matcher = get_matcher(conf)
     described = {k: v for k, v in conf.items() if k != "name_of"}
-    log.info("matching %d pairs of %s with %s", len(records), name or ts.get("kind") or ts.get("type"), described)
+    log.info("matching %d pairs of %s with %s", len(records), name or ts.get("type"), described)
     stats = match(matcher, records, out, described, working)
     log.info("%d pairs matched in %.2f s per pair -> %s", stats["num_pairs"], stats["seconds_per_pair"], out)
     return stats

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from matchforge.conf import load_conf
-from matchforge.config_schema import section_defaults
+from matchforge.evaluation.config import testset_of
 from matchforge.errors import MatchforgeError
 from matchforge.io.images import list_images
 from matchforge.io.write import write_json
@@ -47,7 +47,7 @@ def main(spec: dict[str, Any], features_path: str | Path, out_json: str | Path, 
     """Reconstruct the test set ``spec`` from the features in ``features_path``; write ``out_json``."""
     from matchforge.evaluation.reconstruction import main as reconstruct
 
-    spec = {**section_defaults("posfeat", "testsets", "*"), **spec}
+    spec = testset_of(spec).to_dict()
     features_path, out_json = Path(features_path), Path(out_json)
     if not features_path.exists():
         raise MatchforgeError("feature file not found", fix="run matchforge extract first", path=features_path)

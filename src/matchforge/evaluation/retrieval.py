@@ -82,10 +82,11 @@ def _inliers(db: Any, a: int, b: int) -> int:
 
 def main(spec: Mapping[str, Any], out: str | Path) -> list[tuple[str, str]]:
     """Retrieve the database images of every query of an own-scene localization test set; write ``out``."""
-    from matchforge.evaluation.localization import DEFAULTS, split_images
+    from matchforge.evaluation.config import LocalizationJob
+    from matchforge.evaluation.localization import split_images
     from matchforge.io.aachen import write_pairs
 
-    spec = {**DEFAULTS, **spec}
+    spec = LocalizationJob.of({**spec, "type": "localization"}, "localization pairs").to_dict()
     database, queries = split_images(spec)
     out = Path(out)
     found = retrieve(Path(spec["sfm"]) / "images", database, queries, int(spec["query_k"]), out.parent / "retrieval",

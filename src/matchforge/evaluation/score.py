@@ -21,17 +21,14 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from matchforge.conf import load_conf
-from matchforge.config_schema import section_defaults
+from matchforge.evaluation.config import PoseScoring, testset_of
 from matchforge.evaluation.match_pairs import records_of
 from matchforge.evaluation.relpose import CI_KEYS, SUMMARY_KEYS, compare as compare_paired, score
 from matchforge.evaluation.stats import describe
-from matchforge.evaluation.testsets import SCORING_KEYS, matching_options
+from matchforge.evaluation.testsets import matching_options
 from matchforge.io.write import write_json
 
 log = logging.getLogger(__name__)
-
-SCORING_DEFAULTS = {k: v for k, v in section_defaults("loftr", "testsets", "*").items() if k in SCORING_KEYS}
-
 
 def summary_of(result: Mapping[str, Any]) -> dict[str, Any]:
     """The test-set numbers of a scored result (no rows), with their intervals."""
@@ -46,7 +43,8 @@ def main(testset: Mapping[str, Any], matches: str | Path, out_json: str | Path, 
         return homography(testset, matches, out_json, name=name, label=label, compare=compare)
     if testset.get("type") == "localization":
         return localization(testset, matches, out_json, name=name, label=label)
-    scoring = {**SCORING_DEFAULTS, **{k: v for k, v in testset.items() if k in SCORING_DEFAULTS}}
+    parsed = testset_of(testset, f"test set {name}" if name else "--testset")
+    scoring = {k: getattr(parsed, k) for k in PoseScoring.model_fields}
     records = records_of(matching_options(testset), dataset_json, name)
     res = score(records, matches, **scoring, vis=(vis, f"{label or 'matches'} on {name}") if vis else None)
     result: dict[str, Any] = {"testset": name, "label": label, "testset_conf": dict(testset), "scoring": scoring, **res}

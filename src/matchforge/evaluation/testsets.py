@@ -1,6 +1,6 @@
 """Test sets for relative-pose evaluation, all read into ``PairRecord``s.
 
-Kinds (``loftr.testsets`` in the config):
+Types of ``loftr.testsets`` (models in :mod:`matchforge.evaluation.config`):
 
 - ``dataset``: a split of a dataset built by ``matchforge dataset`` (``results/datasets/<name>/dataset.json``).
 - ``imc``: any Image Matching Challenge (phototourism) scene folder: photos + calibration files
@@ -17,13 +17,12 @@ from typing import Any, Mapping
 
 
 from matchforge.errors import MatchforgeError
-from matchforge.conf import config_source
-from matchforge.config_schema import section_defaults
+from matchforge.evaluation.config import testset_of
 
 
 def testset_available(ts: Mapping[str, Any]) -> bool:
     """Whether the images a test set needs are present (MegaDepth/ScanNet need the user's data root)."""
-    if ts["kind"] in ("megadepth", "scannet"):
+    if ts["type"] in ("megadepth", "scannet"):
         return bool(ts.get("data_root")) and Path(ts["data_root"]).is_dir()
     return True
 
@@ -32,33 +31,27 @@ def load_testset(ts: Mapping[str, Any], dataset_json: str | Path | None = None, 
     """Pairs of test set ``ts`` (one entry of ``loftr.testsets``), truncated to ``max_pairs``."""
     from matchforge.dataset import indices
 
-    ts = {**section_defaults("loftr", "testsets", "*"), **ts}
-    kind = ts["kind"]
-
-    def need(key: str) -> str:
-        if not ts.get(key):
-            raise MatchforgeError(f"test set '{name}' of kind {kind} needs option '{key}'", fix=f"set loftr.testsets.{name}.{key} in {config_source()}")
-        return ts[key]
-
+    ts = testset_of(ts, f"loftr.testsets.{name}" if name else "--testset").to_dict()
+    kind = ts["type"]
     if kind == "dataset":
         if dataset_json is None:
-            need("dataset")
             raise MatchforgeError(f"test set '{name}' needs the dataset.json of dataset '{ts['dataset']}'", fix="pass --dataset")
         records = indices.read_dataset(dataset_json, ts["split"], 0.0)
     elif kind == "imc":
-        records = indices.read_imc(need("root"), str(ts["vis_threshold"]))
+        records = indices.read_imc(ts["root"], str(ts["vis_threshold"]))
     elif kind == "megadepth":
         if not testset_available(ts):
             raise MatchforgeError(f"MegaDepth images not found for test set '{name}'", path=ts.get("data_root"),
                                   fix="download the MegaDepth-1500 images (LoFTR README) and set data_root to their folder")
-        records = indices.read_megadepth_list(need("npz_root"), need("list"), need("data_root"), 0.0)
+        records = indices.read_megadepth_list(ts["npz_root"], ts["list"], ts["data_root"], 0.0)
     elif kind == "scannet":
         if not testset_available(ts):
             raise MatchforgeError(f"ScanNet frames not found for test set '{name}'", path=ts.get("data_root"),
                                   fix="download the ScanNet-1500 test frames (LoFTR README) and set data_root to their folder")
-        records = indices.read_scannet_index(need("test_npz"), need("intrinsics_npz"), need("data_root"))
+        records = indices.read_scannet_index(ts["test_npz"], ts["intrinsics_npz"], ts["data_root"])
     else:
-        raise MatchforgeError(f"unknown test set kind '{kind}'", fix="use dataset, imc, megadepth or scannet")
+        raise MatchforgeError(f"test set '{name}' of type {kind} has no relative-pose pairs of LoFTR's",
+                              fix="evaluate it with the commands of its family (docs/evaluation.md)")
     if ts.get("max_pairs"):
         records = records[: int(ts["max_pairs"])]
     if not records:
@@ -77,8 +70,8 @@ def matching_options(testset: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def pose_records(testset: Mapping[str, Any], dataset_json: str | Path | None = None, name: str = "") -> list[Any]:
-    """Pose pairs of an entry of ``loftr.testsets`` (it has ``kind``) or a ``pose`` entry of ``posfeat.testsets``."""
-    if "kind" in testset:
+    """Pose pairs of an entry of ``loftr.testsets`` or a ``pose`` entry of ``posfeat.testsets``."""
+    if testset["type"] != "pose":
         return load_testset(testset, dataset_json, name)
     spec = dict(testset)
     if dataset_json is not None:
@@ -110,16 +103,14 @@ def homography_records(root: str | Path) -> list[Any]:
 
 # --- feature test sets (posfeat.testsets): the images to extract ------------------------------------
 
-POSE_DEFAULTS = {"split": "test", "min_overlap": 0.0, "max_pairs": None}
-
 
 def pose_pairs(spec: dict[str, Any]) -> tuple[list[Any], Path]:
     """Pairs of a ``pose`` feature test set (a dataset split) and the folder image names are relative to."""
     from matchforge.dataset.indices import read_dataset
 
-    spec = {**POSE_DEFAULTS, **spec}
+    spec = testset_of(spec).to_dict()
     pairs = read_dataset(spec["dataset"], spec["split"], spec["min_overlap"])
-    if spec["max_pairs"]:
+    if spec.get("max_pairs"):
         pairs = pairs[: spec["max_pairs"]]
     return pairs, Path(spec["dataset"]).resolve().parent
 

@@ -11,6 +11,7 @@ from pydantic import Field
 
 from matchforge.options import Options, extra
 from matchforge.limits import Batch, Count, SidePx, Width, Workers
+from matchforge.evaluation.config import LoFTRTestset
 from matchforge.training.config import Engine
 
 
@@ -178,48 +179,6 @@ class LoFTRRun(LoFTRData):
         description="GPUs the training job asks Snakemake for (resources: gpu); runs on CPU when none is present")
     eval_gpus: Workers = Field(1, ge=0, description='GPUs each evaluation job asks for')
     train: dict[str, Any] = Field(default_factory=dict, description="options of loftr.train that differ for this run")
-
-
-class LoFTRTestset(Options):
-    kind: Literal['dataset', 'imc', 'megadepth', 'scannet'] = Field(
-        description="dataset = a split of a matchforge dataset; imc = any Image Matching Challenge (phototourism) scene "
-                    "folder: photos + calibration files + co-visible pairs (Reichstag ships in "
-                    "resources/testsets/reichstag); megadepth / scannet = official LoFTR indices with your images")
-    dataset: str | None = Field(None, json_schema_extra=extra(unset=True),
-        description="kind dataset: name under `datasets:`")
-    split: Literal['train', 'val', 'test'] = Field('test', description='kind dataset: split')
-    root: str | None = Field(None, json_schema_extra=extra(path=True, unset=True),
-        description="kind imc: folder with images/, calibration/, new-vis-pairs/")
-    vis_threshold: str = Field('0.1', description='kind imc: new-vis-pairs/keys-th-<t>.npy to read')
-    npz_root: str | None = Field(None, json_schema_extra=extra(path=True, unset=True),
-        description="kind megadepth: folder of scene-info .npz files")
-    list_: str | None = Field(None, alias="list", json_schema_extra=extra(path=True, unset=True),
-        description="kind megadepth: list file of scene-info stems")
-    test_npz: str | None = Field(None, json_schema_extra=extra(path=True, unset=True),
-        description="kind scannet: test.npz of the official index")
-    intrinsics_npz: str | None = Field(None, json_schema_extra=extra(path=True, unset=True),
-        description="kind scannet: intrinsics.npz of the official index")
-    data_root: str | None = Field(None, json_schema_extra=extra(path=True, unset=True),
-        description="kind megadepth/scannet: folder the index's image paths are relative to; the test set is built only if "
-                    "it exists")
-    img_resize: SidePx | None = Field(640,
-        description="long side (px) LoFTR sees (840 for MegaDepth-1500, 640 for ScanNet-1500)")
-    pad: bool = Field(True, description='pad images to a square with masks (as the MegaDepth loader)')
-    interpolation: Literal['linear', 'area'] = Field('linear',
-        description="image resampling when resizing (linear = the official loaders)")
-    max_pairs: int | None = Field(None, description='evaluate at most this many pairs (null = all)')
-    ransac_thresh: float = Field(0.5, gt=0,
-        description="scoring: RANSAC threshold in pixels (the official 0.5; normalised by the mean focal); see ransac_frame")
-    ransac_frame: Literal['evaluated', 'original'] = Field('evaluated',
-        description="scoring: evaluated = ransac_thresh is in pixels of the images the matcher saw (scaled by the image's "
-                    "long side / the matcher's working size); original = in pixels of the frame K refers to, as the "
-                    "official LoFTR test code")
-    estimator: Literal['opencv', 'poselib'] = Field('opencv',
-        description="scoring: relative pose by OpenCV's RANSAC (the official test code) or PoseLib's LO-RANSAC "
-                    "(glue-factory; pip install 'matchforge[poselib]')")
-    epi_err_thr: float = Field(0.0005, gt=0,
-        description="scoring: epipolar precision threshold (squared normalised symmetric distance)")
-
 
 
 class SiftRatioBaseline(Options):

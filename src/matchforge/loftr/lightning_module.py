@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from torch.utils.data import BatchSampler, DataLoader
 
-from matchforge.config_schema import section_defaults
+from matchforge.evaluation.config import PoseScoring
 from matchforge.evaluation.pose_metrics import evaluate_pair, pose_auc
 from matchforge.loftr.data import PairDataset, SceneBalancedSampler, collate_pairs
 from matchforge.loftr.losses import LoFTRLoss
@@ -43,7 +43,7 @@ from matchforge.training.engine import ResumableLoader, resume_position
 log = logging.getLogger(__name__)
 
 # Validation estimates poses as a test set with the default scoring options does.
-VAL_SCORING: dict[str, Any] = section_defaults("loftr", "testsets", "*")
+VAL_SCORING = PoseScoring()
 
 
 def true_batch_size(conf: LoFTRRunConfig) -> int:
@@ -146,8 +146,8 @@ class LoFTRModule(L.LightningModule):
             k0 = batch["mkpts0_f"][sel].detach().float().cpu().numpy()
             k1 = batch["mkpts1_f"][sel].detach().float().cpu().numpy()
             r = evaluate_pair(k0, k1, batch["K0"][b].double().cpu().numpy(), batch["K1"][b].double().cpu().numpy(),
-                              batch["T_0to1"][b].double().cpu().numpy(), VAL_SCORING["ransac_thresh"],
-                              float(self.conf.epi_err_thr), VAL_SCORING["estimator"])
+                              batch["T_0to1"][b].double().cpu().numpy(), VAL_SCORING.ransac_thresh,
+                              float(self.conf.epi_err_thr), VAL_SCORING.estimator)
             key = f"{batch['scene_id'][b]}:{batch['pair_names'][0][b]}#{batch['pair_names'][1][b]}"
             self._val.append({"id": key, "pose_error": r["pose_error"], "precision": r["precision"], "num_matches": r["num_matches"]})
 

@@ -9,7 +9,7 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from matchforge.config_schema import section_defaults
+from matchforge.evaluation.config import PosePairs
 from matchforge.device import pick_device
 
 CACHED_IMAGES = 16  # photos kept resized on the device (at 840 px, padded: 2.8 MB each)
@@ -29,12 +29,12 @@ class LoFTRMatcher:
     def __init__(self, conf: Mapping[str, Any]) -> None:
         from matchforge.loftr.model import load_weights
 
-        conf = {**section_defaults("loftr", "testsets", "*"), **conf}  # img_resize, pad, interpolation
+        sizing = PosePairs.pick(conf, "matcher")  # img_resize, pad, interpolation
         self.device = str(pick_device(conf.get("device")))
         self.model = load_weights(str(conf["weights"]), conf.get("model_conf"), self.device)
-        self.img_resize = conf["img_resize"]
-        self.pad = bool(conf["pad"])
-        self.interpolation = conf["interpolation"]
+        self.img_resize = sizing.img_resize
+        self.pad = sizing.pad
+        self.interpolation = sizing.interpolation
         # test sets share photos between pairs (a query against k database photos, Reichstag's 10 pairs over 10
         # photos): each photo is read and resized once while it is among the last CACHED_IMAGES used
         self.load = functools.lru_cache(maxsize=CACHED_IMAGES)(self._load)

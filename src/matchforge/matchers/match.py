@@ -17,7 +17,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from matchforge.config_schema import section_defaults
+from matchforge.evaluation.config import PosePairs
 from matchforge.errors import MatchforgeError
 from matchforge.evaluation.visualize import draw_matches
 from matchforge.io.images import read_image, write_image
@@ -89,7 +89,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weights", default=None, help="weights.pt of a run, an official checkpoint, or outdoor/indoor/indoor_new (download)")
     parser.add_argument("--sift", action="store_true", help="use the SIFT baseline instead of LoFTR")
     parser.add_argument("--out", default="matches", help="output folder")
-    parser.add_argument("--resize", type=int, default=section_defaults("loftr", "testsets", "*")["img_resize"],
+    parser.add_argument("--resize", type=int, default=PosePairs().img_resize,
                         help="long side (px) the matcher sees (0 = original size; default: loftr.testsets' img_resize)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, ...")
     parser.add_argument("--video", default=None, help="video file or camera index: annotate frames instead of a pair")

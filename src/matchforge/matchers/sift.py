@@ -15,7 +15,7 @@ from typing import Any, Mapping
 import cv2
 import numpy as np
 
-from matchforge.config_schema import section_defaults
+from matchforge.loftr.config import SiftRatioBaseline
 from matchforge.geometry.pixels import opencv_to_matchforge
 from matchforge.io.images import read_image, resize, resized_wh
 
@@ -61,10 +61,10 @@ class SiftMatcher:
     name = "sift"
 
     def __init__(self, conf: Mapping[str, Any] | None = None) -> None:
-        conf = {**section_defaults("loftr", "baseline"), **(conf or {})}
-        self.max_keypoints = int(conf["max_keypoints"])
-        self.ratio = float(conf["ratio"])
-        self.img_resize = conf.get("img_resize")
+        opts = SiftRatioBaseline.pick(conf, "matcher")
+        self.max_keypoints = opts.max_keypoints
+        self.ratio = opts.ratio
+        self.img_resize = opts.img_resize
 
     def _features(self, path: str | Path) -> tuple[np.ndarray, np.ndarray]:
         xy, _, desc = sift_features(read_image(path, "gray"), self.max_keypoints, self.img_resize)

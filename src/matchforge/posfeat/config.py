@@ -8,6 +8,7 @@ from pydantic import Field
 
 from matchforge.options import Options, extra
 from matchforge.limits import Batch, Count, SidePx, Width, Workers
+from matchforge.evaluation.config import HomographyTestset, PoSFeatTestset
 from matchforge.training.config import Engine
 
 
@@ -123,39 +124,6 @@ class PoSFeatRunConfig(PoSFeatTrain, PoSFeatDevice):
     """What ``matchforge posfeat-train`` parses: a run's training options and the family's device."""
 
 
-class PoSFeatTestset(Options):
-    """A PoSFeat test set: homography pairs, relative pose on a dataset split, or a reconstruction."""
-
-    type: Literal['homography', 'pose', 'reconstruction'] = Field()
-    path: str | None = Field(None, json_schema_extra=extra(path=True, unset=True),
-        description="homography: folder of pairs (HPatches / Oxford / homogr layouts)")
-    dataset: str | None = Field(None, json_schema_extra=extra(unset=True), description='pose: a key of datasets:')
-    split: Literal['train', 'val', 'test'] | None = Field(None, json_schema_extra=extra(unset=True),
-        description="pose: dataset split (default test)")
-    max_pairs: int | None = Field(None, ge=1, json_schema_extra=extra(unset=True),
-        description="pose: evaluate at most this many pairs")
-    min_overlap: float | None = Field(None, ge=0, json_schema_extra=extra(unset=True),
-        description="pose: keep pairs with overlap > this (default 0)")
-    ransac_thresh: float | None = Field(None, gt=0, json_schema_extra=extra(unset=True),
-        description="pose, scoring: RANSAC threshold in pixels (default 0.5, in pixels of the extraction size; see "
-                    "loftr.testsets ransac_frame)")
-    ransac_frame: Literal['evaluated', 'original'] | None = Field(None, json_schema_extra=extra(unset=True),
-        description="pose, scoring: the frame ransac_thresh is in (default evaluated)")
-    estimator: Literal['opencv', 'poselib'] | None = Field(None, json_schema_extra=extra(unset=True),
-        description="pose, scoring: OpenCV RANSAC (default) or PoseLib LO-RANSAC")
-    epi_err_thr: float | None = Field(None, gt=0, json_schema_extra=extra(unset=True),
-        description="pose, scoring: epipolar precision threshold (default 5e-4)")
-    images: str | None = Field(None, json_schema_extra=extra(path=True, unset=True),
-        description="reconstruction: folder of images")
-    scene: str | None = Field(None, json_schema_extra=extra(unset=True),
-        description="reconstruction: a key of scenes: (its undistorted SfM images)")
-    eth: str | None = Field(None, json_schema_extra=extra(path=True, unset=True),
-        description="reconstruction: a dataset folder of the ETH local feature benchmark (images/, database.db with the "
-                    "images and cameras, optional match-list.txt), scored in that layout")
-    camera_mode: Literal['AUTO', 'SINGLE', 'PER_FOLDER', 'PER_IMAGE'] = Field('AUTO',
-        description="reconstruction: COLMAP camera grouping")
-
-
 class PoSFeatRun(Options):
     """One entry of posfeat.runs: its training data, its test sets, its own options."""
 
@@ -178,7 +146,7 @@ class PoSFeatSection(PoSFeatDevice):
     sift_baseline: bool = Field(True,
         description="also evaluate OpenCV SIFT features (mutual NN, the extraction's num_pts and max_size) on every test "
                     "set a run uses (results/eval/sift/mnn/)")
-    testsets: dict[str, PoSFeatTestset] = Field(default_factory=lambda: {"homography": PoSFeatTestset(type="homography", path="resources/testsets/homography")}, json_schema_extra={"default": {"homography": {"type": "homography", "path": "resources/testsets/homography"}}},
+    testsets: dict[str, PoSFeatTestset] = Field(default_factory=lambda: {"homography": HomographyTestset(type="homography", path="resources/testsets/homography")}, json_schema_extra={"default": {"homography": {"type": "homography", "path": "resources/testsets/homography"}}},
         description="named test sets: {type: homography, path}, {type: pose, dataset: <datasets key>, split, max_pairs, "
                     "ransac_thresh}, {type: reconstruction, images: DIR or scene: <scenes key>}")
     runs: dict[str, PoSFeatRun] = Field(default_factory=dict,

@@ -38,8 +38,8 @@ class LocalizationGlue(Base):
     def loc_spec(self, name: str) -> dict[str, Any]:
         """A localization test set with workflow paths: own scene (the dataset.json, the scene's SfM, its metres per
         unit) or an Aachen-layout folder as given."""
-        ts = self.localization[name]
-        if ts.get("aachen"):
+        ts = {k: v for k, v in self.localization[name].items() if k != "type"}  # the job's type: localization
+        if self.localization[name]["type"] == "aachen":
             return {"type": "localization", **ts}
         scene = ts["scene"] or self.config["datasets"][ts["dataset"]]["scenes"][0]
         retrieved = {"query_pairs": self.loc_pairs(name)} if ts["retrieval"] == "visual" else {}
@@ -193,12 +193,12 @@ class LoFTRGlue(LocalizationGlue):
         return to_json(matching_options(self.loftr_testset_spec(wc.testset)))
 
     def loftr_testset_inputs(self, wc: Any) -> dict[str, Any]:
-        """dataset.json for test sets of kind 'dataset' (and the scene's SfM for localization); nothing else is
+        """dataset.json for test sets of type 'dataset' (and the scene's SfM for localization); nothing else is
         produced by the workflow."""
         if wc.testset in self.localization:
             return self.loc_inputs(wc.testset)
         ts = self.loftr["testsets"][wc.testset]
-        return {"dataset": f"results/datasets/{ts['dataset']}/dataset.json"} if ts["kind"] == "dataset" else {}
+        return {"dataset": f"results/datasets/{ts['dataset']}/dataset.json"} if ts["type"] == "dataset" else {}
 
     def loftr_dataset_arg(self, wc: Any, input: Any) -> str:
         return f"--dataset {input.dataset}" if has(input, "dataset") else ""

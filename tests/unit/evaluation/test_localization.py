@@ -17,7 +17,7 @@ def test_aachen_layout_errors_name_the_file_and_the_fix(tmp_path):
     from matchforge.evaluation.localization import problem
 
     files = make_aachen(tmp_path / "aachen", queries=1)
-    spec = {k: str(v) for k, v in files.items()}
+    spec = {"type": "localization", **{k: str(v) for k, v in files.items()}}
     Path(files["query_pairs"]).write_text("query/day/nexus5x/missing.jpg db/x.jpg\n")
     with pytest.raises(MatchforgeError, match="unknown names") as err:
         problem(spec)

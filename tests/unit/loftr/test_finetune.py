@@ -19,7 +19,7 @@ def test_before_is_one_more_match_file_scored_on_the_same_pairs(pretrained, tmp_
     from matchforge.evaluation.score import main as score
 
     dataset, a = pretrained
-    testset = {"kind": "dataset", "img_resize": 192}
+    testset = {"type": "dataset", "dataset": "tiny", "img_resize": 192}
     match_pairs(testset, {"name": "loftr", "weights": str(a / "weights.pt")}, tmp_path / "a.h5", dataset_json=dataset)
     res = score(testset, tmp_path / "a.h5", tmp_path / "e.json", dataset_json=dataset, name="tiny", before=tmp_path / "a.h5")
     saved = json.loads((tmp_path / "e.json").read_text())

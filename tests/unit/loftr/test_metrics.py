@@ -11,7 +11,9 @@ from testkit import REPO, real_data
 from matchforge.evaluation.pose_metrics import evaluate_pair, pose_auc
 from matchforge.geometry.pose import relative_pose_error
 from matchforge.evaluation.relpose import match, score
-from matchforge.evaluation.score import SCORING_DEFAULTS as SCORING
+from matchforge.evaluation.config import PoseScoring
+
+SCORING = PoseScoring().to_dict()  # the defaults of every pose test set
 from matchforge.dataset.indices import read_imc
 from matchforge.evaluation.testsets import load_testset
 
@@ -60,7 +62,7 @@ def test_pose_convention_against_independent_ground_truth(tmp_path):
 def test_reichstag_testset_and_sift_baseline(tmp_path):
     import cv2
 
-    records = load_testset({"kind": "imc", "root": str(REICHSTAG), "max_pairs": 3})
+    records = load_testset({"type": "imc", "root": str(REICHSTAG), "max_pairs": 3})
     assert len(records) == 3
     r = records[0]
     assert np.allclose(r.T_0to1, r.T1 @ np.linalg.inv(r.T0)) and np.allclose(r.T0[3], [0, 0, 0, 1])
