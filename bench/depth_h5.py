@@ -29,7 +29,8 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
-from matchforge.io.depth import DEFAULT_H5, read_depth, write_depth  # noqa: E402
+from matchforge.depth.config import DepthH5  # noqa: E402
+from matchforge.io.depth import read_depth, write_depth  # noqa: E402
 
 DATA = REPO / "resources" / "testsets"  # real data shipped with the repo
 
@@ -81,7 +82,7 @@ def bench(name: str, depth: np.ndarray, repeats: int, tmp: Path, threads: int, m
     print(f"  {'':28s} {'write ms':>9s} {'read ms':>9s} {'size MB':>9s}")
     print(f"  {'gzip-9 (seed recipe)':28s} {1e3 * t_base:9.1f} {1e3 * r_base:9.1f} {s_base / 1e6:9.3f}")
     print(f"  {'h5py lzf+shuffle':28s} {1e3 * t_lzf:9.1f} {1e3 * r_lzf:9.1f} {s_lzf / 1e6:9.3f}")
-    label = f"default {DEFAULT_H5['compression']} ({threads or 'auto'} thr)"
+    label = f"default {DepthH5().compression} ({threads or 'auto'} thr)"
     print(f"  {label:28s} {1e3 * t_ours:9.1f} {1e3 * r_ours:9.1f} {s_ours / 1e6:9.3f}")
     print(f"  ratio gzip-9 / default:      write {t_base / t_ours:5.1f}x faster, read {r_base / r_ours:5.1f}x "
           f"faster, size {s_ours / s_base:.3f} of gzip-9")

@@ -82,13 +82,13 @@ def reichstag(cells: list[float], errors: list[float], work: Path) -> pd.DataFra
 
 
 def main() -> int:
-    from matchforge.config_schema import section_defaults
+    from matchforge.evaluation.config import LocalizationTestset
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--cells", type=float, nargs="+", default=[1, 2, 4, 8, 16])
     parser.add_argument("--errors", type=float, nargs="+", default=[1, 2, 4])
     args = parser.parse_args()
-    defaults = section_defaults("localization", "testsets", "*")
+    defaults = LocalizationTestset.defaults()
     cells = sorted(set(args.cells) | {defaults["cell_px"]})
     errors = sorted(set(args.errors) | {defaults["max_error_px"]})
     with tempfile.TemporaryDirectory() as tmp:

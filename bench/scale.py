@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from matchforge.config_schema import section_defaults  # noqa: E402
+from matchforge.dataset.config import DatasetSplit  # noqa: E402
 from matchforge.dataset.covisibility import _first_obs, central_match, covisibility, first_observations
 from matchforge.dataset.scene_info import candidate_pairs
 from matchforge.dataset.splits import camera_distances, camera_geometry, split_by_viewpoint
@@ -115,7 +115,7 @@ def baseline_split(poses, usable, pairs, val_fraction, test_fraction, seed):
     img_dist[np.ix_(idx, idx)] = camera_distances(centres[idx], dirs[idx])
     np.array([[img_dist[np.ix_(a, b)].min() if ai != bi else np.inf for bi, b in enumerate(units)]
               for ai, a in enumerate(units)])
-    buffer = section_defaults("datasets", "*")["split"]["max_buffer_fraction"]
+    buffer = DatasetSplit().max_buffer_fraction
     return split_by_viewpoint(poses, usable, pairs, val_fraction, test_fraction, seed, buffer, tries=500)
 
 
@@ -204,7 +204,7 @@ def main() -> int:
 
     poses = [v.T_cw for v in views]
     pairs = np.array([(i, j) for i, j in bucketed], np.int64).reshape(-1, 2)
-    buffer = section_defaults("datasets", "*")["split"]["max_buffer_fraction"]
+    buffer = DatasetSplit().max_buffer_fraction
     _, t_split = timed(split_by_viewpoint, poses, np.ones(len(views), bool), pairs, 0.1, 0.1, 0, buffer)
     base_split = None
     if not args.no_baseline:

@@ -20,7 +20,7 @@ from pathlib import Path
 import pycolmap
 
 from matchforge.sfm.reconstruct import main as sfm_main
-from matchforge.config_schema import with_defaults
+from matchforge.sfm.config import SfMSection
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_IMAGES = REPO / "resources" / "testsets" / "reichstag" / "images"
@@ -59,7 +59,7 @@ def main() -> None:
     parser.add_argument("--images", type=Path, default=DEFAULT_IMAGES)
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
-    conf = with_defaults("sfm", {"camera_mode": "per_image", "matcher": "exhaustive", "mapping_attempts": 1})
+    conf = SfMSection.of({"camera_mode": "per_image", "matcher": "exhaustive", "mapping_attempts": 1}).to_dict()
     times: dict[str, list[float]] = {"plain pycolmap": [], "matchforge": []}
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(args.repeats):

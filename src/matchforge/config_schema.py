@@ -11,8 +11,6 @@ runs.
 from __future__ import annotations
 
 import difflib
-import functools
-import json
 import re
 from importlib import resources
 from pathlib import Path
@@ -125,40 +123,6 @@ def section_models() -> dict[str, Any]:
     from matchforge.config_file import SECTIONS
 
     return dict(SECTIONS)
-
-
-def with_defaults(stage: str, conf: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """``conf`` parsed by the typed model of section ``stage``, as plain options with its defaults filled in: the
-    one parse of a stage command's options (the CLI and ``main`` functions use it, so that a stage run by hand
-    behaves exactly like the workflow's job). A problem raises one MatchforgeError naming the key."""
-    return section_models()[stage].of(conf or {}, stage).to_dict()
-
-
-@functools.lru_cache(maxsize=None)
-def _schema_defaults(stage: str) -> str:
-    return json.dumps(with_defaults(stage, {}))
-
-
-def schema_defaults(stage: str) -> dict[str, Any]:
-    """A fresh copy of every default of ``stage`` (nested sections included), from its typed model."""
-    return json.loads(_schema_defaults(stage))
-
-
-def section_defaults(stage: str, *path: str) -> dict[str, Any]:
-    """A fresh copy of the defaults of one sub-section of section ``stage``, reached by key names (``"*"``: any entry of
-    a name -> options mapping), e.g. ``section_defaults("loftr", "testsets", "*")``: every option of that model that
-    has a default (required options and those left absent when unset are not in it)."""
-    return json.loads(_section_defaults(stage, *path))
-
-
-@functools.lru_cache(maxsize=None)
-def _section_defaults(stage: str, *path: str) -> str:
-    from matchforge.options import model_at
-
-    model = model_at(section_models()[stage], list(path))
-    if model is None:
-        raise KeyError(f"no options model at {stage}.{'.'.join(path)}")
-    return json.dumps(model.defaults())
 
 
 def check_references(config: Mapping[str, Any]) -> None:

@@ -6,7 +6,9 @@ import pytest
 
 from testkit import REPO
 from matchforge.evaluation.relpose import match, score
-from matchforge.evaluation.score import SCORING_DEFAULTS as SCORING
+from matchforge.evaluation.config import PoseScoring
+
+SCORING = PoseScoring().to_dict()  # the defaults of every pose test set
 from matchforge.evaluation.testsets import load_testset
 
 REICHSTAG = REPO / "resources" / "testsets" / "reichstag"

@@ -12,7 +12,7 @@ from matchforge.dataset.indices import read_scannet_list
 
 def test_train_and_evaluate_on_scannet_format(scannet_root, tmp_path):
     from matchforge.evaluation.relpose import match, score
-    from matchforge.evaluation.score import SCORING_DEFAULTS
+    from matchforge.evaluation.config import PoseScoring
     from matchforge.matchers import get_matcher
     from matchforge.loftr.train import main as train_main
 
@@ -30,7 +30,7 @@ def test_train_and_evaluate_on_scannet_format(scannet_root, tmp_path):
     matcher.model.coarse_matching.thr = 0.0  # an untrained model: keep every mutual match
     seen = []
     match(lambda p0, p1: seen.append(matcher(p0, p1)) or seen[-1], val[:1], tmp_path / "m.h5", {"name": "loftr"}, 256)
-    res = score(val[:1], tmp_path / "m.h5", **SCORING_DEFAULTS)
+    res = score(val[:1], tmp_path / "m.h5", **PoseScoring().to_dict())
     assert res["num_pairs"] == 1 and len(seen[0][0]) > 0
     from matchforge.evaluation.relpose import to_intrinsics_frame
 

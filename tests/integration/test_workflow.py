@@ -136,7 +136,7 @@ def test_cluster_time_and_memory_grow_with_the_photo_count(tmp_path):
     """A 2,500-photo scene asks SLURM for more than the profile's 120 minutes; a scene's own `resources`
     entry wins; the demo's 10 photos get the base figures."""
     from matchforge.job_resources import estimate
-    from matchforge.config_schema import schema_defaults
+    from matchforge.sfm.config import SfMSection
 
     big = tmp_path / "big"
     big.mkdir()
@@ -148,12 +148,12 @@ def test_cluster_time_and_memory_grow_with_the_photo_count(tmp_path):
                         "pinned": {"images": str(DEMO_IMAGES), "resources": {"sfm": {"runtime": "3h", "mem_mb": 64000}}}})
     jobs = job_resources(snakemake(work, "-n", "--forceall", *(f"results/{s}/sfm/stats.json" for s in ("demo", "big", "pinned"))))
     demo, large, pinned = jobs[("sfm", "demo")], jobs[("sfm", "big")], jobs[("sfm", "pinned")]
-    assert int(demo["runtime"]) == estimate("sfm", 10, schema_defaults("sfm"))["runtime"] < 60
+    assert int(demo["runtime"]) == estimate("sfm", 10, SfMSection().to_dict())["runtime"] < 60
     assert int(large["runtime"]) > 120 and int(large["mem_mb"]) > int(demo["mem_mb"])
     assert (pinned["runtime"], pinned["mem_mb"]) == ("180", "64000")
     # 2,500 photos: retrieval (30 per photo), not 3.1 million exhaustive pairs
-    assert estimate("sfm", 2500, schema_defaults("sfm"))["runtime"] < estimate(
-        "sfm", 2500, {**schema_defaults("sfm"), "matcher": "exhaustive"})["runtime"] / 5
+    assert estimate("sfm", 2500, SfMSection().to_dict())["runtime"] < estimate(
+        "sfm", 2500, {**SfMSection().to_dict(), "matcher": "exhaustive"})["runtime"] / 5
 
 
 def test_no_command_line_grows_with_the_number_of_scenes(tmp_path):

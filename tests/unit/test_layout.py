@@ -152,8 +152,8 @@ def test_the_default_checker_finds_repeats():
 
 def test_schema_defaults_are_written_only_in_the_schemas():
     """A default changes in one place: no module of src/ repeats an option's schema default, neither as
-    ``.get(option, default)`` nor as a parameter default; code reads filled-in options (schema_defaults,
-    section_defaults, with_defaults) or takes the value from its caller."""
+    ``.get(option, default)`` nor as a parameter default; code parses its options with their model
+    (``Model.of(conf)``) or takes the value from its caller."""
     defaults = schema_defaults_by_name()
     offenders = [f"{p.relative_to(REPO)}:{line}: {what}" for p in sorted(PKG.rglob("*.py"))
                  for line, what in repeated_defaults(p.read_text(), defaults)]

@@ -19,7 +19,6 @@ Output folder ``results/datasets/{dataset}/`` (docs/artifacts.md):
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import logging
 import os
@@ -30,7 +29,7 @@ from typing import Any, Mapping
 import numpy as np
 from PIL import Image
 
-from matchforge.conf import deep_merge, load_conf
+from matchforge.conf import load_conf
 from matchforge.dataset.indices import load_scene_info
 from matchforge.dataset.scene_info import object_array, save_scene_info
 from matchforge.dataset.splits import (SPLITS, TRAIN, ViewpointSplit, near_duplicate_groups, split_by_viewpoint,
@@ -38,12 +37,11 @@ from matchforge.dataset.splits import (SPLITS, TRAIN, ViewpointSplit, near_dupli
 from matchforge.errors import MatchforgeError
 from matchforge.evaluation.stats import FEW_PAIRS
 from matchforge.sfm.inputs import perceptual_hash
-from matchforge.config_schema import section_defaults
+from matchforge.dataset.config import Dataset
 from matchforge.io.write import write_json
 
 log = logging.getLogger(__name__)
 
-DEFAULTS: dict[str, Any] = {"scenes": [], **section_defaults("datasets", "*")}  # from the schema
 ROOT_OF = {"train": "train", "val": "test", "test": "test"}  # data root folder per split
 LIST_DIR = "index/trainvaltest_list"
 NPZ_DIR = "index/scene_info"
@@ -174,9 +172,10 @@ def main(conf: Mapping[str, Any], dataset: str, scene_infos: Mapping[str, str | 
     ``scene_infos[scene]``: ``results/{scene}/scene_info``; ``images[scene]``: the undistorted images;
     ``depths[scene]``: the depth H5 folder (None when the scene has none).
     """
-    conf = deep_merge(DEFAULTS, copy.deepcopy(dict(conf)))
+    given = dict(conf)
+    conf = Dataset.of({**given, "scenes": given.get("scenes") or list(scene_infos)}, f"datasets.{dataset}").to_dict()
     out_dir = Path(out_dir)
-    scenes = list(conf["scenes"]) or list(scene_infos)
+    scenes = list(conf["scenes"])
     for scene in scenes:
         if scene not in scene_infos or scene not in images:
             raise MatchforgeError(f"dataset '{dataset}' names scene '{scene}' but no scene-info/images folder "
@@ -344,7 +343,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    conf = load_conf(args.conf, DEFAULTS)
+    conf = load_conf(args.conf)
     scene_info, images, depth = (_scene_map(args.scene_info, "scene-info"), _scene_map(args.images, "images"),
                                  _scene_map(args.depth, "depth"))
     if args.inputs:

@@ -33,7 +33,7 @@ from matchforge.conf import load_conf
 from matchforge.dataset.covisibility import central_match, covisibility, first_observations
 from matchforge.errors import MatchforgeError
 from matchforge.conf import config_source
-from matchforge.config_schema import schema_defaults
+from matchforge.dataset.config import SceneInfoSection
 from matchforge.io.depth import read_depth
 from matchforge.io.colmap import View, load_scene
 from matchforge.io.write import save_figure, write_bytes, write_json
@@ -41,7 +41,6 @@ from matchforge.loftr.config import LoFTRTrain
 
 log = logging.getLogger(__name__)
 
-DEFAULTS: dict[str, Any] = schema_defaults("scene_info")  # the schema is the one place defaults live
 LOFTR_RUN = LoFTRTrain()  # ground-truth counts as a run with the default options sees them
 
 
@@ -196,7 +195,7 @@ def _check_buckets(buckets: list[list[float]], scene: str) -> None:
 def main(conf: Mapping[str, Any], sparse_dir: str | Path, images_dir: str | Path, depth_dir: str | Path | None,
          out_dir: str | Path, scene: str) -> dict[str, Any]:
     """Build the bucketed scene-info files of ``scene``; returns the stats written to ``stats.json``."""
-    conf = {**DEFAULTS, **conf}
+    conf = SceneInfoSection.of(conf, "scene_info").to_dict()
     if conf["gt_img_resize"] is None:  # run by hand: LoFTR's default training size (the workflow passes its runs')
         from matchforge.loftr.config import LoFTRTrain
 
@@ -336,4 +335,4 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    main(load_conf(args.conf, DEFAULTS), args.sparse, args.images, args.depth, args.out, args.scene)
+    main(load_conf(args.conf), args.sparse, args.images, args.depth, args.out, args.scene)

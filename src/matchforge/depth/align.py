@@ -24,7 +24,7 @@ import numpy as np
 from tqdm import tqdm
 
 from matchforge.conf import load_conf
-from matchforge.depth.common import DEFAULTS, load_sfm, with_defaults
+from matchforge.depth.common import load_sfm, depth_options
 from matchforge.depth.fit import Fit, apply_fit, fit_inverse_affine, fit_scale, holdout_mask, sample_nearest
 from matchforge.io.depth import check_size, write_depth
 from matchforge.depth.rawpng import read_raw
@@ -60,7 +60,7 @@ def align_map(raw: np.ndarray, kind: str, xy: np.ndarray, z: np.ndarray, conf: M
 def main(conf: Mapping[str, Any], sfm_dir: str | Path, raw_dir: str | Path, h5_dir: str | Path,
          report_path: str | Path, scene: str | None = None) -> dict[str, Any]:
     """Align every raw map of the scene in ``sfm_dir`` and write H5 files and the report; returns the report."""
-    conf = with_defaults(conf)
+    conf = depth_options(conf)
     aconf, hconf = conf["align"], conf["h5"]
     model = load_sfm(sfm_dir, scene)
     raw_dir, h5_dir = Path(raw_dir), Path(h5_dir)
@@ -123,4 +123,4 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    main(load_conf(args.conf, DEFAULTS), args.sfm, args.raw, args.h5, args.report, scene=args.scene)
+    main(load_conf(args.conf), args.sfm, args.raw, args.h5, args.report, scene=args.scene)

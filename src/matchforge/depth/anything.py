@@ -16,13 +16,11 @@ from typing import Any, Iterable, Iterator, Mapping
 import numpy as np
 
 from matchforge.errors import MatchforgeError
-from matchforge.config_schema import schema_defaults
+from matchforge.depth.config import DepthAnything as DepthAnythingOptions
 
 log = logging.getLogger(__name__)
 
 # Defaults, mirrored in src/matchforge/schemas/depth.schema.yaml (section depth.depth_anything).
-# Defaults come from src/matchforge/schemas/depth.schema.yaml (the one place they are defined).
-DEFAULT_ANYTHING: dict[str, Any] = schema_defaults("depth")["depth_anything"]
 
 
 class DepthAnything:
@@ -32,7 +30,7 @@ class DepthAnything:
         import torch
         from transformers import AutoImageProcessor, AutoModelForDepthEstimation
 
-        self.conf = {**DEFAULT_ANYTHING, **(conf or {})}
+        self.conf = DepthAnythingOptions.of(conf, "depth.depth_anything").to_dict()
         model_id = str(self.conf["model"])
         local = Path(model_id).expanduser()
         kwargs = {"local_files_only": bool(self.conf["local_files_only"]) or local.is_dir()}

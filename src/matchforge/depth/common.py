@@ -1,4 +1,4 @@
-"""Helpers shared by the depth commands: options with defaults, the scene's views, image loading."""
+"""Helpers shared by the depth commands: their options parsed, the scene's views, image loading."""
 
 from __future__ import annotations
 
@@ -10,16 +10,13 @@ import numpy as np
 from matchforge.errors import MatchforgeError
 from matchforge.io.images import read_image
 from matchforge.io.colmap import Scene, View, load_scene
-from matchforge.config_schema import schema_defaults
-from matchforge.config_schema import with_defaults as schema_with_defaults
-
-# The whole ``depth:`` section's defaults, from src/matchforge/schemas/depth.schema.yaml.
-DEFAULTS: dict[str, Any] = schema_defaults("depth")
+from matchforge.depth.config import DepthSection
 
 
-def with_defaults(conf: Mapping[str, Any] | None) -> dict[str, Any]:
-    """``conf`` over the schema defaults, checked against the schema."""
-    return schema_with_defaults("depth", conf)
+def depth_options(conf: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A depth command's options: ``conf`` (the scene's ``depth`` section, or any part of it given by hand) parsed by
+    :class:`~matchforge.depth.config.DepthSection`, every default filled in, as plain options."""
+    return DepthSection.of(conf, "depth").to_dict()
 
 
 def load_sfm(sfm_dir: str | Path, scene: str | None = None) -> Scene:

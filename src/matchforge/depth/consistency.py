@@ -35,7 +35,7 @@ import numpy as np
 from tqdm import tqdm
 
 from matchforge.conf import load_conf
-from matchforge.depth.common import DEFAULTS, load_sfm, with_defaults
+from matchforge.depth.common import load_sfm, depth_options
 from matchforge.errors import MatchforgeError
 from matchforge.io.colmap import Scene, View
 from matchforge.io.depth import read_depth, write_depth
@@ -94,7 +94,7 @@ def filter_depth(depth: np.ndarray, view: View, neighbours: list[tuple[np.ndarra
 def main(conf: Mapping[str, Any], sfm_dir: str | Path, aligned_dir: str | Path, h5_dir: str | Path,
          report_path: str | Path, scene: str | None = None) -> dict[str, Any]:
     """Filter every aligned depth map of the scene in ``sfm_dir``; writes ``h5_dir`` and the report."""
-    conf = with_defaults(conf)
+    conf = depth_options(conf)
     cconf, hconf = conf["consistency"], conf["h5"]
     model = load_sfm(sfm_dir, scene)
     aligned_dir, h5_dir = Path(aligned_dir), Path(h5_dir)
@@ -156,4 +156,4 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    main(load_conf(args.conf, DEFAULTS), args.sfm, args.aligned, args.h5, args.report, scene=args.scene)
+    main(load_conf(args.conf), args.sfm, args.aligned, args.h5, args.report, scene=args.scene)

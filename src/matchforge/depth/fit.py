@@ -16,11 +16,9 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from matchforge.config_schema import schema_defaults
+from matchforge.depth.config import DepthAlign
 
 # Defaults, mirrored in src/matchforge/schemas/depth.schema.yaml (section depth.align).
-# Defaults come from src/matchforge/schemas/depth.schema.yaml (the one place they are defined).
-DEFAULT_ALIGN: dict[str, Any] = schema_defaults("depth")["align"]
 
 
 @dataclass
@@ -69,7 +67,7 @@ def _solve_weighted(d: np.ndarray, z: np.ndarray, w: np.ndarray) -> tuple[float,
 
 def fit_inverse_affine(d: np.ndarray, z: np.ndarray, conf: Mapping[str, Any] | None = None) -> Fit:
     """Fit ``1/z ~ a*d + b`` (``a > 0``) robustly; ``d`` predicted disparity, ``z`` SfM depth (> 0)."""
-    conf = {**DEFAULT_ALIGN, **(conf or {})}
+    conf = DepthAlign.of(conf, "depth.align").to_dict()
     d = np.asarray(d, dtype=np.float64)
     z = np.asarray(z, dtype=np.float64)
     keep = np.isfinite(d) & np.isfinite(z) & (z > 0)
@@ -116,7 +114,7 @@ def fit_inverse_affine(d: np.ndarray, z: np.ndarray, conf: Mapping[str, Any] | N
 
 def fit_scale(D: np.ndarray, z: np.ndarray, conf: Mapping[str, Any] | None = None) -> Fit:
     """Fit ``z ~ s*D`` (metric prediction ``D`` to SfM depth ``z``) with a robust median."""
-    conf = {**DEFAULT_ALIGN, **(conf or {})}
+    conf = DepthAlign.of(conf, "depth.align").to_dict()
     D = np.asarray(D, dtype=np.float64)
     z = np.asarray(z, dtype=np.float64)
     keep = np.isfinite(D) & (D > 0) & np.isfinite(z) & (z > 0)

@@ -26,7 +26,7 @@ import numpy as np
 from tqdm import tqdm
 
 from matchforge.conf import load_conf
-from matchforge.depth.common import DEFAULTS, load_sfm, read_rgb, with_defaults
+from matchforge.depth.common import load_sfm, read_rgb, depth_options
 from matchforge.depth.preview import write_preview
 from matchforge.errors import MatchforgeError
 from matchforge.depth.rawpng import read_raw, write_raw
@@ -42,7 +42,7 @@ def predict_photos(conf: Mapping[str, Any], images: str | Path, out_dir: str | P
     from matchforge.depth.anything import DepthAnything
     from matchforge.sfm.inputs import require_folder, skipped_summary, stage_images
 
-    conf = with_defaults(conf)
+    conf = depth_options(conf)
     images, out_dir = Path(images), Path(out_dir)
     if conf["backend"] != "depth_anything":
         raise MatchforgeError(f"depth backend '{conf['backend']}' needs SfM points, and this scene has no SfM",
@@ -86,7 +86,7 @@ def main(conf: Mapping[str, Any], sfm_dir: str | Path, out_dir: str | Path, scen
 
     Returns a summary dict (also logged): backend, kind, number of images, seconds.
     """
-    conf = with_defaults(conf)
+    conf = depth_options(conf)
     if conf["backend"] == "mvs":
         from matchforge.depth.mvs import require_cuda
 
@@ -211,6 +211,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> None:
     if args.images is not None:
-        predict_photos(load_conf(args.conf, DEFAULTS), args.images, args.out, scene=args.scene)
+        predict_photos(load_conf(args.conf), args.images, args.out, scene=args.scene)
     else:
-        main(load_conf(args.conf, DEFAULTS), args.sfm, args.out, scene=args.scene)
+        main(load_conf(args.conf), args.sfm, args.out, scene=args.scene)

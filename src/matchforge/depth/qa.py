@@ -35,7 +35,7 @@ import numpy as np
 from tqdm import tqdm
 
 from matchforge.conf import load_conf
-from matchforge.depth.common import DEFAULTS, load_sfm, with_defaults
+from matchforge.depth.common import load_sfm, depth_options
 from matchforge.depth.fit import holdout_mask, sample_nearest
 from matchforge.io.depth import read_depth
 from matchforge.depth.rawpng import read_raw
@@ -64,7 +64,7 @@ def main(conf: Mapping[str, Any], sfm_dir: str | Path, raw_dir: str | Path, h5_d
     ``align_report``: the ``align-depth`` JSON; when given, each image also gets its fit and status, and
     the scene lists its poor fits with their reasons.
     """
-    conf = with_defaults(conf)
+    conf = depth_options(conf)
     model = load_sfm(sfm_dir, scene)
     raw_dir, h5_dir = Path(raw_dir), Path(h5_dir)
     t0 = time.perf_counter()
@@ -216,5 +216,5 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    main(load_conf(args.conf, DEFAULTS), args.sfm, args.raw, args.h5, args.out, args.plot, scene=args.scene,
+    main(load_conf(args.conf), args.sfm, args.raw, args.h5, args.out, args.plot, scene=args.scene,
          align_report=args.align_report, consistency_report=args.consistency_report)

@@ -35,7 +35,7 @@ import numpy as np
 from tqdm import tqdm
 
 from matchforge.conf import load_conf
-from matchforge.depth.common import DEFAULTS, with_defaults
+from matchforge.depth.common import depth_options
 from matchforge.depth.rawpng import read_raw
 from matchforge.errors import MatchforgeError
 from matchforge.io.images import read_image
@@ -100,7 +100,7 @@ def main(conf: Mapping[str, Any], raw_dir: str | Path, model_dir: str | Path, ou
     from matchforge.shiftfocal.recover import load_model, recover_shape
     from matchforge.device import pick_device
 
-    opts = with_defaults(conf)["shape"]
+    opts = depth_options(conf)["shape"]
     raw_dir, model_dir, out_dir = Path(raw_dir), Path(model_dir), Path(out_dir)
     raws = sorted(raw_dir.glob("*.png"))
     if not raws:
@@ -182,5 +182,5 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    main(load_conf(args.conf, DEFAULTS), args.raw, args.model_dir, args.out, args.clouds, args.plot, args.sparse,
+    main(load_conf(args.conf), args.raw, args.model_dir, args.out, args.clouds, args.plot, args.sparse,
          args.images, scene=args.scene)

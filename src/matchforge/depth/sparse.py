@@ -16,11 +16,9 @@ from typing import Any, Mapping
 import numpy as np
 from scipy import ndimage
 
-from matchforge.config_schema import schema_defaults
+from matchforge.depth.config import DepthSparse
 
 # Defaults, mirrored in src/matchforge/schemas/depth.schema.yaml (section depth.sparse).
-# Defaults come from src/matchforge/schemas/depth.schema.yaml (the one place they are defined).
-DEFAULT_SPARSE: dict[str, Any] = schema_defaults("depth")["sparse"]
 
 
 def splat_points(height: int, width: int, xy: np.ndarray, z: np.ndarray) -> np.ndarray:
@@ -39,7 +37,7 @@ def splat_points(height: int, width: int, xy: np.ndarray, z: np.ndarray) -> np.n
 def densify(height: int, width: int, xy: np.ndarray, z: np.ndarray,
             conf: Mapping[str, Any] | None = None) -> np.ndarray:
     """Sparse-to-semi-dense depth (H, W) in the units of ``z``; NaN = invalid. See the module docstring."""
-    conf = {**DEFAULT_SPARSE, **(conf or {})}
+    conf = DepthSparse.of(conf, "depth.sparse").to_dict()
     seeds = splat_points(height, width, xy, z)
     has = np.isfinite(seeds)
     radius = int(conf["radius"])

@@ -29,7 +29,7 @@ import numpy as np
 
 from matchforge.errors import MatchforgeError
 from matchforge.sfm.reconstruct import map_with_retries, model_summary
-from matchforge.config_schema import schema_defaults
+from matchforge.sfm.config import SfMSection
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +114,7 @@ def main(image_dir: str | Path, names: Sequence[str], features: Callable[[str], 
     # the SfM stage's mapping, retries included, so a test set is scored as the sfm stage would map it
     # single-threaded mapping: the score repeats exactly (10-50 images map in seconds); registration from 2D-3D
     # matches only, as the benchmark's COLMAP did (the structure-less fallback took 20-28 s per photo here)
-    conf = {**schema_defaults("sfm"), **(sfm or {}), "mapping_threads": 1, "min_model_size": 2,
+    conf = {**SfMSection.of(sfm, "sfm").to_dict(), "mapping_threads": 1, "min_model_size": 2,
             "structure_less_fallback": False, "min_points3D": 0}
     verify = pycolmap.TwoViewGeometryOptions()
     verify.ransac.random_seed = conf["seed"]  # reproducible verification (COLMAP's default -1 is random)

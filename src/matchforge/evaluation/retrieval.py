@@ -31,7 +31,7 @@ def retrieve(images: Path, database: list[str], queries: list[str], k: int, work
     """For each query, its ``k`` best database images (most verified SIFT matches among the retrieved ones)."""
     import pycolmap
 
-    from matchforge.config_schema import schema_defaults
+    from matchforge.sfm.config import SfMSection
     from matchforge.sfm.reconstruct import build_visual_index
 
     if work.exists():
@@ -47,7 +47,7 @@ def retrieve(images: Path, database: list[str], queries: list[str], k: int, work
         pycolmap.extract_features(db_path, images, image_names=names, camera_mode=pycolmap.CameraMode.PER_IMAGE,
                                   extraction_options=extraction, device=pycolmap.Device.cpu)
     index = work / "visual_index.bin"
-    build_visual_index({**schema_defaults("sfm"), "seed": seed}, db_path, index, names=set(database))  # deterministic
+    build_visual_index(SfMSection.of({"seed": seed}).to_dict(), db_path, index, names=set(database))  # deterministic
     (work / "queries.txt").write_text("".join(f"{q}\n" for q in queries))
     pairing = pycolmap.VocabTreePairingOptions()
     pairing.vocab_tree_path = str(index)

@@ -33,18 +33,16 @@ from matchforge.errors import MatchforgeError
 from matchforge.io.safe import DamagedFile, load_array_file
 from matchforge.io.write import atomic_path
 from matchforge.limits import MAX_DEPTH_PIXELS
-from matchforge.config_schema import schema_defaults
+from matchforge.depth.config import DepthH5
 
 log = logging.getLogger(__name__)
 
-# Defaults come from src/matchforge/schemas/depth.schema.yaml (the one place they are defined).
-DEFAULT_H5: dict[str, Any] = schema_defaults("depth")["h5"]
 
 
 def dataset_options(conf: Mapping[str, Any], shape: tuple[int, int]) -> dict[str, Any]:
     """``create_dataset`` keyword arguments for the compression settings in ``conf`` (``depth.h5`` options;
     missing ones take the schema's defaults)."""
-    conf = {**DEFAULT_H5, **conf}
+    conf = DepthH5.of(conf, "depth.h5").to_dict()
     comp = conf["compression"]
     if comp == "none":
         return {}
@@ -70,7 +68,7 @@ def check_size(shape: tuple[int, int], conf: Mapping[str, Any], *, scene: str | 
     ``error`` raises (default: LoFTR's loader would assert at training time), ``allow`` writes it and
     warns (raise LoFTR's ``MGDPT_DEPTH_PAD`` accordingly), ``skip`` writes nothing.
     """
-    conf = {**DEFAULT_H5, **conf}
+    conf = DepthH5.of(conf, "depth.h5").to_dict()
     limit = int(conf["max_long_side"])
     long_side = max(shape)
     if limit <= 0 or long_side <= limit:
@@ -95,7 +93,7 @@ def check_size(shape: tuple[int, int], conf: Mapping[str, Any], *, scene: str | 
 def write_depth(path: str | Path, depth: np.ndarray, conf: Mapping[str, Any] | None = None,
                 **attrs: Any) -> None:
     """Write ``depth`` (H x W, SfM units, 0 or NaN = invalid) as float32 dataset ``depth``."""
-    conf = {**DEFAULT_H5, **(conf or {})}
+    conf = DepthH5.of(conf, "depth.h5").to_dict()
     d = np.ascontiguousarray(depth, dtype=np.float32)
     bad = ~np.isfinite(d) | (d < 0)
     if bad.any():

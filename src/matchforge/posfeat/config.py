@@ -120,6 +120,13 @@ class PoSFeatDevice(Options):
     device: str = Field("auto", description="auto (CUDA when available), cpu, cuda, cuda:N")
 
 
+class ExtractJob(PoSFeatExtract, PoSFeatDevice):
+    """What ``matchforge extract`` parses: the extraction options, the device, and whose features."""
+
+    method: Literal['posfeat', 'sift'] = Field('posfeat',
+        description="posfeat = a trained run's detector and descriptor (needs --model); sift = OpenCV SIFT (the baseline)")
+
+
 class PoSFeatRunConfig(PoSFeatTrain, PoSFeatDevice):
     """What ``matchforge posfeat-train`` parses: a run's training options and the family's device."""
 

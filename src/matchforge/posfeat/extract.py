@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from matchforge.conf import load_conf
 from matchforge.errors import MatchforgeError
-from matchforge.posfeat.config import PoSFeatDevice, PoSFeatExtract
+from matchforge.posfeat.config import ExtractJob
 from matchforge.io.features import FeatureWriter
 from matchforge.io.images import list_images, read_image
 from matchforge.posfeat.detect import describe, detect_keypoints, sift_keypoints
@@ -34,8 +34,6 @@ from matchforge.posfeat.networks import PoSFeat, load_checkpoint, normalize
 
 log = logging.getLogger(__name__)
 
-# method and device are set by the caller (rule or CLI); the extraction options come from the schema
-DEFAULTS: dict[str, Any] = {"method": "posfeat", "device": PoSFeatDevice().device, **PoSFeatExtract().to_dict()}
 
 def _resized(rgb: np.ndarray, max_size: int | None) -> tuple[np.ndarray, np.ndarray]:
     """Image with long side <= ``max_size`` and the per-axis factors (x, y) from original to resized pixels."""
@@ -82,7 +80,7 @@ def extract_one(rgb: np.ndarray, conf: dict[str, Any], model: PoSFeat | None,
 def main(conf: dict[str, Any], images: Iterable[tuple[str, Path]], out: str | Path,
          model_path: str | Path | None = None) -> Path:
     """Extract features of ``images`` ((name, path) pairs) to ``out`` (``.h5`` file, or a folder of ``.npz``)."""
-    conf = {**DEFAULTS, **conf}
+    conf = ExtractJob.of(conf, "--conf").to_dict()
     device = pick_device(conf["device"])
     model = None
     if conf["method"] == "posfeat":
@@ -108,11 +106,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--testset", help="evaluation test set as JSON/YAML (its images are extracted)")
     parser.add_argument("--out", required=True, help="<file>.h5 (one group per image)")
     parser.add_argument("--model", help="PoSFeat model.pt (needed unless method is sift)")
-    parser.add_argument("--conf", help="options as inline JSON or YAML file: " + ", ".join(DEFAULTS))
+    parser.add_argument("--conf", help="options as inline JSON or YAML file: " + ", ".join(ExtractJob.model_fields))
 
 
 def run(args: argparse.Namespace) -> None:
-    conf = load_conf(args.conf, DEFAULTS)
+    conf = load_conf(args.conf)
     if bool(args.images) == bool(args.testset):
         raise MatchforgeError("give exactly one of --images and --testset", fix="see matchforge extract -h")
     if args.images:

@@ -25,7 +25,8 @@ from PIL import Image
 
 from matchforge.conf import load_conf
 from matchforge.errors import MatchforgeError
-from matchforge.config_schema import require_config_path, with_defaults
+from matchforge.config_schema import require_config_path
+from matchforge.sfm.config import SfMSection
 from matchforge.sfm.inputs import StagedImages, require_folder, skipped_summary, stage_images
 from matchforge.io.files import not_regular
 from matchforge.io.write import require_free_space, set_aside, write_json
@@ -556,13 +557,13 @@ def main(conf: dict[str, Any], images: str | Path, out: str | Path, scene: str =
     """Run SfM for one scene and write ``out/{sparse,images,stats.json}``; returns the stats.
 
     Args:
-        conf: SfM options (see ``src/matchforge/schemas/sfm.schema.yaml``); missing keys take the defaults.
+        conf: SfM options (:class:`matchforge.sfm.config.SfMSection`); missing keys take its defaults.
         images: folder of photos (searched recursively).
         out: output folder, ``results/{scene}/sfm`` in the workflow.
         scene: scene name, for messages.
         existing: optional ``{"sparse": dir, "database": file, "undistorted": bool}`` to reuse a COLMAP project.
     """
-    conf = with_defaults("sfm", conf)
+    conf = SfMSection.of(conf, "sfm").to_dict()
     images, out = Path(images), Path(out)
     existing = existing or {}
     start = time.time()

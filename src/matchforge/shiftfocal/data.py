@@ -16,21 +16,30 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
+from typing import Any, Mapping
 
 import numpy as np
 from tqdm import tqdm
 
 from matchforge.conf import load_conf
 from matchforge.errors import MatchforgeError
-from matchforge.config_schema import require_config_path, section_defaults
+from matchforge.config_schema import require_config_path
+from matchforge.shiftfocal.config import ShiftFocalData, ShiftFocalSource
 from matchforge.geometry.camera import vfov_deg
 from matchforge.shiftfocal.readers import Item, iter_source, resize_item
 from matchforge.io.write import write_json, save_figure
 
 log = logging.getLogger(__name__)
 
-# A source's own defaults, then the schema's data section (which a source may override).
-DEFAULTS = {"type": "tum", **section_defaults("shiftfocal", "sources", "*"), **section_defaults("shiftfocal", "data")}
+
+
+def source_options(conf: Mapping[str, Any], source: str = "") -> dict[str, Any]:
+    """A source's options as the data job reads them: the source's own (:class:`ShiftFocalSource`), with
+    ``shiftfocal.data``'s (:class:`ShiftFocalData`) where the source sets none; every default filled in."""
+    where = f"shiftfocal.sources.{source}" if source else "--conf"
+    data_only = ShiftFocalData.model_fields.keys() - ShiftFocalSource.model_fields.keys()
+    own = ShiftFocalSource.of({k: v for k, v in conf.items() if k not in data_only}, where).to_dict()
+    return {**ShiftFocalData.pick(conf, where).to_dict(), **{k: v for k, v in own.items() if v is not None}}
 
 
 def assign_splits(names: list[str], holdout: float, seed: int) -> list[str]:
@@ -109,7 +118,7 @@ def main(conf: dict, out: str | Path, source: str, paths: dict[str, str]) -> dic
     if paths.get("path"):
         require_config_path(paths["path"], f"shiftfocal.sources.{source}.path", f"the {conf.get('type')} data folder",
                             "the dataset's root folder (docs/shiftfocal.md lists each layout)")
-    conf = {**DEFAULTS, **conf}
+    conf = source_options(conf, source)
     items = iter_source(conf, paths)
     return write_items(items, out, conf, source)
 
@@ -125,6 +134,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    conf = load_conf(args.conf, DEFAULTS)
+    conf = load_conf(args.conf)
     paths = {k: v for k, v in {"path": args.path, "h5": args.h5, "sparse": args.sparse, "images": args.images}.items() if v}
     main(conf, args.out, args.source, paths)

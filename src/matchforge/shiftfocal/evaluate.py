@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from matchforge.conf import load_conf
 from matchforge.errors import MatchforgeError
-from matchforge.config_schema import section_defaults
+from matchforge.shiftfocal.config import ShiftFocalEval
 from matchforge.geometry.camera import abs_rel, centred_intrinsics, scale_align, unproject
 from matchforge.io.ply import write_ply
 from matchforge.shiftfocal.model import flush_denormals
@@ -37,7 +37,6 @@ from matchforge.io.write import write_json, save_figure
 
 log = logging.getLogger(__name__)
 
-DEFAULTS = {**section_defaults("shiftfocal", "eval"), "split": "test"}
 
 
 def affine_shift(depth_input: np.ndarray, gt: np.ndarray) -> float:
@@ -111,20 +110,22 @@ def plot(rows: list[dict], path: Path, title: str) -> None:
 
 
 def main(conf: dict, model_dir: str | Path, data_dir: str | Path, out: str | Path) -> dict:
-    """Evaluate the run in ``model_dir`` on the ``conf['split']`` items of ``data_dir``; ``out`` is the
+    """Evaluate the run in ``model_dir`` on the held-out ("test") items of ``data_dir`` (options: ``shiftfocal.eval``,
+    :class:`~matchforge.shiftfocal.config.ShiftFocalEval`); ``out`` is the
     output path without suffix (``results/eval/shiftfocal/{run}/{testset}``)."""
     from matchforge.device import pick_device
 
     flush_denormals()
-    conf = {**DEFAULTS, **conf}
+    conf = ShiftFocalEval.of(conf, "shiftfocal.eval").to_dict()
+    split = "test"  # what shiftfocal.data.assign_splits calls the held-out items
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    items = list_items(data_dir, conf["split"])
+    items = list_items(data_dir, split)
     all_items = not items
     if all_items:  # e.g. a single-item source: every item is used, none was held out
         items = list_items(data_dir)
         log.warning("%s has no '%s' items: evaluating all %d items (only meaningful if the run did not train on them)",
-                    data_dir, conf["split"], len(items))
+                    data_dir, split, len(items))
     if not items:
         raise MatchforgeError("no items to evaluate", fix="regenerate the test set", path=data_dir)
     if conf["max_items"]:
@@ -146,7 +147,7 @@ def main(conf: dict, model_dir: str | Path, data_dir: str | Path, out: str | Pat
             write_ply(f"{out}_after.ply", rec.points(), None if rgb is None else rgb[valid])
             write_ply(f"{out}_gt.ply", unproject(depth, K, mask)[0], col)
     result = {"model_dir": str(model_dir), "data": str(data_dir), "conf": conf, "num_items": len(rows),
-              "split": "all" if all_items else conf["split"],
+              "split": "all" if all_items else split,
               "summary": summarise(rows), "items": rows}
     write_json(Path(f"{out}.json"), result, indent=1)
     plot(rows, Path(f"{out}.png"), f"{Path(model_dir).name} on {out.name} ({len(rows)} items)")
@@ -161,8 +162,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model-dir", required=True, help="run folder with focal.pt and shift.pt")
     parser.add_argument("--data", required=True, help="a shiftfocal-data folder (its 'test' items are used)")
     parser.add_argument("--out", required=True, help="output path without suffix: writes .json, .png, _before/_after/_gt.ply")
-    parser.add_argument("--conf", help="JSON or YAML over the defaults: " + ", ".join(DEFAULTS))
+    parser.add_argument("--conf", help="options of shiftfocal.eval as JSON or YAML: " + ", ".join(ShiftFocalEval.model_fields))
 
 
 def run(args: argparse.Namespace) -> None:
-    main(load_conf(args.conf, DEFAULTS), args.model_dir, args.data, args.out)
+    main(load_conf(args.conf), args.model_dir, args.data, args.out)

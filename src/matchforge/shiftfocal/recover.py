@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from matchforge.config_schema import section_defaults
+from matchforge.shiftfocal.config import ShiftFocalEval
 from matchforge.errors import MatchforgeError
 from matchforge.io.depth import read_depth_file
 from matchforge.io.images import read_image
@@ -158,11 +158,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--depth", required=True, help="relative depth (.npy/.npz/.h5/16-bit .png); 0 = invalid")
     parser.add_argument("--image", help="colour image of the same size (colours the PLY)")
     parser.add_argument("--inverse", action="store_true", help="the input is inverse depth (disparity-like)")
-    defaults = section_defaults("shiftfocal", "eval")  # the evaluation's recovery options
-    parser.add_argument("--fov", type=float, default=defaults["fov_deg"], help="initial vertical field of view (deg)")
-    parser.add_argument("--max-shift", type=float, default=defaults["max_shift"])
-    parser.add_argument("--num-points", type=int, default=defaults["num_points"])
-    parser.add_argument("--alpha-range", type=float, nargs=2, default=defaults["alpha_range"],
+    defaults = ShiftFocalEval()  # the evaluation's recovery options
+    parser.add_argument("--fov", type=float, default=defaults.fov_deg, help="initial vertical field of view (deg)")
+    parser.add_argument("--max-shift", type=float, default=defaults.max_shift)
+    parser.add_argument("--num-points", type=int, default=defaults.num_points)
+    parser.add_argument("--alpha-range", type=float, nargs=2, default=defaults.alpha_range,
                         help="clamp of each focal ratio prediction")
     parser.add_argument("--out", required=True, help="output folder")
 

@@ -8,7 +8,10 @@ import pytest
 
 from testkit import real_data
 from matchforge.depth.align import align_map
-from matchforge.depth.fit import DEFAULT_ALIGN, fit_inverse_affine, holdout_mask
+from matchforge.depth.config import DepthAlign
+from matchforge.depth.fit import fit_inverse_affine, holdout_mask
+
+DEFAULT_ALIGN = DepthAlign().to_dict()
 
 
 def tum_depth(name: str) -> np.ndarray:

@@ -12,9 +12,9 @@ from testkit import real_data
 from testkit.tum import K_FR1, TUM_FR1, world_to_camera
 from matchforge.depth.consistency import filter_depth
 from matchforge.io.colmap import View
-from matchforge.config_schema import schema_defaults
+from matchforge.depth.config import DepthConsistency
 
-DEFAULTS = schema_defaults("depth")["consistency"]
+DEFAULTS = DepthConsistency().to_dict()
 
 
 def _view(name: str, K: np.ndarray, T: np.ndarray, w: int, h: int) -> View:

@@ -10,11 +10,11 @@ import pytest
 
 from matchforge.sfm.inputs import StagedImages
 from matchforge.sfm.reconstruct import choose_matcher, reuse_database
-from matchforge.config_schema import schema_defaults
+from matchforge.sfm.config import SfMSection
 
 
 def test_auto_matcher_never_pairs_an_unordered_collection_by_file_name(caplog):
-    conf = schema_defaults("sfm")
+    conf = SfMSection().to_dict()
     with caplog.at_level("INFO"):
         assert choose_matcher(conf, 10, False, "small") == "exhaustive"
         assert not caplog.records
@@ -31,14 +31,14 @@ def test_a_missing_vocabulary_file_names_the_download(tmp_path):
     from matchforge.sfm.reconstruct import vocab_tree
 
     with pytest.raises(MatchforgeError) as err:
-        vocab_tree({**schema_defaults("sfm"), "vocab_tree_path": str(tmp_path / "tree.bin")}, tmp_path / "db", tmp_path, "big")
+        vocab_tree({**SfMSection().to_dict(), "vocab_tree_path": str(tmp_path / "tree.bin")}, tmp_path / "db", tmp_path, "big")
     assert "tree.bin" in str(err.value) and "vocab_tree_faiss" in str(err.value) and "null" in str(err.value)
 
 
 def test_the_database_is_kept_unless_features_or_photos_change(tmp_path):
     """What a rerun keeps: everything (same options and photos), the features (matching options changed), or
     nothing (feature options changed, or a photo replaced under its old name)."""
-    conf = schema_defaults("sfm")
+    conf = SfMSection().to_dict()
     work = tmp_path / "work"
     work.mkdir()
     staged = StagedImages(work / "input", names=["a.jpg", "b.jpg"], digests={"a.jpg": "1", "b.jpg": "2"})
