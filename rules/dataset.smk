@@ -7,11 +7,11 @@ wildcard_constraints:
 
 rule scene_info:
     input:
-        sparse="results/{scene}/sfm/sparse",
-        images="results/{scene}/sfm/images",
-        depth="results/{scene}/depth/h5",
+        sparse=A.SFM_SPARSE,
+        images=A.SFM_IMAGES,
+        depth=A.DEPTH_H5,
     output:
-        report(directory("results/{scene}/scene_info"), patterns=["{name}.png", "{name}.csv"], category="Scene info",
+        report(directory(A.SCENE_INFO), patterns=["{name}.png", "{name}.csv"], category="Scene info",
                subcategory="{scene}", caption="../workflow/report/scene_info.rst"),
     params:
         conf=wf.scene_info_params,
@@ -32,8 +32,8 @@ rule scene_info:
 rule dataset_inputs:
     """The dataset's scenes and options as files: they are read by the dataset job, not passed on its command line."""
     output:
-        scenes="results/datasets/{dataset}/inputs/scenes.json",
-        conf="results/datasets/{dataset}/inputs/conf.json",
+        scenes=A.DATASET_SCENES,
+        conf=A.DATASET_CONF,
     params:
         scenes=wf.dataset_listing,
         conf=wf.dataset_conf,
@@ -50,11 +50,11 @@ rule dataset:
         listing=rules.dataset_inputs.output.scenes,
         conf=rules.dataset_inputs.output.conf,
     output:
-        json="results/datasets/{dataset}/dataset.json",
-        loftr_config="results/datasets/{dataset}/loftr_data_config.py",
-        index=directory("results/datasets/{dataset}/index"),
-        train=directory("results/datasets/{dataset}/train"),
-        test=directory("results/datasets/{dataset}/test"),
+        json=A.DATASET,
+        loftr_config=A.DATASET_LOFTR_CONFIG,
+        index=directory(A.DATASET_INDEX),
+        train=directory(A.DATASET_TRAIN),
+        test=directory(A.DATASET_TEST),
     params:
         out=wf.output_folder("json"),
     log:
@@ -69,9 +69,9 @@ rule dataset:
 
 rule dataset_gluefactory:
     input:
-        "results/datasets/{dataset}/dataset.json",
+        A.DATASET,
     output:
-        directory("results/datasets/{dataset}/gluefactory"),
+        directory(A.DATASET_GLUEFACTORY),
     log:
         "logs/datasets/{dataset}_gluefactory.log",
     conda:

@@ -9,11 +9,11 @@ rule depth_predict:
     wildcard_constraints:
         scene=wf.constraint("sfm_scene"),
     input:
-        sparse="results/{scene}/sfm/sparse",
-        images="results/{scene}/sfm/images",
+        sparse=A.SFM_SPARSE,
+        images=A.SFM_IMAGES,
     output:
-        raw=directory("results/{scene}/depth/raw"),
-        preview=report(directory("results/{scene}/depth/preview"), patterns=["{name}.jpg"], category="Depth",
+        raw=directory(A.DEPTH_RAW),
+        preview=report(directory(A.DEPTH_PREVIEW), patterns=["{name}.jpg"], category="Depth",
                        subcategory="{scene}", caption="../workflow/report/depth_preview.rst"),
     params:
         conf=wf.depth_predict_params,
@@ -30,17 +30,17 @@ rule depth_predict:
         mem_mb=wf.scene_resources("depth_predict", "mem_mb"),
         runtime=wf.scene_resources("depth_predict", "runtime"),
     shell:
-        "matchforge depth --scene {wildcards.scene} --sfm results/{wildcards.scene}/sfm"
-        " --out results/{wildcards.scene}/depth --conf {params.conf:q} > {log:q} 2>&1"
+        "matchforge depth --scene {wildcards.scene} --sfm " + A.SFM.shell() +
+        " --out " + A.DEPTH.shell() + " --conf {params.conf:q} > {log:q} 2>&1"
 
 
 rule depth_align:
     input:
-        sparse="results/{scene}/sfm/sparse",
-        raw="results/{scene}/depth/raw",
+        sparse=A.SFM_SPARSE,
+        raw=A.DEPTH_RAW,
     output:
-        h5=directory("results/{scene}/depth/aligned"),
-        report="results/{scene}/depth/align.json",
+        h5=directory(A.DEPTH_ALIGNED),
+        report=A.DEPTH_ALIGN_REPORT,
     params:
         conf=wf.depth_params("align", "h5"),
     log:
@@ -53,17 +53,17 @@ rule depth_align:
         mem_mb=wf.scene_resources("depth_align", "mem_mb"),
         runtime=wf.scene_resources("depth_align", "runtime"),
     shell:
-        "matchforge align-depth --scene {wildcards.scene} --sfm results/{wildcards.scene}/sfm --raw {input.raw:q}"
+        "matchforge align-depth --scene {wildcards.scene} --sfm " + A.SFM.shell() + " --raw {input.raw:q}"
         " --h5 {output.h5:q} --report {output.report:q} --conf {params.conf:q} > {log:q} 2>&1"
 
 
 rule depth_consistency:
     input:
-        sparse="results/{scene}/sfm/sparse",
-        aligned="results/{scene}/depth/aligned",
+        sparse=A.SFM_SPARSE,
+        aligned=A.DEPTH_ALIGNED,
     output:
-        h5=directory("results/{scene}/depth/h5"),
-        report="results/{scene}/depth/consistency.json",
+        h5=directory(A.DEPTH_H5),
+        report=A.DEPTH_CONSISTENCY,
     params:
         conf=wf.depth_params("consistency", "h5"),
     log:
@@ -76,20 +76,20 @@ rule depth_consistency:
         mem_mb=wf.scene_resources("depth_consistency", "mem_mb"),
         runtime=wf.scene_resources("depth_consistency", "runtime"),
     shell:
-        "matchforge depth-consistency --scene {wildcards.scene} --sfm results/{wildcards.scene}/sfm --aligned {input.aligned:q}"
+        "matchforge depth-consistency --scene {wildcards.scene} --sfm " + A.SFM.shell() + " --aligned {input.aligned:q}"
         " --h5 {output.h5:q} --report {output.report:q} --conf {params.conf:q} > {log:q} 2>&1"
 
 
 rule depth_qa:
     input:
-        sparse="results/{scene}/sfm/sparse",
-        raw="results/{scene}/depth/raw",
-        h5="results/{scene}/depth/h5",
-        report="results/{scene}/depth/align.json",
-        consistency="results/{scene}/depth/consistency.json",
+        sparse=A.SFM_SPARSE,
+        raw=A.DEPTH_RAW,
+        h5=A.DEPTH_H5,
+        report=A.DEPTH_ALIGN_REPORT,
+        consistency=A.DEPTH_CONSISTENCY,
     output:
-        qa="results/{scene}/depth/qa.json",
-        plot=report("results/{scene}/depth/qa.png", category="Depth", subcategory="{scene}",
+        qa=A.DEPTH_QA,
+        plot=report(A.DEPTH_QA_PLOT, category="Depth", subcategory="{scene}",
                     caption="../workflow/report/depth_qa.rst"),
     params:
         conf=wf.depth_params("align", "sparse", "qa"),
@@ -102,7 +102,7 @@ rule depth_qa:
     resources:
         mem_mb=4000,
     shell:
-        "matchforge depth-qa --scene {wildcards.scene} --sfm results/{wildcards.scene}/sfm --raw {input.raw:q}"
+        "matchforge depth-qa --scene {wildcards.scene} --sfm " + A.SFM.shell() + " --raw {input.raw:q}"
         " --h5 {input.h5:q} --align-report {input.report:q} --consistency-report {input.consistency:q}"
         " --out {output.qa:q} --plot {output.plot:q}"
         " --conf {params.conf:q} > {log:q} 2>&1"
@@ -113,11 +113,11 @@ rule depth_predict_single:
     wildcard_constraints:
         scene=wf.constraint("single_scene"),
     output:
-        raw=directory("results/{scene}/depth/raw"),
-        preview=report(directory("results/{scene}/depth/preview"), patterns=["{name}.jpg"], category="Depth",
+        raw=directory(A.DEPTH_RAW),
+        preview=report(directory(A.DEPTH_PREVIEW), patterns=["{name}.jpg"], category="Depth",
                        subcategory="{scene}", caption="../workflow/report/depth_preview.rst"),
-        images=directory("results/{scene}/depth/images"),
-        inputs="results/{scene}/depth/inputs.json",
+        images=directory(A.DEPTH_IMAGES),
+        inputs=A.DEPTH_INPUTS,
     params:
         photos=wf.scene_photos,
         conf=wf.depth_predict_params,
@@ -135,17 +135,17 @@ rule depth_predict_single:
         runtime=wf.scene_resources("depth_predict", "runtime"),
     shell:
         "matchforge depth --scene {wildcards.scene} --images {params.images:q}"
-        " --out results/{wildcards.scene}/depth --conf {params.conf:q} > {log:q} 2>&1"
+        " --out " + A.DEPTH.shell() + " --conf {params.conf:q} > {log:q} 2>&1"
 
 
 rule depth_shape:
     input:
         unpack(wf.shape_inputs),
     output:
-        json="results/{scene}/depth/shape.json",
-        plot=report("results/{scene}/depth/shape.png", category="Depth", subcategory="{scene}",
+        json=A.DEPTH_SHAPE_REPORT,
+        plot=report(A.DEPTH_SHAPE_PLOT, category="Depth", subcategory="{scene}",
                     caption="../workflow/report/shape.rst"),
-        clouds=directory("results/{scene}/depth/shape"),
+        clouds=directory(A.DEPTH_SHAPE),
     params:
         conf=wf.depth_params("shape"),
         model_dir=wf.input_folder("focal"),

@@ -12,17 +12,17 @@ rule loftr_train:
         unpack(wf.loftr_train_inputs),
         unpack(wf.loftr_init_input),
     output:
-        weights="results/models/loftr/{run}/weights.pt",
-        official="results/models/loftr/{run}/weights_official.ckpt",
-        meta="results/models/loftr/{run}/model.json",
-        metrics="results/models/loftr/{run}/metrics.csv",
-        curve=report("results/models/loftr/{run}/curve.png", category="Training", subcategory="LoFTR",
+        weights=A.LOFTR_WEIGHTS,
+        official=A.LOFTR_OFFICIAL,
+        meta=A.LOFTR_MODEL,
+        metrics=A.LOFTR_METRICS,
+        curve=report(A.LOFTR_CURVE, category="Training", subcategory="LoFTR",
                      caption="../workflow/report/training.rst"),
     params:
         conf=wf.loftr_train_params,
         batch=wf.loftr_batch,
         dataset=wf.loftr_dataset_arg,
-        out="results/models/loftr/{run}",
+        out=A.LOFTR_RUN,
     log:
         "logs/loftr/{run}/train.log",
     benchmark:
@@ -56,10 +56,10 @@ rule loftr_train:
 rule loftr_match:
     input:
         unpack(wf.loftr_testset_inputs),
-        weights="results/models/loftr/{run}/weights.pt",
-        meta="results/models/loftr/{run}/model.json",
+        weights=A.LOFTR_WEIGHTS,
+        meta=A.LOFTR_MODEL,
     output:
-        "results/eval/matches/loftr/{run}/{testset}.h5",
+        A.LOFTR_MATCHES,
     params:
         testset=wf.loftr_matching_conf,
         matcher=wf.loftr_matcher,
@@ -83,7 +83,7 @@ use rule loftr_match as loftr_init_match with:
         unpack(wf.loftr_testset_inputs),
         unpack(wf.loftr_init_input),
     output:
-        "results/eval/matches/loftr-init/{run}/{testset}.h5",
+        A.LOFTR_INIT_MATCHES,
     params:
         testset=wf.loftr_matching_conf,
         matcher=wf.loftr_init_matcher,
@@ -100,10 +100,10 @@ rule loftr_score:
     input:
         unpack(wf.loftr_testset_inputs),
         unpack(wf.loftr_before_matches),
-        matches="results/eval/matches/loftr/{run}/{testset}.h5",
+        matches=A.LOFTR_MATCHES,
     output:
-        json="results/eval/loftr/{run}/{testset}.json",
-        vis=report("results/eval/loftr/{run}/{testset}_matches.jpg", category="Matches", subcategory="{testset}",
+        json=A.LOFTR_EVAL,
+        vis=report(A.LOFTR_EVAL_PICTURE, category="Matches", subcategory="{testset}",
                    caption="../workflow/report/matches.rst"),
     params:
         testset=wf.loftr_testset_conf,
@@ -124,7 +124,7 @@ rule sift_ratio_match:
     input:
         unpack(wf.loftr_testset_inputs),
     output:
-        "results/eval/matches/sift/ratio/{testset}.h5",
+        A.SIFT_RATIO_MATCHES,
     params:
         testset=wf.loftr_matching_conf,
         matcher=wf.sift_ratio_matcher,
@@ -147,10 +147,10 @@ rule sift_ratio_score:
         testset=wf.constraint("loftr_testset"),
     input:
         unpack(wf.loftr_testset_inputs),
-        matches="results/eval/matches/sift/ratio/{testset}.h5",
+        matches=A.SIFT_RATIO_MATCHES,
     output:
-        json="results/eval/sift/ratio/{testset}.json",
-        vis=report("results/eval/sift/ratio/{testset}_matches.jpg", category="Matches", subcategory="{testset}",
+        json=A.SIFT_RATIO_EVAL,
+        vis=report(A.SIFT_RATIO_PICTURE, category="Matches", subcategory="{testset}",
                    caption="../workflow/report/matches.rst"),
     params:
         testset=wf.loftr_testset_conf,
@@ -173,7 +173,7 @@ rule localization_pairs:
     input:
         unpack(wf.loc_pairs_inputs),
     output:
-        "results/eval/localization/{testset}/pairs-query.txt",
+        A.LOCALIZATION_PAIRS,
     params:
         testset=wf.loc_pairs_conf,
     log:
@@ -193,9 +193,9 @@ rule loftr_localize:
         testset=wf.constraint("localization_testset"),
     input:
         unpack(wf.loftr_testset_inputs),
-        matches="results/eval/matches/loftr/{run}/{testset}.h5",
+        matches=A.LOFTR_MATCHES,
     output:
-        "results/eval/loftr/{run}/{testset}.json",
+        A.LOFTR_EVAL,
     params:
         testset=wf.loftr_testset_conf,
         label="loftr/{run}",
@@ -215,9 +215,9 @@ rule loftr_localize:
 use rule loftr_localize as sift_ratio_localize with:
     input:
         unpack(wf.loftr_testset_inputs),
-        matches="results/eval/matches/sift/ratio/{testset}.h5",
+        matches=A.SIFT_RATIO_MATCHES,
     output:
-        "results/eval/sift/ratio/{testset}.json",
+        A.SIFT_RATIO_EVAL,
     params:
         testset=wf.loftr_testset_conf,
         label=wf.sift_ratio_label,

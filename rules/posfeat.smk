@@ -12,8 +12,8 @@ rule posfeat_desc:
     input:
         unpack(wf.pf_train_inputs),
     output:
-        model="results/models/posfeat/{pfrun}/desc/model.pt",
-        curve=report("results/models/posfeat/{pfrun}/desc/curve.png", category="Training", subcategory="PoSFeat",
+        model=A.POSFEAT_DESC,
+        curve=report(A.POSFEAT_DESC_CURVE, category="Training", subcategory="PoSFeat",
                      caption="../workflow/report/posfeat_training.rst"),
     params:
         conf=wf.pf_train_params,
@@ -37,10 +37,10 @@ rule posfeat_desc:
 rule posfeat_kp:
     input:
         unpack(wf.pf_train_inputs),
-        desc="results/models/posfeat/{pfrun}/desc/model.pt",
+        desc=A.POSFEAT_DESC,
     output:
-        model="results/models/posfeat/{pfrun}/kp/model.pt",
-        curve=report("results/models/posfeat/{pfrun}/kp/curve.png", category="Training", subcategory="PoSFeat",
+        model=A.POSFEAT_KP,
+        curve=report(A.POSFEAT_KP_CURVE, category="Training", subcategory="PoSFeat",
                      caption="../workflow/report/posfeat_training.rst"),
     params:
         conf=wf.pf_train_params,
@@ -64,10 +64,10 @@ rule posfeat_kp:
 
 rule posfeat_extract:
     input:
-        model="results/models/posfeat/{pfrun}/kp/model.pt",
+        model=A.POSFEAT_KP,
         data=wf.pf_testset_input,
     output:
-        "results/eval/posfeat/{pfrun}/features/{pftestset}.h5",
+        A.POSFEAT_FEATURES,
     params:
         conf=wf.pf_extract_conf,
         testset=wf.pf_matching_conf,
@@ -89,7 +89,7 @@ rule sift_extract:
     input:
         data=wf.pf_testset_input,
     output:
-        "results/eval/sift/mnn/features/{pftestset}.h5",
+        A.SIFT_MNN_FEATURES,
     params:
         conf=wf.sift_extract_conf,
         testset=wf.pf_matching_conf,
@@ -113,10 +113,10 @@ rule posfeat_match:
     wildcard_constraints:
         pftestset=wf.constraint("pf_matched"),
     input:
-        features="results/eval/posfeat/{pfrun}/features/{pftestset}.h5",
+        features=A.POSFEAT_FEATURES,
         data=wf.pf_testset_input,
     output:
-        "results/eval/matches/posfeat/{pfrun}/{pftestset}.h5",
+        A.POSFEAT_MATCHES,
     params:
         testset=wf.pf_matching_conf,
         matcher=wf.pf_matcher,
@@ -133,10 +133,10 @@ rule posfeat_match:
 
 use rule posfeat_match as sift_mnn_match with:
     input:
-        features="results/eval/sift/mnn/features/{pftestset}.h5",
+        features=A.SIFT_MNN_FEATURES,
         data=wf.pf_testset_input,
     output:
-        "results/eval/matches/sift/mnn/{pftestset}.h5",
+        A.SIFT_MNN_MATCHES,
     params:
         testset=wf.pf_matching_conf,
         matcher=wf.sift_mnn_matcher,
@@ -149,10 +149,10 @@ rule posfeat_score:
         pftestset=wf.constraint("pf_matched"),
     input:
         unpack(wf.pf_compare),
-        matches="results/eval/matches/posfeat/{pfrun}/{pftestset}.h5",
+        matches=A.POSFEAT_MATCHES,
         data=wf.pf_testset_input,
     output:
-        "results/eval/posfeat/{pfrun}/{pftestset}.json",
+        A.POSFEAT_EVAL,
     params:
         testset=wf.pf_testset_conf,
         compare=wf.pf_compare_arg,
@@ -170,10 +170,10 @@ rule posfeat_score:
 
 use rule posfeat_score as sift_mnn_score with:
     input:
-        matches="results/eval/matches/sift/mnn/{pftestset}.h5",
+        matches=A.SIFT_MNN_MATCHES,
         data=wf.pf_testset_input,
     output:
-        "results/eval/sift/mnn/{pftestset}.json",
+        A.SIFT_MNN_EVAL,
     params:
         testset=wf.pf_testset_conf,
         compare="",
@@ -186,10 +186,10 @@ rule posfeat_reconstruct:
     wildcard_constraints:
         pftestset=wf.constraint("pf_reconstruction"),
     input:
-        features="results/eval/posfeat/{pfrun}/features/{pftestset}.h5",
+        features=A.POSFEAT_FEATURES,
         data=wf.pf_testset_input,
     output:
-        "results/eval/posfeat/{pfrun}/{pftestset}.json",
+        A.POSFEAT_EVAL,
     params:
         testset=wf.pf_testset_conf,
         label="posfeat/{pfrun}",
@@ -208,10 +208,10 @@ rule posfeat_reconstruct:
 
 use rule posfeat_reconstruct as sift_mnn_reconstruct with:
     input:
-        features="results/eval/sift/mnn/features/{pftestset}.h5",
+        features=A.SIFT_MNN_FEATURES,
         data=wf.pf_testset_input,
     output:
-        "results/eval/sift/mnn/{pftestset}.json",
+        A.SIFT_MNN_EVAL,
     params:
         testset=wf.pf_testset_conf,
         label=wf.sift_mnn_label,

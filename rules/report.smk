@@ -6,7 +6,7 @@ rule summary:
     input:
         wf.summary_inputs,
     output:
-        scenes=report("results/summary/scenes.csv", category="Summary", caption="../workflow/report/scenes.rst"),
+        scenes=report(A.SUMMARY_SCENES, category="Summary", caption="../workflow/report/scenes.rst"),
         **wf.summary_outputs(report),
     log:
         "logs/summary.log",
@@ -14,5 +14,5 @@ rule summary:
         "../envs/sfm.yaml"
     localrule: True
     shell:
-        "matchforge summarize {input:q} --out results/summary > {log:q} 2>&1"
+        "matchforge summarize {input:q} --out " + A.SUMMARY + " > {log:q} 2>&1"
 

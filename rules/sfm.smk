@@ -8,15 +8,15 @@ checkpoint sfm:
     input:
         unpack(wf.sfm_inputs),
     output:
-        sparse=directory("results/{scene}/sfm/sparse"),
-        images=directory("results/{scene}/sfm/images"),
-        stats="results/{scene}/sfm/stats.json",
+        sparse=directory(A.SFM_SPARSE),
+        images=directory(A.SFM_IMAGES),
+        stats=A.SFM_STATS,
     params:
         photos=wf.scene_photos,
         conf=wf.stage_params("sfm"),
         images=wf.scene_images_dir,
         existing=wf.sfm_existing,
-        work="results/{scene}/sfm/work",
+        work=A.SFM_WORK,
     log:
         "logs/{scene}/sfm.log",
     conda:
@@ -28,6 +28,6 @@ checkpoint sfm:
         mem_mb=wf.scene_resources("sfm", "mem_mb"),  # grow with the photo count (docs/slurm.md)
         runtime=wf.scene_resources("sfm", "runtime"),
     shell:
-        "matchforge sfm --scene {wildcards.scene} --images {params.images:q} --out results/{wildcards.scene}/sfm"
+        "matchforge sfm --scene {wildcards.scene} --images {params.images:q} --out " + A.SFM.shell() +
         " --conf {params.conf:q} --existing {params.existing:q} --num-threads {threads} > {log:q} 2>&1"
 

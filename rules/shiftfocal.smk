@@ -12,7 +12,7 @@ rule shiftfocal_data:
     input:
         unpack(wf.sf_data_inputs),
     output:
-        directory("results/shiftfocal/data/{source}"),
+        directory(A.SHIFTFOCAL_DATA),
     params:
         conf=wf.sf_source_conf,
         paths=wf.sf_data_args,
@@ -33,10 +33,10 @@ rule shiftfocal_train:
     input:
         unpack(wf.sf_train_inputs),
     output:
-        focal="results/models/shiftfocal/{sfrun}/focal.pt",
-        shift="results/models/shiftfocal/{sfrun}/shift.pt",
-        metrics="results/models/shiftfocal/{sfrun}/metrics.json",
-        curves=report("results/models/shiftfocal/{sfrun}/curves.png", category="Training", subcategory="shift/focal",
+        focal=A.SHIFTFOCAL_FOCAL,
+        shift=A.SHIFTFOCAL_SHIFT,
+        metrics=A.SHIFTFOCAL_METRICS,
+        curves=report(A.SHIFTFOCAL_CURVES, category="Training", subcategory="shift/focal",
                       caption="../workflow/report/training.rst"),
     params:
         conf=wf.sf_train_params,
@@ -58,16 +58,16 @@ rule shiftfocal_train:
 
 rule shiftfocal_eval:
     input:
-        focal="results/models/shiftfocal/{sfrun}/focal.pt",
-        shift="results/models/shiftfocal/{sfrun}/shift.pt",
-        data="results/shiftfocal/data/{source}",
+        focal=A.SHIFTFOCAL_FOCAL,
+        shift=A.SHIFTFOCAL_SHIFT,
+        data=A.SHIFTFOCAL_DATA,
     output:
-        json="results/eval/shiftfocal/{sfrun}/{source}.json",
-        plot=report("results/eval/shiftfocal/{sfrun}/{source}.png", category="Evaluations", subcategory="shift/focal",
+        json=A.SHIFTFOCAL_EVAL,
+        plot=report(A.SHIFTFOCAL_EVAL_PLOT, category="Evaluations", subcategory="shift/focal",
                     caption="../workflow/report/shiftfocal.rst"),
-        before="results/eval/shiftfocal/{sfrun}/{source}_before.ply",
-        after="results/eval/shiftfocal/{sfrun}/{source}_after.ply",
-        gt="results/eval/shiftfocal/{sfrun}/{source}_gt.ply",
+        before=A.SHIFTFOCAL_EVAL_BEFORE,
+        after=A.SHIFTFOCAL_EVAL_AFTER,
+        gt=A.SHIFTFOCAL_EVAL_GT,
     params:
         conf=wf.sf_eval_conf(),
         model_dir=wf.input_folder("focal"),

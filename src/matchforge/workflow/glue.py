@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Iterable, MutableMapping
 
+from matchforge import artifacts as A
 from matchforge.conf import CONFIG_ARGS_ENV, CONFIG_FILES_ENV
 from matchforge.config_schema import check_references, validate_config
 from matchforge.errors import MatchforgeError
@@ -91,7 +92,8 @@ class Workflow(ScenesGlue, LoFTRGlue, PoSFeatGlue, ShiftFocalGlue):
     @staticmethod
     def summary_files() -> dict[str, str]:
         """Output name -> path of the summary's tables and figures (one of each per kind of result)."""
-        return {f"{kind}_{ext}": f"results/summary/{kind}.{ext}" for kind in SUMMARY_KINDS for ext in ("csv", "png")}
+        files = {"csv": A.SUMMARY_TABLE, "png": A.SUMMARY_FIGURE}
+        return {f"{kind}_{ext}": files[ext].of(kind=kind) for kind in SUMMARY_KINDS for ext in files}
 
     @staticmethod
     def summary_caption(name: str) -> str:
@@ -106,7 +108,7 @@ class Workflow(ScenesGlue, LoFTRGlue, PoSFeatGlue, ShiftFocalGlue):
 
     def all_targets(self, wildcards: Any = None) -> list[str]:
         """The default target: every stage's results and the summary."""
-        return self.summary_inputs() + ["results/summary/scenes.csv", *self.summary_files().values()]
+        return self.summary_inputs() + [A.SUMMARY_SCENES, *self.summary_files().values()]
 
     # --- cluster ------------------------------------------------------------------------------------------
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from matchforge import artifacts as A
 from matchforge.conf import to_json
 from matchforge.config_schema import run_train
 from matchforge.evaluation.testsets import matching_options, testset_available
@@ -43,15 +44,15 @@ class LocalizationGlue(Base):
             return {"type": "localization", **ts}
         scene = ts["scene"] or self.config["datasets"][ts["dataset"]]["scenes"][0]
         retrieved = {"query_pairs": self.loc_pairs(name)} if ts["retrieval"] == "visual" else {}
-        return {"type": "localization", "dataset": f"results/datasets/{ts['dataset']}/dataset.json",
-                "sfm": f"results/{scene}/sfm", "scene": scene,
+        return {"type": "localization", "dataset": A.DATASET.of(dataset=ts["dataset"]), "sfm": A.SFM.of(scene=scene),
+                "scene": scene,
                 "metres_per_unit": self.config["scenes"][scene]["metres_per_unit"],
                 **{k: v for k, v in ts.items() if k not in ("dataset", "scene")}, **retrieved}
 
     @staticmethod
     def loc_pairs(name: str) -> str:
         """The retrieved query pairs of an own-scene localization test set (rule localization_pairs)."""
-        return f"results/eval/localization/{name}/pairs-query.txt"
+        return A.LOCALIZATION_PAIRS.of(testset=name)
 
     def loc_inputs(self, name: str) -> dict[str, Any]:
         spec = self.loc_spec(name)
@@ -123,7 +124,7 @@ class LoFTRGlue(LocalizationGlue):
         init = self.loftr_options(run)["init_weights"]
         if not init or (init in PRETRAINED and not Path(init).exists()):
             return None
-        return f"results/models/loftr/{init}/weights.pt" if init in self.loftr["runs"] else init
+        return A.LOFTR_WEIGHTS.of(run=init) if init in self.loftr["runs"] else init
 
     def loftr_train_conf(self, run: str) -> dict[str, Any]:
         """What a run's training job parses (matchforge.loftr.config.LoFTRRunConfig): its training data and options,
@@ -150,7 +151,7 @@ class LoFTRGlue(LocalizationGlue):
         are the user's)."""
         rc = self.loftr["runs"][wc.run]
         if rc.get("dataset"):
-            return {"dataset": f"results/datasets/{rc['dataset']}/dataset.json"}
+            return {"dataset": A.DATASET.of(dataset=rc["dataset"])}
         if rc.get("megadepth"):
             md = rc["megadepth"]
             return {"index": present(md["list"], *([md["val"]["list"]] if md.get("val") else []))}
@@ -176,8 +177,8 @@ class LoFTRGlue(LocalizationGlue):
         if not init:
             return {}
         if init in self.loftr["runs"]:
-            return {"before": f"results/eval/matches/loftr/{init}/{wc.testset}.h5"}
-        return {"before": f"results/eval/matches/loftr-init/{wc.run}/{wc.testset}.h5"}
+            return {"before": A.LOFTR_MATCHES.of(run=init, testset=wc.testset)}
+        return {"before": A.LOFTR_INIT_MATCHES.of(run=wc.run, testset=wc.testset)}
 
     # --- evaluation ---------------------------------------------------------------------------------------
 
@@ -198,7 +199,7 @@ class LoFTRGlue(LocalizationGlue):
         if wc.testset in self.localization:
             return self.loc_inputs(wc.testset)
         ts = self.loftr["testsets"][wc.testset]
-        return {"dataset": f"results/datasets/{ts['dataset']}/dataset.json"} if ts["type"] == "dataset" else {}
+        return {"dataset": A.DATASET.of(dataset=ts["dataset"])} if ts["type"] == "dataset" else {}
 
     def loftr_dataset_arg(self, wc: Any, input: Any) -> str:
         return f"--dataset {input.dataset}" if has(input, "dataset") else ""
@@ -223,15 +224,15 @@ class LoFTRGlue(LocalizationGlue):
         """Trained runs, their evaluations on available test sets, and the baseline on the same test sets."""
         out, used = [], set()
         for run, rc in self.loftr["runs"].items():
-            out.append(f"results/models/loftr/{run}/weights.pt")
+            out.append(A.LOFTR_WEIGHTS.of(run=run))
             for ts in rc["testsets"]:
                 if testset_available(self.loftr["testsets"][ts]):
-                    out += [f"results/eval/loftr/{run}/{ts}.json", f"results/eval/loftr/{run}/{ts}_matches.jpg"]
+                    out += [A.LOFTR_EVAL.of(run=run, testset=ts), A.LOFTR_EVAL_PICTURE.of(run=run, testset=ts)]
                     used.add(ts)
         baseline = self.loftr["baseline"]["enabled"]
         if baseline:
-            out += [f"results/eval/sift/ratio/{ts}{f}" for ts in sorted(used) for f in (".json", "_matches.jpg")]
+            out += [a.of(testset=ts) for ts in sorted(used) for a in (A.SIFT_RATIO_EVAL, A.SIFT_RATIO_PICTURE)]
         for name in self.localization:  # every run, and the SIFT baseline, localize on every localization test set
-            out += [f"results/eval/loftr/{run}/{name}.json" for run in self.loftr["runs"]]
-            out += [f"results/eval/sift/ratio/{name}.json"] if baseline else []
+            out += [A.LOFTR_EVAL.of(run=run, testset=name) for run in self.loftr["runs"]]
+            out += [A.SIFT_RATIO_EVAL.of(testset=name)] if baseline else []
         return out

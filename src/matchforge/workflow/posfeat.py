@@ -5,6 +5,7 @@ from __future__ import annotations
 import shlex
 from typing import Any
 
+from matchforge import artifacts as A
 from matchforge.conf import to_json
 from matchforge.config_schema import run_train
 from matchforge.evaluation.testsets import matching_options
@@ -36,7 +37,7 @@ class PoSFeatGlue(LocalizationGlue):
     def pf_init_file(self, run: str) -> str | None:
         """The run's init_weights as a file: another run's name becomes its kp/model.pt."""
         init = run_train(self.posfeat, run)["init_weights"]
-        return f"results/models/posfeat/{init}/kp/model.pt" if init in self.pf_runs else init
+        return A.POSFEAT_KP.of(pfrun=init) if init in self.pf_runs else init
 
     def pf_run_conf(self, run: str) -> dict[str, Any]:
         """Options of one run: the posfeat sections with the run's overrides on top (checked at planning)."""
@@ -52,17 +53,17 @@ class PoSFeatGlue(LocalizationGlue):
         spec = self.pf_runs[wc.pfrun]
         inputs: dict[str, Any] = {}
         if spec.get("dataset"):
-            inputs["dataset"] = f"results/datasets/{spec['dataset']}/dataset.json"
+            inputs["dataset"] = A.DATASET.of(dataset=spec["dataset"])
         inputs["caps_root"] = present(spec.get("caps_root"))
         init = self.pf_init_file(wc.pfrun)
-        if init and (init.startswith("results/models/posfeat/") or present(init)):
+        if init and (init in {A.POSFEAT_KP.of(pfrun=r) for r in self.pf_runs} or present(init)):
             inputs["init_weights"] = init
         return inputs
 
     def pf_train_args(self, wc: Any) -> str:
         """--dataset / --caps-root from the run's own entries (a missing CAPS folder fails the job, naming it)."""
         spec = self.pf_runs[wc.pfrun]
-        args = {"dataset": f"results/datasets/{spec['dataset']}/dataset.json" if spec.get("dataset") else None,
+        args = {"dataset": A.DATASET.of(dataset=spec["dataset"]) if spec.get("dataset") else None,
                 "caps_root": spec.get("caps_root")}
         return " ".join(f"--{k.replace('_', '-')} {shlex.quote(str(v))}" for k, v in args.items() if v)
 
@@ -74,10 +75,10 @@ class PoSFeatGlue(LocalizationGlue):
             return self.loc_spec(name)
         spec = dict(self.posfeat["testsets"][name])
         if spec["type"] == "pose":
-            spec["dataset"] = f"results/datasets/{spec['dataset']}/dataset.json"
+            spec["dataset"] = A.DATASET.of(dataset=spec["dataset"])
         if spec["type"] == "reconstruction" and spec.get("scene"):
             scene = spec.pop("scene")
-            spec["images"], spec["sparse"] = f"results/{scene}/sfm/images", f"results/{scene}/sfm/sparse"
+            spec["images"], spec["sparse"] = A.SFM_IMAGES.of(scene=scene), A.SFM_SPARSE.of(scene=scene)
         return spec
 
     def pf_testset_conf(self, wc: Any) -> str:
@@ -115,7 +116,7 @@ class PoSFeatGlue(LocalizationGlue):
     def pf_compare(self, wc: Any) -> dict[str, str]:
         """The SIFT curve drawn beside PoSFeat's in homography plots."""
         if self.posfeat["sift_baseline"] and self.pf_testset(wc.pftestset)["type"] == "homography":
-            return {"sift": f"results/eval/sift/mnn/{wc.pftestset}.json"}
+            return {"sift": A.SIFT_MNN_EVAL.of(pftestset=wc.pftestset)}
         return {}
 
     def pf_compare_arg(self, wc: Any, input: Any) -> str:
@@ -126,9 +127,9 @@ class PoSFeatGlue(LocalizationGlue):
         return f"sift (mutual NN, {extract['num_pts']} kp at {extract['max_size'] or 'full'} px)"
 
     def pf_targets(self) -> list[str]:
-        out = [f"results/eval/posfeat/{run}/{t}.json" for run, spec in self.pf_runs.items()
+        out = [A.POSFEAT_EVAL.of(pfrun=run, pftestset=t) for run, spec in self.pf_runs.items()
                for t in [*spec["testsets"], *self.localization]]
         if self.posfeat["sift_baseline"]:
             used = sorted({t for spec in self.pf_runs.values() for t in spec["testsets"]})
-            out += [f"results/eval/sift/mnn/{t}.json" for t in used]
+            out += [A.SIFT_MNN_EVAL.of(pftestset=t) for t in used]
         return out

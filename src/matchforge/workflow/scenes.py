@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from matchforge import artifacts as A
 from matchforge.conf import to_json
 from matchforge.workflow.base import Base, has, present
 
@@ -21,7 +22,7 @@ class ScenesGlue(Base):
         return to_json(self.config["scenes"][wc.scene].get("colmap") or {})
 
     def sfm_targets(self) -> list[str]:
-        return [f"results/{s}/sfm/stats.json" for s in self.sfm_scenes]
+        return [A.SFM_STATS.of(scene=s) for s in self.sfm_scenes]
 
     # --- depth --------------------------------------------------------------------------------------------
 
@@ -40,12 +41,13 @@ class ScenesGlue(Base):
         return to_json({"backend": conf["backend"], conf["backend"]: conf[conf["backend"]]})
 
     def shape_inputs(self, wc: Any) -> dict[str, str]:
-        model = f"results/models/shiftfocal/{self.shape_run(wc.scene)}"
-        inputs = {"raw": f"results/{wc.scene}/depth/raw", "focal": f"{model}/focal.pt", "shift": f"{model}/shift.pt"}
+        run = self.shape_run(wc.scene)
+        inputs = {"raw": A.DEPTH_RAW.of(scene=wc.scene), "focal": A.SHIFTFOCAL_FOCAL.of(sfrun=run),
+                  "shift": A.SHIFTFOCAL_SHIFT.of(sfrun=run)}
         if wc.scene in self.single_scenes:
-            inputs["images"] = f"results/{wc.scene}/depth/images"
+            inputs["images"] = A.DEPTH_IMAGES.of(scene=wc.scene)
         else:
-            inputs.update(sparse=f"results/{wc.scene}/sfm/sparse", images=f"results/{wc.scene}/sfm/images")
+            inputs.update(sparse=A.SFM_SPARSE.of(scene=wc.scene), images=A.SFM_IMAGES.of(scene=wc.scene))
         return inputs
 
     def shape_sparse_arg(self, wc: Any, input: Any) -> str:
@@ -53,9 +55,9 @@ class ScenesGlue(Base):
         return f"--sparse {input.sparse}" if has(input, "sparse") else ""
 
     def depth_targets(self) -> list[str]:
-        out = [f"results/{s}/depth/{f}" for s in self.sfm_scenes for f in ("qa.json", "align.json")]
-        out += [f"results/{s}/depth/inputs.json" for s in self.single_scenes]
-        out += [f"results/{s}/depth/shape.json" for s in self.scenes if self.shape_run(s) is not None]
+        out = [a.of(scene=s) for s in self.sfm_scenes for a in (A.DEPTH_QA, A.DEPTH_ALIGN_REPORT)]
+        out += [A.DEPTH_INPUTS.of(scene=s) for s in self.single_scenes]
+        out += [A.DEPTH_SHAPE_REPORT.of(scene=s) for s in self.scenes if self.shape_run(s) is not None]
         return out
 
     # --- datasets -----------------------------------------------------------------------------------------
@@ -66,17 +68,17 @@ class ScenesGlue(Base):
     def dataset_inputs(self, wc: Any) -> dict[str, list[str]]:
         scenes = self.dataset_scenes(wc)
         return {
-            "scene_info": [f"results/{s}/scene_info" for s in scenes],
-            "images": [f"results/{s}/sfm/images" for s in scenes],
-            "depth": [f"results/{s}/depth/h5" for s in scenes],
+            "scene_info": [A.SCENE_INFO.of(scene=s) for s in scenes],
+            "images": [A.SFM_IMAGES.of(scene=s) for s in scenes],
+            "depth": [A.DEPTH_H5.of(scene=s) for s in scenes],
         }
 
     def dataset_listing(self, wc: Any) -> str:
         """params: scene -> its scene-info, image and depth folders as canonical JSON (a reordered config is no
         change), written to a file by rule dataset_inputs: a command line naming every scene fails near 1,400
         scenes (the kernel's argument limit)."""
-        return to_json({s: {"scene_info": f"results/{s}/scene_info", "images": f"results/{s}/sfm/images",
-                            "depth": f"results/{s}/depth/h5"} for s in self.dataset_scenes(wc)})
+        return to_json({s: {"scene_info": A.SCENE_INFO.of(scene=s), "images": A.SFM_IMAGES.of(scene=s),
+                            "depth": A.DEPTH_H5.of(scene=s)} for s in self.dataset_scenes(wc)})
 
     def dataset_conf(self, wc: Any) -> str:
         return to_json(self.config["datasets"][wc.dataset])
@@ -89,4 +91,4 @@ class ScenesGlue(Base):
         Path(log).write_text(f"{output.scenes}: {params.scenes.count('scene_info')} scenes; {output.conf}\n")
 
     def dataset_targets(self) -> list[str]:
-        return [f"results/datasets/{d}/{f}" for d in self.datasets for f in ("dataset.json", "gluefactory")]
+        return [a.of(dataset=d) for d in self.datasets for a in (A.DATASET, A.DATASET_GLUEFACTORY)]

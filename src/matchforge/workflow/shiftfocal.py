@@ -5,6 +5,7 @@ from __future__ import annotations
 import shlex
 from typing import Any
 
+from matchforge import artifacts as A
 from matchforge.conf import deep_merge, to_json
 from matchforge.config_schema import run_train
 from matchforge.workflow.base import Base, present
@@ -32,7 +33,7 @@ class ShiftFocalGlue(Base):
         src = self.sf_sources[wc.source]
         if src["type"] == "matchforge":
             s = src["scene"]
-            return {"h5": f"results/{s}/depth/h5", "sparse": f"results/{s}/sfm/sparse", "images": f"results/{s}/sfm/images"}
+            return {"h5": A.DEPTH_H5.of(scene=s), "sparse": A.SFM_SPARSE.of(scene=s), "images": A.SFM_IMAGES.of(scene=s)}
         return {"path": present(src["path"])}
 
     def sf_data_args(self, wc: Any) -> str:
@@ -46,7 +47,7 @@ class ShiftFocalGlue(Base):
         init_weights becomes its folder."""
         conf = run_train(self.shiftfocal, run)
         if conf["init_weights"] in self.sf_runs:
-            conf["init_weights"] = f"results/models/shiftfocal/{conf['init_weights']}"
+            conf["init_weights"] = A.SHIFTFOCAL_RUN.of(sfrun=conf["init_weights"])
         return conf
 
     def sf_train_params(self, wc: Any) -> str:
@@ -56,17 +57,17 @@ class ShiftFocalGlue(Base):
         return run_engine_options(self.sf_train_conf(wc.sfrun))
 
     def sf_train_inputs(self, wc: Any) -> dict[str, Any]:
-        inputs: dict[str, Any] = {"data": [f"results/shiftfocal/data/{s}" for s in self.sf_runs[wc.sfrun]["sources"]]}
+        inputs: dict[str, Any] = {"data": [A.SHIFTFOCAL_DATA.of(source=s) for s in self.sf_runs[wc.sfrun]["sources"]]}
         conf = self.sf_train_conf(wc.sfrun)
         init = conf["init_weights"]
         if init:
             files = [f"{init}/{t}.pt" for t in conf["targets"]]
-            inputs["init"] = files if init.startswith("results/models/shiftfocal/") else present(*files)
+            inputs["init"] = files if init in {A.SHIFTFOCAL_RUN.of(sfrun=r) for r in self.sf_runs} else present(*files)
         return inputs
 
     def sf_eval_conf(self) -> str:
         return to_json(self.shiftfocal["eval"])
 
     def sf_targets(self) -> list[str]:
-        out = [f"results/eval/shiftfocal/{run}/{t}.json" for run, spec in self.sf_runs.items() for t in spec["testsets"]]
-        return out + [f"results/models/shiftfocal/{run}/metrics.json" for run in self.sf_runs]
+        out = [A.SHIFTFOCAL_EVAL.of(sfrun=run, source=t) for run, spec in self.sf_runs.items() for t in spec["testsets"]]
+        return out + [A.SHIFTFOCAL_METRICS.of(sfrun=run) for run in self.sf_runs]
