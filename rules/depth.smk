@@ -30,8 +30,8 @@ rule depth_predict:
         mem_mb=wf.scene_resources("depth_predict", "mem_mb"),
         runtime=wf.scene_resources("depth_predict", "runtime"),
     shell:
-        "matchforge depth --scene {wildcards.scene} --sfm " + A.SFM.shell() +
-        " --out " + A.DEPTH.shell() + " --conf {params.conf:q} > {log:q} 2>&1"
+        f"matchforge depth --scene {{wildcards.scene}} --sfm {A.SFM.shell()}"
+        f" --out {A.DEPTH.shell()} --conf {{params.conf:q}} > {{log:q}} 2>&1"
 
 
 rule depth_align:
@@ -53,7 +53,7 @@ rule depth_align:
         mem_mb=wf.scene_resources("depth_align", "mem_mb"),
         runtime=wf.scene_resources("depth_align", "runtime"),
     shell:
-        "matchforge align-depth --scene {wildcards.scene} --sfm " + A.SFM.shell() + " --raw {input.raw:q}"
+        f"matchforge align-depth --scene {{wildcards.scene}} --sfm {A.SFM.shell()} --raw {{input.raw:q}}"
         " --h5 {output.h5:q} --report {output.report:q} --conf {params.conf:q} > {log:q} 2>&1"
 
 
@@ -76,7 +76,7 @@ rule depth_consistency:
         mem_mb=wf.scene_resources("depth_consistency", "mem_mb"),
         runtime=wf.scene_resources("depth_consistency", "runtime"),
     shell:
-        "matchforge depth-consistency --scene {wildcards.scene} --sfm " + A.SFM.shell() + " --aligned {input.aligned:q}"
+        f"matchforge depth-consistency --scene {{wildcards.scene}} --sfm {A.SFM.shell()} --aligned {{input.aligned:q}}"
         " --h5 {output.h5:q} --report {output.report:q} --conf {params.conf:q} > {log:q} 2>&1"
 
 
@@ -102,7 +102,7 @@ rule depth_qa:
     resources:
         mem_mb=4000,
     shell:
-        "matchforge depth-qa --scene {wildcards.scene} --sfm " + A.SFM.shell() + " --raw {input.raw:q}"
+        f"matchforge depth-qa --scene {{wildcards.scene}} --sfm {A.SFM.shell()} --raw {{input.raw:q}}"
         " --h5 {input.h5:q} --align-report {input.report:q} --consistency-report {input.consistency:q}"
         " --out {output.qa:q} --plot {output.plot:q}"
         " --conf {params.conf:q} > {log:q} 2>&1"
@@ -135,7 +135,7 @@ rule depth_predict_single:
         runtime=wf.scene_resources("depth_predict", "runtime"),
     shell:
         "matchforge depth --scene {wildcards.scene} --images {params.images:q}"
-        " --out " + A.DEPTH.shell() + " --conf {params.conf:q} > {log:q} 2>&1"
+        f" --out {A.DEPTH.shell()} --conf {{params.conf:q}} > {{log:q}} 2>&1"
 
 
 rule depth_shape:

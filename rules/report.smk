@@ -14,5 +14,5 @@ rule summary:
         "../envs/sfm.yaml"
     localrule: True
     shell:
-        "matchforge summarize {input:q} --out " + A.SUMMARY + " > {log:q} 2>&1"
+        f"matchforge summarize {{input:q}} --out {A.SUMMARY} > {{log:q}} 2>&1"
 

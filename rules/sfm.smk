@@ -28,6 +28,6 @@ checkpoint sfm:
         mem_mb=wf.scene_resources("sfm", "mem_mb"),  # grow with the photo count (docs/slurm.md)
         runtime=wf.scene_resources("sfm", "runtime"),
     shell:
-        "matchforge sfm --scene {wildcards.scene} --images {params.images:q} --out " + A.SFM.shell() +
+        f"matchforge sfm --scene {{wildcards.scene}} --images {{params.images:q}} --out {A.SFM.shell()}"
         " --conf {params.conf:q} --existing {params.existing:q} --num-threads {threads} > {log:q} 2>&1"
 
