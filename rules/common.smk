@@ -6,7 +6,7 @@ import sys
 
 from matchforge import artifacts as A
 from matchforge.errors import MatchforgeError
-from matchforge.workflow import prepare
+from matchforge.workflow.glue import prepare
 
 
 # The config is parsed once into its typed form (matchforge.config_file.ConfigFile: every default, bound and unknown-key

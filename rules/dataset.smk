@@ -14,7 +14,7 @@ rule scene_info:
         report(directory(A.SCENE_INFO), patterns=["{name}.png", "{name}.csv"], category="Scene info",
                subcategory="{scene}", caption="../workflow/report/scene_info.rst"),
     params:
-        conf=wf.scene_info_params,
+        conf=wf.dataset.scene_info_params,
     log:
         "logs/{scene}/scene_info.log",
     conda:
@@ -35,8 +35,8 @@ rule dataset_inputs:
         scenes=A.DATASET_SCENES,
         conf=A.DATASET_CONF,
     params:
-        scenes=wf.dataset_listing,
-        conf=wf.dataset_conf,
+        scenes=wf.dataset.listing,
+        conf=wf.dataset.conf,
     log:
         "logs/datasets/{dataset}_inputs.log",
     localrule: True
@@ -46,7 +46,7 @@ rule dataset_inputs:
 
 rule dataset:
     input:
-        unpack(wf.dataset_inputs),
+        unpack(wf.dataset.inputs),
         listing=rules.dataset_inputs.output.scenes,
         conf=rules.dataset_inputs.output.conf,
     output:

@@ -16,7 +16,7 @@ rule depth_predict:
         preview=report(directory(A.DEPTH_PREVIEW), patterns=["{name}.jpg"], category="Depth",
                        subcategory="{scene}", caption="../workflow/report/depth_preview.rst"),
     params:
-        conf=wf.depth_predict_params,
+        conf=wf.depth.predict_params,
         images=wf.scene_images_dir,
     log:
         "logs/{scene}/depth_predict.log",
@@ -42,7 +42,7 @@ rule depth_align:
         h5=directory(A.DEPTH_ALIGNED),
         report=A.DEPTH_ALIGN_REPORT,
     params:
-        conf=wf.depth_params("align", "h5"),
+        conf=wf.depth.params("align", "h5"),
     log:
         "logs/{scene}/depth_align.log",
     conda:
@@ -65,7 +65,7 @@ rule depth_consistency:
         h5=directory(A.DEPTH_H5),
         report=A.DEPTH_CONSISTENCY,
     params:
-        conf=wf.depth_params("consistency", "h5"),
+        conf=wf.depth.params("consistency", "h5"),
     log:
         "logs/{scene}/depth_consistency.log",
     conda:
@@ -92,7 +92,7 @@ rule depth_qa:
         plot=report(A.DEPTH_QA_PLOT, category="Depth", subcategory="{scene}",
                     caption="../workflow/report/depth_qa.rst"),
     params:
-        conf=wf.depth_params("align", "sparse", "qa"),
+        conf=wf.depth.params("align", "sparse", "qa"),
     log:
         "logs/{scene}/depth_qa.log",
     conda:
@@ -120,7 +120,7 @@ rule depth_predict_single:
         inputs=A.DEPTH_INPUTS,
     params:
         photos=wf.scene_photos,
-        conf=wf.depth_predict_params,
+        conf=wf.depth.predict_params,
         images=wf.scene_images_dir,
     log:
         "logs/{scene}/depth_predict.log",
@@ -140,16 +140,16 @@ rule depth_predict_single:
 
 rule depth_shape:
     input:
-        unpack(wf.shape_inputs),
+        unpack(wf.depth.shape_inputs),
     output:
         json=A.DEPTH_SHAPE_REPORT,
         plot=report(A.DEPTH_SHAPE_PLOT, category="Depth", subcategory="{scene}",
                     caption="../workflow/report/shape.rst"),
         clouds=directory(A.DEPTH_SHAPE),
     params:
-        conf=wf.depth_params("shape"),
+        conf=wf.depth.params("shape"),
         model_dir=wf.input_folder("focal"),
-        sparse=wf.shape_sparse_arg,
+        sparse=wf.depth.shape_sparse_arg,
     log:
         "logs/{scene}/depth_shape.log",
     conda:

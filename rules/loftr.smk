@@ -9,8 +9,8 @@ wildcard_constraints:
 
 rule loftr_train:
     input:
-        unpack(wf.loftr_train_inputs),
-        unpack(wf.loftr_init_input),
+        unpack(wf.loftr.train_inputs),
+        unpack(wf.loftr.init_input),
     output:
         weights=A.LOFTR_WEIGHTS,
         official=A.LOFTR_OFFICIAL,
@@ -19,24 +19,24 @@ rule loftr_train:
         curve=report(A.LOFTR_CURVE, category="Training", subcategory="LoFTR",
                      caption="../workflow/report/training.rst"),
     params:
-        conf=wf.loftr_train_params,
-        batch=wf.loftr_batch,
-        dataset=wf.loftr_dataset_arg,
+        conf=wf.loftr.train_params,
+        batch=wf.loftr.batch,
+        dataset=wf.loftr.dataset_arg,
         out=A.LOFTR_RUN,
     log:
         "logs/loftr/{run}/train.log",
     benchmark:
         "benchmarks/loftr/{run}/train.tsv"
-    threads: wf.loftr_threads
+    threads: wf.loftr.threads
     resources:
-        engine=wf.loftr_engine,
-        gpu=wf.loftr_gpus,
+        engine=wf.loftr.engine,
+        gpu=wf.loftr.gpus,
         mem_mb=16000,
         # SLURM: one task per device on each of num_nodes nodes, the layout Lightning's SLURM environment
         # expects; a multi-process run is an "mpi" job, whose shell command starts its tasks with srun
-        nodes=wf.loftr_nodes,
-        tasks_per_node=wf.loftr_tasks_per_node,
-        mpi=wf.loftr_mpi,
+        nodes=wf.loftr.nodes,
+        tasks_per_node=wf.loftr.tasks_per_node,
+        mpi=wf.loftr.mpi,
     conda:
         "../envs/train.yaml"
     shell:
@@ -55,21 +55,21 @@ rule loftr_train:
 
 rule loftr_match:
     input:
-        unpack(wf.loftr_testset_inputs),
+        unpack(wf.loftr.testset_inputs),
         weights=A.LOFTR_WEIGHTS,
         meta=A.LOFTR_MODEL,
     output:
         A.LOFTR_MATCHES,
     params:
-        testset=wf.loftr_matching_conf,
-        matcher=wf.loftr_matcher,
-        dataset=wf.loftr_dataset_arg,
+        testset=wf.loftr.matching_conf,
+        matcher=wf.loftr.matcher,
+        dataset=wf.loftr.dataset_arg,
     log:
         "logs/loftr/{run}/match_{testset}.log",
     benchmark:
         "benchmarks/loftr/{run}/match_{testset}.tsv"
     resources:
-        gpu=wf.loftr_eval_gpus,
+        gpu=wf.loftr.eval_gpus,
         mem_mb=8000,
     conda:
         "../envs/train.yaml"
@@ -80,14 +80,14 @@ rule loftr_match:
 
 use rule loftr_match as loftr_init_match with:
     input:
-        unpack(wf.loftr_testset_inputs),
-        unpack(wf.loftr_init_input),
+        unpack(wf.loftr.testset_inputs),
+        unpack(wf.loftr.init_input),
     output:
         A.LOFTR_INIT_MATCHES,
     params:
-        testset=wf.loftr_matching_conf,
-        matcher=wf.loftr_init_matcher,
-        dataset=wf.loftr_dataset_arg,
+        testset=wf.loftr.matching_conf,
+        matcher=wf.loftr.init_matcher,
+        dataset=wf.loftr.dataset_arg,
     log:
         "logs/loftr/{run}/match_init_{testset}.log",
     benchmark:
@@ -98,17 +98,17 @@ rule loftr_score:
     wildcard_constraints:
         testset=wf.constraint("loftr_testset"),
     input:
-        unpack(wf.loftr_testset_inputs),
-        unpack(wf.loftr_before_matches),
+        unpack(wf.loftr.testset_inputs),
+        unpack(wf.loftr.before_matches),
         matches=A.LOFTR_MATCHES,
     output:
         json=A.LOFTR_EVAL,
         vis=report(A.LOFTR_EVAL_PICTURE, category="Matches", subcategory="{testset}",
                    caption="../workflow/report/matches.rst"),
     params:
-        testset=wf.loftr_testset_conf,
-        dataset=wf.loftr_dataset_arg,
-        before=wf.before_arg,
+        testset=wf.loftr.testset_conf,
+        dataset=wf.loftr.dataset_arg,
+        before=wf.loftr.before_arg,
     log:
         "logs/loftr/{run}/score_{testset}.log",
     resources:
@@ -122,13 +122,13 @@ rule loftr_score:
 
 rule sift_ratio_match:
     input:
-        unpack(wf.loftr_testset_inputs),
+        unpack(wf.loftr.testset_inputs),
     output:
         A.SIFT_RATIO_MATCHES,
     params:
-        testset=wf.loftr_matching_conf,
-        matcher=wf.sift_ratio_matcher,
-        dataset=wf.loftr_dataset_arg,
+        testset=wf.loftr.matching_conf,
+        matcher=wf.loftr.baseline_matcher,
+        dataset=wf.loftr.dataset_arg,
     log:
         "logs/sift/ratio/match_{testset}.log",
     benchmark:
@@ -146,16 +146,16 @@ rule sift_ratio_score:
     wildcard_constraints:
         testset=wf.constraint("loftr_testset"),
     input:
-        unpack(wf.loftr_testset_inputs),
+        unpack(wf.loftr.testset_inputs),
         matches=A.SIFT_RATIO_MATCHES,
     output:
         json=A.SIFT_RATIO_EVAL,
         vis=report(A.SIFT_RATIO_PICTURE, category="Matches", subcategory="{testset}",
                    caption="../workflow/report/matches.rst"),
     params:
-        testset=wf.loftr_testset_conf,
-        dataset=wf.loftr_dataset_arg,
-        label=wf.sift_ratio_label,
+        testset=wf.loftr.testset_conf,
+        dataset=wf.loftr.dataset_arg,
+        label=wf.loftr.baseline_label,
     log:
         "logs/sift/ratio/score_{testset}.log",
     resources:
@@ -171,11 +171,11 @@ rule localization_pairs:
     wildcard_constraints:
         testset=wf.constraint("localization_testset"),
     input:
-        unpack(wf.loc_pairs_inputs),
+        unpack(wf.localization.pairs_inputs),
     output:
         A.LOCALIZATION_PAIRS,
     params:
-        testset=wf.loc_pairs_conf,
+        testset=wf.localization.pairs_conf,
     log:
         "logs/localization/pairs_{testset}.log",
     benchmark:
@@ -192,12 +192,12 @@ rule loftr_localize:
     wildcard_constraints:
         testset=wf.constraint("localization_testset"),
     input:
-        unpack(wf.loftr_testset_inputs),
+        unpack(wf.loftr.testset_inputs),
         matches=A.LOFTR_MATCHES,
     output:
         A.LOFTR_EVAL,
     params:
-        testset=wf.loftr_testset_conf,
+        testset=wf.loftr.testset_conf,
         label="loftr/{run}",
     log:
         "logs/loftr/{run}/localize_{testset}.log",
@@ -214,13 +214,13 @@ rule loftr_localize:
 
 use rule loftr_localize as sift_ratio_localize with:
     input:
-        unpack(wf.loftr_testset_inputs),
+        unpack(wf.loftr.testset_inputs),
         matches=A.SIFT_RATIO_MATCHES,
     output:
         A.SIFT_RATIO_EVAL,
     params:
-        testset=wf.loftr_testset_conf,
-        label=wf.sift_ratio_label,
+        testset=wf.loftr.testset_conf,
+        label=wf.loftr.baseline_label,
     log:
         "logs/sift/ratio/localize_{testset}.log",
     benchmark:

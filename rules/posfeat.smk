@@ -4,30 +4,30 @@
 
 
 wildcard_constraints:
-    pfrun=wf.constraint("pfrun"),
-    pftestset=wf.constraint("pftestset"),
+    posfeat_run=wf.constraint("posfeat_run"),
+    posfeat_testset=wf.constraint("posfeat_testset"),
 
 
 rule posfeat_desc:
     input:
-        unpack(wf.pf_train_inputs),
+        unpack(wf.posfeat.train_inputs),
     output:
         model=A.POSFEAT_DESC,
         curve=report(A.POSFEAT_DESC_CURVE, category="Training", subcategory="PoSFeat",
                      caption="../workflow/report/posfeat_training.rst"),
     params:
-        conf=wf.pf_train_params,
-        args=wf.pf_train_args,
+        conf=wf.posfeat.train_params,
+        args=wf.posfeat.train_args,
         out=wf.output_folder("model", up=2),
     log:
-        "logs/posfeat/{pfrun}/desc.log",
+        "logs/posfeat/{posfeat_run}/desc.log",
     conda:
         "../envs/train.yaml"
     benchmark:
-        "benchmarks/posfeat/{pfrun}/desc.tsv"
+        "benchmarks/posfeat/{posfeat_run}/desc.tsv"
     threads: 2  # fits a small node; more with --set-threads posfeat_desc=8 (capped by --cores locally)
     resources:
-        engine=wf.pf_engine,
+        engine=wf.posfeat.engine,
         gpu=1,
         mem_mb=16000,
     shell:
@@ -36,25 +36,25 @@ rule posfeat_desc:
 
 rule posfeat_kp:
     input:
-        unpack(wf.pf_train_inputs),
+        unpack(wf.posfeat.train_inputs),
         desc=A.POSFEAT_DESC,
     output:
         model=A.POSFEAT_KP,
         curve=report(A.POSFEAT_KP_CURVE, category="Training", subcategory="PoSFeat",
                      caption="../workflow/report/posfeat_training.rst"),
     params:
-        conf=wf.pf_train_params,
-        args=wf.pf_train_args,
+        conf=wf.posfeat.train_params,
+        args=wf.posfeat.train_args,
         out=wf.output_folder("model", up=2),
     log:
-        "logs/posfeat/{pfrun}/kp.log",
+        "logs/posfeat/{posfeat_run}/kp.log",
     conda:
         "../envs/train.yaml"
     benchmark:
-        "benchmarks/posfeat/{pfrun}/kp.tsv"
+        "benchmarks/posfeat/{posfeat_run}/kp.tsv"
     threads: 2  # fits a small node; more with --set-threads posfeat_desc=8 (capped by --cores locally)
     resources:
-        engine=wf.pf_engine,
+        engine=wf.posfeat.engine,
         gpu=1,
         mem_mb=16000,
     shell:
@@ -65,18 +65,18 @@ rule posfeat_kp:
 rule posfeat_extract:
     input:
         model=A.POSFEAT_KP,
-        data=wf.pf_testset_input,
+        data=wf.posfeat.testset_input,
     output:
         A.POSFEAT_FEATURES,
     params:
-        conf=wf.pf_extract_conf,
-        testset=wf.pf_matching_conf,
+        conf=wf.posfeat.extract_conf,
+        testset=wf.posfeat.matching_conf,
     log:
-        "logs/posfeat/{pfrun}/extract_{pftestset}.log",
+        "logs/posfeat/{posfeat_run}/extract_{posfeat_testset}.log",
     conda:
         "../envs/train.yaml"
     benchmark:
-        "benchmarks/posfeat/{pfrun}/extract_{pftestset}.tsv"
+        "benchmarks/posfeat/{posfeat_run}/extract_{posfeat_testset}.tsv"
     resources:
         gpu=1,
         mem_mb=8000,
@@ -87,18 +87,18 @@ rule posfeat_extract:
 
 rule sift_extract:
     input:
-        data=wf.pf_testset_input,
+        data=wf.posfeat.testset_input,
     output:
         A.SIFT_MNN_FEATURES,
     params:
-        conf=wf.sift_extract_conf,
-        testset=wf.pf_matching_conf,
+        conf=wf.posfeat.sift_extract_conf,
+        testset=wf.posfeat.matching_conf,
     log:
-        "logs/sift/mnn/extract_{pftestset}.log",
+        "logs/sift/mnn/extract_{posfeat_testset}.log",
     conda:
         "../envs/sfm.yaml"
     benchmark:
-        "benchmarks/sift/mnn/extract_{pftestset}.tsv"
+        "benchmarks/sift/mnn/extract_{posfeat_testset}.tsv"
     resources:
         mem_mb=4000,
     shell:
@@ -111,94 +111,94 @@ rule sift_extract:
 
 rule posfeat_match:
     wildcard_constraints:
-        pftestset=wf.constraint("pf_matched"),
+        posfeat_testset=wf.constraint("posfeat_matched"),
     input:
         features=A.POSFEAT_FEATURES,
-        data=wf.pf_testset_input,
+        data=wf.posfeat.testset_input,
     output:
         A.POSFEAT_MATCHES,
     params:
-        testset=wf.pf_matching_conf,
-        matcher=wf.pf_matcher,
+        testset=wf.posfeat.matching_conf,
+        matcher=wf.posfeat.matcher,
     log:
-        "logs/posfeat/{pfrun}/match_{pftestset}.log",
+        "logs/posfeat/{posfeat_run}/match_{posfeat_testset}.log",
     conda:
         "../envs/sfm.yaml"
     resources:
         mem_mb=4000,
     shell:
-        "matchforge match-pairs --name {wildcards.pftestset} --testset {params.testset:q} --matcher {params.matcher:q}"
+        "matchforge match-pairs --name {wildcards.posfeat_testset} --testset {params.testset:q} --matcher {params.matcher:q}"
         " --out {output:q} > {log:q} 2>&1"
 
 
 use rule posfeat_match as sift_mnn_match with:
     input:
         features=A.SIFT_MNN_FEATURES,
-        data=wf.pf_testset_input,
+        data=wf.posfeat.testset_input,
     output:
         A.SIFT_MNN_MATCHES,
     params:
-        testset=wf.pf_matching_conf,
-        matcher=wf.sift_mnn_matcher,
+        testset=wf.posfeat.matching_conf,
+        matcher=wf.posfeat.sift_matcher,
     log:
-        "logs/sift/mnn/match_{pftestset}.log",
+        "logs/sift/mnn/match_{posfeat_testset}.log",
 
 
 rule posfeat_score:
     wildcard_constraints:
-        pftestset=wf.constraint("pf_matched"),
+        posfeat_testset=wf.constraint("posfeat_matched"),
     input:
-        unpack(wf.pf_compare),
+        unpack(wf.posfeat.compare),
         matches=A.POSFEAT_MATCHES,
-        data=wf.pf_testset_input,
+        data=wf.posfeat.testset_input,
     output:
         A.POSFEAT_EVAL,
     params:
-        testset=wf.pf_testset_conf,
-        compare=wf.pf_compare_arg,
-        label="posfeat/{pfrun}",
+        testset=wf.posfeat.testset_conf,
+        compare=wf.posfeat.compare_arg,
+        label="posfeat/{posfeat_run}",
     log:
-        "logs/posfeat/{pfrun}/score_{pftestset}.log",
+        "logs/posfeat/{posfeat_run}/score_{posfeat_testset}.log",
     conda:
         "../envs/sfm.yaml"
     resources:
         mem_mb=4000,
     shell:
-        "matchforge score --name {wildcards.pftestset} --label {params.label:q} --testset {params.testset:q} --matches {input.matches:q}"
+        "matchforge score --name {wildcards.posfeat_testset} --label {params.label:q} --testset {params.testset:q} --matches {input.matches:q}"
         " --out {output:q} --compare {params.compare} > {log:q} 2>&1"
 
 
 use rule posfeat_score as sift_mnn_score with:
     input:
         matches=A.SIFT_MNN_MATCHES,
-        data=wf.pf_testset_input,
+        data=wf.posfeat.testset_input,
     output:
         A.SIFT_MNN_EVAL,
     params:
-        testset=wf.pf_testset_conf,
+        testset=wf.posfeat.testset_conf,
         compare="",
-        label=wf.sift_mnn_label,
+        label=wf.posfeat.sift_label,
     log:
-        "logs/sift/mnn/score_{pftestset}.log",
+        "logs/sift/mnn/score_{posfeat_testset}.log",
 
 
 rule posfeat_reconstruct:
     wildcard_constraints:
-        pftestset=wf.constraint("pf_reconstruction"),
+        posfeat_testset=wf.constraint("posfeat_reconstruction"),
     input:
         features=A.POSFEAT_FEATURES,
-        data=wf.pf_testset_input,
+        data=wf.posfeat.testset_input,
     output:
         A.POSFEAT_EVAL,
     params:
-        testset=wf.pf_testset_conf,
-        label="posfeat/{pfrun}",
+        testset=wf.posfeat.testset_conf,
+        label="posfeat/{posfeat_run}",
     log:
-        "logs/posfeat/{pfrun}/reconstruct_{pftestset}.log",
+        "logs/posfeat/{posfeat_run}/reconstruct_{posfeat_testset}.log",
     conda:
         "../envs/sfm.yaml"
     benchmark:
-        "benchmarks/posfeat/{pfrun}/reconstruct_{pftestset}.tsv"
+        "benchmarks/posfeat/{posfeat_run}/reconstruct_{posfeat_testset}.tsv"
     resources:
         mem_mb=8000,
     shell:
@@ -209,14 +209,14 @@ rule posfeat_reconstruct:
 use rule posfeat_reconstruct as sift_mnn_reconstruct with:
     input:
         features=A.SIFT_MNN_FEATURES,
-        data=wf.pf_testset_input,
+        data=wf.posfeat.testset_input,
     output:
         A.SIFT_MNN_EVAL,
     params:
-        testset=wf.pf_testset_conf,
-        label=wf.sift_mnn_label,
+        testset=wf.posfeat.testset_conf,
+        label=wf.posfeat.sift_label,
     log:
-        "logs/sift/mnn/reconstruct_{pftestset}.log",
+        "logs/sift/mnn/reconstruct_{posfeat_testset}.log",
     benchmark:
-        "benchmarks/sift/mnn/reconstruct_{pftestset}.tsv"
+        "benchmarks/sift/mnn/reconstruct_{posfeat_testset}.tsv"
 

@@ -6,7 +6,7 @@ checkpoint sfm:
     wildcard_constraints:
         scene=wf.constraint("sfm_scene"),
     input:
-        unpack(wf.sfm_inputs),
+        unpack(wf.sfm.inputs),
     output:
         sparse=directory(A.SFM_SPARSE),
         images=directory(A.SFM_IMAGES),
@@ -15,7 +15,7 @@ checkpoint sfm:
         photos=wf.scene_photos,
         conf=wf.stage_params("sfm"),
         images=wf.scene_images_dir,
-        existing=wf.sfm_existing,
+        existing=wf.sfm.existing,
         work=A.SFM_WORK,
     log:
         "logs/{scene}/sfm.log",

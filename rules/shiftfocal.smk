@@ -5,17 +5,17 @@
 
 wildcard_constraints:
     source=wf.constraint("source"),
-    sfrun=wf.constraint("sfrun"),
+    shiftfocal_run=wf.constraint("shiftfocal_run"),
 
 
 rule shiftfocal_data:
     input:
-        unpack(wf.sf_data_inputs),
+        unpack(wf.shiftfocal.data_inputs),
     output:
         directory(A.SHIFTFOCAL_DATA),
     params:
-        conf=wf.sf_source_conf,
-        paths=wf.sf_data_args,
+        conf=wf.shiftfocal.source_conf,
+        paths=wf.shiftfocal.data_args,
     log:
         "logs/shiftfocal/data_{source}.log",
     conda:
@@ -31,7 +31,7 @@ rule shiftfocal_data:
 
 rule shiftfocal_train:
     input:
-        unpack(wf.sf_train_inputs),
+        unpack(wf.shiftfocal.train_inputs),
     output:
         focal=A.SHIFTFOCAL_FOCAL,
         shift=A.SHIFTFOCAL_SHIFT,
@@ -39,17 +39,17 @@ rule shiftfocal_train:
         curves=report(A.SHIFTFOCAL_CURVES, category="Training", subcategory="shift/focal",
                       caption="../workflow/report/training.rst"),
     params:
-        conf=wf.sf_train_params,
+        conf=wf.shiftfocal.train_params,
         out=wf.output_folder("focal"),
     log:
-        "logs/shiftfocal/train_{sfrun}.log",
+        "logs/shiftfocal/train_{shiftfocal_run}.log",
     conda:
         "../envs/train.yaml"
     benchmark:
-        "benchmarks/shiftfocal/train_{sfrun}.tsv"
+        "benchmarks/shiftfocal/train_{shiftfocal_run}.tsv"
     threads: 2
     resources:
-        engine=wf.sf_engine,
+        engine=wf.shiftfocal.engine,
         gpu=1,
         mem_mb=16000,
     shell:
@@ -69,15 +69,15 @@ rule shiftfocal_eval:
         after=A.SHIFTFOCAL_EVAL_AFTER,
         gt=A.SHIFTFOCAL_EVAL_GT,
     params:
-        conf=wf.sf_eval_conf(),
+        conf=wf.shiftfocal.eval_conf(),
         model_dir=wf.input_folder("focal"),
         out=wf.output_stem("json"),
     log:
-        "logs/shiftfocal/eval_{sfrun}_{source}.log",
+        "logs/shiftfocal/eval_{shiftfocal_run}_{source}.log",
     conda:
         "../envs/sfm.yaml"
     benchmark:
-        "benchmarks/shiftfocal/eval_{sfrun}_{source}.tsv"
+        "benchmarks/shiftfocal/eval_{shiftfocal_run}_{source}.tsv"
     resources:
         mem_mb=4000,
     shell:

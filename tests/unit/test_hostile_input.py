@@ -177,7 +177,7 @@ def test_messages_name_the_config_files_in_use_and_reproduce_the_invocation(monk
 
     from matchforge.conf import CONFIG_ARGS_ENV, CONFIG_FILES_ENV, config_source
     from matchforge.io.depth import rebuild_hint
-    from matchforge.workflow import prepare
+    from matchforge.workflow.glue import prepare
 
     monkeypatch.setenv(CONFIG_FILES_ENV, "")
     monkeypatch.setenv(CONFIG_ARGS_ENV, "")

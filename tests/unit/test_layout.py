@@ -174,12 +174,13 @@ def test_the_results_path_finder_finds_literals_and_f_strings():
 
 
 def test_every_results_path_is_written_once_in_artifacts():
-    """Rule files and the glue name paths under results/ only through matchforge.artifacts (issue 33), and every
+    """Rule files and the glue (matchforge.workflow and each part, <package>/glue.py) name paths under results/ only
+    through matchforge.artifacts (issue 33), and every
     artifact there is used by a rule file or the glue (none is listed in docs/artifacts.md without existing)."""
     from matchforge import artifacts
 
     sources = {p: p.read_text() for p in [*sorted((REPO / "rules").glob("*.smk")), REPO / "Snakefile",
-                                          *sorted((PKG / "workflow").glob("*.py"))]}
+                                          *sorted((PKG / "workflow").glob("*.py")), *sorted(PKG.glob("*/glue.py"))]}
     spelled = {f"{p.relative_to(REPO)}: {path}" for p, text in sources.items() for path in result_paths(text)}
     assert spelled == set()
     everything = "\n".join(sources.values())

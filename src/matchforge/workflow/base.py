@@ -1,4 +1,5 @@
-"""What every stage's glue shares: the validated config, the scene lists, names as wildcard patterns."""
+"""What every part of the glue shares: names as wildcard patterns, optional inputs, the options a training job's
+params hold, and :class:`Part`, the base of each stage's or family's glue."""
 
 from __future__ import annotations
 
@@ -6,9 +7,8 @@ import re
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from matchforge.conf import scene_conf, to_json
-from matchforge.job_resources import estimate
-from matchforge.sfm.inputs import photo_signature
+from matchforge.conf import to_json
+from matchforge.training.options import engine_options, strip_options
 
 # Where the photo digests of each scene are cached between Snakemake calls (relative to the working directory).
 PHOTO_CACHE = Path(".snakemake") / "matchforge" / "photos"
@@ -31,71 +31,30 @@ def has(input: Any, key: str) -> bool:
     return key in input.keys()
 
 
-class Base:
-    """The validated config (defaults filled in) and the names the rules fan out over."""
+def result_options(conf: dict[str, Any]) -> str:
+    """params: the options that define what a training job learns (training.options.strip_options), as JSON."""
+    return to_json(strip_options(conf))
 
-    def __init__(self, config: Mapping[str, Any], checkpoints: Any = None) -> None:
-        self.config = config
-        self.checkpoints = checkpoints
-        self.scenes: list[str] = list(config["scenes"])
-        # single_images scenes have no SfM: only depth (and the shape step) run on them.
-        self.single_scenes = [s for s in self.scenes if config["scenes"][s].get("single_images")]
-        self.sfm_scenes = [s for s in self.scenes if s not in self.single_scenes]
-        self.datasets = list(config.get("datasets") or {})
-        self._photo_signatures: dict[str, tuple[str, int]] = {}
 
-    # --- paths derived from a job's files (Snakemake's lint: no hard-coded prefix of an input or output) ---------
+def run_engine_options(conf: dict[str, Any]) -> str:
+    """resources: the options that do not (training.options.NOT_RESULT_OPTIONS), as JSON: a resource, not a
+    param, so editing ``num_workers`` or a checkpoint frequency plans no training job."""
+    return to_json(engine_options(conf))
 
-    @staticmethod
-    def output_folder(name: str, up: int = 1):
-        """params: the folder ``up`` levels above the job's output ``name``."""
-        return lambda wc, output: str(Path(output[name]).parents[up - 1])
 
-    @staticmethod
-    def input_folder(name: str):
-        """params: the folder of the job's input ``name``."""
-        return lambda wc, input: str(Path(input[name]).parent)
+class Part:
+    """The glue of one stage or model family (``wf.loftr``, ``wf.depth``, ...): its config ``section`` (plain
+    options, every default filled in) and the whole workflow ``wf``, for what it shares with the others."""
 
-    @staticmethod
-    def output_stem(name: str):
-        """params: the job's output ``name`` without its suffix (the prefix of its sibling files)."""
-        return lambda wc, output: str(Path(output[name]).with_suffix(""))
+    name: str = ""  # its config section
 
-    # --- per-scene options and photos -------------------------------------------------------------------
+    def __init__(self, wf: Any) -> None:  # the matchforge.workflow.glue.Workflow it is part of
+        self.wf = wf
 
-    def photos(self, scene: str) -> tuple[str, int]:
-        """(digest, count) of a scene's photos, read once per Snakemake call (params and resources both need it)."""
-        if scene not in self._photo_signatures:
-            self._photo_signatures[scene] = photo_signature(self.config["scenes"][scene]["images"],
-                                                            PHOTO_CACHE / f"{scene}.json")
-        return self._photo_signatures[scene]
+    @property
+    def config(self) -> Mapping[str, Any]:
+        return self.wf.config
 
-    def scene_photos(self, wc: Any) -> str:
-        """params: a digest of the names and contents of the scene's photos (sfm.inputs.photo_signature), so that
-        adding, removing or replacing one reruns that scene, whatever the new file's timestamp. A missing folder
-        gives "missing": the job itself then fails with the config key and the fix, and other scenes go on."""
-        return self.photos(wc.scene)[0]
-
-    def scene_images_dir(self, wc: Any) -> str:
-        return self.config["scenes"][wc.scene]["images"]
-
-    def scene_conf(self, scene: str, stage: str) -> dict[str, Any]:
-        """``stage``'s options for ``scene``: the section with the scene's overrides on top."""
-        return scene_conf(self.config, scene, stage)
-
-    def stage_params(self, stage: str):
-        """params: the merged options of ``stage`` for the job's scene, as canonical JSON."""
-        return lambda wc: to_json(self.scene_conf(wc.scene, stage))
-
-    def scene_resources(self, stage: str, key: str):
-        """resources: ``key`` (runtime in minutes, mem_mb) of the scene's ``stage`` job: the scene's own
-        ``resources.<stage>.<key>`` when set, else the estimate from its photo count (matchforge.job_resources)."""
-
-        def value(wc: Any) -> Any:
-            own = ((self.config["scenes"][wc.scene].get("resources") or {}).get(stage) or {}).get(key)
-            if own is not None:
-                return own
-            backend = self.scene_conf(wc.scene, "depth")["backend"]
-            return estimate(stage, self.photos(wc.scene)[1], self.scene_conf(wc.scene, "sfm"), backend)[key]
-
-        return value
+    @property
+    def section(self) -> Any:
+        return self.wf.config[self.name]

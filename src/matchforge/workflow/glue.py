@@ -1,4 +1,7 @@
-"""One object with every stage's glue, the default targets, the summary's files and the cluster placement."""
+"""The :class:`Workflow` every rule file uses: the parsed config, the scene-level helpers, one part per stage and model
+family (``wf.sfm``, ``wf.depth``, ``wf.dataset``, ``wf.localization``, ``wf.loftr``, ``wf.posfeat``,
+``wf.shiftfocal``; each part lives beside its code, e.g. :mod:`matchforge.loftr.glue`), the default targets, the
+summary's files and the cluster placement."""
 
 from __future__ import annotations
 
@@ -7,18 +10,23 @@ import shlex
 import shutil
 import sys
 from pathlib import Path
-from typing import Any, Callable, Iterable, MutableMapping
+from typing import Any, Callable, Iterable, Mapping, MutableMapping
 
-from matchforge import artifacts as A
-from matchforge.conf import CONFIG_ARGS_ENV, CONFIG_FILES_ENV
+from matchforge.conf import CONFIG_ARGS_ENV, CONFIG_FILES_ENV, scene_conf, to_json
 from matchforge.config_schema import check_references, validate_config
+from matchforge.dataset.glue import DatasetGlue
+from matchforge.depth.glue import DepthGlue
 from matchforge.errors import MatchforgeError
+from matchforge.evaluation.glue import LocalizationGlue
+from matchforge.job_resources import estimate
+from matchforge.loftr.glue import LoFTRGlue
+from matchforge.posfeat.glue import PoSFeatGlue
+from matchforge.sfm.glue import SfMGlue
+from matchforge.sfm.inputs import photo_signature
+from matchforge.shiftfocal.glue import ShiftFocalGlue
 from matchforge.summary import KINDS as SUMMARY_KINDS
-from matchforge.workflow.base import one_of, present
-from matchforge.workflow.loftr import LoFTRGlue
-from matchforge.workflow.posfeat import PoSFeatGlue
-from matchforge.workflow.scenes import ScenesGlue
-from matchforge.workflow.shiftfocal import ShiftFocalGlue
+from matchforge import artifacts as A
+from matchforge.workflow.base import PHOTO_CACHE, one_of, present
 
 __all__ = ["Workflow", "command_on_path", "one_of", "prepare", "present"]
 
@@ -39,38 +47,102 @@ def command_on_path(python: str = sys.executable) -> None:
                                   "the repository)")
 
 
-class Workflow(ScenesGlue, LoFTRGlue, PoSFeatGlue, ShiftFocalGlue):
+class Workflow:
     """The glue of every rule file, from one validated config; see the package docstring."""
 
-    def gt_img_resize(self, scene: str) -> int:
-        """The size ground-truth matches of ``scene`` are counted at when ``scene_info.gt_img_resize`` is null: the
-        smallest training ``img_resize`` of the LoFTR runs whose dataset holds the scene, else of those datasets'
-        ``loftr.img_resize``, else 640."""
-        datasets = [d for d, spec in self.config["datasets"].items() if scene in spec["scenes"]]
-        runs = [self.loftr_options(r)["img_resize"] for r, spec in self.loftr["runs"].items() if spec.get("dataset") in datasets]
-        sizes = runs or [self.config["datasets"][d]["loftr"]["img_resize"] for d in datasets]
-        return int(min(sizes)) if sizes else 640
+    def __init__(self, config: Mapping[str, Any], checkpoints: Any = None) -> None:
+        self.config = config
+        self.checkpoints = checkpoints
+        self.scenes: list[str] = list(config["scenes"])
+        # single_images scenes have no SfM: only depth (and the shape step) run on them.
+        self.single_scenes = [s for s in self.scenes if config["scenes"][s].get("single_images")]
+        self.sfm_scenes = [s for s in self.scenes if s not in self.single_scenes]
+        self.datasets = list(config.get("datasets") or {})
+        self._photo_signatures: dict[str, tuple[str, int]] = {}
+        self.sfm = SfMGlue(self)
+        self.depth = DepthGlue(self)
+        self.dataset = DatasetGlue(self)
+        self.localization = LocalizationGlue(self)
+        self.loftr = LoFTRGlue(self)
+        self.posfeat = PoSFeatGlue(self)
+        self.shiftfocal = ShiftFocalGlue(self)
 
-    def scene_info_params(self, wc: Any) -> str:
-        """params of scene_info: the scene's options, with ``gt_img_resize`` following its training runs when null."""
-        from matchforge.conf import to_json
+    # --- paths derived from a job's files (Snakemake's lint: no hard-coded prefix of an input or output) ---------
 
-        conf = self.scene_conf(wc.scene, "scene_info")
-        if conf["gt_img_resize"] is None:
-            conf["gt_img_resize"] = self.gt_img_resize(wc.scene)
-        return to_json(conf)
+    @staticmethod
+    def output_folder(name: str, up: int = 1):
+        """params: the folder ``up`` levels above the job's output ``name``."""
+        return lambda wc, output: str(Path(output[name]).parents[up - 1])
+
+    @staticmethod
+    def input_folder(name: str):
+        """params: the folder of the job's input ``name``."""
+        return lambda wc, input: str(Path(input[name]).parent)
+
+    @staticmethod
+    def output_stem(name: str):
+        """params: the job's output ``name`` without its suffix (the prefix of its sibling files)."""
+        return lambda wc, output: str(Path(output[name]).with_suffix(""))
+
+    @staticmethod
+    def write_dataset_inputs(output: Any, params: Any, log: str) -> None:
+        """The run: block of rule dataset_inputs: the scene listing and the options as files, and a line saying so in
+        the log. (A method of the workflow, not of ``wf.dataset``: Snakemake reruns a run: rule whose code changes, and
+        with it every dataset and training downstream.)"""
+        Path(output.scenes).write_text(params.scenes)
+        Path(output.conf).write_text(params.conf)
+        Path(log).write_text(f"{output.scenes}: {params.scenes.count('scene_info')} scenes; {output.conf}\n")
+
+    # --- per-scene options and photos -------------------------------------------------------------------
+
+    def photos(self, scene: str) -> tuple[str, int]:
+        """(digest, count) of a scene's photos, read once per Snakemake call (params and resources both need it)."""
+        if scene not in self._photo_signatures:
+            self._photo_signatures[scene] = photo_signature(self.config["scenes"][scene]["images"],
+                                                            PHOTO_CACHE / f"{scene}.json")
+        return self._photo_signatures[scene]
+
+    def scene_photos(self, wc: Any) -> str:
+        """params: a digest of the names and contents of the scene's photos (sfm.inputs.photo_signature), so that
+        adding, removing or replacing one reruns that scene, whatever the new file's timestamp. A missing folder
+        gives "missing": the job itself then fails with the config key and the fix, and other scenes go on."""
+        return self.photos(wc.scene)[0]
+
+    def scene_images_dir(self, wc: Any) -> str:
+        return self.config["scenes"][wc.scene]["images"]
+
+    def scene_conf(self, scene: str, stage: str) -> dict[str, Any]:
+        """``stage``'s options for ``scene``: the section with the scene's overrides on top."""
+        return scene_conf(self.config, scene, stage)
+
+    def stage_params(self, stage: str):
+        """params: the merged options of ``stage`` for the job's scene, as canonical JSON."""
+        return lambda wc: to_json(self.scene_conf(wc.scene, stage))
+
+    def scene_resources(self, stage: str, key: str):
+        """resources: ``key`` (runtime in minutes, mem_mb) of the scene's ``stage`` job: the scene's own
+        ``resources.<stage>.<key>`` when set, else the estimate from its photo count (matchforge.job_resources)."""
+
+        def value(wc: Any) -> Any:
+            own = ((self.config["scenes"][wc.scene].get("resources") or {}).get(stage) or {}).get(key)
+            if own is not None:
+                return own
+            backend = self.scene_conf(wc.scene, "depth")["backend"]
+            return estimate(stage, self.photos(wc.scene)[1], self.scene_conf(wc.scene, "sfm"), backend)[key]
+
+        return value
 
     def names(self) -> dict[str, list[str]]:
         """Wildcard name -> the values it may take (the rules' wildcard constraints)."""
-        pf_testsets = list(self.posfeat["testsets"])
+        localization = list(self.localization.testsets)
         return {
             "scene": self.scenes, "sfm_scene": self.sfm_scenes, "single_scene": self.single_scenes,
             "dataset": self.datasets,
-            "run": self.loftr_runs, "testset": self.loftr_testsets + list(self.localization),
-            "loftr_testset": self.loftr_testsets, "localization_testset": list(self.localization),
-            "pfrun": list(self.pf_runs), "pftestset": pf_testsets + list(self.localization),
-            "pf_matched": self.pf_matched, "pf_reconstruction": self.pf_reconstruction,
-            "source": list(self.sf_sources), "sfrun": list(self.sf_runs),
+            "run": self.loftr.runs, "testset": self.loftr.testsets + localization,
+            "loftr_testset": self.loftr.testsets, "localization_testset": localization,
+            "posfeat_run": list(self.posfeat.runs), "posfeat_testset": list(self.posfeat.section["testsets"]) + localization,
+            "posfeat_matched": self.posfeat.matched, "posfeat_reconstruction": self.posfeat.reconstruction,
+            "source": list(self.shiftfocal.sources), "shiftfocal_run": list(self.shiftfocal.runs),
         }
 
     def constraint(self, kind: str) -> str:
@@ -82,8 +154,8 @@ class Workflow(ScenesGlue, LoFTRGlue, PoSFeatGlue, ShiftFocalGlue):
     def family_targets(self) -> dict[str, list[str]]:
         """Each stage family's result files: what ``all`` builds and the summary tabulates (from the config,
         never a glob)."""
-        return {"sfm": self.sfm_targets(), "depth": self.depth_targets(), "dataset": self.dataset_targets(),
-                "loftr": self.loftr_targets(), "posfeat": self.pf_targets(), "shiftfocal": self.sf_targets()}
+        parts = (self.sfm, self.depth, self.dataset, self.loftr, self.posfeat, self.shiftfocal)
+        return {family: part.targets() for family, part in zip(FAMILIES, parts)}
 
     def summary_inputs(self, wildcards: Any = None) -> list[str]:
         """What the summary tabulates: every configured stage's result files."""

@@ -12,7 +12,8 @@ import yaml
 
 from testkit import REPO
 from matchforge.config_schema import validate_config
-from matchforge.workflow import Workflow, one_of
+from matchforge.workflow.base import one_of
+from matchforge.workflow.glue import Workflow
 
 
 class Inputs(dict):
@@ -57,100 +58,100 @@ def test_wildcard_constraints_match_exactly_the_configured_names(wf):
     assert all(pattern.match(n) for n in ["demo_train", "demo_test", "reichstag", "megadepth1500", "demo_loc"])
     assert not pattern.match("demo") and not pattern.match("demo_train_x") and not pattern.match("demo.test")
     assert re.match(f"^(?:{wf.constraint('localization_testset')})$", "demo_loc")
-    assert wf.names()["pf_matched"] == ["homography", "demo_test", "demo_loc"]
-    assert wf.names()["pf_reconstruction"] == ["sacre_coeur"]
+    assert wf.names()["posfeat_matched"] == ["homography", "demo_test", "demo_loc"]
+    assert wf.names()["posfeat_reconstruction"] == ["sacre_coeur"]
     assert one_of([]) == "(?!)" and not re.match(f"^(?:{one_of([])})$", "")
     assert one_of(["a.b"]) == r"a\.b"
 
 
 def test_loftr_training_options_and_initial_weights(wf):
-    conf = wf.loftr_train_conf("demo_ds_ft")
+    conf = wf.loftr.train_conf("demo_ds_ft")
     assert not {"testsets", "gpus", "eval_gpus"} & set(conf)  # the workflow's keys retrain nothing
     assert conf["init_weights"] == "results/models/loftr/demo_ds/weights.pt"  # another run: its weights, built first
-    assert wf.loftr_init_input(SimpleNamespace(run="demo_ds_ft")) == {"init": "results/models/loftr/demo_ds/weights.pt"}
-    assert wf.loftr_init_input(SimpleNamespace(run="demo_ds")) == {}
-    assert wf.loftr_before_matches(SimpleNamespace(run="demo_ds_ft", testset="demo_test")) == \
+    assert wf.loftr.init_input(SimpleNamespace(run="demo_ds_ft")) == {"init": "results/models/loftr/demo_ds/weights.pt"}
+    assert wf.loftr.init_input(SimpleNamespace(run="demo_ds")) == {}
+    assert wf.loftr.before_matches(SimpleNamespace(run="demo_ds_ft", testset="demo_test")) == \
         {"before": "results/eval/matches/loftr/demo_ds/demo_test.h5"}  # matched once, by demo_ds's own rule
-    assert wf.loftr_before_matches(SimpleNamespace(run="demo_ds", testset="demo_test")) == {}
-    params = json.loads(wf.loftr_train_params(SimpleNamespace(run="demo_ds")))
-    engine = json.loads(wf.loftr_engine(SimpleNamespace(run="demo_ds")))
+    assert wf.loftr.before_matches(SimpleNamespace(run="demo_ds", testset="demo_test")) == {}
+    params = json.loads(wf.loftr.train_params(SimpleNamespace(run="demo_ds")))
+    engine = json.loads(wf.loftr.engine(SimpleNamespace(run="demo_ds")))
     assert "num_workers" in engine and "num_workers" not in params and params["img_resize"] == 320
 
 
 def test_a_released_weight_name_is_matched_by_name():
     wf = Workflow(demo_config(loftr__runs__demo_ds_ft__train__init_weights="outdoor"))
     wc = SimpleNamespace(run="demo_ds_ft", testset="demo_test")
-    assert wf.loftr_init_input(wc) == {}  # nothing to build or find: kornia downloads it in the job
-    assert json.loads(wf.loftr_init_matcher(wc, Inputs()))["weights"] == "outdoor"
-    assert wf.loftr_before_matches(wc) == {"before": "results/eval/matches/loftr-init/demo_ds_ft/demo_test.h5"}
-    assert wf.loftr_train_conf("demo_ds_ft")["init_weights"] == "outdoor"
+    assert wf.loftr.init_input(wc) == {}  # nothing to build or find: kornia downloads it in the job
+    assert json.loads(wf.loftr.init_matcher(wc, Inputs()))["weights"] == "outdoor"
+    assert wf.loftr.before_matches(wc) == {"before": "results/eval/matches/loftr-init/demo_ds_ft/demo_test.h5"}
+    assert wf.loftr.train_conf("demo_ds_ft")["init_weights"] == "outdoor"
 
 
 def test_loftr_process_layout():
     wf = Workflow(demo_config(loftr__runs__demo_ds__train__devices="auto"))
     wc = SimpleNamespace(run="demo_ds")
-    assert (wf.loftr_tasks_per_node(wc), wf.loftr_nodes(wc), wf.loftr_mpi(wc)) == (1, 1, None)
+    assert (wf.loftr.tasks_per_node(wc), wf.loftr.nodes(wc), wf.loftr.mpi(wc)) == (1, 1, None)
     wf = Workflow(demo_config(loftr__runs__demo_ds__train__devices=2, loftr__runs__demo_ds__train__num_nodes=3))
-    assert (wf.loftr_tasks_per_node(wc), wf.loftr_nodes(wc), wf.loftr_mpi(wc)) == (2, 3, "srun")
-    assert wf.loftr_batch(wc) == "1x2x3" and wf.loftr_threads(wc) == 1  # num_workers 0: the main process only
+    assert (wf.loftr.tasks_per_node(wc), wf.loftr.nodes(wc), wf.loftr.mpi(wc)) == (2, 3, "srun")
+    assert wf.loftr.batch(wc) == "1x2x3" and wf.loftr.threads(wc) == 1  # num_workers 0: the main process only
 
 
 def test_test_set_inputs_and_arguments(wf):
-    assert wf.loftr_testset_inputs(SimpleNamespace(testset="demo_test")) == {"dataset": "results/datasets/demo/dataset.json"}
-    assert wf.loftr_testset_inputs(SimpleNamespace(testset="reichstag")) == {}
-    loc = wf.loftr_testset_inputs(SimpleNamespace(testset="demo_loc"))
+    assert wf.loftr.testset_inputs(SimpleNamespace(testset="demo_test")) == {"dataset": "results/datasets/demo/dataset.json"}
+    assert wf.loftr.testset_inputs(SimpleNamespace(testset="reichstag")) == {}
+    loc = wf.loftr.testset_inputs(SimpleNamespace(testset="demo_loc"))
     assert loc == {"dataset": "results/datasets/demo/dataset.json", "sfm": "results/sacre_coeur/sfm/stats.json",
                    "query_pairs": "results/eval/localization/demo_loc/pairs-query.txt"}  # retrieved once, read by all
     demo_loc = SimpleNamespace(testset="demo_loc")
-    assert "query_pairs" not in wf.loc_pairs_inputs(demo_loc)
-    assert json.loads(wf.loc_pairs_conf(demo_loc)) == {"dataset": "results/datasets/demo/dataset.json", "query_k": 2,
+    assert "query_pairs" not in wf.localization.pairs_inputs(demo_loc)
+    assert json.loads(wf.localization.pairs_conf(demo_loc)) == {"dataset": "results/datasets/demo/dataset.json", "query_k": 2,
                                                       "retrieval": "visual", "scene": "sacre_coeur", "seed": 0,
                                                       "sfm": "results/sacre_coeur/sfm"}  # no scoring option
-    assert wf.loftr_dataset_arg(None, Inputs(dataset="d.json")) == "--dataset d.json"
-    assert wf.loftr_dataset_arg(None, Inputs()) == ""
-    matching = json.loads(wf.loftr_matching_conf(SimpleNamespace(testset="demo_test")))
+    assert wf.loftr.dataset_arg(None, Inputs(dataset="d.json")) == "--dataset d.json"
+    assert wf.loftr.dataset_arg(None, Inputs()) == ""
+    matching = json.loads(wf.loftr.matching_conf(SimpleNamespace(testset="demo_test")))
     assert "ransac_thresh" not in matching and matching["img_resize"] == 480  # scoring options rerun only scoring
-    assert json.loads(wf.loftr_testset_conf(SimpleNamespace(testset="demo_test")))["ransac_thresh"] == 0.5
-    assert json.loads(wf.sift_ratio_matcher(None)) == {"name": "sift", "max_keypoints": 4096, "ratio": 0.8, "img_resize": None}
-    assert wf.sift_ratio_label() == "sift (mutual NN + ratio 0.8, 4096 kp)"
+    assert json.loads(wf.loftr.testset_conf(SimpleNamespace(testset="demo_test")))["ransac_thresh"] == 0.5
+    assert json.loads(wf.loftr.baseline_matcher(None)) == {"name": "sift", "max_keypoints": 4096, "ratio": 0.8, "img_resize": None}
+    assert wf.loftr.baseline_label() == "sift (mutual NN + ratio 0.8, 4096 kp)"
 
 
 def test_posfeat_run_options_and_test_sets(wf):
-    conf = wf.pf_run_conf("demo")
+    conf = wf.posfeat.run_conf("demo")
     assert conf["model"]["arch"] == "resnet18" and conf["desc"]["steps"] == 4 and conf["init_weights"] is None
-    assert wf.pf_testset("demo_test")["dataset"] == "results/datasets/demo/dataset.json"
-    rec = wf.pf_testset("sacre_coeur")
+    assert wf.posfeat.testset("demo_test")["dataset"] == "results/datasets/demo/dataset.json"
+    rec = wf.posfeat.testset("sacre_coeur")
     assert (rec["images"], rec["sparse"]) == ("results/sacre_coeur/sfm/images", "results/sacre_coeur/sfm/sparse")
     assert "scene" not in rec
-    assert wf.pf_testset_input(SimpleNamespace(pftestset="sacre_coeur")) == "results/sacre_coeur/sfm/images"
-    assert wf.pf_testset_input(SimpleNamespace(pftestset="homography")) == ["resources/testsets/homography"]
-    assert wf.pf_compare(SimpleNamespace(pftestset="homography")) == {"sift": "results/eval/sift/mnn/homography.json"}
-    assert wf.pf_compare(SimpleNamespace(pftestset="demo_test")) == {}
-    assert wf.pf_train_args(SimpleNamespace(pfrun="demo")) == "--dataset results/datasets/demo/dataset.json"
-    assert json.loads(wf.sift_extract_conf(None)) == {"max_size": 480, "num_pts": 2048, "method": "sift"}
+    assert wf.posfeat.testset_input(SimpleNamespace(posfeat_testset="sacre_coeur")) == "results/sacre_coeur/sfm/images"
+    assert wf.posfeat.testset_input(SimpleNamespace(posfeat_testset="homography")) == ["resources/testsets/homography"]
+    assert wf.posfeat.compare(SimpleNamespace(posfeat_testset="homography")) == {"sift": "results/eval/sift/mnn/homography.json"}
+    assert wf.posfeat.compare(SimpleNamespace(posfeat_testset="demo_test")) == {}
+    assert wf.posfeat.train_args(SimpleNamespace(posfeat_run="demo")) == "--dataset results/datasets/demo/dataset.json"
+    assert json.loads(wf.posfeat.sift_extract_conf(None)) == {"max_size": 480, "num_pts": 2048, "method": "sift"}
 
 
 def test_posfeat_initial_weights_from_another_run():
     runs = {"demo": {"dataset": "demo", "testsets": []}, "second": {"dataset": "demo", "train": {"init_weights": "demo"}},
             "fresh": {"dataset": "demo", "train": {"init_weights": None}}}
     wf = Workflow(demo_config(posfeat__runs=runs))
-    assert wf.pf_init_file("second") == "results/models/posfeat/demo/kp/model.pt"
-    assert wf.pf_train_inputs(SimpleNamespace(pfrun="second"))["init_weights"] == "results/models/posfeat/demo/kp/model.pt"
-    assert wf.pf_init_file("fresh") is None
+    assert wf.posfeat.init_file("second") == "results/models/posfeat/demo/kp/model.pt"
+    assert wf.posfeat.train_inputs(SimpleNamespace(posfeat_run="second"))["init_weights"] == "results/models/posfeat/demo/kp/model.pt"
+    assert wf.posfeat.init_file("fresh") is None
 
 
 def test_shiftfocal_options_inputs_and_targets(wf):
-    src = json.loads(wf.sf_source_conf(SimpleNamespace(source="sacre_coeur")))
+    src = json.loads(wf.shiftfocal.source_conf(SimpleNamespace(source="sacre_coeur")))
     assert (src["max_side"], src["min_valid"], src["holdout"]) == (320, 0.0, 0.0)  # the source's own on the data section
-    assert wf.sf_data_inputs(SimpleNamespace(source="sacre_coeur"))["h5"] == "results/sacre_coeur/depth/h5"
-    assert wf.sf_data_args(SimpleNamespace(source="tum_rgbd")) == "--path resources/testsets/tum_rgbd"
-    assert wf.sf_train_inputs(SimpleNamespace(sfrun="demo")) == \
+    assert wf.shiftfocal.data_inputs(SimpleNamespace(source="sacre_coeur"))["h5"] == "results/sacre_coeur/depth/h5"
+    assert wf.shiftfocal.data_args(SimpleNamespace(source="tum_rgbd")) == "--path resources/testsets/tum_rgbd"
+    assert wf.shiftfocal.train_inputs(SimpleNamespace(shiftfocal_run="demo")) == \
         {"data": ["results/shiftfocal/data/tum_rgbd", "results/shiftfocal/data/sacre_coeur"]}
     runs = {"demo": {"sources": ["tum_rgbd"]}, "more": {"sources": ["tum_rgbd"], "train": {"init_weights": "demo"}}}
     wf2 = Workflow(demo_config(shiftfocal__runs=runs))
-    assert wf2.sf_train_inputs(SimpleNamespace(sfrun="more"))["init"] == \
+    assert wf2.shiftfocal.train_inputs(SimpleNamespace(shiftfocal_run="more"))["init"] == \
         ["results/models/shiftfocal/demo/focal.pt", "results/models/shiftfocal/demo/shift.pt"]
-    assert wf.sf_targets() == ["results/eval/shiftfocal/demo/tum_rgbd.json", "results/models/shiftfocal/demo/metrics.json"]
+    assert wf.shiftfocal.targets() == ["results/eval/shiftfocal/demo/tum_rgbd.json", "results/models/shiftfocal/demo/metrics.json"]
 
 
 def test_default_targets_and_summary(wf):
@@ -171,10 +172,10 @@ def test_default_targets_and_summary(wf):
 
 def test_dataset_listing_is_the_same_for_a_reordered_config():
     a = Workflow(demo_config(datasets__demo__scenes=["sacre_coeur"]))
-    assert json.loads(a.dataset_listing(SimpleNamespace(dataset="demo")))["sacre_coeur"]["depth"] == "results/sacre_coeur/depth/h5"
+    assert json.loads(a.dataset.listing(SimpleNamespace(dataset="demo")))["sacre_coeur"]["depth"] == "results/sacre_coeur/depth/h5"
     config = demo_config()
     config["datasets"]["demo"] = dict(reversed(list(config["datasets"]["demo"].items())))
-    assert Workflow(config).dataset_conf(SimpleNamespace(dataset="demo")) == a.dataset_conf(SimpleNamespace(dataset="demo"))
+    assert Workflow(config).dataset.conf(SimpleNamespace(dataset="demo")) == a.dataset.conf(SimpleNamespace(dataset="demo"))
 
 
 class _Resource:
@@ -216,4 +217,4 @@ def test_paths_derived_from_a_jobs_files(wf):
     assert wf.output_folder("model", up=2)(None, output) == "results/models/posfeat/demo"
     assert wf.output_stem("json")(None, output) == "results/eval/shiftfocal/demo/tum_rgbd"
     assert wf.input_folder("focal")(None, Inputs(focal="results/models/shiftfocal/demo/focal.pt")) == "results/models/shiftfocal/demo"
-    assert wf.shape_sparse_arg(None, Inputs(sparse="s")) == "--sparse s" and wf.shape_sparse_arg(None, Inputs()) == ""
+    assert wf.depth.shape_sparse_arg(None, Inputs(sparse="s")) == "--sparse s" and wf.depth.shape_sparse_arg(None, Inputs()) == ""
