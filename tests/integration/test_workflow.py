@@ -116,7 +116,7 @@ def test_planning_imports_neither_torch_nor_lightning():
     code = "import sys\n" + "".join(f"import {m}\n" for m in modules) + \
         "print(sorted(m for m in ('torch', 'lightning', 'kornia', 'pycolmap') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert "matchforge.workflow" in modules and out.strip() == "[]", (modules, out)  # the glue and all it imports
+    assert "matchforge.workflow.glue" in modules and out.strip() == "[]", (modules, out)  # the glue and all it imports
 
 
 def job_resources(proc: subprocess.CompletedProcess) -> dict[tuple[str, str], dict[str, str]]:
