@@ -46,4 +46,4 @@ bench: demo
 	if [ -n "$$failed" ]; then echo "target missed or crashed:$$failed"; exit 1; fi
 
 clean:
-	rm -rf results logs benchmarks .snakemake
+	rm -rf results logs .snakemake

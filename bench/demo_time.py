@@ -2,7 +2,7 @@
 
 Runs ``snakemake --cores 2`` with the shipped config in a scratch copy of the working directory (as ``make demo``
 does, without the report), then prints the wall time against the README's stated figure and the rules that
-took longest (Snakemake's own ``benchmarks/`` files). Run it on an idle machine: other load
+took longest (Snakemake's own ``benchmark:`` files, ``logs/timings/``). Run it on an idle machine: other load
 on the 2 cores shows up one for one.
 
 Target (exit status 1 when missed): wall time <= TARGET_MIN minutes, so that the README's promise of 10 minutes
@@ -43,8 +43,9 @@ def main() -> None:
     wall = time.perf_counter() - t0
     if proc.returncode:
         sys.exit(f"the demo failed:\n{proc.stderr[-4000:]}")
-    rows = [pd.read_csv(f, sep="\t").assign(job=str(f.relative_to(work / "benchmarks").with_suffix("")))
-            for f in (work / "benchmarks").rglob("*.tsv")]
+    timings = work / "logs" / "timings"
+    rows = [pd.read_csv(f, sep="\t").assign(job=str(f.relative_to(timings).with_suffix("")))
+            for f in timings.rglob("*.tsv")]
     table = pd.concat(rows) if rows else pd.DataFrame(columns=["job", "s"])
     print(f"demo DAG on {args.cores} cores: {wall / 60:.1f} min wall ({len(table)} jobs with a benchmark file, "
           f"{table['s'].sum() / 60:.1f} job-minutes); target <= {TARGET_MIN:g} min: ratio {wall / 60 / TARGET_MIN:.2f}")

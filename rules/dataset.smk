@@ -20,7 +20,7 @@ rule scene_info:
     conda:
         "../envs/sfm.yaml"
     benchmark:
-        "benchmarks/{scene}/scene_info.tsv"
+        "logs/timings/{scene}/scene_info.tsv"
     resources:
         mem_mb=wf.scene_resources("scene_info", "mem_mb"),
         runtime=wf.scene_resources("scene_info", "runtime"),

@@ -23,7 +23,7 @@ rule depth_predict:
     conda:
         "../envs/train.yaml"
     benchmark:
-        "benchmarks/{scene}/depth_predict.tsv"
+        "logs/timings/{scene}/depth_predict.tsv"
     threads: 2
     resources:
         gpu=1,
@@ -48,7 +48,7 @@ rule depth_align:
     conda:
         "../envs/sfm.yaml"
     benchmark:
-        "benchmarks/{scene}/depth_align.tsv"
+        "logs/timings/{scene}/depth_align.tsv"
     resources:
         mem_mb=wf.scene_resources("depth_align", "mem_mb"),
         runtime=wf.scene_resources("depth_align", "runtime"),
@@ -71,7 +71,7 @@ rule depth_consistency:
     conda:
         "../envs/sfm.yaml"
     benchmark:
-        "benchmarks/{scene}/depth_consistency.tsv"
+        "logs/timings/{scene}/depth_consistency.tsv"
     resources:
         mem_mb=wf.scene_resources("depth_consistency", "mem_mb"),
         runtime=wf.scene_resources("depth_consistency", "runtime"),
@@ -98,7 +98,7 @@ rule depth_qa:
     conda:
         "../envs/sfm.yaml"
     benchmark:
-        "benchmarks/{scene}/depth_qa.tsv"
+        "logs/timings/{scene}/depth_qa.tsv"
     resources:
         mem_mb=4000,
     shell:
@@ -127,7 +127,7 @@ rule depth_predict_single:
     conda:
         "../envs/train.yaml"
     benchmark:
-        "benchmarks/{scene}/depth_predict.tsv"
+        "logs/timings/{scene}/depth_predict.tsv"
     threads: 2
     resources:
         gpu=1,
@@ -155,7 +155,7 @@ rule depth_shape:
     conda:
         "../envs/train.yaml"
     benchmark:
-        "benchmarks/{scene}/depth_shape.tsv"
+        "logs/timings/{scene}/depth_shape.tsv"
     resources:
         gpu=1,
         mem_mb=4000,

@@ -26,7 +26,7 @@ rule loftr_train:
     log:
         "logs/loftr/{run}/train.log",
     benchmark:
-        "benchmarks/loftr/{run}/train.tsv"
+        "logs/timings/loftr/{run}/train.tsv"
     threads: wf.loftr.threads
     resources:
         engine=wf.loftr.engine,
@@ -67,7 +67,7 @@ rule loftr_match:
     log:
         "logs/loftr/{run}/match_{testset}.log",
     benchmark:
-        "benchmarks/loftr/{run}/match_{testset}.tsv"
+        "logs/timings/loftr/{run}/match_{testset}.tsv"
     resources:
         gpu=wf.loftr.eval_gpus,
         mem_mb=8000,
@@ -91,7 +91,7 @@ use rule loftr_match as loftr_init_match with:
     log:
         "logs/loftr/{run}/match_init_{testset}.log",
     benchmark:
-        "benchmarks/loftr/{run}/match_init_{testset}.tsv"
+        "logs/timings/loftr/{run}/match_init_{testset}.tsv"
 
 
 rule loftr_score:
@@ -132,7 +132,7 @@ rule sift_ratio_match:
     log:
         "logs/sift/ratio/match_{testset}.log",
     benchmark:
-        "benchmarks/sift/ratio/match_{testset}.tsv"
+        "logs/timings/sift/ratio/match_{testset}.tsv"
     resources:
         mem_mb=4000,
     conda:
@@ -179,7 +179,7 @@ rule localization_pairs:
     log:
         "logs/localization/pairs_{testset}.log",
     benchmark:
-        "benchmarks/localization/pairs_{testset}.tsv"
+        "logs/timings/localization/pairs_{testset}.tsv"
     resources:
         mem_mb=4000,
     conda:
@@ -202,7 +202,7 @@ rule loftr_localize:
     log:
         "logs/loftr/{run}/localize_{testset}.log",
     benchmark:
-        "benchmarks/loftr/{run}/localize_{testset}.tsv"
+        "logs/timings/loftr/{run}/localize_{testset}.tsv"
     resources:
         mem_mb=4000,
     conda:
@@ -224,5 +224,5 @@ use rule loftr_localize as sift_ratio_localize with:
     log:
         "logs/sift/ratio/localize_{testset}.log",
     benchmark:
-        "benchmarks/sift/ratio/localize_{testset}.tsv"
+        "logs/timings/sift/ratio/localize_{testset}.tsv"
 

@@ -24,7 +24,7 @@ rule posfeat_desc:
     conda:
         "../envs/train.yaml"
     benchmark:
-        "benchmarks/posfeat/{posfeat_run}/desc.tsv"
+        "logs/timings/posfeat/{posfeat_run}/desc.tsv"
     threads: 2  # fits a small node; more with --set-threads posfeat_desc=8 (capped by --cores locally)
     resources:
         engine=wf.posfeat.engine,
@@ -51,7 +51,7 @@ rule posfeat_kp:
     conda:
         "../envs/train.yaml"
     benchmark:
-        "benchmarks/posfeat/{posfeat_run}/kp.tsv"
+        "logs/timings/posfeat/{posfeat_run}/kp.tsv"
     threads: 2  # fits a small node; more with --set-threads posfeat_desc=8 (capped by --cores locally)
     resources:
         engine=wf.posfeat.engine,
@@ -76,7 +76,7 @@ rule posfeat_extract:
     conda:
         "../envs/train.yaml"
     benchmark:
-        "benchmarks/posfeat/{posfeat_run}/extract_{posfeat_testset}.tsv"
+        "logs/timings/posfeat/{posfeat_run}/extract_{posfeat_testset}.tsv"
     resources:
         gpu=1,
         mem_mb=8000,
@@ -98,7 +98,7 @@ rule sift_extract:
     conda:
         "../envs/sfm.yaml"
     benchmark:
-        "benchmarks/sift/mnn/extract_{posfeat_testset}.tsv"
+        "logs/timings/sift/mnn/extract_{posfeat_testset}.tsv"
     resources:
         mem_mb=4000,
     shell:
@@ -198,7 +198,7 @@ rule posfeat_reconstruct:
     conda:
         "../envs/sfm.yaml"
     benchmark:
-        "benchmarks/posfeat/{posfeat_run}/reconstruct_{posfeat_testset}.tsv"
+        "logs/timings/posfeat/{posfeat_run}/reconstruct_{posfeat_testset}.tsv"
     resources:
         mem_mb=8000,
     shell:
@@ -218,5 +218,5 @@ use rule posfeat_reconstruct as sift_mnn_reconstruct with:
     log:
         "logs/sift/mnn/reconstruct_{posfeat_testset}.log",
     benchmark:
-        "benchmarks/sift/mnn/reconstruct_{posfeat_testset}.tsv"
+        "logs/timings/sift/mnn/reconstruct_{posfeat_testset}.tsv"
 

@@ -22,7 +22,7 @@ checkpoint sfm:
     conda:
         "../envs/sfm.yaml"
     benchmark:
-        "benchmarks/{scene}/sfm.tsv"
+        "logs/timings/{scene}/sfm.tsv"
     threads: 2  # fits a small node; more with --set-threads sfm=16 (docs/slurm.md; capped by --cores locally)
     resources:
         mem_mb=wf.scene_resources("sfm", "mem_mb"),  # grow with the photo count (docs/slurm.md)

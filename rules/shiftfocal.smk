@@ -21,7 +21,7 @@ rule shiftfocal_data:
     conda:
         "../envs/sfm.yaml"
     benchmark:
-        "benchmarks/shiftfocal/data_{source}.tsv"
+        "logs/timings/shiftfocal/data_{source}.tsv"
     resources:
         mem_mb=4000,
     shell:
@@ -46,7 +46,7 @@ rule shiftfocal_train:
     conda:
         "../envs/train.yaml"
     benchmark:
-        "benchmarks/shiftfocal/train_{shiftfocal_run}.tsv"
+        "logs/timings/shiftfocal/train_{shiftfocal_run}.tsv"
     threads: 2
     resources:
         engine=wf.shiftfocal.engine,
@@ -77,7 +77,7 @@ rule shiftfocal_eval:
     conda:
         "../envs/sfm.yaml"
     benchmark:
-        "benchmarks/shiftfocal/eval_{shiftfocal_run}_{source}.tsv"
+        "logs/timings/shiftfocal/eval_{shiftfocal_run}_{source}.tsv"
     resources:
         mem_mb=4000,
     shell:
