@@ -1,6 +1,6 @@
 """CPU time of a no-op `snakemake -n` on the finished demo (issue 33): what every `snakemake` call costs.
 
-    .venv/bin/python bench/plan_noop.py [--runs 3]     # after `make demo` (results/ complete)
+    .venv/bin/python bench/plan_noop.py [--runs 3] [--workdir DIR]   # after `make demo` (results/ complete)
 
 Measures the CPU seconds (user + system, the child process) of `snakemake -n` in the repository, nothing to do,
 and in the same run the floor: Snakemake alone on a Snakefile with one rule (its imports and plugin registry).
@@ -35,6 +35,8 @@ def cpu_seconds(args: list[str], cwd: Path) -> tuple[float, str]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--workdir", type=Path, default=REPO,
+                    help="a finished demo (default: the repository; e.g. the folder bench/demo_time.py --keep left)")
     args = ap.parse_args()
     snakemake = str(Path(sys.executable).with_name("snakemake"))
     floor_dir = Path(tempfile.mkdtemp())
@@ -42,7 +44,8 @@ def main() -> None:
     (floor_dir / "x").touch()
     ours, floor = [], []
     for _ in range(args.runs):
-        seconds, said = cpu_seconds([snakemake, "-n", "--cores", "1"], REPO)
+        seconds, said = cpu_seconds([snakemake, "-n", "--cores", "1", "--snakefile", str(REPO / "Snakefile"),
+                                     "--directory", str(args.workdir)], args.workdir)
         if "Nothing to be done" not in said:
             sys.exit(f"the demo is not finished (`snakemake -n` plans jobs:\n{said[-1500:]}); run `make demo` first")
         ours.append(seconds)

@@ -16,10 +16,10 @@ class DatasetGlue(Part):
         """The size ground-truth matches of ``scene`` are counted at when ``scene_info.gt_img_resize`` is null: the
         smallest training ``img_resize`` of the LoFTR runs whose dataset holds the scene, else of those datasets'
         ``loftr.img_resize``, else 640."""
-        datasets = [d for d, spec in self.section.items() if scene in spec["scenes"]]
+        datasets = [d for d, spec in self.section.root.items() if scene in spec.scenes]
         loftr = self.wf.loftr
-        runs = [loftr.options(r)["img_resize"] for r, spec in loftr.section["runs"].items() if spec.get("dataset") in datasets]
-        sizes = runs or [self.section[d]["loftr"]["img_resize"] for d in datasets]
+        runs = [loftr.options(r)["img_resize"] for r, spec in loftr.section.runs.items() if spec.dataset in datasets]
+        sizes = runs or [self.section.root[d].loftr.img_resize for d in datasets]
         return int(min(sizes)) if sizes else 640
 
     def scene_info_params(self, wc: Any) -> str:
@@ -30,7 +30,7 @@ class DatasetGlue(Part):
         return to_json(conf)
 
     def scenes(self, wc: Any) -> list[str]:
-        return self.section[wc.dataset]["scenes"]
+        return self.section.root[wc.dataset].scenes
 
     def inputs(self, wc: Any) -> dict[str, list[str]]:
         scenes = self.scenes(wc)
@@ -48,7 +48,7 @@ class DatasetGlue(Part):
                             "depth": A.DEPTH_H5.of(scene=s)} for s in self.scenes(wc)})
 
     def conf(self, wc: Any) -> str:
-        return to_json(self.section[wc.dataset])
+        return to_json(self.section.root[wc.dataset].to_dict())
 
     def targets(self) -> list[str]:
         return [a.of(dataset=d) for d in self.wf.datasets for a in (A.DATASET, A.DATASET_GLUEFACTORY)]

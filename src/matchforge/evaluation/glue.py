@@ -15,19 +15,19 @@ class LocalizationGlue(Part):
 
     @property
     def testsets(self) -> dict[str, Any]:
-        return self.section["testsets"]
+        return self.section.testsets
 
     def spec(self, name: str) -> dict[str, Any]:
         """What a localization job reads (:class:`matchforge.evaluation.config.LocalizationJob`): the test set with
         workflow paths: own scene (the dataset.json, the scene's SfM, its metres per unit) or an Aachen-layout folder
         as given."""
-        ts = {k: v for k, v in self.testsets[name].items() if k != "type"}  # the job's type: localization
-        if self.testsets[name]["type"] == "aachen":
+        ts = {k: v for k, v in self.testsets[name].to_dict().items() if k != "type"}  # the job's type: localization
+        if self.testsets[name].type == "aachen":
             return {"type": "localization", **ts}
-        scene = ts["scene"] or self.config["datasets"][ts["dataset"]]["scenes"][0]
+        scene = ts["scene"] or self.wf.typed.datasets.root[ts["dataset"]].scenes[0]
         retrieved = {"query_pairs": self.pairs(name)} if ts["retrieval"] == "visual" else {}
         return {"type": "localization", "dataset": A.DATASET.of(dataset=ts["dataset"]), "sfm": A.SFM.of(scene=scene),
-                "scene": scene, "metres_per_unit": self.config["scenes"][scene]["metres_per_unit"],
+                "scene": scene, "metres_per_unit": self.wf.typed.scenes[scene].metres_per_unit,
                 **{k: v for k, v in ts.items() if k not in ("dataset", "scene")}, **retrieved}
 
     @staticmethod

@@ -24,17 +24,17 @@ class LoFTRGlue(Part):
 
     @property
     def runs(self) -> list[str]:
-        return list(self.section["runs"])
+        return list(self.section.runs)
 
     @property
     def testsets(self) -> list[str]:
-        return list(self.section["testsets"])
+        return list(self.section.testsets)
 
     # --- training -----------------------------------------------------------------------------------------
 
     def options(self, run: str) -> dict[str, Any]:
         """A run's training options: loftr.train with the run's own ``train`` on top."""
-        return run_train(self.section, run)
+        return run_train(self.config["loftr"], run)
 
     def layout(self, wc: Any) -> tuple[int, int]:
         """(processes per node, nodes) of a training run: its ``devices`` (an int > 0, else 1) and ``num_nodes``."""
@@ -60,22 +60,22 @@ class LoFTRGlue(Part):
         return self.options(wc.run)["num_workers"] + 1
 
     def gpus(self, wc: Any) -> int:
-        return self.section["runs"][wc.run]["gpus"]
+        return self.section.runs[wc.run].gpus
 
     def eval_gpus(self, wc: Any) -> int:
-        return self.section["runs"][wc.run]["eval_gpus"]
+        return self.section.runs[wc.run].eval_gpus
 
     def init_file(self, run: str) -> str | None:
         """The file a run starts from: another run's weights.pt (built first), a path, or None (kornia name, no init)."""
         init = self.options(run)["init_weights"]
         if not init or (init in PRETRAINED and not Path(init).exists()):
             return None
-        return A.LOFTR_WEIGHTS.of(run=init) if init in self.section["runs"] else init
+        return A.LOFTR_WEIGHTS.of(run=init) if init in self.section.runs else init
 
     def train_conf(self, run: str) -> dict[str, Any]:
         """What a run's training job parses (matchforge.loftr.config.LoFTRRunConfig): its training data and options,
         init_weights as a file."""
-        entry = self.section["runs"][run]
+        entry = self.section.runs[run].to_dict()
         conf = {**{k: entry[k] for k in DATA_KEYS if entry.get(k)}, **self.options(run)}
         conf["init_weights"] = self.init_file(run) or conf["init_weights"]
         return conf
@@ -95,21 +95,21 @@ class LoFTRGlue(Part):
     def train_inputs(self, wc: Any) -> dict[str, Any]:
         """The dataset.json of a matchforge dataset, or the index lists of a MegaDepth or ScanNet run (its images
         are the user's)."""
-        rc = self.section["runs"][wc.run]
-        if rc.get("dataset"):
-            return {"dataset": A.DATASET.of(dataset=rc["dataset"])}
-        if rc.get("megadepth"):
-            md = rc["megadepth"]
-            return {"index": present(md["list"], *([md["val"]["list"]] if md.get("val") else []))}
-        sc = rc["scannet"]
-        val = [sc["val"]["list"], sc["val"]["intrinsics"]] if sc.get("val") else []
-        return {"index": present(sc["list"], sc["intrinsics"], *val)}
+        rc = self.section.runs[wc.run]
+        if rc.dataset:
+            return {"dataset": A.DATASET.of(dataset=rc.dataset)}
+        if rc.megadepth:
+            md = rc.megadepth
+            return {"index": present(md.list_, *([md.val.list_] if md.val else []))}
+        sc = rc.scannet
+        val = [sc.val.list_, sc.val.intrinsics] if sc.val else []
+        return {"index": present(sc.list_, sc.intrinsics, *val)}
 
     def init_input(self, wc: Any) -> dict[str, str]:
         """The initial weights: another run's weights.pt (built first) or an existing file (a missing one fails
         the job)."""
         init = self.init_file(wc.run)
-        built = self.options(wc.run)["init_weights"] in self.section["runs"]
+        built = self.options(wc.run)["init_weights"] in self.section.runs
         return {"init": init} if init and (built or present(init)) else {}
 
     def init_weights(self, wc: Any, input: Any) -> str:
@@ -122,7 +122,7 @@ class LoFTRGlue(Part):
         init = self.options(wc.run)["init_weights"]
         if not init:
             return {}
-        if init in self.section["runs"]:
+        if init in self.section.runs:
             return {"before": A.LOFTR_MATCHES.of(run=init, testset=wc.testset)}
         return {"before": A.LOFTR_INIT_MATCHES.of(run=wc.run, testset=wc.testset)}
 
@@ -131,7 +131,7 @@ class LoFTRGlue(Part):
     def testset_spec(self, name: str) -> dict[str, Any]:
         """A test set LoFTR and the SIFT baseline are evaluated on: an entry of loftr.testsets or a localization set."""
         loc = self.wf.localization
-        return loc.spec(name) if name in loc.testsets else self.section["testsets"][name]
+        return loc.spec(name) if name in loc.testsets else self.section.testsets[name].to_dict()
 
     def testset_conf(self, wc: Any) -> str:
         return to_json(self.testset_spec(wc.testset))
@@ -145,8 +145,8 @@ class LoFTRGlue(Part):
         produced by the workflow."""
         if wc.testset in self.wf.localization.testsets:
             return self.wf.localization.inputs(wc.testset)
-        ts = self.section["testsets"][wc.testset]
-        return {"dataset": A.DATASET.of(dataset=ts["dataset"])} if ts["type"] == "dataset" else {}
+        ts = self.section.testsets[wc.testset]
+        return {"dataset": A.DATASET.of(dataset=ts.dataset)} if ts.type == "dataset" else {}
 
     @staticmethod
     def dataset_arg(wc: Any, input: Any) -> str:
@@ -165,25 +165,25 @@ class LoFTRGlue(Part):
 
     def baseline_matcher(self, wc: Any) -> str:
         """The SIFT ratio baseline (loftr.baseline) as a matcher."""
-        return to_json({"name": "sift", **{k: v for k, v in self.section["baseline"].items() if k != "enabled"}})
+        return to_json({"name": "sift", **{k: v for k, v in self.section.baseline.to_dict().items() if k != "enabled"}})
 
     def baseline_label(self, wc: Any = None) -> str:
-        b = self.section["baseline"]
-        return f"sift (mutual NN + ratio {b['ratio']:g}, {b['max_keypoints']} kp)"
+        b = self.section.baseline
+        return f"sift (mutual NN + ratio {b.ratio:g}, {b.max_keypoints} kp)"
 
     def targets(self) -> list[str]:
         """Trained runs, their evaluations on available test sets, and the baseline on the same test sets."""
         out, used = [], set()
-        for run, rc in self.section["runs"].items():
+        for run, rc in self.section.runs.items():
             out.append(A.LOFTR_WEIGHTS.of(run=run))
-            for ts in rc["testsets"]:
-                if testset_available(self.section["testsets"][ts]):
+            for ts in rc.testsets:
+                if testset_available(self.section.testsets[ts].to_dict()):
                     out += [A.LOFTR_EVAL.of(run=run, testset=ts), A.LOFTR_EVAL_PICTURE.of(run=run, testset=ts)]
                     used.add(ts)
-        baseline = self.section["baseline"]["enabled"]
+        baseline = self.section.baseline.enabled
         if baseline:
             out += [a.of(testset=ts) for ts in sorted(used) for a in (A.SIFT_RATIO_EVAL, A.SIFT_RATIO_PICTURE)]
         for name in self.wf.localization.testsets:  # every run, and the SIFT baseline, localize on every localization set
-            out += [A.LOFTR_EVAL.of(run=run, testset=name) for run in self.section["runs"]]
+            out += [A.LOFTR_EVAL.of(run=run, testset=name) for run in self.section.runs]
             out += [A.SIFT_RATIO_EVAL.of(testset=name)] if baseline else []
         return out

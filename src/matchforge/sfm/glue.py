@@ -14,11 +14,12 @@ class SfMGlue(Part):
 
     def inputs(self, wc: Any) -> dict[str, list[str]]:
         """An existing COLMAP project's sparse model and database, when given and present."""
-        colmap = self.config["scenes"][wc.scene].get("colmap") or {}
-        return {k: present(colmap.get(k)) for k in ("sparse", "database")}
+        colmap = self.wf.typed.scenes[wc.scene].colmap
+        return {"sparse": present(colmap and colmap.sparse), "database": present(colmap and colmap.database)}
 
     def existing(self, wc: Any) -> str:
-        return to_json(self.config["scenes"][wc.scene].get("colmap") or {})
+        colmap = self.wf.typed.scenes[wc.scene].colmap
+        return to_json(colmap.to_dict() if colmap else {})
 
     def targets(self) -> list[str]:
         return [A.SFM_STATS.of(scene=s) for s in self.wf.sfm_scenes]

@@ -43,8 +43,9 @@ def run_engine_options(conf: dict[str, Any]) -> str:
 
 
 class Part:
-    """The glue of one stage or model family (``wf.loftr``, ``wf.depth``, ...): its config ``section`` (plain
-    options, every default filled in) and the whole workflow ``wf``, for what it shares with the others."""
+    """The glue of one stage or model family (``wf.loftr``, ``wf.depth``, ...): its config ``section`` in its typed
+    form (the model of :mod:`matchforge.config_file`, parsed once at planning) and the whole workflow ``wf``, for what
+    it shares with the others. Params are JSON of those models' plain options (``to_dict``)."""
 
     name: str = ""  # its config section
 
@@ -57,4 +58,4 @@ class Part:
 
     @property
     def section(self) -> Any:
-        return self.wf.config[self.name]
+        return getattr(self.wf.typed, self.name)

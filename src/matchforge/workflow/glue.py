@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, MutableMapping
 
 from matchforge.conf import CONFIG_ARGS_ENV, CONFIG_FILES_ENV, scene_conf, to_json
+from matchforge.config_file import ConfigFile
 from matchforge.config_schema import check_references, validate_config
 from matchforge.dataset.glue import DatasetGlue
 from matchforge.depth.glue import DepthGlue
@@ -50,14 +51,17 @@ def command_on_path(python: str = sys.executable) -> None:
 class Workflow:
     """The glue of every rule file, from one validated config; see the package docstring."""
 
-    def __init__(self, config: Mapping[str, Any], checkpoints: Any = None) -> None:
+    def __init__(self, config: Mapping[str, Any], checkpoints: Any = None, typed: ConfigFile | None = None) -> None:
+        """``config``: the plain options of the parsed config (:func:`prepare`); ``typed``: the parsed form itself
+        (parsed here when not given)."""
         self.config = config
+        self.typed = typed if typed is not None else ConfigFile.of(config)
         self.checkpoints = checkpoints
-        self.scenes: list[str] = list(config["scenes"])
+        self.scenes: list[str] = list(self.typed.scenes)
         # single_images scenes have no SfM: only depth (and the shape step) run on them.
-        self.single_scenes = [s for s in self.scenes if config["scenes"][s].get("single_images")]
+        self.single_scenes = [s for s, entry in self.typed.scenes.items() if entry.single_images]
         self.sfm_scenes = [s for s in self.scenes if s not in self.single_scenes]
-        self.datasets = list(config.get("datasets") or {})
+        self.datasets = list(self.typed.datasets.root)
         self._photo_signatures: dict[str, tuple[str, int]] = {}
         self.sfm = SfMGlue(self)
         self.depth = DepthGlue(self)
@@ -124,7 +128,7 @@ class Workflow:
         ``resources.<stage>.<key>`` when set, else the estimate from its photo count (matchforge.job_resources)."""
 
         def value(wc: Any) -> Any:
-            own = ((self.config["scenes"][wc.scene].get("resources") or {}).get(stage) or {}).get(key)
+            own = getattr((self.typed.scenes[wc.scene].resources or {}).get(stage), key, None)
             if own is not None:
                 return own
             backend = self.scene_conf(wc.scene, "depth")["backend"]
@@ -140,7 +144,7 @@ class Workflow:
             "dataset": self.datasets,
             "run": self.loftr.runs, "testset": self.loftr.testsets + localization,
             "loftr_testset": self.loftr.testsets, "localization_testset": localization,
-            "posfeat_run": list(self.posfeat.runs), "posfeat_testset": list(self.posfeat.section["testsets"]) + localization,
+            "posfeat_run": list(self.posfeat.runs), "posfeat_testset": list(self.posfeat.section.testsets) + localization,
             "posfeat_matched": self.posfeat.matched, "posfeat_reconstruction": self.posfeat.reconstruction,
             "source": list(self.shiftfocal.sources), "shiftfocal_run": list(self.shiftfocal.runs),
         }
@@ -187,10 +191,10 @@ class Workflow:
     def slurm_placement(self) -> dict[str, str | None]:
         """account, cpu_partition, gpu_partition (config ``slurm:`` first, then MATCHFORGE_SLURM_*; None = the
         cluster's default) and the --signal argument that asks for SIGUSR1 ahead of a job's time limit."""
-        conf = self.config["slurm"]
+        conf = self.typed.slurm
         env = {k: os.environ.get(f"MATCHFORGE_SLURM_{k.upper()}") for k in ("account", "cpu_partition", "gpu_partition")}
-        value = {k: conf.get(k) or env[k] for k in env}
-        value["signal"] = f"--signal=USR1@{conf['warn_signal_seconds']}" if conf["warn_signal_seconds"] else None
+        value = {k: getattr(conf, k) or env[k] for k in env}
+        value["signal"] = f"--signal=USR1@{conf.warn_signal_seconds}" if conf.warn_signal_seconds else None
         return value
 
     def cluster_resources(self, rules: Iterable[Any]) -> None:
@@ -231,6 +235,6 @@ def prepare(config: MutableMapping[str, Any], configfiles: Iterable[Any] = (), c
     os.environ[CONFIG_ARGS_ENV] = (" ".join(["--configfile", *map(shlex.quote, given)] + (["--replace-workflow-config"]
                                                                                         if replaced else []))
                                    if given else "")
-    validate_config(config)
+    typed = validate_config(config)
     check_references(config)
-    return Workflow(config, checkpoints)
+    return Workflow(config, checkpoints, typed)

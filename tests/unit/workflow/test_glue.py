@@ -204,11 +204,12 @@ def test_cluster_placement_by_gpu_request(monkeypatch):
 
 def test_scene_resources_come_from_the_photo_count_unless_the_scene_sets_them(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    wf = Workflow(demo_config(scenes__sacre_coeur__images=str(REPO / "resources" / "demo" / "sacre_coeur" / "images")))
+    images = str(REPO / "resources" / "demo" / "sacre_coeur" / "images")
+    wf = Workflow(demo_config(scenes__sacre_coeur__images=images))
     wc = SimpleNamespace(scene="sacre_coeur")
     assert wf.photos("sacre_coeur")[1] == 10 and len(wf.scene_photos(wc)) > 8
     assert wf.scene_resources("sfm", "runtime")(wc) == 33  # 10 photos (docs/slurm.md)
-    wf.config["scenes"]["sacre_coeur"]["resources"] = {"sfm": {"runtime": 720}}
+    wf = Workflow(demo_config(scenes__sacre_coeur__images=images, scenes__sacre_coeur__resources={"sfm": {"runtime": 720}}))
     assert wf.scene_resources("sfm", "runtime")(wc) == 720 and wf.scene_resources("sfm", "mem_mb")(wc) > 0
 
 
