@@ -10,7 +10,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import Field
 
 from matchforge.options import Options, extra
-from matchforge.limits import Batch, Count, SidePx, Width, Workers
+from matchforge.limits import MAX_WORKERS, Batch, Count, SidePx, Width, Workers
 from matchforge.evaluation.config import LoFTRTestset
 from matchforge.training.config import Engine
 
@@ -138,8 +138,10 @@ class LoFTRTrain(Engine):
         description="pairs drawn per scene-info file (one overlap bucket of one scene) per epoch, with replacement (the "
                     "official N_SAMPLES_PER_SUBSET; datasets.<d>.loftr.n_samples_per_subset is the same value for the "
                     "official code's config)")
-    num_workers: Workers = Field(4, ge=0,
-        description="data-loader worker processes; the job asks for num_workers + 1 CPU threads per training process")
+    num_workers: Annotated[int, Field(ge=0, le=MAX_WORKERS)] | Literal['auto'] = Field('auto',
+        description="data-loader worker processes per training process; auto = the CPUs the process may use less one, "
+                    "at most 8 (matchforge.training.options.loader_workers); the job asks for num_workers + 1 CPU "
+                    "threads per training process (auto: 9, capped by --cores locally, cpus-per-task on SLURM)")
     val_max_pairs: int | None = Field(None, description='validate on at most this many val pairs (null = all)')
     batch_size: Batch = Field(1, ge=1, description='pairs per GPU per step')
     canonical_lr: float = Field(0.008, gt=0, description='lr at canonical_bs; scaled linearly by the true batch size')

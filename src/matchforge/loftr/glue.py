@@ -11,6 +11,7 @@ from matchforge.conf import to_json
 from matchforge.config_schema import run_train
 from matchforge.evaluation.testsets import matching_options, testset_available
 from matchforge.loftr import PRETRAINED
+from matchforge.training.options import auto_threads
 from matchforge.workflow.base import Part, has, present, result_options, run_engine_options
 
 # What a LoFTR run trains on: passed to its training job with its options. The run's other keys (test sets, GPUs to
@@ -56,8 +57,9 @@ class LoFTRGlue(Part):
     def threads(self, wc: Any) -> int:
         """CPU threads of one training process: the main process and its ``num_workers`` data-loader workers
         (Snakemake sets OMP_NUM_THREADS to it; on SLURM it is each task's cpus-per-task). The demo runs
-        (num_workers 0) take one core each, so that two of them train side by side on 2 cores."""
-        return self.options(wc.run)["num_workers"] + 1
+        (num_workers 0) take one core each, so that two of them train side by side on 2 cores; ``auto`` asks for
+        as many as its workers may use (training.options.auto_threads)."""
+        return auto_threads(self.options(wc.run)["num_workers"])
 
     def gpus(self, wc: Any) -> int:
         return self.section.runs[wc.run].gpus

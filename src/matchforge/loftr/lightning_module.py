@@ -39,6 +39,7 @@ from matchforge.loftr.model import build_model, count_coarse_matches, forward, r
 from matchforge.loftr.supervision import coarse_supervision, fine_supervision
 from matchforge.loftr.config import LoFTRRunConfig
 from matchforge.training.engine import ResumableLoader, resume_position
+from matchforge.training.options import loader_workers
 
 log = logging.getLogger(__name__)
 
@@ -199,7 +200,7 @@ class PairDataModule(L.LightningDataModule):
         sampler = SceneBalancedSampler([r.scene for r in self.train_records], int(self.conf.n_samples_per_subset),
                                        replacement=True, shuffle=True, seed=int(self.conf.seed),
                                        rank=rank, world_size=world)
-        nw = int(self.conf.num_workers)
+        nw = loader_workers(self.conf.num_workers)
         batches = BatchSampler(sampler, int(self.conf.batch_size), drop_last=False)
         loader = ResumableLoader(ds, batches, num_workers=nw, pin_memory=torch.cuda.is_available(), persistent_workers=nw > 0,
                                  collate_fn=self._collate())
@@ -212,5 +213,5 @@ class PairDataModule(L.LightningDataModule):
         # duplicates are dropped when the ranks' results are gathered
         per_rank = math.ceil(len(records) / world)
         records = [records[(rank + k * world) % len(records)] for k in range(per_rank)] if records else []
-        return DataLoader(self._dataset(records), batch_size=1, shuffle=False, num_workers=int(self.conf.num_workers),
+        return DataLoader(self._dataset(records), batch_size=1, shuffle=False, num_workers=loader_workers(self.conf.num_workers),
                           collate_fn=self._collate())

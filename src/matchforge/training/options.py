@@ -34,3 +34,27 @@ def engine_options(conf: Mapping[str, Any]) -> dict[str, Any]:
         elif isinstance(v, Mapping) and (sub := engine_options(v)):
             out[k] = sub
     return out
+
+
+# "auto" data-loader workers: at most this many per training process. One worker reads a LoFTR pair (two images,
+# two depth maps) in 10-40 ms on one core (bench/loftr_loader.py); a few keep even a fast GPU step fed, more only
+# cost memory (each worker holds a copy of the dataset index and its prefetched batches).
+AUTO_MAX_WORKERS = 8
+
+
+def auto_threads(num_workers: int | str) -> int:
+    """CPU threads a training process asks for: itself and its loader workers (``"auto"``: as many as it may use)."""
+    return (AUTO_MAX_WORKERS if num_workers == "auto" else int(num_workers)) + 1
+
+
+def loader_workers(num_workers: int | str, cpus: int | None = None, processes: int | None = None) -> int:
+    """Data-loader workers of one training process: ``num_workers`` as given, or for ``"auto"`` the CPUs the process
+    may use (``cpus``: its affinity, which SLURM and Snakemake set; shared by the ``processes`` training processes of
+    its node: ``LOCAL_WORLD_SIZE`` under DDP) less one for the process itself, at most :data:`AUTO_MAX_WORKERS`."""
+    if num_workers != "auto":
+        return int(num_workers)
+    import os
+
+    cpus = cpus if cpus is not None else len(os.sched_getaffinity(0))
+    processes = processes if processes is not None else int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    return max(0, min(AUTO_MAX_WORKERS, cpus // max(1, processes) - 1))

@@ -94,6 +94,8 @@ def test_loftr_process_layout():
     wf = Workflow(demo_config(loftr__runs__demo_ds__train__devices=2, loftr__runs__demo_ds__train__num_nodes=3))
     assert (wf.loftr.tasks_per_node(wc), wf.loftr.nodes(wc), wf.loftr.mpi(wc)) == (2, 3, "srun")
     assert wf.loftr.batch(wc) == "1x2x3" and wf.loftr.threads(wc) == 1  # num_workers 0: the main process only
+    wf = Workflow(demo_config(loftr__train__num_workers="auto"))
+    assert wf.loftr.threads(wc) == 9  # auto: up to 8 workers and the process; the job uses what it is given
 
 
 def test_test_set_inputs_and_arguments(wf):
