@@ -111,8 +111,10 @@ class PoseScoring(Options):
 class PosePairs(PoseScoring):
     """What every LoFTR test set shares: the size the matcher sees, how images are resized, how many pairs."""
 
-    img_resize: SidePx | None = Field(640,
-        description="long side (px) LoFTR sees (840 for MegaDepth-1500, 640 for ScanNet-1500)")
+    img_resize: SidePx | None | Literal['run'] = Field('run',
+        description="long side (px) LoFTR sees (840 for MegaDepth-1500, 640 for ScanNet-1500); run = the evaluated run's "
+                    "training img_resize (the SIFT baseline: the smallest of the runs evaluated on the test set); null = "
+                    "the images' own size")
     pad: bool = Field(True, description='pad images to a square with masks (as the MegaDepth loader)')
     interpolation: Literal['linear', 'area'] = Field('linear',
         description="image resampling when resizing (linear = the official loaders)")

@@ -46,6 +46,9 @@ def main(testset: Mapping[str, Any], matcher_conf: Mapping[str, Any], out: str |
     from matchforge.evaluation.testsets import matching_options
 
     ts = matching_options(testset)
+    if ts.get("img_resize") == "run":
+        raise MatchforgeError(f"test set '{name}' has img_resize: run, which the workflow resolves to the evaluated run's "
+                              "training size", fix="give img_resize in pixels when matching by hand")
     records = records_of(ts, dataset_json, name)
     conf = dict(matcher_conf)
     if conf["name"] in ("loftr", "sift") and conf.get("img_resize") is None:

@@ -124,23 +124,40 @@ class LoFTRGlue(Part):
         init = self.options(wc.run)["init_weights"]
         if not init:
             return {}
-        if init in self.section.runs:
+        if init in self.section.runs and self._same_size(wc.testset, init, wc.run):
             return {"before": A.LOFTR_MATCHES.of(run=init, testset=wc.testset)}
         return {"before": A.LOFTR_INIT_MATCHES.of(run=wc.run, testset=wc.testset)}
 
+    def _same_size(self, testset: str, run: str, other: str) -> bool:
+        """Whether two runs match ``testset`` at the same size (so one's match file is the other's "before")."""
+        spec = self.section.testsets.get(testset)
+        return spec is None or spec.img_resize != "run" or self.testset_size(testset, run) == self.testset_size(testset, other)
+
     # --- evaluation ---------------------------------------------------------------------------------------
 
-    def testset_spec(self, name: str) -> dict[str, Any]:
-        """A test set LoFTR and the SIFT baseline are evaluated on: an entry of loftr.testsets or a localization set."""
+    def testset_size(self, name: str, run: str | None) -> int:
+        """The size a test set whose ``img_resize`` is ``run`` is matched at: the training ``img_resize`` of ``run``;
+        for the SIFT baseline (no run) the smallest of the runs evaluated on the test set."""
+        runs = [run] if run else [r for r, spec in self.section.runs.items() if name in spec.testsets] or self.runs
+        return int(min(self.options(r)["img_resize"] for r in runs))
+
+    def testset_spec(self, name: str, run: str | None = None) -> dict[str, Any]:
+        """A test set LoFTR and the SIFT baseline are evaluated on: an entry of loftr.testsets (its ``img_resize: run``
+        resolved for ``run``) or a localization set."""
         loc = self.wf.localization
-        return loc.spec(name) if name in loc.testsets else self.section.testsets[name].to_dict()
+        if name in loc.testsets:
+            return loc.spec(name)
+        spec = self.section.testsets[name].to_dict()
+        if spec["img_resize"] == "run":
+            spec["img_resize"] = self.testset_size(name, run)
+        return spec
 
     def testset_conf(self, wc: Any) -> str:
-        return to_json(self.testset_spec(wc.testset))
+        return to_json(self.testset_spec(wc.testset, getattr(wc, "run", None)))
 
     def matching_conf(self, wc: Any) -> str:
         """What matching a test set depends on (not its scoring options: editing those reruns only the scoring)."""
-        return to_json(matching_options(self.testset_spec(wc.testset)))
+        return to_json(matching_options(self.testset_spec(wc.testset, getattr(wc, "run", None))))
 
     def testset_inputs(self, wc: Any) -> dict[str, Any]:
         """dataset.json for test sets of type 'dataset' (and the scene's SfM for localization); nothing else is

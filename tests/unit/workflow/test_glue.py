@@ -118,6 +118,25 @@ def test_test_set_inputs_and_arguments(wf):
     assert wf.loftr.baseline_label() == "sift (mutual NN + ratio 0.8, 4096 kp)"
 
 
+def test_a_test_set_follows_the_size_of_the_run_it_evaluates():
+    """img_resize: run (the default) is the evaluated run's training size, written once; the SIFT baseline takes the
+    smallest of the runs evaluated on the test set; a fine-tune whose start matches at another size gets its own
+    "before" instead of the other run's match file."""
+    testsets = demo_config()["loftr"]["testsets"]
+    del testsets["demo_test"]["img_resize"]  # the default: run
+    wf = Workflow(demo_config(loftr__testsets=testsets, loftr__runs__demo_ot__train__img_resize=256))
+    size = {r: json.loads(wf.loftr.matching_conf(SimpleNamespace(run=r, testset="demo_test")))["img_resize"]
+            for r in ("demo_ds", "demo_ot", "demo_ds_ft")}
+    assert size == {"demo_ds": 320, "demo_ot": 256, "demo_ds_ft": 320}  # loftr.train's 320 unless the run sets its own
+    assert json.loads(wf.loftr.testset_conf(SimpleNamespace(testset="demo_test")))["img_resize"] == 256  # the baseline
+    assert json.loads(wf.loftr.matching_conf(SimpleNamespace(run="demo_ds", testset="reichstag")))["img_resize"] == 480
+    assert wf.loftr.before_matches(SimpleNamespace(run="demo_ds_ft", testset="demo_test")) == \
+        {"before": "results/eval/matches/loftr/demo_ds/demo_test.h5"}  # same size: demo_ds's own matches
+    wf = Workflow(demo_config(loftr__testsets=testsets, loftr__runs__demo_ds_ft__train__img_resize=256))
+    assert wf.loftr.before_matches(SimpleNamespace(run="demo_ds_ft", testset="demo_test")) == \
+        {"before": "results/eval/matches/loftr-init/demo_ds_ft/demo_test.h5"}  # 256 against demo_ds's 320
+
+
 def test_posfeat_run_options_and_test_sets(wf):
     conf = wf.posfeat.run_conf("demo")
     assert conf["model"]["arch"] == "resnet18" and conf["desc"]["steps"] == 4 and conf["init_weights"] is None
