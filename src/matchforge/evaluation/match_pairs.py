@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from matchforge.conf import load_conf
-from matchforge.evaluation.config import PosePairs
+from matchforge.evaluation.config import PosePairs, testset_of
 from matchforge.errors import MatchforgeError
 from matchforge.evaluation.relpose import match
 from matchforge.evaluation.testsets import homography_records, image_name, pose_records, testset_root
@@ -40,17 +40,28 @@ def records_of(testset: Mapping[str, Any], dataset_json: str | Path | None = Non
     return pose_records(testset, dataset_json, name)
 
 
+def trained_size(matcher_conf: Mapping[str, Any], name: str = "") -> int:
+    """The training ``img_resize`` of a LoFTR run's weights, from the ``model.json`` written beside them: what a test
+    set's ``img_resize: run`` means when it is matched by hand."""
+    weights = matcher_conf.get("weights") if matcher_conf.get("name") == "loftr" else None
+    record = Path(str(weights)).with_name("model.json") if weights else None
+    if record is not None and record.is_file():
+        return int(json.loads(record.read_text())["conf"]["img_resize"])
+    raise MatchforgeError(f"test set '{name or '--testset'}' has img_resize: run (the evaluated run's training size), "
+                          "and these weights have no model.json that records it",
+                          fix="give img_resize in pixels in the test set or the matcher")
+
+
 def main(testset: Mapping[str, Any], matcher_conf: Mapping[str, Any], out: str | Path,
          dataset_json: str | Path | None = None, name: str = "") -> dict[str, Any]:
     """Match the pairs of ``testset`` with the matcher of ``matcher_conf``; write ``out`` (.h5)."""
     from matchforge.evaluation.testsets import matching_options
 
-    ts = matching_options(testset)
-    if ts.get("img_resize") == "run":
-        raise MatchforgeError(f"test set '{name}' has img_resize: run, which the workflow resolves to the evaluated run's "
-                              "training size", fix="give img_resize in pixels when matching by hand")
-    records = records_of(ts, dataset_json, name)
+    ts = matching_options(testset_of(testset).to_dict())  # every default filled in, as the workflow's jobs get it
     conf = dict(matcher_conf)
+    if ts.get("img_resize") == "run":  # the workflow resolves it; by hand, the weights' record says it
+        ts["img_resize"] = conf.get("img_resize") or trained_size(conf, name)
+    records = records_of(ts, dataset_json, name)
     if conf["name"] in ("loftr", "sift") and conf.get("img_resize") is None:
         conf["img_resize"] = ts.get("img_resize")
     if conf["name"] == "loftr":
