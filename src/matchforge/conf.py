@@ -1,4 +1,5 @@
-"""Stage options: defaults from the config section, per-scene overrides merged on top.
+"""Plain options: a scene's stage options (the parsed section, the scene's overrides merged on top), canonical JSON,
+``--conf`` values, path spelling.
 
 The workflow passes each job its merged options as one JSON ``param`` (so editing one scene's
 options reruns only that scene's jobs); the CLI accepts the same JSON, or a YAML/JSON file.
@@ -45,16 +46,17 @@ def to_json(conf: Mapping[str, Any]) -> str:
     return json.dumps(conf, sort_keys=True, separators=(",", ":"))
 
 
-def load_conf(text_or_path: str | None, defaults: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Parse a ``--conf`` CLI value: inline JSON, or a path to a YAML/JSON file; merged over ``defaults``."""
+def load_conf(text_or_path: str | None, base: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Parse a ``--conf`` CLI value: inline JSON, or a path to a YAML/JSON file; merged over ``base`` (a training job's
+    result options under its engine options). Defaults come from the command's model, not from here."""
     if not text_or_path:
-        return deep_merge(defaults or {}, {})
+        return deep_merge(base or {}, {})
     text = text_or_path.strip()
     if text.startswith("{"):
         conf = json.loads(text)
     else:
         conf = yaml.safe_load(Path(text).read_text()) or {}
-    return deep_merge(defaults or {}, conf)
+    return deep_merge(base or {}, conf)
 
 
 CONFIG_FILES_ENV = "MATCHFORGE_CONFIGFILES"

@@ -1,4 +1,4 @@
-"""The typed run configs (matchforge.run_config): one place for every default, parsed once per job, and the files
+"""The typed config models (matchforge/<package>/config.py): one place for every default, parsed once per job, and the files
 generated from them (the schemas the workflow validates against, config/README.md's option tables)."""
 
 from __future__ import annotations

@@ -63,7 +63,7 @@ def main(image_dir: str | Path, names: Sequence[str], features: Callable[[str], 
     """Map ``names`` (images under ``image_dir``) from the given features; ``pairs`` default to all pairs.
 
     ``camera_mode``: COLMAP camera grouping of the images (posfeat.testsets' ``camera_mode``). ``sfm``: options of
-    the sfm stage that differ from its schema defaults (e.g. ``num_threads``). ``database``: an existing database holding these images and their cameras (an ETH benchmark dataset's),
+    the sfm stage that differ from its defaults (e.g. ``num_threads``). ``database``: an existing database holding these images and their cameras (an ETH benchmark dataset's),
     copied into ``work_dir``; else a fresh one is made. ``dense``: also run PatchMatch + fusion for the dense
     columns (None = when pycolmap has CUDA). ``work_dir`` receives ``database.db``, ``pairs.txt`` and
     ``sparse/<k>/``; it is recreated.

@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 
 def dataset_options(conf: Mapping[str, Any], shape: tuple[int, int]) -> dict[str, Any]:
     """``create_dataset`` keyword arguments for the compression settings in ``conf`` (``depth.h5`` options;
-    missing ones take the schema's defaults)."""
+    missing ones take the model's defaults, :class:`matchforge.depth.config.DepthH5`)."""
     conf = DepthH5.of(conf, "depth.h5").to_dict()
     comp = conf["compression"]
     if comp == "none":

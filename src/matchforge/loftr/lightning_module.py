@@ -48,7 +48,7 @@ VAL_SCORING = PoseScoring()
 
 
 def true_batch_size(conf: LoFTRRunConfig) -> int:
-    """Pairs per optimiser step over all processes. ``conf``: a run's options with the schema defaults filled
+    """Pairs per optimiser step over all processes. ``conf``: a run's options with the model defaults filled
     (:func:`matchforge.loftr.model.run_options`), as for every function here: no default is repeated."""
     devices = conf.devices
     n_dev = devices if isinstance(devices, int) and devices > 0 else max(torch.cuda.device_count(), 1)

@@ -277,7 +277,7 @@ def architecture_of(state: Mapping[str, torch.Tensor]) -> dict[str, Any]:
 def fit_architecture(known: Mapping[str, Any], conf: LoFTRRunConfig | Mapping[str, Any], where: str,
                      what: str) -> dict[str, Any]:
     """The architecture options of the weights ``what`` that the run must take: where ``conf`` leaves an
-    :data:`ARCHITECTURE` option at its schema default, the weights' value; where it sets another value that
+    :data:`ARCHITECTURE` option at its default, the weights' value; where it sets another value that
     differs from the weights', an error naming **every** such option at once.
 
     ``where``: the config path of the options (``loftr.runs.<run>.train``), ``what``: the weights (for the message).
@@ -303,7 +303,7 @@ def load_weights(weights: str, model_conf: Mapping[str, Any] | None = None, devi
     """An eval-mode LoFTR from a weights file or a kornia pretrained name (see :func:`read_weights`).
 
     Options come from the weights' source where it records them (matchforge files, kornia names),
-    else from ``model_conf`` (``thr`` of ``model_conf`` always wins), and schema defaults for the rest;
+    else from ``model_conf`` (``thr`` of ``model_conf`` always wins), and the model defaults for the rest;
     the architecture is read from the state dict.
     """
     state, known = read_weights(weights)
