@@ -25,7 +25,7 @@ import yaml
 from matchforge.conf import scene_conf
 from matchforge.depth import align, consistency
 from matchforge.io.depth import read_depth, write_depth
-from matchforge.config_schema import validate_config
+from matchforge.config_check import validate_config
 
 TARGET = 1.0
 REPO = Path(__file__).resolve().parents[1]

@@ -88,9 +88,9 @@ def main() -> int:
     parser.add_argument("--cells", type=float, nargs="+", default=[1, 2, 4, 8, 16])
     parser.add_argument("--errors", type=float, nargs="+", default=[1, 2, 4])
     args = parser.parse_args()
-    defaults = LocalizationTestset.defaults()
-    cells = sorted(set(args.cells) | {defaults["cell_px"]})
-    errors = sorted(set(args.errors) | {defaults["max_error_px"]})
+    defaults = LocalizationTestset.model_fields
+    cells = sorted(set(args.cells) | {defaults["cell_px"].default})
+    errors = sorted(set(args.errors) | {defaults["max_error_px"].default})
     with tempfile.TemporaryDirectory() as tmp:
         out = {"demo": demo(cells, errors, Path(tmp)), "reichstag": reichstag(cells, errors, Path(tmp))}
     missed = False

@@ -26,7 +26,7 @@ import yaml
 from matchforge.conf import scene_conf
 from matchforge.depth import align, consistency, predict, qa
 from matchforge.errors import MatchforgeError
-from matchforge.config_schema import validate_config
+from matchforge.config_check import validate_config
 
 REPO = Path(__file__).resolve().parents[1]
 SCENE = "sacre_coeur"

@@ -24,7 +24,7 @@ def demo_sfm(tmp_path_factory) -> Path:
         return Path(os.environ["MATCHFORGE_DEMO_SFM"])
     from matchforge.conf import scene_conf
     from matchforge.sfm.reconstruct import main as sfm_main
-    from matchforge.config_schema import validate_config
+    from matchforge.config_check import validate_config
     import yaml
 
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
@@ -55,7 +55,7 @@ def demo_dataset(demo_sfm, tmp_path_factory) -> Path:
     from matchforge.conf import scene_conf
     from matchforge.dataset import build, scene_info
     from matchforge.depth import align, consistency, predict
-    from matchforge.config_schema import validate_config
+    from matchforge.config_check import validate_config
 
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     validate_config(config)

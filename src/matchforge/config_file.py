@@ -1,6 +1,6 @@
 """The typed config file: the scenes, then one section per stage, each typed by the model beside its code.
 
-Parsed once at planning (:func:`matchforge.config_schema.validate_config`); ``SECTIONS`` lists what
+Parsed once at planning (:func:`matchforge.config_check.validate_config`); ``SECTIONS`` lists what
 ``matchforge config-docs`` exports as ``src/matchforge/schemas/<name>.schema.yaml``.
 """
 
@@ -91,7 +91,7 @@ def _section(model: type, stage: str) -> Any:
 
 class ConfigFile(Options):
     """matchforge configuration: the scenes, then one section per stage. Parsed once at planning into this model
-    (:func:`matchforge.config_schema.validate_config`), which fills every default; a section left empty takes all
+    (:func:`matchforge.config_check.validate_config`), which fills every default; a section left empty takes all
     of its defaults."""
 
     scenes: dict[str, Scene] = Field(

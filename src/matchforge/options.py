@@ -89,18 +89,6 @@ class Options(BaseModel):
         keys = {info.alias or name for name, info in cls.model_fields.items()}
         return cls.of({k: v for k, v in (conf or {}).items() if k in keys}, where)
 
-    @classmethod
-    def defaults(cls) -> dict[str, Any]:
-        """Every option of this model that has a default, as plain options (required options and those the config
-        leaves absent when unset are not in it)."""
-        out = {}
-        for name, info in cls.model_fields.items():
-            if info.is_required() or getattr(info.json_schema_extra, "unset", False):
-                continue
-            value = info.get_default(call_default_factory=True)
-            out[info.alias or name] = value.to_dict() if isinstance(value, Options) else to_jsonable_python(value)
-        return out
-
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able options (config key names), e.g. for a job's params, a run's identity or a model's
         metadata; an option the config leaves absent when unset (see :func:`extra`) is left out when None, at every

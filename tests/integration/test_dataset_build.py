@@ -26,7 +26,7 @@ SCENE = "sacre_coeur"
 
 
 def _config() -> dict:
-    from matchforge.config_schema import validate_config
+    from matchforge.config_check import validate_config
 
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     validate_config(config)

@@ -21,7 +21,7 @@ def test_demo_image_scaled_by_half_again_is_filtered_the_others_kept(demo_sfm, d
     import yaml
 
     from matchforge.conf import scene_conf
-    from matchforge.config_schema import validate_config
+    from matchforge.config_check import validate_config
 
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     validate_config(config)

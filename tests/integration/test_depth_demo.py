@@ -18,7 +18,7 @@ from matchforge.depth.rawpng import read_raw
 from matchforge.depth.sparse import densify
 from matchforge.depth.transfer import depth_at_observations, summarize, track_transfer
 from matchforge.io.colmap import load_scene
-from matchforge.config_schema import validate_config
+from matchforge.config_check import validate_config
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ from testkit import REPO
 def test_mvs_depth_on_the_demo_scene(demo_sfm, tmp_path):
     from matchforge.conf import scene_conf
     from matchforge.depth import align, consistency, predict, qa
-    from matchforge.config_schema import validate_config
+    from matchforge.config_check import validate_config
 
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     validate_config(config)

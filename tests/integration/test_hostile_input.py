@@ -118,7 +118,7 @@ def test_a_yaml_alias_bomb_in_the_config_is_refused_in_seconds_under_a_memory_li
     (tmp_path / "bomb.yaml").write_text(text)
     res = run_limited(f"""
         import json, time, yaml
-        from matchforge.config_schema import validate_config
+        from matchforge.config_check import validate_config
         from matchforge.errors import MatchforgeError
         config = yaml.safe_load(open({str(tmp_path / 'bomb.yaml')!r}))
         t = time.time()

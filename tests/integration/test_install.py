@@ -37,7 +37,7 @@ def installed(tmp_path_factory):
 
 def test_installed_package_has_its_schemas_and_every_command(installed):
     tmp, env = installed
-    code = ("from matchforge.config_schema import SCHEMA_DIR; from matchforge.config_file import ConfigFile; "
+    code = ("from matchforge.config_check import SCHEMA_DIR; from matchforge.config_file import ConfigFile; "
             "c = ConfigFile.of({'scenes': {}}); print(SCHEMA_DIR); print(c.sfm.mapping_threads, c.depth.backend)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp)
     assert out.returncode == 0, out.stderr[-3000:]

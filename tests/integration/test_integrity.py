@@ -163,7 +163,7 @@ def test_damaged_depth_file_fails_the_job_with_the_rebuild_command(demo_sfm, dem
     victim.write_bytes(victim.read_bytes()[:2000])
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     from matchforge.conf import scene_conf
-    from matchforge.config_schema import validate_config
+    from matchforge.config_check import validate_config
 
     validate_config(config)
     with pytest.raises(MatchforgeError) as err:

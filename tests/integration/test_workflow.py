@@ -74,7 +74,7 @@ def test_a_bad_entry_fails_only_the_jobs_that_need_it(tmp_path):
     assert "scenes.bad.colmap.sparse" in log and "nope/sparse" in log and "Fix:" in log and "Traceback" not in log
 
     # the command the loftr_train job runs, with the run's options: the message names the key and the choices
-    from matchforge.config_schema import validate_config
+    from matchforge.config_check import validate_config
 
     validate_config(config)
     rc = {"dataset": "d", **config["loftr"]["runs"]["typo"]["train"]}

@@ -25,7 +25,7 @@ def test_planning_parses_the_config_once_into_its_typed_form(tmp_path, monkeypat
     with its defaults; a scene's overrides are checked merged over their section."""
     import json
 
-    from matchforge.config_schema import validate_config
+    from matchforge.config_check import validate_config
     from matchforge.config_file import ConfigFile
 
     monkeypatch.chdir(tmp_path)

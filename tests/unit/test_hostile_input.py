@@ -162,7 +162,7 @@ def test_a_garbage_vocabulary_is_named_before_colmap_aborts(tmp_path):
 def test_odd_names_end_in_one_line_naming_the_key(scenes, message):
     """A numeric scene name used to end in a traceback from a regular expression; a 300-character one in Snakemake's
     PeriodicWildcardError."""
-    from matchforge.config_schema import validate_config
+    from matchforge.config_check import validate_config
 
     with pytest.raises(MatchforgeError, match=re.escape(message)):
         validate_config({"scenes": scenes, "datasets": {}})
@@ -211,7 +211,7 @@ def test_a_config_value_past_its_limit_ends_in_one_line_naming_the_key(path, val
     machine) inside a job; a nested value's message repeated all of it."""
     import yaml
 
-    from matchforge.config_schema import check_references, validate_config
+    from matchforge.config_check import check_references, validate_config
 
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     *parents, key = path.split(".")

@@ -50,7 +50,7 @@ def test_names_and_keys_inside_runs_get_the_short_message():
     """One name rule for every scene, dataset, run and test set of every family (they become folders under
     results/), and unknown keys at any depth, inside runs and their sections too, with the closest name.
     (The Snakefile prints exactly this message and stops: test_config_mistakes_get_a_short_message_naming_the_file.)"""
-    from matchforge.config_schema import check_references, validate_config
+    from matchforge.config_check import check_references, validate_config
 
     cases = [
         ({"loftr": {"runs": {"r": {"dataset": "d", "train": {"num_worker": 2}}}}}, "unknown config key 'loftr.runs.r.train.num_worker' (did you mean 'num_workers'?)"),

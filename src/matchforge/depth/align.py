@@ -24,6 +24,7 @@ import numpy as np
 from tqdm import tqdm
 
 from matchforge.conf import load_conf
+from matchforge.depth.config import DepthH5
 from matchforge.depth.common import load_sfm, depth_options
 from matchforge.depth.fit import Fit, apply_fit, fit_inverse_affine, fit_scale, holdout_mask, sample_nearest
 from matchforge.io.depth import check_size, write_depth
@@ -62,6 +63,7 @@ def main(conf: Mapping[str, Any], sfm_dir: str | Path, raw_dir: str | Path, h5_d
     """Align every raw map of the scene in ``sfm_dir`` and write H5 files and the report; returns the report."""
     conf = depth_options(conf)
     aconf, hconf = conf["align"], conf["h5"]
+    h5 = DepthH5.of(hconf, "depth.h5")  # parsed once for every map written
     model = load_sfm(sfm_dir, scene)
     raw_dir, h5_dir = Path(raw_dir), Path(h5_dir)
     h5_dir.mkdir(parents=True, exist_ok=True)
@@ -93,12 +95,12 @@ def main(conf: Mapping[str, Any], sfm_dir: str | Path, raw_dir: str | Path, h5_d
                 images[view.stem] = entry
                 continue
         out = h5_dir / f"{view.stem}.h5"
-        if not check_size(depth.shape, hconf, scene=scene, path=out):
+        if not check_size(depth.shape, h5, scene=scene, path=out):
             entry["status"] = "oversize_skipped"
             oversize.append(view.stem)
             images[view.stem] = entry
             continue
-        write_depth(out, depth, hconf, units="sfm", kind=meta["kind"], fit_model=fit.model, a=fit.a, b=fit.b)
+        write_depth(out, depth, h5, units="sfm", kind=meta["kind"], fit_model=fit.model, a=fit.a, b=fit.b)
         entry["valid_fraction"] = float((depth > 0).mean())
         images[view.stem] = entry
     report = {"scene": scene, "kinds": sorted(kinds), "num_images": len(images),

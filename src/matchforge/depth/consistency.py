@@ -35,6 +35,7 @@ import numpy as np
 from tqdm import tqdm
 
 from matchforge.conf import load_conf
+from matchforge.depth.config import DepthH5
 from matchforge.depth.common import load_sfm, depth_options
 from matchforge.errors import MatchforgeError
 from matchforge.io.colmap import Scene, View
@@ -96,6 +97,7 @@ def main(conf: Mapping[str, Any], sfm_dir: str | Path, aligned_dir: str | Path, 
     """Filter every aligned depth map of the scene in ``sfm_dir``; writes ``h5_dir`` and the report."""
     conf = depth_options(conf)
     cconf, hconf = conf["consistency"], conf["h5"]
+    h5 = DepthH5.of(hconf, "depth.h5")  # parsed once for every map written
     model = load_sfm(sfm_dir, scene)
     aligned_dir, h5_dir = Path(aligned_dir), Path(h5_dir)
     h5_dir.mkdir(parents=True, exist_ok=True)
@@ -123,7 +125,7 @@ def main(conf: Mapping[str, Any], sfm_dir: str | Path, aligned_dir: str | Path, 
         else:
             out = depth
         after = float((out > 0).mean())
-        write_depth(h5_dir / f"{view.stem}.h5", out, hconf, units="sfm", consistency_filtered=bool(cconf["enabled"]))
+        write_depth(h5_dir / f"{view.stem}.h5", out, h5, units="sfm", consistency_filtered=bool(cconf["enabled"]))
         images[view.stem] = {"retained": after / before if before > 0 else 0.0, "valid_before": before,
                              "valid_after": after, "neighbours": [model.views[n].stem for n in neighbours[name]]}
         # neighbours are re-read from the cache while they are someone's neighbour; keep memory bounded

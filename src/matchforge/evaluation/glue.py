@@ -25,15 +25,10 @@ class LocalizationGlue(Part):
         if self.testsets[name].type == "aachen":
             return {"type": "localization", **ts}
         scene = ts["scene"] or self.wf.typed.datasets.root[ts["dataset"]].scenes[0]
-        retrieved = {"query_pairs": self.pairs(name)} if ts["retrieval"] == "visual" else {}
+        retrieved = {"query_pairs": A.LOCALIZATION_PAIRS.of(testset=name)} if ts["retrieval"] == "visual" else {}
         return {"type": "localization", "dataset": A.DATASET.of(dataset=ts["dataset"]), "sfm": A.SFM.of(scene=scene),
                 "scene": scene, "metres_per_unit": self.wf.typed.scenes[scene].metres_per_unit,
                 **{k: v for k, v in ts.items() if k not in ("dataset", "scene")}, **retrieved}
-
-    @staticmethod
-    def pairs(name: str) -> str:
-        """The retrieved query pairs of an own-scene localization test set (rule localization_pairs)."""
-        return A.LOCALIZATION_PAIRS.of(testset=name)
 
     def inputs(self, name: str) -> dict[str, Any]:
         spec = self.spec(name)

@@ -40,16 +40,23 @@ def records_of(testset: Mapping[str, Any], dataset_json: str | Path | None = Non
     return pose_records(testset, dataset_json, name)
 
 
-def trained_size(matcher_conf: Mapping[str, Any], name: str = "") -> int:
-    """The training ``img_resize`` of a LoFTR run's weights, from the ``model.json`` written beside them: what a test
-    set's ``img_resize: run`` means when it is matched by hand."""
+def run_options(matcher_conf: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The options of the LoFTR run whose weights ``matcher_conf`` loads, from the ``model.json`` written beside them
+    (None for a kornia name, another matcher, or weights without one)."""
     weights = matcher_conf.get("weights") if matcher_conf.get("name") == "loftr" else None
     record = Path(str(weights)).with_name("model.json") if weights else None
-    if record is not None and record.is_file():
-        return int(json.loads(record.read_text())["conf"]["img_resize"])
+    return json.loads(record.read_text()).get("conf") if record is not None and record.is_file() else None
+
+
+def trained_size(matcher_conf: Mapping[str, Any], name: str = "", options: Mapping[str, Any] | None = None) -> int:
+    """The training ``img_resize`` of a LoFTR run's weights (``options``: :func:`run_options`, read when not given):
+    what a test set's ``img_resize: run`` means when it is matched by hand."""
+    options = options if options is not None else run_options(matcher_conf)
+    if options is not None:
+        return int(options["img_resize"])
     raise MatchforgeError(f"test set '{name or '--testset'}' has img_resize: run (the evaluated run's training size), "
-                          "and these weights have no model.json that records it",
-                          fix="give img_resize in pixels in the test set or the matcher")
+                          "and these weights have no model.json that records it (a run writes one beside its weights.pt)",
+                          path=matcher_conf.get("weights"), fix="give img_resize in pixels in the test set or the matcher")
 
 
 def main(testset: Mapping[str, Any], matcher_conf: Mapping[str, Any], out: str | Path,
@@ -59,16 +66,17 @@ def main(testset: Mapping[str, Any], matcher_conf: Mapping[str, Any], out: str |
 
     ts = matching_options(testset_of(testset).to_dict())  # every default filled in, as the workflow's jobs get it
     conf = dict(matcher_conf)
+    trained = run_options(conf)
     if ts.get("img_resize") == "run":  # the workflow resolves it; by hand, the weights' record says it
-        ts["img_resize"] = conf.get("img_resize") or trained_size(conf, name)
+        ts["img_resize"] = conf.get("img_resize") or trained_size(conf, name, trained)
     records = records_of(ts, dataset_json, name)
     if conf["name"] in ("loftr", "sift") and conf.get("img_resize") is None:
         conf["img_resize"] = ts.get("img_resize")
     if conf["name"] == "loftr":
-        sizing = PosePairs.of({k: ts[k] for k in ("pad", "interpolation") if k in ts})  # posfeat/localization sets give neither
+        sizing = PosePairs.pick(ts, "--testset")  # posfeat/localization sets give no pad or interpolation: defaults
         conf.update(pad=sizing.pad, interpolation=sizing.interpolation)
-        if conf.get("model_conf") is None and Path(str(conf["weights"])).with_name("model.json").is_file():
-            conf["model_conf"] = json.loads(Path(str(conf["weights"])).with_name("model.json").read_text()).get("conf")
+        if conf.get("model_conf") is None and trained is not None:
+            conf["model_conf"] = trained
     if conf["name"] == "features":
         root = testset_root(ts, dataset_json)
         conf["name_of"] = lambda p: image_name(p, root)

@@ -86,6 +86,7 @@ def main(spec: Mapping[str, Any], out: str | Path) -> list[tuple[str, str]]:
     from matchforge.evaluation.localization import split_images
     from matchforge.io.aachen import write_pairs
 
+    # the job's params hold only what retrieval depends on (wf.localization.pairs_conf), without the type
     spec = LocalizationJob.of({**spec, "type": "localization"}, "localization pairs").to_dict()
     database, queries = split_images(spec)
     out = Path(out)

@@ -39,41 +39,39 @@ log = logging.getLogger(__name__)
 
 
 
-def dataset_options(conf: Mapping[str, Any], shape: tuple[int, int]) -> dict[str, Any]:
-    """``create_dataset`` keyword arguments for the compression settings in ``conf`` (``depth.h5`` options;
-    missing ones take the model's defaults, :class:`matchforge.depth.config.DepthH5`)."""
-    conf = DepthH5.of(conf, "depth.h5").to_dict()
-    comp = conf["compression"]
+def dataset_options(conf: DepthH5 | Mapping[str, Any] | None, shape: tuple[int, int]) -> dict[str, Any]:
+    """``create_dataset`` keyword arguments for the compression settings in ``conf`` (``depth.h5`` options, parsed
+    by :class:`matchforge.depth.config.DepthH5` unless they already are: missing ones take its defaults)."""
+    conf = DepthH5.of(conf, "depth.h5")
+    comp = conf.compression
     if comp == "none":
         return {}
-    chunk = int(conf["chunk"])
-    opts: dict[str, Any] = {"chunks": (min(chunk, shape[0]), min(chunk, shape[1])),
-                            "shuffle": bool(conf["shuffle"])}
+    opts: dict[str, Any] = {"chunks": (min(conf.chunk, shape[0]), min(conf.chunk, shape[1])), "shuffle": conf.shuffle}
     if comp == "lzf":
         opts["compression"] = "lzf"
     elif comp == "fast_deflate":
         opts.update(compression="gzip", shuffle=True, fillvalue=np.float32(0))
     elif comp == "gzip":
         opts["compression"] = "gzip"
-        opts["compression_opts"] = int(conf["gzip_level"])
+        opts["compression_opts"] = conf.gzip_level
     else:
         raise ValueError(f"unknown compression {comp!r} (fast_deflate, lzf, gzip, none)")
     return opts
 
 
-def check_size(shape: tuple[int, int], conf: Mapping[str, Any], *, scene: str | None = None,
+def check_size(shape: tuple[int, int], conf: DepthH5 | Mapping[str, Any] | None, *, scene: str | None = None,
                path: str | Path | None = None) -> bool:
     """Apply the ``oversize`` policy to a depth map of ``shape``; True = write it, False = skip it.
 
     ``error`` raises (default: LoFTR's loader would assert at training time), ``allow`` writes it and
     warns (raise LoFTR's ``MGDPT_DEPTH_PAD`` accordingly), ``skip`` writes nothing.
     """
-    conf = DepthH5.of(conf, "depth.h5").to_dict()
-    limit = int(conf["max_long_side"])
+    conf = DepthH5.of(conf, "depth.h5")
+    limit = conf.max_long_side
     long_side = max(shape)
     if limit <= 0 or long_side <= limit:
         return True
-    policy = conf["oversize"]
+    policy = conf.oversize
     if policy == "allow":
         log.warning("%s: depth map is %dx%d, longer than %d px; upstream LoFTR pads depth to %d px and will "
                     "assert unless MGDPT_DEPTH_PAD is raised", path, shape[1], shape[0], limit, limit)
@@ -90,19 +88,20 @@ def check_size(shape: tuple[int, int], conf: Mapping[str, Any], *, scene: str | 
             "or set depth.h5.oversize to 'allow' (and raise LoFTR's MGDPT_DEPTH_PAD) or 'skip'")
 
 
-def write_depth(path: str | Path, depth: np.ndarray, conf: Mapping[str, Any] | None = None,
+def write_depth(path: str | Path, depth: np.ndarray, conf: DepthH5 | Mapping[str, Any] | None = None,
                 **attrs: Any) -> None:
-    """Write ``depth`` (H x W, SfM units, 0 or NaN = invalid) as float32 dataset ``depth``."""
-    conf = DepthH5.of(conf, "depth.h5").to_dict()
+    """Write ``depth`` (H x W, SfM units, 0 or NaN = invalid) as float32 dataset ``depth`` (``conf``: the ``depth.h5``
+    options; a caller writing many maps parses them once into a :class:`~matchforge.depth.config.DepthH5`)."""
+    conf = DepthH5.of(conf, "depth.h5")
     d = np.ascontiguousarray(depth, dtype=np.float32)
     bad = ~np.isfinite(d) | (d < 0)
     if bad.any():
         d = np.where(bad, np.float32(0), d)
     opts = dataset_options(conf, d.shape)
     with atomic_path(path, "depth H5") as tmp, h5py.File(tmp, "w") as f:
-        if conf["compression"] == "fast_deflate":
+        if conf.compression == "fast_deflate":
             ds = f.create_dataset("depth", shape=d.shape, dtype=np.float32, **opts)
-            _write_chunks_fast(ds, d, opts["chunks"], int(conf["threads"]))
+            _write_chunks_fast(ds, d, opts["chunks"], conf.threads)
         else:
             ds = f.create_dataset("depth", data=d, **opts)
         for key, value in attrs.items():

@@ -8,16 +8,17 @@ from typing import Any
 
 from matchforge import artifacts as A
 from matchforge.conf import to_json
-from matchforge.config_schema import run_train
+from matchforge.config_check import run_train
 from matchforge.evaluation.testsets import matching_options, testset_available
 from matchforge.loftr import PRETRAINED
-from matchforge.training.options import auto_threads
+from matchforge.loftr.config import LoFTRData
+from matchforge.training.options import process_threads
 from matchforge.workflow.base import Part, has, present, result_options, run_engine_options
 
-# What a LoFTR run trains on: passed to its training job with its options. The run's other keys (test sets, GPUs to
-# reserve) are the workflow's own; engine options (training.options.NOT_RESULT_OPTIONS) reach the job as a
-# resource. Editing either retrains nothing.
-DATA_KEYS = ("dataset", "megadepth", "scannet")
+# What a LoFTR run trains on (its LoFTRData options): passed to its training job with its options. The run's other
+# keys (test sets, GPUs to reserve) are the workflow's own; engine options (training.options.NOT_RESULT_OPTIONS)
+# reach the job as a resource. Editing either retrains nothing.
+DATA_KEYS = tuple(LoFTRData.model_fields)
 
 
 class LoFTRGlue(Part):
@@ -58,8 +59,8 @@ class LoFTRGlue(Part):
         """CPU threads of one training process: the main process and its ``num_workers`` data-loader workers
         (Snakemake sets OMP_NUM_THREADS to it; on SLURM it is each task's cpus-per-task). The demo runs
         (num_workers 0) take one core each, so that two of them train side by side on 2 cores; ``auto`` asks for
-        as many as its workers may use (training.options.auto_threads)."""
-        return auto_threads(self.options(wc.run)["num_workers"])
+        as many as its workers may use (training.options.process_threads)."""
+        return process_threads(self.options(wc.run)["num_workers"])
 
     def gpus(self, wc: Any) -> int:
         return self.section.runs[wc.run].gpus

@@ -89,7 +89,7 @@ def initial_weights(conf: LoFTRRunConfig, run: str) -> tuple[dict[str, Any], LoF
     and ``temp_bug_fix`` is set to what the weights were trained with where their source records it."""
     from matchforge.loftr import PRETRAINED
     from matchforge.loftr.model import fit_architecture, read_weights
-    from matchforge.config_schema import require_config_path
+    from matchforge.config_check import require_config_path
 
     if conf.init_weights not in PRETRAINED:
         require_config_path(conf.init_weights, f"loftr.runs.{run}.train.init_weights", "the initial weights",

@@ -24,7 +24,7 @@ import torch
 
 from matchforge.conf import load_conf
 from matchforge.errors import MatchforgeError
-from matchforge.config_schema import require_config_path
+from matchforge.config_check import require_config_path
 from matchforge.dataset.indices import PairRecord
 from matchforge.posfeat.data import PairDataset, StepBatchSampler, pairs_from_caps, pairs_from_dataset
 from matchforge.geometry.epipolar import fundamental_from_poses

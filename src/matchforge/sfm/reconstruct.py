@@ -25,7 +25,7 @@ from PIL import Image
 
 from matchforge.conf import load_conf
 from matchforge.errors import MatchforgeError
-from matchforge.config_schema import require_config_path
+from matchforge.config_check import require_config_path
 from matchforge.sfm.config import SfMSection
 from matchforge.sfm.inputs import StagedImages, require_folder, skipped_summary, stage_images
 from matchforge.io.files import not_regular

@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from matchforge.conf import load_conf
 from matchforge.errors import MatchforgeError
-from matchforge.config_schema import require_config_path
+from matchforge.config_check import require_config_path
 from matchforge.shiftfocal.config import ShiftFocalData, ShiftFocalSource
 from matchforge.geometry.camera import vfov_deg
 from matchforge.shiftfocal.readers import Item, iter_source, resize_item

@@ -8,7 +8,7 @@ from typing import Any
 
 from matchforge import artifacts as A
 from matchforge.conf import deep_merge, to_json
-from matchforge.config_schema import run_train
+from matchforge.config_check import run_train
 from matchforge.workflow.base import Part, present, result_options, run_engine_options
 
 

@@ -24,7 +24,7 @@ import torch
 
 from matchforge.conf import load_conf
 from matchforge.errors import MatchforgeError
-from matchforge.config_schema import require_config_path
+from matchforge.config_check import require_config_path
 from matchforge.shiftfocal.model import ModelConfig, build_model, flush_denormals
 from matchforge.shiftfocal.recover import load_model
 from matchforge.shiftfocal.sampling import DataItem, Sample, list_items, make_sample

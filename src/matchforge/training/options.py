@@ -42,7 +42,7 @@ def engine_options(conf: Mapping[str, Any]) -> dict[str, Any]:
 AUTO_MAX_WORKERS = 8
 
 
-def auto_threads(num_workers: int | str) -> int:
+def process_threads(num_workers: int | str) -> int:
     """CPU threads a training process asks for: itself and its loader workers (``"auto"``: as many as it may use)."""
     return (AUTO_MAX_WORKERS if num_workers == "auto" else int(num_workers)) + 1
 

@@ -14,7 +14,7 @@ from typing import Any, Callable, Iterable, Mapping, MutableMapping
 
 from matchforge.conf import CONFIG_ARGS_ENV, CONFIG_FILES_ENV, scene_conf, to_json
 from matchforge.config_file import ConfigFile
-from matchforge.config_schema import check_references, validate_config
+from matchforge.config_check import check_references, validate_config
 from matchforge.dataset.glue import DatasetGlue
 from matchforge.depth.glue import DepthGlue
 from matchforge.errors import MatchforgeError
@@ -224,7 +224,7 @@ def prepare(config: MutableMapping[str, Any], configfiles: Iterable[Any] = (), c
     """The workflow of Snakemake's ``config``: the ``matchforge`` command on PATH, the config file names for the
     jobs' messages (``settings``, Snakemake's config settings: with ``--replace-workflow-config`` only the files
     given on the command line are in use) and the arguments that select them for suggested commands, the config
-    parsed once into its typed form (:func:`matchforge.config_schema.validate_config`: defaults from the models,
+    parsed once into its typed form (:func:`matchforge.config_check.validate_config`: defaults from the models,
     unknown keys with the closest name, names) and its cross-references checked; the first
     problem raises one MatchforgeError."""
     command_on_path()

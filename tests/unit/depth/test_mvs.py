@@ -17,7 +17,7 @@ def _config(**depth) -> dict:
 
 def test_cpu_pycolmap_refuses_the_mvs_backend_before_anything_runs(tmp_path):
     from matchforge.depth import predict
-    from matchforge.config_schema import check_references, validate_config
+    from matchforge.config_check import check_references, validate_config
 
     config = _config()
     validate_config(config)

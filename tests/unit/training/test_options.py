@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from matchforge.loftr.config import LoFTRTrain
-from matchforge.training.options import AUTO_MAX_WORKERS, auto_threads, loader_workers
+from matchforge.training.options import AUTO_MAX_WORKERS, process_threads, loader_workers
 
 
 def test_auto_workers_follow_the_cpus_of_the_process_and_its_node_share():
@@ -20,5 +20,5 @@ def test_auto_workers_follow_the_cpus_of_the_process_and_its_node_share():
 
 
 def test_a_training_job_asks_for_the_threads_its_workers_use():
-    assert auto_threads(0) == 1 and auto_threads(4) == 5
-    assert auto_threads("auto") == AUTO_MAX_WORKERS + 1  # Snakemake caps it at --cores, SLURM gives cpus-per-task
+    assert process_threads(0) == 1 and process_threads(4) == 5
+    assert process_threads("auto") == AUTO_MAX_WORKERS + 1  # Snakemake caps it at --cores, SLURM gives cpus-per-task

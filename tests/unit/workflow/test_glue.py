@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from testkit import REPO
-from matchforge.config_schema import validate_config
+from matchforge.config_check import validate_config
 from matchforge.workflow.base import one_of
 from matchforge.workflow.glue import Workflow
 

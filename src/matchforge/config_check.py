@@ -117,14 +117,6 @@ def validate_config(config: MutableMapping[str, Any]) -> "ConfigFile":
     return typed
 
 
-def section_models() -> dict[str, Any]:
-    """Config section -> its typed model (matchforge/<package>/config.py), which its schema file is
-    generated from."""
-    from matchforge.config_file import SECTIONS
-
-    return dict(SECTIONS)
-
-
 def check_references(config: Mapping[str, Any]) -> None:
     """Cross-references of a validated config (names that must exist elsewhere in it), and the merged options
     of PoSFeat and shift/focal runs; the first problem raises one MatchforgeError naming the key and the fix.
@@ -170,11 +162,11 @@ def check_references(config: Mapping[str, Any]) -> None:
 
 def _check_loftr(loftr: Mapping[str, Any], datasets: Mapping[str, Any]) -> None:
     from matchforge.loftr import PRETRAINED
-    from matchforge.loftr.config import LoFTRTrain
+    from matchforge.loftr.config import LoFTRData, LoFTRTrain
 
     for run, rc in loftr["runs"].items():
         where = f"loftr.runs.{run}"
-        if sum(bool(rc.get(k)) for k in ("dataset", "megadepth", "scannet")) != 1:
+        if sum(bool(rc.get(k)) for k in LoFTRData.model_fields) != 1:
             raise MatchforgeError(f"loftr run '{run}' needs exactly one of `dataset` (a matchforge dataset), `megadepth` "
                                   "and `scannet` (LoFTR's official indices)", fix=f"set one of them under {where}")
         if rc.get("dataset") and rc["dataset"] not in datasets:
